@@ -260,10 +260,12 @@ LogicalResult verifyAttentionParts(Operation *op, ShapeChecker &shapes,
         "needs the query heads n_h = {} to be a multiple of the key/value "
         "heads n_kv = {}",
         *nh, *nkv));
-  if (o.getType() != q.getType())
-    return op->emitOpError(fmt::format(
-        "result 'o' must have the type of 'q' ({}), but has {}",
-        typeString(q.getType()), typeString(o.getType())));
+  Type qElement = cast<RankedTensorType>(q.getType()).getElementType();
+  if (failed(shapes.check(
+          o, "o", {"B", "L", "n_h", "d_k"},
+          [&](Type t) { return t == qElement; },
+          fmt::format("the element type of 'q' ({})", typeString(qElement)))))
+    return failure();
   if (failed(shapes.check(lse, "lse", {"B", "L", "n_h"}, isF32, "f32")))
     return failure();
   if (!scoreMod.empty()) {

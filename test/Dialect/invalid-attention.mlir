@@ -68,10 +68,21 @@ func.func @output_gate_shape(%q: tensor<1x8x4x16xf32>, %k: tensor<1x8x2x16xf32>,
 
 func.func @output_type(%q: tensor<1x8x4x16xbf16>, %k: tensor<1x8x4x16xbf16>, %v: tensor<1x8x4x16xbf16>,
                        %i: tensor<1x8x4xi32>, %c: tensor<1x8xi32>) {
-  // expected-error @+1 {{result 'o' must have the type of 'q' (tensor<1x8x4x16xbf16>), but has tensor<1x8x4x16xf32>}}
+  // expected-error @+1 {{'o' must have the element type of 'q' (bf16) elements, but got f32}}
   %o, %lse = gsa.sparse_attention %q, %k, %v select(%i, %c)
       : (tensor<1x8x4x16xbf16>, tensor<1x8x4x16xbf16>, tensor<1x8x4x16xbf16>, tensor<1x8x4xi32>, tensor<1x8xi32>)
         -> (tensor<1x8x4x16xf32>, tensor<1x8x4xf32>)
+  return
+}
+
+// -----
+
+func.func @output_shape(%q: tensor<1x8x4x16xf32>, %k: tensor<1x8x4x16xf32>, %v: tensor<1x8x4x16xf32>,
+                        %i: tensor<1x8x4xi32>, %c: tensor<1x8xi32>) {
+  // expected-error @+1 {{'o' dim 3 (d_k) is 8, but 'q' dim 3 (d_k) is 16}}
+  %o, %lse = gsa.sparse_attention %q, %k, %v select(%i, %c)
+      : (tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4xi32>, tensor<1x8xi32>)
+        -> (tensor<1x8x4x8xf32>, tensor<1x8x4xf32>)
   return
 }
 

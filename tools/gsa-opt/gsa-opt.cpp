@@ -5,24 +5,40 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "gsa/Dialect/GSADialect.h"
+#include "gsa/Conversion/Passes.h"
+#include "gsa/InitAll.h"
 #include "gsa/Transforms/Passes.h"
 
-#include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/Func/IR/FuncOps.h"
-#include "mlir/Dialect/Math/IR/Math.h"
-#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
+#include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Dialect/Arith/Transforms/Passes.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
 #include "mlir/Transforms/Passes.h"
 
 int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
-  registry.insert<gsa::GSADialect, mlir::arith::ArithDialect,
-                  mlir::func::FuncDialect, mlir::math::MathDialect,
-                  mlir::tensor::TensorDialect>();
+  gsa::registerCompilerDialects(registry);
+  // The project's passes and pipelines.
   gsa::registerGSAPasses();
+  gsa::registerCPUPipeline();
+  // The upstream passes the pipelines are made of, so each stage can be run
+  // and inspected on its own.
   mlir::registerTransformsPasses();
+  mlir::bufferization::registerBufferizationPasses();
+  mlir::bufferization::registerBufferizationPipelines();
+  mlir::memref::registerMemRefPasses();
+  mlir::arith::registerArithPasses();
+  mlir::registerArithToLLVMConversionPass();
+  mlir::registerConvertBufferizationToMemRefPass();
+  mlir::registerConvertControlFlowToLLVMPass();
+  mlir::registerConvertFuncToLLVMPass();
+  mlir::registerConvertMathToLLVMPass();
+  mlir::registerFinalizeMemRefToLLVMConversionPass();
+  mlir::registerReconcileUnrealizedCastsPass();
+  mlir::registerSCFToControlFlowPass();
   return mlir::asMainReturnCode(
       mlir::MlirOptMain(argc, argv, "gsa optimizer driver\n", registry));
 }

@@ -1,0 +1,124 @@
+//===- Runtime.h - compile gsa programs per shape and run them --*- C++ -*-===//
+//
+// The runtime compiles a gsa program on first use for one specialisation
+// (entry function, input dtypes and shapes, backend) and caches the kernel,
+// so later calls with the same shapes only run it. The CPU backend JIT
+// compiles through MLIR's ExecutionEngine; the GPU backend (issue 4) will sit
+// behind the same interface.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef GSA_RUNTIME_RUNTIME_H
+#define GSA_RUNTIME_RUNTIME_H
+
+#include "gsa/Runtime/Tensor.h"
+
+#include "llvm/Support/Error.h"
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace gsa::runtime {
+
+enum class Backend { CPU };
+
+/// One tensor in a function signature: dtype and shape (-1 = dynamic).
+struct TensorSpec {
+  DType dtype;
+  std::vector<int64_t> shape;
+  std::string toString() const;
+};
+
+/// What a runtime check before each run must verify about an input.
+struct InputCheck {
+  enum Kind {
+    /// A running variance read as V_bar in inference mode: must be finite
+    /// and positive (SPEC 2: a zero or missing V_run is an error).
+    PositiveReferenceVariance,
+  };
+  Kind kind;
+  unsigned argument;
+};
+
+/// A compiled, shape-specialised program.
+class Kernel {
+public:
+  virtual ~Kernel();
+
+  llvm::ArrayRef<TensorSpec> inputs() const { return inputs_; }
+  llvm::ArrayRef<TensorSpec> results() const { return results_; }
+  /// A short name for each input: the operand of the gsa op that reads it
+  /// ("q", "ki", "running_var", ...) or "arg<N>".
+  llvm::ArrayRef<std::string> inputNames() const { return inputNames_; }
+
+  /// Runs the kernel. Inputs must match `inputs()` exactly (dtype and
+  /// shape); results are returned as new host tensors.
+  virtual llvm::Expected<std::vector<Tensor>>
+  run(llvm::ArrayRef<const Tensor *> inputs) = 0;
+
+protected:
+  /// Checks inputs against the specialisation and the input checks.
+  llvm::Error validate(llvm::ArrayRef<const Tensor *> inputs) const;
+
+  std::vector<TensorSpec> inputs_, results_;
+  std::vector<std::string> inputNames_;
+  std::vector<InputCheck> checks_;
+};
+
+struct CacheStats {
+  uint64_t hits = 0;
+  uint64_t misses = 0;
+};
+
+struct CompileOptions {
+  /// Entry function; empty = the module's only public function.
+  std::string entry;
+  Backend backend = Backend::CPU;
+  /// Optimisation level of the generated code (0-3).
+  unsigned optLevel = 2;
+};
+
+class Runtime {
+public:
+  Runtime();
+  ~Runtime();
+
+  /// Compiles `program` (MLIR text) for inputs of exactly `inputs`, or
+  /// returns the cached kernel of that specialisation. Errors name the
+  /// argument and the expected versus actual value.
+  llvm::Expected<std::shared_ptr<Kernel>>
+  compile(llvm::StringRef program, llvm::ArrayRef<TensorSpec> inputs,
+          const CompileOptions &options = {});
+
+  /// Convenience: compile for the inputs' shapes, then run.
+  llvm::Expected<std::vector<Tensor>>
+  run(llvm::StringRef program, llvm::ArrayRef<const Tensor *> inputs,
+      const CompileOptions &options = {});
+
+  CacheStats cacheStats() const;
+
+  /// The arguments of `entry` in `program`: the name of the gsa operand
+  /// each feeds ("q", "running_var", ... or "arg<N>") and its declared type
+  /// (dynamic dims as -1), to make inputs for it.
+  struct Argument {
+    std::string name;
+    TensorSpec spec;
+  };
+  static llvm::Expected<std::vector<Argument>>
+  signature(llvm::StringRef program, llvm::StringRef entry = "");
+
+  /// Compiler version folded into every cache key.
+  static llvm::StringRef version();
+
+private:
+  mutable std::mutex mutex_;
+  std::unordered_map<std::string, std::shared_ptr<Kernel>> cache_;
+  CacheStats stats_;
+};
+
+} // namespace gsa::runtime
+
+#endif // GSA_RUNTIME_RUNTIME_H

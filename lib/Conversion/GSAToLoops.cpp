@@ -1,0 +1,741 @@
+//===- GSAToLoops.cpp - the CPU reference lowering of the gsa ops ---------===//
+//
+// Each fused op becomes plain loop nests on memrefs that follow SPEC.md to
+// the letter. This is the ground truth for the GPU kernels and the path CI
+// runs, so it favours obviousness over speed: one output element per loop
+// iteration, f32 accumulation (f64 for the selection statistics), and the
+// user's regions inlined exactly where SPEC applies them.
+//
+//===----------------------------------------------------------------------===//
+
+#include "gsa/Conversion/Passes.h"
+#include "gsa/Dialect/GSADialect.h"
+#include "gsa/Transforms/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/IR/PatternMatch.h"
+
+#include <limits>
+
+namespace gsa {
+#define GEN_PASS_DEF_CONVERTGSATOLOOPS
+#include "gsa/Dialect/GSAPasses.h.inc"
+} // namespace gsa
+
+using namespace mlir;
+using namespace gsa;
+
+namespace {
+
+//===----------------------------------------------------------------------===//
+// Emitter: scalar and loop building blocks
+//===----------------------------------------------------------------------===//
+
+/// Builds the scalar loop code of the lowerings. Every helper emits at the
+/// builder's insertion point.
+class Emitter {
+public:
+  Emitter(OpBuilder &b, Location loc) : b(b), loc(loc) {}
+
+  OpBuilder &builder() { return b; }
+  Location location() { return loc; }
+
+  Value index(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
+  Value f32(double v) {
+    return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v));
+  }
+  Value f64(double v) {
+    return arith::ConstantOp::create(b, loc, b.getF64FloatAttr(v));
+  }
+  Value i32(int64_t v) {
+    return arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v));
+  }
+
+  Value dim(Value memref, int64_t i) {
+    return memref::DimOp::create(b, loc, memref, i);
+  }
+  Value load(Value memref, ValueRange ivs) {
+    return memref::LoadOp::create(b, loc, memref, ivs);
+  }
+  /// Loads an element and extends it to f32, the compute type.
+  Value loadF32(Value memref, ValueRange ivs) {
+    return toF32(load(memref, ivs));
+  }
+  Value toF32(Value v) {
+    if (v.getType().isF32())
+      return v;
+    return arith::ExtFOp::create(b, loc, b.getF32Type(), v);
+  }
+  Value f32ToF64(Value v) {
+    return arith::ExtFOp::create(b, loc, b.getF64Type(), v);
+  }
+  /// Stores an f32 value, rounding it to the memref's element type.
+  void storeF32(Value v, Value memref, ValueRange ivs) {
+    Type elem = cast<MemRefType>(memref.getType()).getElementType();
+    if (elem != v.getType())
+      v = arith::TruncFOp::create(b, loc, elem, v);
+    memref::StoreOp::create(b, loc, v, memref, ivs);
+  }
+  void store(Value v, Value memref, ValueRange ivs) {
+    memref::StoreOp::create(b, loc, v, memref, ivs);
+  }
+
+  Value add(Value x, Value y) {
+    if (isa<FloatType>(x.getType()))
+      return arith::AddFOp::create(b, loc, x, y);
+    return arith::AddIOp::create(b, loc, x, y);
+  }
+  Value sub(Value x, Value y) {
+    if (isa<FloatType>(x.getType()))
+      return arith::SubFOp::create(b, loc, x, y);
+    return arith::SubIOp::create(b, loc, x, y);
+  }
+  Value mul(Value x, Value y) {
+    if (isa<FloatType>(x.getType()))
+      return arith::MulFOp::create(b, loc, x, y);
+    return arith::MulIOp::create(b, loc, x, y);
+  }
+  Value div(Value x, Value y) {
+    if (isa<FloatType>(x.getType()))
+      return arith::DivFOp::create(b, loc, x, y);
+    return arith::DivUIOp::create(b, loc, x, y);
+  }
+  Value exp(Value x) { return math::ExpOp::create(b, loc, x); }
+  Value select(Value c, Value x, Value y) {
+    return arith::SelectOp::create(b, loc, c, x, y);
+  }
+  Value cmpf(arith::CmpFPredicate p, Value x, Value y) {
+    return arith::CmpFOp::create(b, loc, p, x, y);
+  }
+  Value cmpi(arith::CmpIPredicate p, Value x, Value y) {
+    return arith::CmpIOp::create(b, loc, p, x, y);
+  }
+  Value andi(Value x, Value y) { return arith::AndIOp::create(b, loc, x, y); }
+  Value ori(Value x, Value y) { return arith::OrIOp::create(b, loc, x, y); }
+  Value indexToF64(Value i) {
+    Value i64 = arith::IndexCastOp::create(b, loc, b.getI64Type(), i);
+    return arith::SIToFPOp::create(b, loc, b.getF64Type(), i64);
+  }
+  Value indexToF32(Value i) {
+    Value i64 = arith::IndexCastOp::create(b, loc, b.getI64Type(), i);
+    return arith::SIToFPOp::create(b, loc, b.getF32Type(), i64);
+  }
+  Value indexToI32(Value i) {
+    return arith::IndexCastOp::create(b, loc, b.getI32Type(), i);
+  }
+  Value i32ToIndex(Value i) {
+    return arith::IndexCastOp::create(b, loc, b.getIndexType(), i);
+  }
+  /// sigmoid(x) as the op, lowered with every other gsa.sigmoid below.
+  Value sigmoid(Value x) { return SigmoidOp::create(b, loc, x); }
+
+  /// `for iv in [lb, ub)` with no loop-carried values.
+  void loop(Value lb, Value ub, function_ref<void(Value)> body) {
+    scf::ForOp::create(b, loc, lb, ub, index(1), ValueRange{},
+                       [&](OpBuilder &nested, Location, Value iv, ValueRange) {
+                         OpBuilder::InsertionGuard guard(b);
+                         b.setInsertionPoint(nested.getInsertionBlock(),
+                                             nested.getInsertionPoint());
+                         body(iv);
+                         scf::YieldOp::create(b, loc);
+                       });
+  }
+
+  /// `for iv in [lb, ub)` carrying `inits`; `body` returns the next values.
+  SmallVector<Value>
+  loopCarry(Value lb, Value ub, ValueRange inits,
+            function_ref<SmallVector<Value>(Value, ValueRange)> body) {
+    auto forOp = scf::ForOp::create(
+        b, loc, lb, ub, index(1), inits,
+        [&](OpBuilder &nested, Location, Value iv, ValueRange carried) {
+          OpBuilder::InsertionGuard guard(b);
+          b.setInsertionPoint(nested.getInsertionBlock(),
+                              nested.getInsertionPoint());
+          SmallVector<Value> next = body(iv, carried);
+          scf::YieldOp::create(b, loc, next);
+        });
+    return SmallVector<Value>(forOp.getResults());
+  }
+
+  /// `sum_{iv in [lb, ub)} term(iv)` starting from `init`.
+  Value sum(Value lb, Value ub, Value init, function_ref<Value(Value)> term) {
+    return loopCarry(lb, ub, init, [&](Value iv, ValueRange acc) {
+             return SmallVector<Value>{add(acc[0], term(iv))};
+           })[0];
+  }
+
+  /// Number of iv in [lb, ub) for which `pred(iv)` holds, as index.
+  Value count(Value lb, Value ub, function_ref<Value(Value)> pred) {
+    return loopCarry(lb, ub, index(0), [&](Value iv, ValueRange acc) {
+             Value next = add(acc[0], index(1));
+             return SmallVector<Value>{select(pred(iv), next, acc[0])};
+           })[0];
+  }
+
+  void ifThen(Value cond, function_ref<void()> then) {
+    scf::IfOp::create(b, loc, cond, [&](OpBuilder &nested, Location) {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPoint(nested.getInsertionBlock(),
+                          nested.getInsertionPoint());
+      then();
+      scf::YieldOp::create(b, loc);
+    });
+  }
+
+  SmallVector<Value> ifElse(Value cond,
+                            function_ref<SmallVector<Value>()> thenFn,
+                            function_ref<SmallVector<Value>()> elseFn) {
+    auto ifOp = scf::IfOp::create(
+        b, loc, cond,
+        [&](OpBuilder &nested, Location) {
+          OpBuilder::InsertionGuard guard(b);
+          b.setInsertionPoint(nested.getInsertionBlock(),
+                              nested.getInsertionPoint());
+          scf::YieldOp::create(b, loc, thenFn());
+        },
+        [&](OpBuilder &nested, Location) {
+          OpBuilder::InsertionGuard guard(b);
+          b.setInsertionPoint(nested.getInsertionBlock(),
+                              nested.getInsertionPoint());
+          scf::YieldOp::create(b, loc, elseFn());
+        });
+    return SmallVector<Value>(ifOp.getResults());
+  }
+
+  /// Inlines a gsa scalar region at the insertion point and returns the
+  /// value it yields. Regions are isolated from above, so every value they
+  /// use is a block argument or defined inside.
+  Value inlineRegion(Region &region, ValueRange args) {
+    Block &block = region.front();
+    IRMapping mapping;
+    for (auto [arg, value] : llvm::zip(block.getArguments(), args))
+      mapping.map(arg, value);
+    for (Operation &op : block.without_terminator())
+      b.clone(op, mapping);
+    auto yield = cast<YieldOp>(block.getTerminator());
+    return mapping.lookupOrDefault(yield.getValues().front());
+  }
+
+  /// The operand as a memref (identity layout) for the loops to read.
+  Value toBuffer(Value tensor) {
+    auto type = cast<RankedTensorType>(tensor.getType());
+    auto memrefType = MemRefType::get(type.getShape(), type.getElementType());
+    return bufferization::ToBufferOp::create(b, loc, memrefType, tensor,
+                                             /*read_only=*/true);
+  }
+
+  /// Allocates the buffer of a result of type `type`; `sizes` gives the
+  /// value of every dimension (used where the type's dimension is dynamic).
+  Value alloc(RankedTensorType type, ArrayRef<Value> sizes) {
+    auto memrefType = MemRefType::get(type.getShape(), type.getElementType());
+    SmallVector<Value> dynamic;
+    for (auto [i, size] : llvm::enumerate(type.getShape()))
+      if (ShapedType::isDynamic(size))
+        dynamic.push_back(sizes[i]);
+    return memref::AllocOp::create(b, loc, memrefType, dynamic);
+  }
+  /// A temporary of the given element type and sizes. It is not freed
+  /// here: the buffer-deallocation pipeline that follows bufferization
+  /// frees every buffer that does not escape (and rejects explicit frees).
+  Value allocTemp(Type elem, ArrayRef<Value> sizes) {
+    SmallVector<int64_t> shape(sizes.size(), ShapedType::kDynamic);
+    return memref::AllocOp::create(b, loc, MemRefType::get(shape, elem),
+                                   sizes);
+  }
+
+  Value toTensor(Value memref, Type tensorType) {
+    return bufferization::ToTensorOp::create(b, loc, tensorType, memref,
+                                             /*restrict=*/true,
+                                             /*writable=*/true);
+  }
+
+  /// The scale attribute, else 1 / sqrt(dimension) computed from the
+  /// (possibly dynamic) dimension.
+  Value scaleOr(std::optional<APFloat> attr, Value dimension) {
+    if (attr)
+      return f32(attr->convertToFloat());
+    Value d = indexToF32(dimension);
+    Value root = math::SqrtOp::create(b, loc, d);
+    return arith::DivFOp::create(b, loc, f32(1.0), root);
+  }
+
+private:
+  OpBuilder &b;
+  Location loc;
+};
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+//===----------------------------------------------------------------------===//
+// gsa.indexer
+//===----------------------------------------------------------------------===//
+
+void lowerIndexer(IndexerOp op, IRRewriter &rewriter) {
+  rewriter.setInsertionPoint(op);
+  Emitter e(rewriter, op.getLoc());
+  Value qi = e.toBuffer(op.getQi());
+  Value ki = e.toBuffer(op.getKi());
+  Value wi = op.getWi() ? e.toBuffer(op.getWi()) : Value();
+  Value bi = op.getBi() ? e.toBuffer(op.getBi()) : Value();
+  Value B = e.dim(qi, 0);
+  Value L = e.dim(qi, 1);
+  Value H = e.dim(qi, 2);
+  Value D = e.dim(qi, 3);
+  Value scale = e.scaleOr(op.getScale(), D);
+  Value zero = e.index(0);
+  Value one = e.index(1);
+  Value negInf = e.f32(-kInf);
+
+  Value scores = e.alloc(op.getScores().getType(), {B, L, L});
+  // The head weights of one query row, computed once per row.
+  Value weights = e.allocTemp(e.builder().getF32Type(), {H});
+
+  e.loop(zero, B, [&](Value b) {
+    e.loop(zero, L, [&](Value t) {
+      e.loop(zero, H, [&](Value j) {
+        Value w = e.f32(1.0);
+        if (wi) {
+          Value raw = e.loadF32(wi, {b, t, j});
+          w = e.inlineRegion(op.getWeighting(), {raw, j});
+        }
+        e.store(w, weights, {j});
+      });
+      Value visibleEnd = e.add(t, one);
+      e.loop(zero, visibleEnd, [&](Value s) {
+        Value score = e.sum(zero, H, e.f32(0.0), [&](Value j) {
+          Value dot = e.sum(zero, D, e.f32(0.0), [&](Value d) {
+            Value x = e.loadF32(qi, {b, t, j, d});
+            Value y = e.loadF32(ki, {b, s, d});
+            return e.mul(x, y);
+          });
+          Value x = e.mul(scale, dot);
+          if (bi)
+            x = e.add(x, e.loadF32(bi, {j}));
+          Value act = e.inlineRegion(op.getActivation(), {x, j});
+          Value w = e.load(weights, {j});
+          return e.mul(w, act);
+        });
+        e.store(score, scores, {b, t, s});
+      });
+      // Causal mask: positions after t are never candidates.
+      e.loop(visibleEnd, L, [&](Value s) { e.store(negInf, scores, {b, t, s}); });
+    });
+  });
+  rewriter.replaceOp(op, e.toTensor(scores, op.getScores().getType()));
+}
+
+//===----------------------------------------------------------------------===//
+// gsa.adaptive_topk
+//===----------------------------------------------------------------------===//
+
+/// Maps an f32 to an i32 whose unsigned order is the float order
+/// (-inf < ... < -0 < +0 < ... < +inf): flip every bit of negatives, only
+/// the sign bit of the rest.
+Value orderKey(Emitter &e, Value f) {
+  OpBuilder &b = e.builder();
+  Location loc = e.location();
+  Value bits = arith::BitcastOp::create(b, loc, b.getI32Type(), f);
+  Value sign = arith::ShRSIOp::create(b, loc, bits, e.i32(31));
+  Value mask = e.ori(sign, e.i32(std::numeric_limits<int32_t>::min()));
+  return arith::XOrIOp::create(b, loc, bits, mask);
+}
+
+/// The budget k_t (index) of one row from its statistics, per SPEC 2.
+Value rowBudget(Emitter &e, AdaptiveTopKOp op, Value mean, Value var,
+                Value vBar, Value t) {
+  int64_t kBase = op.getKBase(), kMin = op.getKMin(), kMax = op.getKMax();
+  Value budget; // the real k_base * r_t, in f64
+  switch (op.getPolicy()) {
+  case SelectionPolicy::fixed:
+    budget = e.f64(double(kBase));
+    break;
+  case SelectionPolicy::inverse: {
+    // var_t = 0 is the most uncertain row: k_max, whatever V_bar is.
+    Value ratio = e.div(vBar, var);
+    Value isZero = e.cmpf(arith::CmpFPredicate::OEQ, var, e.f64(0.0));
+    Value scaled = e.mul(e.f64(double(kBase)), ratio);
+    budget = e.select(isZero, e.f64(kInf), scaled);
+    break;
+  }
+  case SelectionPolicy::proportional: {
+    Value ratio = e.div(var, vBar);
+    Value isZero = e.cmpf(arith::CmpFPredicate::OEQ, var, e.f64(0.0));
+    Value scaled = e.mul(e.f64(double(kBase)), ratio);
+    budget = e.select(isZero, e.f64(-kInf), scaled);
+    break;
+  }
+  case SelectionPolicy::custom: {
+    OpBuilder &b = e.builder();
+    Location loc = e.location();
+    auto toF32 = [&](Value v) {
+      return arith::TruncFOp::create(b, loc, b.getF32Type(), v).getResult();
+    };
+    Value mean32 = toF32(mean);
+    Value var32 = toF32(var);
+    Value vBar32 = toF32(vBar);
+    Value yielded =
+        e.inlineRegion(op.getPolicyFn(), {mean32, var32, vBar32, t});
+    budget = e.f32ToF64(yielded);
+    break;
+  }
+  }
+  // floor, clamp to [k_min, k_max] (in float, so +-inf clamp cleanly); a
+  // NaN budget from a user policy gives k_max.
+  OpBuilder &b = e.builder();
+  Location loc = e.location();
+  Value floored = math::FloorOp::create(b, loc, budget);
+  Value lo = e.f64(double(kMin));
+  Value hi = e.f64(double(kMax));
+  Value raised = arith::MaximumFOp::create(b, loc, floored, lo);
+  Value clamped = arith::MinimumFOp::create(b, loc, raised, hi);
+  Value isNaN = e.cmpf(arith::CmpFPredicate::UNO, budget, budget);
+  clamped = e.select(isNaN, hi, clamped);
+  Value k64 = arith::FPToSIOp::create(b, loc, b.getI64Type(), clamped);
+  return arith::IndexCastOp::create(b, loc, b.getIndexType(), k64);
+}
+
+void lowerAdaptiveTopK(AdaptiveTopKOp op, IRRewriter &rewriter) {
+  rewriter.setInsertionPoint(op);
+  Emitter e(rewriter, op.getLoc());
+  OpBuilder &b = e.builder();
+  Location loc = op.getLoc();
+  Value scores = e.toBuffer(op.getScores());
+  Value runningVar =
+      op.getRunningVar() ? e.toBuffer(op.getRunningVar()) : Value();
+  Value B = e.dim(scores, 0);
+  Value L = e.dim(scores, 1);
+  Value K = e.index(op.getKMax());
+  Value zero = e.index(0);
+  Value one = e.index(1);
+  Type f64 = b.getF64Type();
+
+  Value indices = e.alloc(op.getIndices().getType(), {B, L, K});
+  Value counts = e.alloc(op.getCounts().getType(), {B, L});
+  Value means = e.allocTemp(f64, {B, L});
+  Value vars = e.allocTemp(f64, {B, L});
+
+  // Pass 1: mean and population variance of every row (two-pass, in f64).
+  e.loop(zero, B, [&](Value bi) {
+    e.loop(zero, L, [&](Value t) {
+      Value n = e.add(t, one);
+      Value nf = e.indexToF64(n);
+      Value total = e.sum(zero, n, e.f64(0.0), [&](Value s) {
+        return e.f32ToF64(e.load(scores, {bi, t, s}));
+      });
+      Value mean = e.div(total, nf);
+      Value squares = e.sum(zero, n, e.f64(0.0), [&](Value s) {
+        Value dev = e.sub(e.f32ToF64(e.load(scores, {bi, t, s})), mean);
+        return e.mul(dev, dev);
+      });
+      e.store(mean, means, {bi, t});
+      Value var = e.div(squares, nf);
+      e.store(var, vars, {bi, t});
+    });
+  });
+
+  // The reference variance: the batch's own mean in training mode, the
+  // running value in inference mode.
+  Value vBar;
+  if (op.getTraining()) {
+    Value total = e.sum(zero, B, e.f64(0.0), [&](Value bi) {
+      return e.sum(zero, L, e.f64(0.0),
+                   [&](Value t) { return e.load(vars, {bi, t}); });
+    });
+    Value rows = e.indexToF64(e.mul(B, L));
+    vBar = e.div(total, rows);
+  } else if (runningVar) {
+    vBar = e.f32ToF64(e.load(runningVar, {}));
+  } else {
+    vBar = e.f64(0.0); // policy fixed: V_bar is never read
+  }
+
+  Value newRunningVar;
+  if (op.getNewRunningVar()) {
+    // V_run <- m V_run + (1 - m) V_bar; the first update (V_run == 0) sets it.
+    double m = op.getMomentumOrDefault();
+    Value old = e.f32ToF64(e.load(runningVar, {}));
+    Value keep = e.mul(e.f64(m), old);
+    Value blend = e.mul(e.f64(1.0 - m), vBar);
+    Value blended = e.add(keep, blend);
+    Value first = e.cmpf(arith::CmpFPredicate::OEQ, old, e.f64(0.0));
+    Value updated = e.select(first, vBar, blended);
+    newRunningVar = memref::AllocOp::create(
+        b, loc, MemRefType::get({}, b.getF32Type()), ValueRange{});
+    e.store(arith::TruncFOp::create(b, loc, b.getF32Type(), updated),
+            newRunningVar, {});
+  }
+
+  // Pass 2: budget and selection of every row.
+  Value minusOne = e.i32(-1);
+  e.loop(zero, B, [&](Value bi) {
+    e.loop(zero, L, [&](Value t) {
+      Value n = e.add(t, one);
+      Value mean = e.load(means, {bi, t});
+      Value var = e.load(vars, {bi, t});
+      Value budget = rowBudget(e, op, mean, var, vBar, t);
+      Value k = arith::MinUIOp::create(b, loc, budget, n);
+      e.store(e.indexToI32(k), counts, {bi, t});
+      auto keyAt = [&](Value s) {
+        return orderKey(e, e.load(scores, {bi, t, s}));
+      };
+
+      Value all = e.cmpi(arith::CmpIPredicate::eq, k, n);
+      Value written = e.ifElse(
+          all,
+          [&]() -> SmallVector<Value> {
+            // Every visible position is selected.
+            e.loop(zero, n, [&](Value s) {
+              e.store(e.indexToI32(s), indices, {bi, t, s});
+            });
+            return {n};
+          },
+          [&]() -> SmallVector<Value> {
+            // T = the largest key with #{key >= T} >= k: the k-th largest
+            // score, found bit by bit from the most significant.
+            Value bits = e.index(32);
+            Value noBits = e.i32(0);
+            Value threshold = e.loopCarry(
+                zero, bits, noBits,
+                [&](Value bit, ValueRange prefix) -> SmallVector<Value> {
+                  Value shift = e.indexToI32(e.sub(e.index(31), bit));
+                  Value bitValue =
+                      arith::ShLIOp::create(b, loc, e.i32(1), shift);
+                  Value candidate = e.ori(prefix[0], bitValue);
+                  Value atLeast = e.count(zero, n, [&](Value s) {
+                    return e.cmpi(arith::CmpIPredicate::uge, keyAt(s),
+                                  candidate);
+                  });
+                  Value enough =
+                      e.cmpi(arith::CmpIPredicate::uge, atLeast, k);
+                  return {e.select(enough, candidate, prefix[0])};
+                })[0];
+            // All keys above T are in; of those equal to T, the `need`
+            // largest positions are (ties go to the more recent position).
+            Value above = e.count(zero, n, [&](Value s) {
+              return e.cmpi(arith::CmpIPredicate::ugt, keyAt(s), threshold);
+            });
+            Value need = e.sub(k, above);
+            Value cut = e.loopCarry(
+                zero, n, ValueRange{zero, n},
+                [&](Value i, ValueRange carried) -> SmallVector<Value> {
+                  Value last = e.sub(n, one);
+                  Value s = e.sub(last, i);
+                  Value isTie =
+                      e.cmpi(arith::CmpIPredicate::eq, keyAt(s), threshold);
+                  Value wanted =
+                      e.cmpi(arith::CmpIPredicate::ult, carried[0], need);
+                  Value take = e.andi(isTie, wanted);
+                  Value found = e.add(carried[0], one);
+                  Value nextFound = e.select(take, found, carried[0]);
+                  Value nextCut = e.select(take, s, carried[1]);
+                  return {nextFound, nextCut};
+                })[1];
+            // Write the selected positions in ascending order.
+            return {e.loopCarry(
+                zero, n, zero,
+                [&](Value s, ValueRange pos) -> SmallVector<Value> {
+                  Value key = keyAt(s);
+                  Value isAbove =
+                      e.cmpi(arith::CmpIPredicate::ugt, key, threshold);
+                  Value isTie =
+                      e.cmpi(arith::CmpIPredicate::eq, key, threshold);
+                  Value pastCut = e.cmpi(arith::CmpIPredicate::uge, s, cut);
+                  Value isTakenTie = e.andi(isTie, pastCut);
+                  Value selected = e.ori(isAbove, isTakenTie);
+                  e.ifThen(selected, [&]() {
+                    e.store(e.indexToI32(s), indices, {bi, t, pos[0]});
+                  });
+                  Value next = e.add(pos[0], one);
+                  return {e.select(selected, next, pos[0])};
+                })[0]};
+          })[0];
+      // Pad the rest of the row with -1.
+      e.loop(written, K, [&](Value j) { e.store(minusOne, indices, {bi, t, j}); });
+    });
+  });
+
+  SmallVector<Value> results;
+  results.push_back(e.toTensor(indices, op.getIndices().getType()));
+  results.push_back(e.toTensor(counts, op.getCounts().getType()));
+  if (newRunningVar)
+    results.push_back(
+        e.toTensor(newRunningVar, op.getNewRunningVar().getType()));
+  rewriter.replaceOp(op, results);
+}
+
+//===----------------------------------------------------------------------===//
+// gsa.sparse_attention
+//===----------------------------------------------------------------------===//
+
+void lowerSparseAttention(SparseAttentionOp op, IRRewriter &rewriter) {
+  rewriter.setInsertionPoint(op);
+  Emitter e(rewriter, op.getLoc());
+  OpBuilder &b = e.builder();
+  Location loc = op.getLoc();
+  Value q = e.toBuffer(op.getQ());
+  Value k = e.toBuffer(op.getK());
+  Value v = e.toBuffer(op.getV());
+  Value indices = e.toBuffer(op.getIndices());
+  Value counts = e.toBuffer(op.getCounts());
+  Value gv = op.getValueGate() ? e.toBuffer(op.getValueGate()) : Value();
+  Value go = op.getOutputGate() ? e.toBuffer(op.getOutputGate()) : Value();
+  Value B = e.dim(q, 0);
+  Value L = e.dim(q, 1);
+  Value NH = e.dim(q, 2);
+  Value D = e.dim(q, 3);
+  Value NKV = e.dim(k, 2);
+  Value K = e.dim(indices, 2);
+  Value group = arith::DivUIOp::create(b, loc, NH, NKV);
+  Value scale = e.scaleOr(op.getScale(), D);
+  Value zero = e.index(0);
+  bool hasScoreMod = !op.getScoreMod().empty();
+
+  Value out = e.alloc(op.getO().getType(), {B, L, NH, D});
+  Value lse = e.alloc(op.getLse().getType(), {B, L, NH});
+  Value acc = e.allocTemp(b.getF32Type(), {D});
+
+  e.loop(zero, B, [&](Value bi) {
+    e.loop(zero, L, [&](Value t) {
+      // counts outside [0, K] are clamped to it.
+      Value rawCount = e.i32ToIndex(e.load(counts, {bi, t}));
+      Value capped = arith::MinSIOp::create(b, loc, rawCount, K);
+      Value count = arith::MaxSIOp::create(b, loc, capped, zero);
+      e.loop(zero, NH, [&](Value h) {
+        Value kvh = arith::DivUIOp::create(b, loc, h, group);
+        e.loop(zero, D, [&](Value d) { e.store(e.f32(0.0), acc, {d}); });
+        // Online softmax over the selected positions: running max m and
+        // running sum l, acc rescaled whenever m grows.
+        SmallVector<Value> ml = e.loopCarry(
+            zero, count, ValueRange{e.f32(-kInf), e.f32(0.0)},
+            [&](Value j, ValueRange carried) -> SmallVector<Value> {
+              Value m = carried[0], l = carried[1];
+              Value s = e.i32ToIndex(e.load(indices, {bi, t, j}));
+              // Only visible positions 0 <= s <= t count; -1 padding and
+              // anything else is skipped.
+              Value nonNegative = e.cmpi(arith::CmpIPredicate::sge, s, zero);
+              Value causal = e.cmpi(arith::CmpIPredicate::sle, s, t);
+              Value visible = e.andi(nonNegative, causal);
+              return e.ifElse(
+                  visible,
+                  [&]() -> SmallVector<Value> {
+                    Value dot = e.sum(zero, D, e.f32(0.0), [&](Value d) {
+                      Value x = e.loadF32(q, {bi, t, h, d});
+                      Value y = e.loadF32(k, {bi, s, kvh, d});
+                      return e.mul(x, y);
+                    });
+                    Value score = e.mul(scale, dot);
+                    if (hasScoreMod)
+                      score = e.inlineRegion(op.getScoreMod(),
+                                             {score, bi, h, t, s});
+                    // A score of -inf (masked by score_mod) has weight 0.
+                    Value masked = e.cmpf(arith::CmpFPredicate::OEQ, score,
+                                          e.f32(-kInf));
+                    return e.ifElse(
+                        masked, [&]() -> SmallVector<Value> { return {m, l}; },
+                        [&]() -> SmallVector<Value> {
+                          Value mNew = arith::MaximumFOp::create(b, loc, m, score);
+                          Value alpha = e.exp(e.sub(m, mNew));
+                          Value shifted = e.sub(score, mNew);
+                          Value p = e.exp(shifted);
+                          e.loop(zero, D, [&](Value d) {
+                            Value value = e.loadF32(v, {bi, s, kvh, d});
+                            if (gv) {
+                              Value gate =
+                                  e.sigmoid(e.loadF32(gv, {bi, s, kvh, d}));
+                              value = e.mul(value, gate);
+                            }
+                            Value old = e.load(acc, {d});
+                            Value kept = e.mul(old, alpha);
+                            Value added = e.mul(p, value);
+                            e.store(e.add(kept, added), acc, {d});
+                          });
+                          Value lKept = e.mul(l, alpha);
+                          return {mNew, e.add(lKept, p)};
+                        });
+                  },
+                  [&]() -> SmallVector<Value> { return {m, l}; });
+            });
+        Value m = ml[0], l = ml[1];
+        Value empty = e.cmpf(arith::CmpFPredicate::OEQ, l, e.f32(0.0));
+        Value invL = e.div(e.f32(1.0), l);
+        e.loop(zero, D, [&](Value d) {
+          Value normalised = e.mul(e.load(acc, {d}), invL);
+          Value value = e.select(empty, e.f32(0.0), normalised);
+          if (go) {
+            Value gate = e.sigmoid(e.loadF32(go, {bi, t, h, d}));
+            value = e.mul(value, gate);
+          }
+          e.storeF32(value, out, {bi, t, h, d});
+        });
+        Value logL = math::LogOp::create(b, loc, l);
+        Value logSum = e.add(m, logL);
+        Value lseValue = e.select(empty, e.f32(-kInf), logSum);
+        e.store(lseValue, lse, {bi, t, h});
+      });
+    });
+  });
+  Value outTensor = e.toTensor(out, op.getO().getType());
+  Value lseTensor = e.toTensor(lse, op.getLse().getType());
+  rewriter.replaceOp(op, {outTensor, lseTensor});
+}
+
+//===----------------------------------------------------------------------===//
+// gsa.sigmoid
+//===----------------------------------------------------------------------===//
+
+void lowerSigmoid(SigmoidOp op, IRRewriter &rewriter) {
+  rewriter.setInsertionPoint(op);
+  Location loc = op.getLoc();
+  Type type = op.getType();
+  Value one = arith::ConstantOp::create(rewriter, loc,
+                                        rewriter.getFloatAttr(type, 1.0));
+  Value negated = arith::NegFOp::create(rewriter, loc, op.getX());
+  Value denominator = arith::AddFOp::create(
+      rewriter, loc, one, math::ExpOp::create(rewriter, loc, negated));
+  rewriter.replaceOpWithNewOp<arith::DivFOp>(op, one, denominator);
+}
+
+//===----------------------------------------------------------------------===//
+// The pass
+//===----------------------------------------------------------------------===//
+
+struct ConvertGSAToLoopsPass
+    : gsa::impl::ConvertGSAToLoopsBase<ConvertGSAToLoopsPass> {
+  void runOnOperation() override {
+    Operation *root = getOperation();
+    WalkResult composite = root->walk([](GatedSparseAttentionOp op) {
+      op.emitOpError("must be decomposed before lowering to loops (run "
+                     "--gsa-decompose first)");
+      return WalkResult::interrupt();
+    });
+    if (composite.wasInterrupted())
+      return signalPassFailure();
+
+    IRRewriter rewriter(&getContext());
+    SmallVector<Operation *> fused;
+    root->walk([&](Operation *op) {
+      if (isa<IndexerOp, AdaptiveTopKOp, SparseAttentionOp>(op))
+        fused.push_back(op);
+    });
+    for (Operation *op : fused) {
+      if (auto indexer = dyn_cast<IndexerOp>(op))
+        lowerIndexer(indexer, rewriter);
+      else if (auto select = dyn_cast<AdaptiveTopKOp>(op))
+        lowerAdaptiveTopK(select, rewriter);
+      else
+        lowerSparseAttention(cast<SparseAttentionOp>(op), rewriter);
+    }
+    // Sigmoids come from the inlined regions and the gates; lower them last.
+    SmallVector<SigmoidOp> sigmoids;
+    root->walk([&](SigmoidOp op) { sigmoids.push_back(op); });
+    for (SigmoidOp op : sigmoids)
+      lowerSigmoid(op, rewriter);
+  }
+};
+
+} // namespace

@@ -1,0 +1,560 @@
+//===- Runtime.cpp - compile per shape, cache, run (CPU backend) -----------===//
+
+#include "gsa/Runtime/Runtime.h"
+
+#include "gsa/Conversion/Passes.h"
+#include "gsa/Dialect/GSADialect.h"
+#include "gsa/InitAll.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/ExecutionEngine/ExecutionEngine.h"
+#include "mlir/ExecutionEngine/OptUtils.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+
+#include "llvm/ADT/DenseSet.h"
+#include "llvm/Support/SHA256.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/TargetSelect.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <fmt/format.h>
+
+using namespace mlir;
+using namespace gsa;
+using namespace gsa::runtime;
+using llvm::Error;
+using llvm::Expected;
+
+namespace {
+
+Error makeError(const std::string &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+
+/// Collects every diagnostic of a context into one string, with the source
+/// line and a caret where the location is in the program text.
+class DiagnosticCollector {
+public:
+  DiagnosticCollector(MLIRContext *ctx, llvm::SourceMgr &sourceMgr)
+      : os(text), handler(sourceMgr, ctx, os) {}
+  std::string take() {
+    os.flush();
+    std::string out = text;
+    text.clear();
+    // Keep the message compact: drop the trailing newline.
+    while (!out.empty() && out.back() == '\n')
+      out.pop_back();
+    return out;
+  }
+
+private:
+  std::string text;
+  llvm::raw_string_ostream os;
+  SourceMgrDiagnosticHandler handler;
+};
+
+void initializeLLVMOnce() {
+  static bool done = [] {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+    return true;
+  }();
+  (void)done;
+}
+
+std::unique_ptr<MLIRContext> makeContext() {
+  DialectRegistry registry;
+  registerCompilerDialects(registry);
+  registerBuiltinDialectTranslation(registry);
+  registerLLVMDialectTranslation(registry);
+  auto ctx = std::make_unique<MLIRContext>(registry);
+  ctx->loadAllAvailableDialects();
+  // Compilation is single threaded: the kernels are small and the caller
+  // may be one of many threads.
+  ctx->disableMultithreading();
+  return ctx;
+}
+
+Expected<DType> dtypeOf(Type type) {
+  if (type.isF16()) return DType::f16;
+  if (type.isBF16()) return DType::bf16;
+  if (type.isF32()) return DType::f32;
+  if (type.isF64()) return DType::f64;
+  if (type.isSignlessInteger(32)) return DType::i32;
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << type;
+  return makeError(fmt::format("element type {} is not supported at the "
+                               "runtime boundary (f16, bf16, f32, f64, i32)",
+                               s));
+}
+
+Type mlirTypeOf(MLIRContext *ctx, DType dtype) {
+  switch (dtype) {
+  case DType::f16: return Float16Type::get(ctx);
+  case DType::bf16: return BFloat16Type::get(ctx);
+  case DType::f32: return Float32Type::get(ctx);
+  case DType::f64: return Float64Type::get(ctx);
+  case DType::i32: return IntegerType::get(ctx, 32);
+  }
+  return {};
+}
+
+Expected<TensorSpec> specOf(Type type, const std::string &what) {
+  auto tensor = dyn_cast<RankedTensorType>(type);
+  if (!tensor) {
+    std::string s;
+    llvm::raw_string_ostream os(s);
+    os << type;
+    return makeError(fmt::format("{} has type {}: the runtime passes ranked "
+                                 "tensors only",
+                                 what, s));
+  }
+  auto dtype = dtypeOf(tensor.getElementType());
+  if (!dtype)
+    return makeError(what + ": " + llvm::toString(dtype.takeError()));
+  TensorSpec spec{*dtype, {}};
+  for (int64_t d : tensor.getShape())
+    spec.shape.push_back(ShapedType::isDynamic(d) ? -1 : d);
+  return spec;
+}
+
+Expected<func::FuncOp> findEntry(ModuleOp module, StringRef entry) {
+  if (!entry.empty()) {
+    auto fn = module.lookupSymbol<func::FuncOp>(entry);
+    if (!fn || fn.isExternal())
+      return makeError(fmt::format("the program has no function '@{}'",
+                                   entry.str()));
+    return fn;
+  }
+  func::FuncOp found;
+  for (auto fn : module.getOps<func::FuncOp>()) {
+    if (fn.isExternal() || fn.isPrivate())
+      continue;
+    if (found)
+      return makeError(fmt::format(
+          "the program has several public functions ('@{}', '@{}', ...): "
+          "name the entry",
+          found.getName().str(), fn.getName().str()));
+    found = fn;
+  }
+  if (!found)
+    return makeError("the program has no public function to run");
+  return found;
+}
+
+/// The name of the operand slot of a gsa op that `value` fills, if any.
+std::optional<std::string> operandName(Operation *op, Value value) {
+  SmallVector<std::pair<Value, const char *>> slots;
+  if (auto o = dyn_cast<GatedSparseAttentionOp>(op))
+    slots = {{o.getQ(), "q"}, {o.getK(), "k"}, {o.getV(), "v"},
+             {o.getQi(), "qi"}, {o.getKi(), "ki"}, {o.getWi(), "wi"},
+             {o.getBi(), "bi"}, {o.getValueGate(), "value_gate"},
+             {o.getOutputGate(), "output_gate"},
+             {o.getRunningVar(), "running_var"}};
+  else if (auto o = dyn_cast<IndexerOp>(op))
+    slots = {{o.getQi(), "qi"}, {o.getKi(), "ki"}, {o.getWi(), "wi"},
+             {o.getBi(), "bi"}};
+  else if (auto o = dyn_cast<AdaptiveTopKOp>(op))
+    slots = {{o.getScores(), "scores"}, {o.getRunningVar(), "running_var"}};
+  else if (auto o = dyn_cast<SparseAttentionOp>(op))
+    slots = {{o.getQ(), "q"}, {o.getK(), "k"}, {o.getV(), "v"},
+             {o.getIndices(), "indices"}, {o.getCounts(), "counts"},
+             {o.getValueGate(), "value_gate"},
+             {o.getOutputGate(), "output_gate"}};
+  for (auto [slot, name] : slots)
+    if (slot == value)
+      return std::string(name);
+  return std::nullopt;
+}
+
+std::string argumentName(func::FuncOp fn, unsigned i) {
+  Value arg = fn.getArgument(i);
+  for (Operation *user : arg.getUsers())
+    if (auto name = operandName(user, arg))
+      return *name;
+  return fmt::format("arg{}", i);
+}
+
+/// Gives the entry's arguments the static types of `inputs`: each argument
+/// gets its static type and a tensor.cast back to the declared type, and the
+/// casts are folded into the gsa ops that read them, so the verifiers see
+/// (and check) the real shapes.
+void specialiseArguments(func::FuncOp fn, ArrayRef<TensorSpec> inputs) {
+  MLIRContext *ctx = fn.getContext();
+  Block &entry = fn.getBody().front();
+  OpBuilder b = OpBuilder::atBlockBegin(&entry);
+  SmallVector<Type> argTypes;
+  for (auto [i, spec] : llvm::enumerate(inputs)) {
+    BlockArgument arg = entry.getArgument(i);
+    auto declared = cast<RankedTensorType>(arg.getType());
+    auto actual =
+        RankedTensorType::get(spec.shape, mlirTypeOf(ctx, spec.dtype));
+    argTypes.push_back(actual);
+    if (declared == actual)
+      continue;
+    arg.setType(actual);
+    auto castOp = tensor::CastOp::create(b, fn.getLoc(), declared, arg);
+    arg.replaceAllUsesExcept(castOp.getResult(), castOp);
+  }
+  fn.setFunctionType(
+      FunctionType::get(ctx, argTypes, fn.getFunctionType().getResults()));
+  fn.walk([](Operation *op) {
+    if (!isa<GatedSparseAttentionOp, IndexerOp, AdaptiveTopKOp,
+             SparseAttentionOp>(op))
+      return;
+    for (OpOperand &operand : op->getOpOperands())
+      if (auto castOp = operand.get().getDefiningOp<tensor::CastOp>())
+        if (isa<RankedTensorType>(castOp.getSource().getType()))
+          operand.set(castOp.getSource());
+  });
+}
+
+/// Host-side checks that must pass before every run.
+std::vector<InputCheck> collectInputChecks(func::FuncOp fn) {
+  std::vector<InputCheck> checks;
+  auto addFor = [&](Value runningVar, bool training,
+                    SelectionPolicy policy) {
+    if (!runningVar || training || !policyNeedsReferenceVariance(policy))
+      return;
+    if (auto arg = dyn_cast<BlockArgument>(runningVar))
+      if (arg.getOwner() == &fn.getBody().front())
+        checks.push_back({InputCheck::PositiveReferenceVariance,
+                          arg.getArgNumber()});
+  };
+  fn.walk([&](Operation *op) {
+    if (auto o = dyn_cast<GatedSparseAttentionOp>(op))
+      addFor(o.getRunningVar(), o.getTraining(), o.getPolicy());
+    else if (auto o = dyn_cast<AdaptiveTopKOp>(op))
+      addFor(o.getRunningVar(), o.getTraining(), o.getPolicy());
+  });
+  return checks;
+}
+
+//===----------------------------------------------------------------------===//
+// The CPU kernel: an ExecutionEngine and the C interface of the entry
+//===----------------------------------------------------------------------===//
+
+class CPUKernel : public Kernel {
+public:
+  CPUKernel(std::unique_ptr<ExecutionEngine> engine, std::string entry,
+            std::vector<TensorSpec> inputs, std::vector<TensorSpec> results,
+            std::vector<std::string> names, std::vector<InputCheck> checks)
+      : engine(std::move(engine)), entry(std::move(entry)) {
+    inputs_ = std::move(inputs);
+    results_ = std::move(results);
+    inputNames_ = std::move(names);
+    checks_ = std::move(checks);
+  }
+
+  Expected<std::vector<Tensor>> run(ArrayRef<const Tensor *> inputs) override {
+    if (Error err = validate(inputs))
+      return std::move(err);
+    // One memref descriptor per input: {allocated, aligned, offset,
+    // sizes[R], strides[R]}, row-major.
+    std::vector<std::vector<int64_t>> descriptors;
+    std::vector<void *> descriptorPtrs;
+    for (const Tensor *t : inputs) {
+      int64_t rank = t->rank();
+      std::vector<int64_t> d(3 + 2 * rank);
+      auto ptr = reinterpret_cast<int64_t>(t->data());
+      d[0] = ptr;
+      d[1] = ptr;
+      d[2] = 0;
+      int64_t stride = 1;
+      for (int64_t i = rank - 1; i >= 0; --i) {
+        d[3 + i] = t->shape()[i];
+        d[3 + rank + i] = stride;
+        stride *= t->shape()[i];
+      }
+      descriptors.push_back(std::move(d));
+    }
+    for (auto &d : descriptors)
+      descriptorPtrs.push_back(d.data());
+    // The results come back through a struct of descriptors.
+    size_t resultWords = 0;
+    for (const TensorSpec &r : results_)
+      resultWords += 3 + 2 * r.shape.size();
+    std::vector<int64_t> resultStruct(std::max<size_t>(resultWords, 1), 0);
+    void *resultPtr = resultStruct.data();
+
+    std::vector<void *> packed;
+    if (!results_.empty())
+      packed.push_back(&resultPtr);
+    for (void *&p : descriptorPtrs)
+      packed.push_back(&p);
+    if (Error err = engine->invokePacked("_mlir_ciface_" + entry, packed))
+      return makeError("running '@" + entry +
+                       "' failed: " + llvm::toString(std::move(err)));
+
+    std::vector<Tensor> outputs;
+    llvm::DenseSet<void *> toFree;
+    llvm::DenseSet<const void *> inputPtrs;
+    for (const Tensor *t : inputs)
+      inputPtrs.insert(t->data());
+    size_t word = 0;
+    for (const TensorSpec &spec : results_) {
+      size_t rank = spec.shape.size();
+      auto *allocated = reinterpret_cast<void *>(resultStruct[word]);
+      auto *aligned = reinterpret_cast<uint8_t *>(resultStruct[word + 1]);
+      int64_t offset = resultStruct[word + 2];
+      std::vector<int64_t> sizes(&resultStruct[word + 3],
+                                 &resultStruct[word + 3 + rank]);
+      std::vector<int64_t> strides(&resultStruct[word + 3 + rank],
+                                   &resultStruct[word + 3 + 2 * rank]);
+      word += 3 + 2 * rank;
+      Tensor out(spec.dtype, sizes);
+      size_t elem = dtypeSize(spec.dtype);
+      std::vector<int64_t> index(rank, 0);
+      for (int64_t n = 0, total = out.numElements(); n < total; ++n) {
+        int64_t linear = offset;
+        for (size_t i = 0; i < rank; ++i)
+          linear += index[i] * strides[i];
+        std::memcpy(static_cast<uint8_t *>(out.data()) + n * elem,
+                    aligned + linear * elem, elem);
+        for (int64_t i = int64_t(rank) - 1; i >= 0; --i) {
+          if (++index[i] < sizes[i])
+            break;
+          index[i] = 0;
+        }
+      }
+      outputs.push_back(std::move(out));
+      if (allocated && !inputPtrs.contains(allocated))
+        toFree.insert(allocated);
+    }
+    // Returned buffers are owned by the caller (the deallocation pipeline
+    // guarantees it); they were malloc'ed by the generated code.
+    for (void *p : toFree)
+      std::free(p);
+    return outputs;
+  }
+
+private:
+  std::unique_ptr<ExecutionEngine> engine;
+  std::string entry;
+};
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Kernel
+//===----------------------------------------------------------------------===//
+
+Kernel::~Kernel() = default;
+
+std::string TensorSpec::toString() const {
+  return fmt::format("{}{}", dtypeName(dtype).str(), shapeString(shape));
+}
+
+Error Kernel::validate(ArrayRef<const Tensor *> inputs) const {
+  if (inputs.size() != inputs_.size())
+    return makeError(fmt::format("expected {} inputs, got {}", inputs_.size(),
+                                 inputs.size()));
+  for (auto [i, t] : llvm::enumerate(inputs)) {
+    const TensorSpec &spec = inputs_[i];
+    if (!t)
+      return makeError(fmt::format("input #{} ('{}') is missing", i,
+                                   inputNames_[i]));
+    if (t->dtype() != spec.dtype ||
+        std::vector<int64_t>(t->shape().begin(), t->shape().end()) !=
+            spec.shape)
+      return makeError(fmt::format(
+          "input #{} ('{}') is {}{}, but the kernel was compiled for {}", i,
+          inputNames_[i], dtypeName(t->dtype()).str(), t->shapeString(),
+          spec.toString()));
+  }
+  for (const InputCheck &check : checks_) {
+    const Tensor *t = inputs[check.argument];
+    switch (check.kind) {
+    case InputCheck::PositiveReferenceVariance: {
+      double v = t->get(0);
+      if (!(v > 0.0) || !std::isfinite(v))
+        return makeError(fmt::format(
+            "input #{} ('{}') is {}: in inference mode the running variance "
+            "is the reference V_bar and must be finite and positive (run in "
+            "training mode first, or pass the trained value)",
+            check.argument, inputNames_[check.argument], v));
+      break;
+    }
+    }
+  }
+  return Error::success();
+}
+
+//===----------------------------------------------------------------------===//
+// Runtime
+//===----------------------------------------------------------------------===//
+
+Runtime::Runtime() = default;
+Runtime::~Runtime() = default;
+
+llvm::StringRef Runtime::version() { return "gsa-0.1.0-cpu-loops-1"; }
+
+CacheStats Runtime::cacheStats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stats_;
+}
+
+Expected<std::vector<Runtime::Argument>>
+Runtime::signature(StringRef program, StringRef entry) {
+  auto ctx = makeContext();
+  llvm::SourceMgr sourceMgr;
+  sourceMgr.AddNewSourceBuffer(
+      llvm::MemoryBuffer::getMemBuffer(program, "<program>"), llvm::SMLoc());
+  DiagnosticCollector diagnostics(ctx.get(), sourceMgr);
+  OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, ctx.get());
+  if (!module)
+    return makeError(diagnostics.take());
+  auto fn = findEntry(*module, entry);
+  if (!fn)
+    return fn.takeError();
+  std::vector<Argument> arguments;
+  for (unsigned i = 0; i < fn->getNumArguments(); ++i) {
+    std::string name = argumentName(*fn, i);
+    auto spec = specOf(fn->getArgument(i).getType(),
+                       fmt::format("input #{} ('{}')", i, name));
+    if (!spec)
+      return spec.takeError();
+    arguments.push_back({name, *spec});
+  }
+  return arguments;
+}
+
+Expected<std::shared_ptr<Kernel>>
+Runtime::compile(StringRef program, ArrayRef<TensorSpec> inputs,
+                 const CompileOptions &options) {
+  // The cache key: everything the generated code depends on.
+  llvm::SHA256 hasher;
+  auto feed = [&](StringRef s) {
+    hasher.update(s);
+    hasher.update(StringRef("\0", 1));
+  };
+  feed(version());
+  feed(program);
+  feed(options.entry);
+  feed(std::to_string(int(options.backend)));
+  feed(std::to_string(options.optLevel));
+  for (const TensorSpec &spec : inputs)
+    feed(spec.toString());
+  std::array<uint8_t, 32> digest = hasher.final();
+  std::string key = llvm::toHex(digest);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = cache_.find(key);
+    if (it != cache_.end()) {
+      ++stats_.hits;
+      return it->second;
+    }
+  }
+
+  initializeLLVMOnce();
+  auto ctx = makeContext();
+  llvm::SourceMgr sourceMgr;
+  sourceMgr.AddNewSourceBuffer(
+      llvm::MemoryBuffer::getMemBuffer(program, "<program>"), llvm::SMLoc());
+  DiagnosticCollector diagnostics(ctx.get(), sourceMgr);
+  OwningOpRef<ModuleOp> module =
+      parseSourceFile<ModuleOp>(sourceMgr, ctx.get());
+  if (!module)
+    return makeError(diagnostics.take());
+  auto fnOr = findEntry(*module, options.entry);
+  if (!fnOr)
+    return fnOr.takeError();
+  func::FuncOp fn = *fnOr;
+  std::string entry = fn.getName().str();
+
+  // Inputs against the declared signature.
+  std::vector<std::string> names;
+  if (inputs.size() != fn.getNumArguments())
+    return makeError(fmt::format("'@{}' takes {} arguments, got {} inputs",
+                                 entry, fn.getNumArguments(), inputs.size()));
+  for (unsigned i = 0; i < fn.getNumArguments(); ++i) {
+    names.push_back(argumentName(fn, i));
+    std::string what = fmt::format("input #{} ('{}')", i, names.back());
+    auto declared = specOf(fn.getArgument(i).getType(), what);
+    if (!declared)
+      return declared.takeError();
+    const TensorSpec &given = inputs[i];
+    if (given.dtype != declared->dtype)
+      return makeError(fmt::format("{}: expected {} elements, got {}", what,
+                                   dtypeName(declared->dtype).str(),
+                                   dtypeName(given.dtype).str()));
+    bool shapeOk = given.shape.size() == declared->shape.size();
+    for (size_t d = 0; shapeOk && d < given.shape.size(); ++d)
+      shapeOk = given.shape[d] >= 0 &&
+                (declared->shape[d] < 0 || declared->shape[d] == given.shape[d]);
+    if (!shapeOk)
+      return makeError(fmt::format("{}: expected shape {}, got {}", what,
+                                   shapeString(declared->shape),
+                                   shapeString(given.shape)));
+  }
+  std::vector<TensorSpec> resultSpecs;
+  for (auto [i, type] : llvm::enumerate(fn.getResultTypes())) {
+    auto spec = specOf(type, fmt::format("result #{}", i));
+    if (!spec)
+      return spec.takeError();
+    resultSpecs.push_back(*spec);
+  }
+
+  // Specialise, then let the verifiers check the real shapes.
+  specialiseArguments(fn, inputs);
+  if (failed(mlir::verify(*module)))
+    return makeError("the inputs do not fit the program:\n" +
+                     diagnostics.take());
+  std::vector<InputCheck> checks = collectInputChecks(fn);
+
+  // Lower to the LLVM dialect and JIT.
+  fn->setAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName(),
+              UnitAttr::get(ctx.get()));
+  PassManager pm(ctx.get());
+  buildCPUPipeline(pm);
+  if (failed(pm.run(*module)))
+    return makeError("compiling the program failed:\n" + diagnostics.take());
+
+  auto transformer = makeOptimizingTransformer(options.optLevel,
+                                               /*sizeLevel=*/0,
+                                               /*targetMachine=*/nullptr);
+  ExecutionEngineOptions engineOptions;
+  engineOptions.transformer = transformer;
+  engineOptions.jitCodeGenOptLevel =
+      static_cast<llvm::CodeGenOptLevel>(std::min(options.optLevel, 3u));
+  engineOptions.enableGDBNotificationListener = false;
+  engineOptions.enablePerfNotificationListener = false;
+  auto engine = ExecutionEngine::create(*module, engineOptions);
+  if (!engine)
+    return makeError("JIT compilation failed: " +
+                     llvm::toString(engine.takeError()));
+
+  std::vector<TensorSpec> inputSpecs(inputs.begin(), inputs.end());
+  auto kernel = std::make_shared<CPUKernel>(
+      std::move(*engine), entry, std::move(inputSpecs),
+      std::move(resultSpecs), std::move(names), std::move(checks));
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++stats_.misses;
+  auto [it, inserted] = cache_.emplace(key, kernel);
+  return it->second;
+}
+
+Expected<std::vector<Tensor>>
+Runtime::run(StringRef program, ArrayRef<const Tensor *> inputs,
+             const CompileOptions &options) {
+  std::vector<TensorSpec> specs;
+  for (const Tensor *t : inputs) {
+    if (!t)
+      return makeError("an input is missing (null)");
+    specs.push_back(
+        {t->dtype(), std::vector<int64_t>(t->shape().begin(), t->shape().end())});
+  }
+  auto kernel = compile(program, specs, options);
+  if (!kernel)
+    return kernel.takeError();
+  return (*kernel)->run(inputs);
+}
