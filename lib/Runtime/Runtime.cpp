@@ -80,6 +80,8 @@ std::unique_ptr<MLIRContext> makeContext() {
   // Compilation is single threaded: the kernels are small and the caller
   // may be one of many threads.
   ctx->disableMultithreading();
+  // Users get the located message and the source line, not an IR dump.
+  ctx->printOpOnDiagnostic(false);
   return ctx;
 }
 
