@@ -406,11 +406,11 @@ CacheStats Runtime::cacheStats() const {
 }
 
 Expected<std::vector<Runtime::Argument>>
-Runtime::signature(StringRef program, StringRef entry) {
+Runtime::signature(StringRef program, StringRef entry, StringRef sourceName) {
   auto ctx = makeContext();
   llvm::SourceMgr sourceMgr;
   sourceMgr.AddNewSourceBuffer(
-      llvm::MemoryBuffer::getMemBuffer(program, "<program>"), llvm::SMLoc());
+      llvm::MemoryBuffer::getMemBuffer(program, sourceName), llvm::SMLoc());
   DiagnosticCollector diagnostics(ctx.get(), sourceMgr);
   OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, ctx.get());
   if (!module)
@@ -461,7 +461,8 @@ Runtime::compile(StringRef program, ArrayRef<TensorSpec> inputs,
   auto ctx = makeContext();
   llvm::SourceMgr sourceMgr;
   sourceMgr.AddNewSourceBuffer(
-      llvm::MemoryBuffer::getMemBuffer(program, "<program>"), llvm::SMLoc());
+      llvm::MemoryBuffer::getMemBuffer(program, options.sourceName),
+      llvm::SMLoc());
   DiagnosticCollector diagnostics(ctx.get(), sourceMgr);
   OwningOpRef<ModuleOp> module =
       parseSourceFile<ModuleOp>(sourceMgr, ctx.get());

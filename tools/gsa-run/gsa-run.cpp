@@ -265,7 +265,8 @@ int main(int argc, char **argv) {
     fail(fmt::format("cannot read '{}': {}", programPath.getValue(),
                      file.getError().message()));
   std::string program = (*file)->getBuffer().str();
-  auto arguments = check(Runtime::signature(program, entryName));
+  auto arguments =
+      check(Runtime::signature(program, entryName, programPath.getValue()));
 
   auto shapeOf = indexed(shapes, "shape");
   auto fillOf = indexed(fills, "fill");
@@ -333,6 +334,7 @@ int main(int argc, char **argv) {
   }
   CompileOptions options;
   options.entry = entryName;
+  options.sourceName = programPath.getValue();
   auto start = std::chrono::steady_clock::now();
   auto kernel = check(runtime.compile(program, specs, options));
   double coldCompile = seconds(start);

@@ -79,6 +79,8 @@ struct CompileOptions {
   Backend backend = Backend::CPU;
   /// Optimisation level of the generated code (0-3).
   unsigned optLevel = 2;
+  /// The name diagnostics give the program text (e.g. its file path).
+  std::string sourceName = "<program>";
 };
 
 class Runtime {
@@ -108,7 +110,8 @@ public:
     TensorSpec spec;
   };
   static llvm::Expected<std::vector<Argument>>
-  signature(llvm::StringRef program, llvm::StringRef entry = "");
+  signature(llvm::StringRef program, llvm::StringRef entry = "",
+            llvm::StringRef sourceName = "<program>");
 
   /// Compiler version folded into every cache key.
   static llvm::StringRef version();
