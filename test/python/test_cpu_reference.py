@@ -302,3 +302,28 @@ def test_f16_inputs_round_trip_through_the_cpu_path():
     # Output rounded to f16: SPEC's fp16 tolerance.
     assert ref.relative_error(o.astype(np.float64), o_ref) < 3e-3
     assert ref.relative_error(lse, lse_ref) < 1e-5
+
+
+def test_bf16_inputs_round_trip_through_the_cpu_path():
+    # NumPy has no bfloat16: gsa-run reads f32 .npy data into bf16 operands
+    # (round to nearest even) and writes bf16 results back as exact f32.
+    core = h.Core(L=24, elem="bf16")
+    rng = np.random.default_rng(71)
+    named = core.random_inputs(rng)
+    results, _ = h.run_program(core.program(), core.input_list(named))
+    o, lse, idx, cnt = results[:4]
+    assert o.dtype == np.float32
+
+    def to_bf16(x):
+        bits = np.asarray(x, np.float32).view(np.uint32).astype(np.uint64)
+        rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16
+        return rounded.astype(np.uint32).view(np.float32).astype(np.float64)
+
+    as_bf16 = {k: (v.astype(np.float64) if k in ("bi", "running_var") else to_bf16(v))
+               for k, v in named.items()}
+    # o is stored in bf16: every value must be exactly representable.
+    assert np.array_equal(to_bf16(o), o.astype(np.float64))
+    o_ref, lse_ref = ref.sparse_attention(as_bf16["q"], as_bf16["k"], as_bf16["v"], idx, cnt,
+                                          as_bf16["gv"], as_bf16["go"])
+    assert ref.relative_error(o, o_ref) < 1e-2      # SPEC's bf16 tolerance
+    assert ref.relative_error(lse, lse_ref) < 1e-5  # lse stays f32
