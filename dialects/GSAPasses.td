@@ -46,4 +46,32 @@ def ConvertGSAToLoops : Pass<"convert-gsa-to-loops"> {
   ];
 }
 
+
+def ConvertGSAToGPU : Pass<"convert-gsa-to-gpu", "::mlir::ModuleOp"> {
+  let summary = "lower gsa.sparse_attention to a GPU kernel and its launch";
+  let description = [{
+    Builds, for every `gsa.sparse_attention` (static shapes), a `gpu.func`
+    kernel in `gpu.module @gsa_kernels` and replaces the op with a
+    `gpu.launch_func` on flat buffers (inputs, then `o` and `lse`). The
+    launch ops are the manifest the runtime follows: kernel, grid, block and
+    which buffer goes where.
+
+    Kernel: one CTA of 4 warps per (query, key/value head, batch); the CTA
+    walks the query's selected set once for all the query heads of its GQA
+    group; a warp per query head, lane-strided head dimension, xor-shuffle
+    dot products, online softmax in base 2 with `ex2.approx`, gates as
+    `tanh.approx` sigmoids, the `score_mod` region inlined. The indexer and
+    the selection have no GPU lowering yet.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::bufferization::BufferizationDialect",
+    "::mlir::gpu::GPUDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::NVVM::NVVMDialect",
+    "::mlir::scf::SCFDialect",
+  ];
+}
+
 #endif // GSA_PASSES_TD

@@ -14,6 +14,7 @@
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Dialect/Arith/Transforms/Passes.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
 #include "mlir/Transforms/Passes.h"
@@ -24,6 +25,7 @@ int main(int argc, char **argv) {
   // The project's passes and pipelines.
   gsa::registerGSAPasses();
   gsa::registerCPUPipeline();
+  gsa::registerGPUPipeline();
   // The upstream passes the pipelines are made of, so each stage can be run
   // and inspected on its own.
   mlir::registerTransformsPasses();
@@ -39,6 +41,9 @@ int main(int argc, char **argv) {
   mlir::registerFinalizeMemRefToLLVMConversionPass();
   mlir::registerReconcileUnrealizedCastsPass();
   mlir::registerSCFToControlFlowPass();
+  mlir::registerConvertGpuOpsToNVVMOpsPass();
+  mlir::registerConvertNVVMToLLVMPass();
+  mlir::registerGPUPasses();
   return mlir::asMainReturnCode(
       mlir::MlirOptMain(argc, argv, "gsa optimizer driver\n", registry));
 }

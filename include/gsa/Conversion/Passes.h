@@ -17,6 +17,31 @@ void buildCPUPipeline(mlir::OpPassManager &pm);
 /// Registers `gsa-cpu-pipeline` with the pass registry (for gsa-opt).
 void registerCPUPipeline();
 
+/// Options of the GPU pipeline.
+struct GPUPipelineOptions {
+  std::string chip = "sm_90a";
+  /// PTX ISA 8.0 is the first with sm_90a.
+  std::string features = "+ptx80";
+  unsigned optLevel = 3;
+  /// libdevice bitcode, linked when user regions call math functions that
+  /// NVVM lowers to __nv_* (tanh, log, ...). Empty: not linked.
+  std::string libdevice;
+};
+
+/// Builds the GPU pipeline: decompose, lower sparse attention to kernels
+/// and launches, lower the kernels to NVVM, and serialise the gpu.module to
+/// PTX in process through LLVM's NVPTX backend (a gpu.binary holding the
+/// PTX text). The host function keeps its gpu.launch_func ops: the launch
+/// manifest.
+void buildGPUPipeline(mlir::OpPassManager &pm,
+                      const GPUPipelineOptions &options = {});
+
+/// Registers `gsa-gpu-pipeline` (for gsa-opt).
+void registerGPUPipeline();
+
+/// The libdevice found at build time (GSA_LIBDEVICE), or empty.
+std::string defaultLibdevicePath();
+
 } // namespace gsa
 
 #endif // GSA_CONVERSION_PASSES_H

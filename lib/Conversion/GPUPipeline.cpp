@@ -1,0 +1,70 @@
+//===- GPUPipeline.cpp - gsa program -> kernels -> PTX ---------------------===//
+
+#include "gsa/Conversion/Passes.h"
+#include "gsa/Transforms/Passes.h"
+
+#include "mlir/Conversion/GPUToNVVM/GPUToNVVMPass.h"
+#include "mlir/Conversion/MathToLLVM/MathToLLVM.h"
+#include "mlir/Conversion/NVVMToLLVM/NVVMToLLVM.h"
+#include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
+#include "mlir/Conversion/SCFToControlFlow/SCFToControlFlow.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
+#include "mlir/Dialect/LLVMIR/Transforms/Passes.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+#include "llvm/Support/FileSystem.h"
+
+using namespace mlir;
+
+std::string gsa::defaultLibdevicePath() {
+#ifdef GSA_LIBDEVICE
+  if (llvm::sys::fs::exists(GSA_LIBDEVICE))
+    return GSA_LIBDEVICE;
+#endif
+  return "";
+}
+
+void gsa::buildGPUPipeline(OpPassManager &pm,
+                           const GPUPipelineOptions &options) {
+  // gsa: the composite op into its parts, sparse attention into kernels.
+  pm.addPass(createGSADecompose());
+  pm.addPass(createConvertGSAToGPU());
+
+  // The kernels: structured control flow, then NVVM (memrefs as bare
+  // pointers: the kernels take flat, statically shaped buffers).
+  OpPassManager &kernels = pm.nest<gpu::GPUModuleOp>();
+  kernels.addPass(createCanonicalizerPass());
+  kernels.addPass(createCSEPass());
+  kernels.addPass(createSCFToControlFlowPass());
+  ConvertGpuOpsToNVVMOpsOptions nvvm;
+  nvvm.useBarePtrCallConv = true;
+  kernels.addPass(createConvertGpuOpsToNVVMOps(nvvm));
+  // nvvm.inline_ptx (ex2/lg2/tanh.approx) into llvm.inline_asm.
+  kernels.addPass(createConvertNVVMToLLVMPass());
+  kernels.addPass(createReconcileUnrealizedCastsPass());
+
+  // PTX for the chip, in process through LLVM's NVPTX backend.
+  GpuNVVMAttachTargetOptions target;
+  target.chip = options.chip;
+  target.features = options.features;
+  target.optLevel = options.optLevel;
+  if (!options.libdevice.empty())
+    target.linkLibs.push_back(options.libdevice);
+  pm.addPass(createGpuNVVMAttachTarget(target));
+  GpuModuleToBinaryPassOptions binary;
+  binary.compilationTarget = "isa";
+  pm.addPass(createGpuModuleToBinaryPass(binary));
+}
+
+void gsa::registerGPUPipeline() {
+  PassPipelineRegistration<>(
+      "gsa-gpu-pipeline",
+      "lower a gsa program to GPU kernels and PTX for sm_90a",
+      [](OpPassManager &pm) {
+        GPUPipelineOptions options;
+        options.libdevice = defaultLibdevicePath();
+        buildGPUPipeline(pm, options);
+      });
+}
