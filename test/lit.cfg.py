@@ -20,3 +20,12 @@ llvm_config.use_default_substitutions()
 tool_dirs = [config.gsa_tools_dir, config.llvm_tools_dir]
 llvm_config.add_tool_substitutions(["gsa-opt"], tool_dirs)
 config.substitutions.append(("%gsa_src", config.gsa_src_root))
+
+# ptxas assembles the PTX of the GPU tests; without it they are reported
+# UNSUPPORTED (never counted as passing).
+if getattr(config, "ptxas", ""):
+    config.available_features.add("ptxas")
+    config.substitutions.append(("%ptxas", config.ptxas))
+else:
+    lit_config.note("ptxas not found: the PTX assembly tests are skipped (UNSUPPORTED)")
+llvm_config.add_tool_substitutions(["gsa-compile"], tool_dirs)

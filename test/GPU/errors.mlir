@@ -1,0 +1,32 @@
+// RUN: gsa-opt %s --convert-gsa-to-gpu -split-input-file -verify-diagnostics
+
+func.func @dynamic(%q: tensor<1x?x4x64xf16>, %k: tensor<1x?x1x64xf16>, %v: tensor<1x?x1x64xf16>,
+                   %idx: tensor<1x?x8xi32>, %cnt: tensor<1x?xi32>) {
+  // expected-error @+1 {{needs static shapes on the GPU path (the runtime specialises the program per shape before lowering)}}
+  %o, %lse = gsa.sparse_attention %q, %k, %v select(%idx, %cnt)
+      : (tensor<1x?x4x64xf16>, tensor<1x?x1x64xf16>, tensor<1x?x1x64xf16>, tensor<1x?x8xi32>, tensor<1x?xi32>)
+        -> (tensor<1x?x4x64xf16>, tensor<1x?x4xf32>)
+  return
+}
+
+// -----
+
+func.func @head_dim(%q: tensor<1x8x4x48xf16>, %k: tensor<1x8x1x48xf16>, %v: tensor<1x8x1x48xf16>,
+                    %idx: tensor<1x8x8xi32>, %cnt: tensor<1x8xi32>) {
+  // expected-error @+1 {{GPU kernel needs d_k to be a multiple of 32 and at most 256, but d_k = 48}}
+  %o, %lse = gsa.sparse_attention %q, %k, %v select(%idx, %cnt)
+      : (tensor<1x8x4x48xf16>, tensor<1x8x1x48xf16>, tensor<1x8x1x48xf16>, tensor<1x8x8xi32>, tensor<1x8xi32>)
+        -> (tensor<1x8x4x48xf16>, tensor<1x8x4xf32>)
+  return
+}
+
+// -----
+
+func.func @indexer(%qi: tensor<1x8x2x4xf32>, %ki: tensor<1x8x4xf32>) {
+  // expected-error @+1 {{has no GPU lowering yet: run the indexer and the selection on the CPU path (convert-gsa-to-loops)}}
+  %I = gsa.indexer %qi, %ki activation {
+  ^bb0(%x: f32, %j: index):
+    gsa.yield %x : f32
+  } : (tensor<1x8x2x4xf32>, tensor<1x8x4xf32>) -> tensor<1x8x8xf32>
+  return
+}
