@@ -56,10 +56,11 @@ def ConvertGSAToGPU : Pass<"convert-gsa-to-gpu", "::mlir::ModuleOp"> {
     launch ops are the manifest the runtime follows: kernel, grid, block and
     which buffer goes where.
 
-    Kernel: one CTA of 4 warps per (query, key/value head, batch); the CTA
-    walks the query's selected set once for all the query heads of its GQA
-    group; a warp per query head, lane-strided head dimension, xor-shuffle
-    dot products, online softmax in base 2 with `ex2.approx`, gates as
+    Kernel: one CTA of 4 warps per (query, key/value head, batch); the warps
+    split the query's selected set, each K/V row is loaded once per CTA and
+    serves all query heads of the GQA group (lane-strided head dimension,
+    xor-shuffle dot products), online softmax in base 2 with `ex2.approx`,
+    partial states combined in shared memory after one barrier, gates as
     `tanh.approx` sigmoids, the `score_mod` region inlined. The indexer and
     the selection have no GPU lowering yet.
   }];

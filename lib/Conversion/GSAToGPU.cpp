@@ -3,17 +3,15 @@
 // First GPU lowering: gsa.sparse_attention becomes a gpu.func kernel in the
 // gpu.module @gsa_kernels and the op a gpu.launch_func on flat buffers.
 //
-// Kernel design (a baseline for the Hopper work of issue 6, not its end):
-// one CTA of 4 warps per (query t, key/value head, batch b). All query heads
-// of the GQA group share S_t, so the CTA walks S_t once and every selected
-// key/value row is fetched from memory once per group (the other warps hit
-// it in L1/L2). A warp owns one query head at a time; lane i holds elements
-// i, i+32, ... of the head dimension, so each row load is one coalesced
-// transaction per warp; the dot product is a 5-step xor-shuffle reduction;
-// the softmax is online (running max m, sum l, per-lane accumulators),
-// computed in base 2 with ex2.approx. sigmoid is 0.5 * tanh.approx(x/2) + 0.5.
-// Nothing of size L x L, and nothing per (t, s) pair, touches memory.
-//
+// Kernel design (v2; the Hopper work of issue 6 goes further): one CTA of 4
+// warps per (query t, key/value head, batch b). All query heads of the GQA
+// group share S_t: the warps split S_t, each K/V row is loaded once per CTA
+// and feeds the dot products of all G heads of the group (G independent
+// xor-shuffle reductions in lockstep), lane i holding elements i, i+32, ...
+// of the head dimension. The online softmax (base 2, ex2.approx) is branch
+// free; the warps' partial states meet in shared memory after one barrier.
+// sigmoid is 0.5 * tanh.approx(x/2) + 0.5. Nothing of size L x L, and
+// nothing per (t, s) pair, touches memory.
 //===----------------------------------------------------------------------===//
 
 #include "gsa/Conversion/Passes.h"
@@ -99,21 +97,41 @@ MemRefType flatType(Type tensorType) {
 }
 
 /// Builds the kernel body of one gsa.sparse_attention.
+///
+/// CTA = (query t, kv head, batch b), 4 warps. The warps split the selected
+/// set (warp w takes entries w, w+4, ...), so each K/V row is loaded once per
+/// CTA; for each row a warp computes the dot products of all G query heads
+/// of the group (G independent shuffle reductions in lockstep) and updates
+/// G online-softmax states without branches. The warps' partial states
+/// (m, l, acc) meet in shared memory after a barrier and each warp then
+/// finishes heads w, w+4, ... of the group.
 void buildAttentionKernel(SparseAttentionOp op, gpu::GPUFuncOp kernel) {
+  MLIRContext *ctx = op.getContext();
   auto qType = op.getQ().getType();
   int64_t L = qType.getDimSize(1), NH = qType.getDimSize(2),
           D = qType.getDimSize(3);
   int64_t NKV = op.getK().getType().getDimSize(2);
   int64_t K = op.getIndices().getType().getDimSize(2);
-  int64_t group = NH / NKV;
-  int64_t perLane = D / kWarpSize;
+  int64_t G = NH / NKV;
+  int64_t E = D / kWarpSize;
+  int64_t W = kWarpsPerBlock;
   bool hasGV = static_cast<bool>(op.getValueGate());
   bool hasGO = static_cast<bool>(op.getOutputGate());
   bool hasScoreMod = !op.getScoreMod().empty();
+  Location loc = op.getLoc();
+
+  // Shared memory for the warps' partial softmax states.
+  auto workgroup = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+  Type f32 = Float32Type::get(ctx);
+  auto smemType = [&](int64_t n) {
+    return MemRefType::get({n}, f32, MemRefLayoutAttrInterface(), workgroup);
+  };
+  Value smemM = kernel.addWorkgroupAttribution(smemType(W * G), loc);
+  Value smemL = kernel.addWorkgroupAttribution(smemType(W * G), loc);
+  Value smemAcc = kernel.addWorkgroupAttribution(smemType(W * G * D), loc);
 
   Block &entry = kernel.getBody().front();
   OpBuilder b = OpBuilder::atBlockBegin(&entry);
-  Location loc = op.getLoc();
   Emitter e(b, loc);
   unsigned arg = 0;
   Value q = entry.getArgument(arg++), k = entry.getArgument(arg++),
@@ -131,115 +149,175 @@ void buildAttentionKernel(SparseAttentionOp op, gpu::GPUFuncOp kernel) {
   Value warp = arith::DivUIOp::create(b, loc, tid, warpSize);
   Value lane = arith::RemUIOp::create(b, loc, tid, warpSize);
   Value zero = e.index(0);
-  Value one = e.index(1);
   Value cL = e.index(L), cNH = e.index(NH), cNKV = e.index(NKV),
-        cD = e.index(D), cK = e.index(K), cGroup = e.index(group);
-  (void)one;
+        cD = e.index(D), cK = e.index(K), cG = e.index(G), cW = e.index(W);
+  Value log2e = e.f32(kLog2E);
+  Value negInf = e.f32(-kInf);
 
-  // The query row of (b, t) and its budget, clamped to [0, K].
   Value row = e.add(e.mul(bi, cL), t);
   Value rawCount = e.i32ToIndex(e.load(counts, {row}));
   Value capped = arith::MinSIOp::create(b, loc, rawCount, cK);
   Value count = arith::MaxSIOp::create(b, loc, capped, zero);
   float scale = op.getScaleOrDefault();
-  Value log2e = e.f32(kLog2E);
 
-  // Lane-owned element offsets lane + 32 * i of the head dimension.
   SmallVector<Value> laneOffsets;
-  for (int64_t i = 0; i < perLane; ++i)
+  for (int64_t i = 0; i < E; ++i)
     laneOffsets.push_back(e.add(lane, e.index(i * kWarpSize)));
 
-  // Warps take the group's query heads round-robin.
-  scf::ForOp::create(
-      b, loc, warp, cGroup, e.index(kWarpsPerBlock), ValueRange{},
-      [&](OpBuilder &nested, Location, Value hh, ValueRange) {
+  // The group's queries, pre-scaled, in registers: qReg[g][i].
+  SmallVector<SmallVector<Value>> qReg(G);
+  SmallVector<Value> heads, qBases;
+  for (int64_t g = 0; g < G; ++g) {
+    Value h = e.add(e.mul(kvh, cG), e.index(g));
+    Value qBase = e.mul(e.add(e.mul(row, cNH), h), cD);
+    heads.push_back(h);
+    qBases.push_back(qBase);
+    for (Value off : laneOffsets)
+      qReg[g].push_back(e.mul(e.loadF32(q, {e.add(qBase, off)}), e.f32(scale)));
+  }
+
+  // Loop state per head g: m, l, acc[0..E).
+  int64_t stride = 2 + E;
+  SmallVector<Value> init;
+  for (int64_t g = 0; g < G; ++g) {
+    init.push_back(negInf);
+    init.push_back(e.f32(0.0));
+    for (int64_t i = 0; i < E; ++i)
+      init.push_back(e.f32(0.0));
+  }
+  auto forOp = scf::ForOp::create(
+      b, loc, warp, count, cW, init,
+      [&](OpBuilder &nested, Location, Value j, ValueRange carried) {
         OpBuilder::InsertionGuard guard(b);
         b.setInsertionPoint(nested.getInsertionBlock(),
                             nested.getInsertionPoint());
-        Value h = e.add(e.mul(kvh, cGroup), hh);
-        Value qBase = e.mul(e.add(e.mul(row, cNH), h), cD);
-        SmallVector<Value> qReg;
-        for (Value off : laneOffsets) {
-          Value x = e.loadF32(q, {e.add(qBase, off)});
-          qReg.push_back(e.mul(x, e.f32(scale)));
+        SmallVector<Value> same(carried.begin(), carried.end());
+        Value s = e.i32ToIndex(e.load(indices, {e.add(e.mul(row, cK), j)}));
+        Value nonNegative = e.cmpi(arith::CmpIPredicate::sge, s, zero);
+        Value causal = e.cmpi(arith::CmpIPredicate::sle, s, t);
+        Value visible = e.andi(nonNegative, causal);
+        SmallVector<Value> next = e.ifElse(
+            visible,
+            [&]() -> SmallVector<Value> {
+              Value kvRow = e.add(e.mul(bi, cL), s);
+              Value kvBase = e.mul(e.add(e.mul(kvRow, cNKV), kvh), cD);
+              SmallVector<Value> kx, vx;
+              for (Value off : laneOffsets)
+                kx.push_back(e.loadF32(k, {e.add(kvBase, off)}));
+              for (Value off : laneOffsets) {
+                Value x = e.loadF32(v, {e.add(kvBase, off)});
+                if (hasGV)
+                  x = e.mul(x, e.sigmoid(e.loadF32(gv, {e.add(kvBase, off)})));
+                vx.push_back(x);
+              }
+              SmallVector<Value> partial;
+              for (int64_t g = 0; g < G; ++g) {
+                Value acc = e.f32(0.0);
+                for (int64_t i = 0; i < E; ++i)
+                  acc = LLVM::FMAOp::create(b, loc, qReg[g][i], kx[i], acc);
+                partial.push_back(acc);
+              }
+              // G reductions in lockstep: independent shuffles overlap.
+              for (int32_t offset = kWarpSize / 2; offset >= 1; offset /= 2)
+                for (int64_t g = 0; g < G; ++g) {
+                  auto shuffle = gpu::ShuffleOp::create(
+                      b, loc, partial[g], offset, kWarpSize,
+                      gpu::ShuffleMode::XOR);
+                  partial[g] = arith::AddFOp::create(
+                      b, loc, partial[g], shuffle.getShuffleResult());
+                }
+              SmallVector<Value> result;
+              for (int64_t g = 0; g < G; ++g) {
+                Value score = partial[g];
+                if (hasScoreMod)
+                  score = e.inlineRegion(op.getScoreMod(),
+                                         {score, bi, heads[g], t, s});
+                Value m = carried[g * stride], l = carried[g * stride + 1];
+                // Branch-free update; a -inf score (masked by score_mod)
+                // has weight 0 and leaves the state as it was.
+                Value mNew = arith::MaximumFOp::create(b, loc, m, score);
+                Value stillEmpty =
+                    e.cmpf(arith::CmpFPredicate::OEQ, mNew, negInf);
+                Value alphaRaw =
+                    exp2Approx(b, loc, e.mul(e.sub(m, mNew), log2e));
+                Value alpha = e.select(stillEmpty, e.f32(1.0), alphaRaw);
+                Value pRaw =
+                    exp2Approx(b, loc, e.mul(e.sub(score, mNew), log2e));
+                Value masked = e.cmpf(arith::CmpFPredicate::OEQ, score, negInf);
+                Value p = e.select(masked, e.f32(0.0), pRaw);
+                result.push_back(mNew);
+                result.push_back(LLVM::FMAOp::create(b, loc, l, alpha, p));
+                for (int64_t i = 0; i < E; ++i) {
+                  Value kept = e.mul(carried[g * stride + 2 + i], alpha);
+                  result.push_back(LLVM::FMAOp::create(b, loc, p, vx[i], kept));
+                }
+              }
+              return result;
+            },
+            [&]() -> SmallVector<Value> { return same; });
+        scf::YieldOp::create(b, loc, next);
+      });
+
+  // Publish this warp's partial states.
+  Value lane0 = e.cmpi(arith::CmpIPredicate::eq, lane, zero);
+  for (int64_t g = 0; g < G; ++g) {
+    Value slot = e.add(e.mul(warp, cG), e.index(g));
+    Value m = forOp.getResult(g * stride), l = forOp.getResult(g * stride + 1);
+    e.ifThen(lane0, [&]() {
+      e.store(m, smemM, {slot});
+      e.store(l, smemL, {slot});
+    });
+    for (auto [i, off] : llvm::enumerate(laneOffsets))
+      e.store(forOp.getResult(g * stride + 2 + i), smemAcc,
+              {e.add(e.mul(slot, cD), off)});
+  }
+  gpu::BarrierOp::create(b, loc);
+
+  // Each warp finishes heads w, w+4, ... of the group.
+  scf::ForOp::create(
+      b, loc, warp, cG, cW, ValueRange{},
+      [&](OpBuilder &nested, Location, Value g, ValueRange) {
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPoint(nested.getInsertionBlock(),
+                            nested.getInsertionPoint());
+        SmallVector<Value> ms, slots;
+        Value M = negInf;
+        for (int64_t w = 0; w < W; ++w) {
+          Value slot = e.add(e.mul(e.index(w), cG), g);
+          slots.push_back(slot);
+          ms.push_back(e.load(smemM, {slot}));
+          M = arith::MaximumFOp::create(b, loc, M, ms.back());
         }
-        SmallVector<Value> init = {e.f32(-kInf), e.f32(0.0)};
-        for (int64_t i = 0; i < perLane; ++i)
-          init.push_back(e.f32(0.0));
-
-        SmallVector<Value> state = e.loopCarry(
-            zero, count, init,
-            [&](Value j, ValueRange carried) -> SmallVector<Value> {
-              SmallVector<Value> same(carried.begin(), carried.end());
-              Value s = e.i32ToIndex(e.load(indices, {e.add(e.mul(row, cK), j)}));
-              Value nonNegative = e.cmpi(arith::CmpIPredicate::sge, s, zero);
-              Value causal = e.cmpi(arith::CmpIPredicate::sle, s, t);
-              Value visible = e.andi(nonNegative, causal);
-              // Uniform across the warp (one s per iteration), so the
-              // shuffles below run with every lane.
-              return e.ifElse(
-                  visible,
-                  [&]() -> SmallVector<Value> {
-                    Value kvRow = e.add(e.mul(bi, cL), s);
-                    Value kvBase =
-                        e.mul(e.add(e.mul(kvRow, cNKV), kvh), cD);
-                    Value partial = e.f32(0.0);
-                    for (auto [i, off] : llvm::enumerate(laneOffsets)) {
-                      Value kx = e.loadF32(k, {e.add(kvBase, off)});
-                      partial = LLVM::FMAOp::create(b, loc, qReg[i], kx, partial);
-                    }
-                    Value score = warpSum(b, loc, partial);
-                    if (hasScoreMod)
-                      score = e.inlineRegion(op.getScoreMod(),
-                                             {score, bi, h, t, s});
-                    Value masked = e.cmpf(arith::CmpFPredicate::OEQ, score,
-                                          e.f32(-kInf));
-                    return e.ifElse(
-                        masked, [&]() -> SmallVector<Value> { return same; },
-                        [&]() -> SmallVector<Value> {
-                          Value m = carried[0], l = carried[1];
-                          Value mNew = arith::MaximumFOp::create(b, loc, m, score);
-                          Value alpha =
-                              exp2Approx(b, loc, e.mul(e.sub(m, mNew), log2e));
-                          Value p = exp2Approx(
-                              b, loc, e.mul(e.sub(score, mNew), log2e));
-                          SmallVector<Value> next = {
-                              mNew, e.add(e.mul(l, alpha), p)};
-                          for (auto [i, off] : llvm::enumerate(laneOffsets)) {
-                            Value vx = e.loadF32(v, {e.add(kvBase, off)});
-                            if (hasGV) {
-                              Value gate = e.sigmoid(
-                                  e.loadF32(gv, {e.add(kvBase, off)}));
-                              vx = e.mul(vx, gate);
-                            }
-                            Value kept = e.mul(carried[2 + i], alpha);
-                            next.push_back(
-                                LLVM::FMAOp::create(b, loc, p, vx, kept));
-                          }
-                          return next;
-                        });
-                  },
-                  [&]() -> SmallVector<Value> { return same; });
-            });
-
-        Value m = state[0], l = state[1];
-        Value empty = e.cmpf(arith::CmpFPredicate::OEQ, l, e.f32(0.0));
-        Value invL = e.div(e.f32(1.0), l);
-        for (auto [i, off] : llvm::enumerate(laneOffsets)) {
-          Value normalised = e.mul(state[2 + i], invL);
-          Value value = e.select(empty, e.f32(0.0), normalised);
-          if (hasGO) {
-            Value gate = e.sigmoid(e.loadF32(go, {e.add(qBase, off)}));
-            value = e.mul(value, gate);
+        SmallVector<Value> factors;
+        Value total = e.f32(0.0);
+        for (int64_t w = 0; w < W; ++w) {
+          Value none = e.cmpf(arith::CmpFPredicate::OEQ, ms[w], negInf);
+          Value f = exp2Approx(b, loc, e.mul(e.sub(ms[w], M), log2e));
+          f = e.select(none, e.f32(0.0), f);
+          factors.push_back(f);
+          total = LLVM::FMAOp::create(b, loc, e.load(smemL, {slots[w]}), f,
+                                      total);
+        }
+        Value empty = e.cmpf(arith::CmpFPredicate::OEQ, total, e.f32(0.0));
+        Value invTotal = e.div(e.f32(1.0), total);
+        Value h = e.add(e.mul(kvh, cG), g);
+        Value qBase = e.mul(e.add(e.mul(row, cNH), h), cD);
+        for (Value off : laneOffsets) {
+          Value sum = e.f32(0.0);
+          for (int64_t w = 0; w < W; ++w) {
+            Value part = e.load(smemAcc, {e.add(e.mul(slots[w], cD), off)});
+            sum = LLVM::FMAOp::create(b, loc, part, factors[w], sum);
           }
+          Value value = e.select(empty, e.f32(0.0), e.mul(sum, invTotal));
+          if (hasGO)
+            value = e.mul(value, e.sigmoid(e.loadF32(go, {e.add(qBase, off)})));
           e.storeF32(value, out, {e.add(qBase, off)});
         }
-        Value lane0 = e.cmpi(arith::CmpIPredicate::eq, lane, zero);
         e.ifThen(lane0, [&]() {
-          Value log2L = ptxUnary(b, loc, "lg2.approx.ftz.f32", l);
-          Value logSum = e.add(m, e.mul(log2L, e.f32(kLn2)));
-          Value value = e.select(empty, e.f32(-kInf), logSum);
-          e.store(value, lse, {e.add(e.mul(row, cNH), h)});
+          Value log2L = ptxUnary(b, loc, "lg2.approx.ftz.f32", total);
+          Value logSum = e.add(M, e.mul(log2L, e.f32(kLn2)));
+          e.store(e.select(empty, negInf, logSum), lse,
+                  {e.add(e.mul(row, cNH), h)});
         });
         scf::YieldOp::create(b, loc);
       });
@@ -270,6 +348,13 @@ LogicalResult checkStatic(SparseAttentionOp op) {
           "needs static shapes on the GPU path (the runtime specialises the "
           "program per shape before lowering)");
   int64_t D = op.getQ().getType().getDimSize(3);
+  int64_t group = op.getQ().getType().getDimSize(2) /
+                  op.getK().getType().getDimSize(2);
+  if (group > 8)
+    return op.emitOpError(fmt::format(
+        "GPU kernel keeps the query heads of a GQA group in registers and "
+        "supports n_h / n_kv <= 8, but it is {}",
+        group));
   if (D % kWarpSize != 0 || D > 256)
     return op.emitOpError(fmt::format(
         "GPU kernel needs d_k to be a multiple of 32 and at most 256, but "

@@ -2,7 +2,7 @@
 
 // The op becomes a launch on flat buffers: grid (L, n_kv, B), 4 warps per
 // block; the kernel walks the selected set once per (t, kv head) for the
-// whole GQA group (8 / 2 = 4 query heads, one per warp).
+// whole GQA group (8 / 2 = 4 query heads), the 4 warps splitting the set.
 // CHECK: module attributes {gpu.container_module}
 // CHECK-LABEL: func.func @attend(
 // CHECK: %[[Q:.*]] = memref.collapse_shape %{{.*}} {{\[\[}}0, 1, 2, 3]] : memref<2x64x8x128xbf16> into memref<131072xbf16>
@@ -13,20 +13,29 @@
 // CHECK: gpu.launch_func @gsa_kernels::@attend_sparse_attention_0 blocks in (%[[C64]], %{{.*}}, %{{.*}}) threads in (%[[C128]], %{{.*}}, %{{.*}}) args(%[[Q]] : memref<131072xbf16>
 // CHECK: bufferization.to_tensor %[[O]] restrict writable
 // CHECK: gpu.module @gsa_kernels
-// CHECK: gpu.func @attend_sparse_attention_0(%{{.*}}: memref<131072xbf16>, %{{.*}}: memref<32768xbf16>, %{{.*}}: memref<32768xbf16>, %{{.*}}: memref<2048xi32>, %{{.*}}: memref<128xi32>, %{{.*}}: memref<32768xbf16>, %{{.*}}: memref<131072xbf16>, %{{.*}}: memref<131072xbf16>, %{{.*}}: memref<1024xf32>) kernel attributes {known_block_size = array<i32: 128, 1, 1>}
+// CHECK: gpu.func @attend_sparse_attention_0(%{{.*}}: memref<131072xbf16>, %{{.*}}: memref<32768xbf16>, %{{.*}}: memref<32768xbf16>, %{{.*}}: memref<2048xi32>, %{{.*}}: memref<128xi32>, %{{.*}}: memref<32768xbf16>, %{{.*}}: memref<131072xbf16>, %{{.*}}: memref<131072xbf16>, %{{.*}}: memref<1024xf32>)
+//   shared memory for the 4 warps' partial states of the 4 heads: m, l, acc
+// CHECK-SAME: workgroup(%[[SM:.*]] : memref<16xf32, #gpu.address_space<workgroup>>, %[[SL:.*]] : memref<16xf32, #gpu.address_space<workgroup>>, %[[SACC:.*]] : memref<2048xf32, #gpu.address_space<workgroup>>)
+// CHECK-SAME: kernel attributes {known_block_size = array<i32: 128, 1, 1>}
+// CHECK-DAG: %[[TID:.*]] = gpu.thread_id  x
 // CHECK-DAG: %[[T:.*]] = gpu.block_id  x
-// CHECK-DAG: %[[KVH:.*]] = gpu.block_id  y
-//   warps take the group's heads round-robin, 4 at a time
-// CHECK: scf.for %{{.*}} = %{{.*}} to %c4 step %c4
-//   online softmax state: m, l and 128 / 32 = 4 accumulators per lane
-// CHECK: scf.for {{.*}} iter_args({{.*}}) -> (f32, f32, f32, f32, f32, f32)
+// CHECK: %[[WARP:.*]] = arith.divui %[[TID]], %c32
+//   warps split the selected set; state per head: m, l, 128 / 32 = 4 accumulators
+// CHECK: scf.for %{{.*}} = %[[WARP]] to %{{.*}} step %c4{{.*}} iter_args({{.*}}) -> (f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32)
 // CHECK: arith.cmpi sle, %{{.*}}, %[[T]] : index
-// CHECK: llvm.intr.fma
-// CHECK: gpu.shuffle  xor %{{.*}}, %c16_i32, %c32_i32 : f32
-// CHECK: gpu.shuffle xor %{{.*}}, %c1_i32, %c32_i32{{.*}} : f32
-// CHECK: nvvm.inline_ptx "ex2.approx.ftz.f32 $0, $1;"
-//   G2 and G1 sigmoids as tanh.approx
+//   G2: one tanh.approx sigmoid per value element, shared by the 4 heads
 // CHECK: nvvm.inline_ptx "tanh.approx.f32 $0, $1;"
+// CHECK: llvm.intr.fma
+//   4 reductions in lockstep
+// CHECK: gpu.shuffle xor %[[P0:.*]], %c16_i32{{.*}}, %c32_i32
+// CHECK-NEXT: arith.addf %[[P0]]
+// CHECK: gpu.shuffle xor %[[P1:.*]], %c16_i32{{.*}}, %c32_i32
+// CHECK-NEXT: arith.addf %[[P1]]
+// CHECK: nvvm.inline_ptx "ex2.approx.ftz.f32 $0, $1;"
+// CHECK: memref.store %{{.*}}, %[[SACC]]
+// CHECK: gpu.barrier
+// CHECK: memref.load %[[SM]]
+// CHECK: memref.load %[[SACC]]
 // CHECK: arith.truncf %{{.*}} : f32 to bf16
 // CHECK: nvvm.inline_ptx "lg2.approx.ftz.f32 $0, $1;"
 // CHECK: gpu.return
