@@ -7,8 +7,9 @@
 // warps per (query t, key/value head, batch b). All query heads of the GQA
 // group share S_t: the warps split S_t, each K/V row is loaded once per CTA
 // and feeds the dot products of all G heads of the group (G independent
-// xor-shuffle reductions in lockstep), lane i holding elements i, i+32, ...
-// of the head dimension. The online softmax (base 2, ex2.approx) is branch
+// xor-shuffle reductions in lockstep), lane i holding the d_k/32 contiguous
+// elements [i*d_k/32, (i+1)*d_k/32) of the head dimension, loaded with one
+// vector load per row. The online softmax (base 2, ex2.approx) is branch
 // free; the warps' partial states meet in shared memory after one barrier.
 // sigmoid is 0.5 * tanh.approx(x/2) + 0.5. Nothing of size L x L, and
 // nothing per (t, s) pair, touches memory.
@@ -21,6 +22,7 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/PatternMatch.h"
 
 #include "Emitter.h"
@@ -66,6 +68,46 @@ Value warpSum(OpBuilder &b, Location loc, Value value) {
     value = arith::AddFOp::create(b, loc, value, shuffle.getShuffleResult());
   }
   return value;
+}
+
+/// The E contiguous elements of a row that one lane owns, loaded with one
+/// vector load (E * element-size bytes, aligned as such: rows start at
+/// multiples of d_k elements and lanes at multiples of E), extended to f32.
+SmallVector<Value> loadLaneRow(OpBuilder &b, Location loc, Value memref,
+                               Value offset, int64_t E) {
+  Type elem = cast<MemRefType>(memref.getType()).getElementType();
+  auto vecType = VectorType::get({E}, elem);
+  unsigned bytes = E * elem.getIntOrFloatBitWidth() / 8;
+  Value vec = vector::LoadOp::create(b, loc, vecType, memref, ValueRange{offset},
+                                     /*nontemporal=*/false,
+                                     llvm::MaybeAlign(bytes));
+  SmallVector<Value> out;
+  for (int64_t i = 0; i < E; ++i) {
+    Value x = vector::ExtractOp::create(b, loc, vec, ArrayRef<int64_t>{i});
+    if (!x.getType().isF32())
+      x = arith::ExtFOp::create(b, loc, b.getF32Type(), x);
+    out.push_back(x);
+  }
+  return out;
+}
+
+/// Stores E f32 values as one vector of the memref's element type.
+void storeLaneRow(OpBuilder &b, Location loc, ArrayRef<Value> values,
+                  Value memref, Value offset) {
+  Type elem = cast<MemRefType>(memref.getType()).getElementType();
+  int64_t E = values.size();
+  auto vecType = VectorType::get({E}, elem);
+  Value vec = arith::ConstantOp::create(
+      b, loc, vecType, DenseElementsAttr::get(vecType, b.getZeroAttr(elem)));
+  for (auto [i, v] : llvm::enumerate(values)) {
+    Value x = v;
+    if (x.getType() != elem)
+      x = arith::TruncFOp::create(b, loc, elem, x);
+    vec = vector::InsertOp::create(b, loc, x, vec, ArrayRef<int64_t>{int64_t(i)});
+  }
+  unsigned bytes = E * elem.getIntOrFloatBitWidth() / 8;
+  vector::StoreOp::create(b, loc, vec, memref, ValueRange{offset},
+                          /*nontemporal=*/false, llvm::MaybeAlign(bytes));
 }
 
 /// Flattens a tensor operand to the 1-D buffer a kernel takes.
@@ -160,9 +202,12 @@ void buildAttentionKernel(SparseAttentionOp op, gpu::GPUFuncOp kernel) {
   Value count = arith::MaxSIOp::create(b, loc, capped, zero);
   float scale = op.getScaleOrDefault();
 
+  // Lane l owns elements [l*E, l*E + E) of the head dimension: one vector
+  // load per row and lane.
+  Value laneBase = e.mul(lane, e.index(E));
   SmallVector<Value> laneOffsets;
   for (int64_t i = 0; i < E; ++i)
-    laneOffsets.push_back(e.add(lane, e.index(i * kWarpSize)));
+    laneOffsets.push_back(e.add(laneBase, e.index(i)));
 
   // The group's queries, pre-scaled, in registers: qReg[g][i].
   SmallVector<SmallVector<Value>> qReg(G);
@@ -172,8 +217,8 @@ void buildAttentionKernel(SparseAttentionOp op, gpu::GPUFuncOp kernel) {
     Value qBase = e.mul(e.add(e.mul(row, cNH), h), cD);
     heads.push_back(h);
     qBases.push_back(qBase);
-    for (Value off : laneOffsets)
-      qReg[g].push_back(e.mul(e.loadF32(q, {e.add(qBase, off)}), e.f32(scale)));
+    for (Value x : loadLaneRow(b, loc, q, e.add(qBase, laneBase), E))
+      qReg[g].push_back(e.mul(x, e.f32(scale)));
   }
 
   // Loop state per head g: m, l, acc[0..E).
@@ -201,14 +246,13 @@ void buildAttentionKernel(SparseAttentionOp op, gpu::GPUFuncOp kernel) {
             [&]() -> SmallVector<Value> {
               Value kvRow = e.add(e.mul(bi, cL), s);
               Value kvBase = e.mul(e.add(e.mul(kvRow, cNKV), kvh), cD);
-              SmallVector<Value> kx, vx;
-              for (Value off : laneOffsets)
-                kx.push_back(e.loadF32(k, {e.add(kvBase, off)}));
-              for (Value off : laneOffsets) {
-                Value x = e.loadF32(v, {e.add(kvBase, off)});
-                if (hasGV)
-                  x = e.mul(x, e.sigmoid(e.loadF32(gv, {e.add(kvBase, off)})));
-                vx.push_back(x);
+              Value rowStart = e.add(kvBase, laneBase);
+              SmallVector<Value> kx = loadLaneRow(b, loc, k, rowStart, E);
+              SmallVector<Value> vx = loadLaneRow(b, loc, v, rowStart, E);
+              if (hasGV) {
+                SmallVector<Value> gates = loadLaneRow(b, loc, gv, rowStart, E);
+                for (int64_t i = 0; i < E; ++i)
+                  vx[i] = e.mul(vx[i], e.sigmoid(gates[i]));
               }
               SmallVector<Value> partial;
               for (int64_t g = 0; g < G; ++g) {
@@ -302,7 +346,11 @@ void buildAttentionKernel(SparseAttentionOp op, gpu::GPUFuncOp kernel) {
         Value invTotal = e.div(e.f32(1.0), total);
         Value h = e.add(e.mul(kvh, cG), g);
         Value qBase = e.mul(e.add(e.mul(row, cNH), h), cD);
-        for (Value off : laneOffsets) {
+        SmallVector<Value> gates;
+        if (hasGO)
+          gates = loadLaneRow(b, loc, go, e.add(qBase, laneBase), E);
+        SmallVector<Value> values;
+        for (auto [i, off] : llvm::enumerate(laneOffsets)) {
           Value sum = e.f32(0.0);
           for (int64_t w = 0; w < W; ++w) {
             Value part = e.load(smemAcc, {e.add(e.mul(slots[w], cD), off)});
@@ -310,9 +358,10 @@ void buildAttentionKernel(SparseAttentionOp op, gpu::GPUFuncOp kernel) {
           }
           Value value = e.select(empty, e.f32(0.0), e.mul(sum, invTotal));
           if (hasGO)
-            value = e.mul(value, e.sigmoid(e.loadF32(go, {e.add(qBase, off)})));
-          e.storeF32(value, out, {e.add(qBase, off)});
+            value = e.mul(value, e.sigmoid(gates[i]));
+          values.push_back(value);
         }
+        storeLaneRow(b, loc, values, out, e.add(qBase, laneBase));
         e.ifThen(lane0, [&]() {
           Value log2L = ptxUnary(b, loc, "lg2.approx.ftz.f32", total);
           Value logSum = e.add(M, e.mul(log2L, e.f32(kLn2)));
