@@ -18,7 +18,14 @@
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
 
+#include "CUDADriver.h"
+#include "DiskCache.h"
+
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "llvm/ADT/DenseSet.h"
+#include "llvm/Support/JSON.h"
 #include "llvm/Support/SHA256.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/TargetSelect.h"
@@ -339,10 +346,262 @@ public:
     return outputs;
   }
 
+  Error launch(ArrayRef<void *> inputs, ArrayRef<void *> outputs,
+               void *) override {
+    if (inputs.size() != inputs_.size() || outputs.size() != results_.size())
+      return makeError(fmt::format(
+          "expected {} inputs and {} outputs, got {} and {}", inputs_.size(),
+          results_.size(), inputs.size(), outputs.size()));
+    for (auto [i, r] : llvm::enumerate(results_))
+      for (int64_t d : r.shape)
+        if (d < 0)
+          return makeError(fmt::format(
+              "result #{} has a dynamic shape ({}): run() returns it as a "
+              "new tensor",
+              i, r.toString()));
+    std::vector<Tensor> hostInputs;
+    for (auto [i, spec] : llvm::enumerate(inputs_)) {
+      Tensor t(spec.dtype, spec.shape);
+      std::memcpy(t.data(), inputs[i], t.numBytes());
+      hostInputs.push_back(std::move(t));
+    }
+    std::vector<const Tensor *> ptrs;
+    for (const Tensor &t : hostInputs)
+      ptrs.push_back(&t);
+    auto results = run(ptrs);
+    if (!results)
+      return results.takeError();
+    for (auto [i, t] : llvm::enumerate(*results))
+      std::memcpy(outputs[i], t.data(), t.numBytes());
+    return Error::success();
+  }
+
 private:
   std::unique_ptr<ExecutionEngine> engine;
   std::string entry;
 };
+
+//===----------------------------------------------------------------------===//
+// The CUDA kernel: PTX and a launch plan, loaded through the driver
+//===----------------------------------------------------------------------===//
+
+/// One kernel launch of a compiled program: which kernel, its grid and
+/// block, and for each parameter the entry input or result it is.
+struct LaunchStep {
+  std::string kernel;
+  uint32_t grid[3];
+  uint32_t block[3];
+  std::vector<std::pair<bool, unsigned>> params; // (is result, index)
+};
+
+class CUDAKernel : public Kernel {
+public:
+  CUDAKernel(std::string ptx, std::vector<LaunchStep> steps,
+             std::vector<TensorSpec> inputs, std::vector<TensorSpec> results,
+             std::vector<std::string> names)
+      : ptx(std::move(ptx)), steps(std::move(steps)) {
+    backend_ = Backend::CUDA;
+    inputs_ = std::move(inputs);
+    results_ = std::move(results);
+    inputNames_ = std::move(names);
+  }
+
+  Expected<std::vector<Tensor>> run(ArrayRef<const Tensor *>) override {
+    return makeError("a CUDA kernel takes device pointers: use launch() (the "
+                     "C API's gsa_launch)");
+  }
+
+  Error launch(ArrayRef<void *> inputs, ArrayRef<void *> outputs,
+               void *stream) override {
+    if (inputs.size() != inputs_.size() || outputs.size() != results_.size())
+      return makeError(fmt::format(
+          "expected {} inputs and {} outputs, got {} and {}", inputs_.size(),
+          results_.size(), inputs.size(), outputs.size()));
+    for (auto [i, p] : llvm::enumerate(inputs))
+      if (!p)
+        return makeError(fmt::format("input #{} ('{}') is a null pointer", i,
+                                     inputNames_[i]));
+    auto driver = cuda::Driver::get();
+    if (!driver)
+      return driver.takeError();
+    if (Error err = loadOnce(**driver))
+      return err;
+    for (auto [n, step] : llvm::enumerate(steps)) {
+      std::vector<void *> values;
+      for (auto [isResult, index] : step.params)
+        values.push_back(isResult ? outputs[index] : inputs[index]);
+      std::vector<void *> params;
+      for (void *&v : values)
+        params.push_back(&v);
+      if (Error err = (*driver)->launch(functions[n], step.grid, step.block,
+                                        params.data(), stream))
+        return err;
+    }
+    return Error::success();
+  }
+
+  /// Serialises everything a later process needs to launch this kernel.
+  std::string serialise() const {
+    llvm::json::Array ins, outs, names, plan;
+    auto spec = [](const TensorSpec &t) {
+      llvm::json::Array shape;
+      for (int64_t d : t.shape)
+        shape.push_back(d);
+      return llvm::json::Object{{"dtype", dtypeName(t.dtype).str()},
+                                {"shape", std::move(shape)}};
+    };
+    for (const TensorSpec &t : inputs_)
+      ins.push_back(spec(t));
+    for (const TensorSpec &t : results_)
+      outs.push_back(spec(t));
+    for (const std::string &n : inputNames_)
+      names.push_back(n);
+    for (const LaunchStep &step : steps) {
+      llvm::json::Array params;
+      for (auto [isResult, index] : step.params)
+        params.push_back(llvm::json::Object{
+            {isResult ? "result" : "arg", int64_t(index)}});
+      plan.push_back(llvm::json::Object{
+          {"kernel", step.kernel},
+          {"grid", llvm::json::Array{step.grid[0], step.grid[1], step.grid[2]}},
+          {"block",
+           llvm::json::Array{step.block[0], step.block[1], step.block[2]}},
+          {"params", std::move(params)}});
+    }
+    std::string out;
+    llvm::raw_string_ostream os(out);
+    os << llvm::json::Value(llvm::json::Object{{"inputs", std::move(ins)},
+                                               {"results", std::move(outs)},
+                                               {"names", std::move(names)},
+                                               {"launches", std::move(plan)},
+                                               {"ptx", ptx}});
+    return out;
+  }
+
+  static std::shared_ptr<CUDAKernel> deserialise(StringRef text) {
+    auto value = llvm::json::parse(text);
+    if (!value) {
+      llvm::consumeError(value.takeError());
+      return nullptr;
+    }
+    auto *obj = value->getAsObject();
+    if (!obj)
+      return nullptr;
+    auto specs = [&](StringRef key, std::vector<TensorSpec> &out) {
+      auto *array = obj->getArray(key);
+      if (!array)
+        return false;
+      for (const llvm::json::Value &v : *array) {
+        auto *o = v.getAsObject();
+        auto dtype = o ? o->getString("dtype") : std::nullopt;
+        auto *shape = o ? o->getArray("shape") : nullptr;
+        if (!dtype || !shape || !parseDType(*dtype))
+          return false;
+        TensorSpec t{*parseDType(*dtype), {}};
+        for (const llvm::json::Value &d : *shape)
+          t.shape.push_back(d.getAsInteger().value_or(-1));
+        out.push_back(t);
+      }
+      return true;
+    };
+    std::vector<TensorSpec> ins, outs;
+    std::vector<std::string> names;
+    std::vector<LaunchStep> steps;
+    auto ptx = obj->getString("ptx");
+    auto *nameArray = obj->getArray("names");
+    auto *plan = obj->getArray("launches");
+    if (!specs("inputs", ins) || !specs("results", outs) || !ptx ||
+        !nameArray || !plan)
+      return nullptr;
+    for (const llvm::json::Value &n : *nameArray)
+      names.push_back(n.getAsString().value_or("?").str());
+    for (const llvm::json::Value &v : *plan) {
+      auto *o = v.getAsObject();
+      if (!o || !o->getString("kernel") || !o->getArray("grid") ||
+          !o->getArray("block") || !o->getArray("params"))
+        return nullptr;
+      LaunchStep step;
+      step.kernel = o->getString("kernel")->str();
+      for (int i = 0; i < 3; ++i) {
+        step.grid[i] = (*o->getArray("grid"))[i].getAsInteger().value_or(1);
+        step.block[i] = (*o->getArray("block"))[i].getAsInteger().value_or(1);
+      }
+      for (const llvm::json::Value &p : *o->getArray("params")) {
+        auto *po = p.getAsObject();
+        if (!po)
+          return nullptr;
+        if (auto r = po->getInteger("result"))
+          step.params.push_back({true, unsigned(*r)});
+        else if (auto a = po->getInteger("arg"))
+          step.params.push_back({false, unsigned(*a)});
+        else
+          return nullptr;
+      }
+      steps.push_back(std::move(step));
+    }
+    return std::make_shared<CUDAKernel>(ptx->str(), std::move(steps),
+                                        std::move(ins), std::move(outs),
+                                        std::move(names));
+  }
+
+private:
+  /// Loads the module into the current context on first launch, after
+  /// checking that the device runs sm_90a code.
+  Error loadOnce(cuda::Driver &driver) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!functions.empty())
+      return Error::success();
+    auto cc = driver.currentComputeCapability();
+    if (!cc)
+      return cc.takeError();
+    if (*cc != 90)
+      return makeError(fmt::format(
+          "the kernels were compiled for sm_90a (compute capability 9.0), "
+          "but the current device has compute capability {}.{}",
+          *cc / 10, *cc % 10));
+    auto module = driver.loadPTX(ptx);
+    if (!module)
+      return module.takeError();
+    for (const LaunchStep &step : steps) {
+      auto fn = driver.function(*module, step.kernel);
+      if (!fn)
+        return fn.takeError();
+      functions.push_back(*fn);
+    }
+    return Error::success();
+  }
+
+  std::string ptx;
+  std::vector<LaunchStep> steps;
+  std::mutex mutex;
+  std::vector<cuda::CUfunction> functions;
+};
+
+/// After specialisation the gsa.sparse_attention operands are static, but
+/// its results keep their declared (maybe dynamic) types: give them the
+/// static types the operands imply, casting back for the other users.
+void refineAttentionResults(func::FuncOp fn) {
+  fn.walk([](SparseAttentionOp op) {
+    auto q = op.getQ().getType();
+    if (!q.hasStaticShape())
+      return;
+    auto oType = q;
+    auto lseType = RankedTensorType::get(
+        {q.getDimSize(0), q.getDimSize(1), q.getDimSize(2)},
+        Float32Type::get(op.getContext()));
+    OpBuilder b(op->getContext());
+    b.setInsertionPointAfter(op);
+    for (auto [result, type] :
+         llvm::zip(op->getResults(), ArrayRef<Type>{oType, lseType})) {
+      if (result.getType() == type)
+        continue;
+      Type old = result.getType();
+      result.setType(type);
+      auto cast = tensor::CastOp::create(b, op.getLoc(), old, result);
+      result.replaceAllUsesExcept(cast.getResult(), cast);
+    }
+  });
+}
 
 } // namespace
 
@@ -398,7 +657,7 @@ Error Kernel::validate(ArrayRef<const Tensor *> inputs) const {
 Runtime::Runtime() = default;
 Runtime::~Runtime() = default;
 
-llvm::StringRef Runtime::version() { return "gsa-0.1.0-cpu-loops-1"; }
+llvm::StringRef Runtime::version() { return "gsa-0.1.0-attn-v3"; }
 
 CacheStats Runtime::cacheStats() const {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -443,6 +702,8 @@ Runtime::compile(StringRef program, ArrayRef<TensorSpec> inputs,
   feed(program);
   feed(options.entry);
   feed(std::to_string(int(options.backend)));
+  if (options.backend == Backend::CUDA)
+    feed("sm_90a+ptx80"); // the target
   feed(std::to_string(options.optLevel));
   for (const TensorSpec &spec : inputs)
     feed(spec.toString());
@@ -455,6 +716,19 @@ Runtime::compile(StringRef program, ArrayRef<TensorSpec> inputs,
       ++stats_.hits;
       return it->second;
     }
+  }
+
+  if (options.backend == Backend::CUDA) {
+    // Compiled kernels survive the process: look on disk first. A corrupt
+    // or truncated entry reads as absent and is rebuilt below.
+    DiskCache disk = DiskCache::fromEnvironment();
+    if (auto payload = disk.load(key, version()))
+      if (auto kernel = CUDAKernel::deserialise(*payload)) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        ++stats_.diskHits;
+        auto [it, inserted] = cache_.emplace(key, kernel);
+        return it->second;
+      }
   }
 
   initializeLLVMOnce();
@@ -513,6 +787,95 @@ Runtime::compile(StringRef program, ArrayRef<TensorSpec> inputs,
     return makeError("the inputs do not fit the program:\n" +
                      diagnostics.take());
   std::vector<InputCheck> checks = collectInputChecks(fn);
+
+  if (options.backend == Backend::CUDA) {
+    refineAttentionResults(fn);
+    PassManager gpm(ctx.get());
+    GPUPipelineOptions gpuOptions;
+    gpuOptions.libdevice = defaultLibdevicePath();
+    buildGPUPipeline(gpm, gpuOptions);
+    if (failed(gpm.run(*module)))
+      return makeError("compiling the program for the GPU failed:\n" +
+                       diagnostics.take());
+    auto binary = module->lookupSymbol<gpu::BinaryOp>("gsa_kernels");
+    if (!binary)
+      return makeError("the program has no GPU kernel: the CUDA backend "
+                       "supports programs built from gsa.sparse_attention");
+    std::string ptx = cast<gpu::ObjectAttr>(binary.getObjects()[0])
+                          .getObject()
+                          .getValue()
+                          .str();
+    std::vector<LaunchStep> steps;
+    std::string planError;
+    fn.walk([&](gpu::LaunchFuncOp launch) {
+      LaunchStep step;
+      step.kernel = launch.getKernelName().getValue().str();
+      auto dims = [&](gpu::KernelDim3 d, uint32_t out[3]) {
+        Value vs[3] = {d.x, d.y, d.z};
+        for (int i = 0; i < 3; ++i) {
+          auto c = vs[i].getDefiningOp<arith::ConstantIndexOp>();
+          out[i] = c ? uint32_t(c.value()) : 0;
+        }
+      };
+      dims(launch.getGridSizeOperandValues(), step.grid);
+      dims(launch.getBlockSizeOperandValues(), step.block);
+      for (Value operand : launch.getKernelOperands()) {
+        Value v = operand;
+        if (auto collapse = v.getDefiningOp<memref::CollapseShapeOp>())
+          v = collapse.getSrc();
+        std::optional<std::pair<bool, unsigned>> param;
+        if (auto toBuffer = v.getDefiningOp<bufferization::ToBufferOp>())
+          if (auto arg = dyn_cast<BlockArgument>(toBuffer.getTensor()))
+            param = {false, arg.getArgNumber()};
+        for (Operation *user : v.getUsers())
+          if (auto toTensor = dyn_cast<bufferization::ToTensorOp>(user))
+            for (OpOperand &use : toTensor.getResult().getUses()) {
+              Operation *owner = use.getOwner();
+              unsigned number = use.getOperandNumber();
+              if (auto cast = dyn_cast<tensor::CastOp>(owner))
+                for (OpOperand &castUse : cast.getResult().getUses())
+                  if (isa<func::ReturnOp>(castUse.getOwner())) {
+                    owner = castUse.getOwner();
+                    number = castUse.getOperandNumber();
+                  }
+              if (isa<func::ReturnOp>(owner))
+                param = {true, number};
+            }
+        if (!param) {
+          planError = "the CUDA backend launches kernels that read the "
+                      "entry's arguments and write its results directly; "
+                      "this program has intermediate tensors between ops";
+          return;
+        }
+        step.params.push_back(*param);
+      }
+      steps.push_back(std::move(step));
+    });
+    if (!planError.empty())
+      return makeError(planError);
+    std::vector<TensorSpec> staticResults;
+    auto ret = cast<func::ReturnOp>(fn.getBody().front().getTerminator());
+    for (auto [i, operand] : llvm::enumerate(ret.getOperands())) {
+      Value v = operand;
+      if (auto cast = v.getDefiningOp<tensor::CastOp>())
+        v = cast.getSource();
+      auto spec = specOf(v.getType(), fmt::format("result #{}", i));
+      if (!spec)
+        return spec.takeError();
+      staticResults.push_back(*spec);
+    }
+    std::vector<TensorSpec> inputSpecs(inputs.begin(), inputs.end());
+    auto kernel = std::make_shared<CUDAKernel>(
+        std::move(ptx), std::move(steps), std::move(inputSpecs),
+        std::move(staticResults), std::move(names));
+    DiskCache disk = DiskCache::fromEnvironment();
+    if (Error err = disk.store(key, version(), kernel->serialise()))
+      llvm::consumeError(std::move(err)); // a read-only cache is not fatal
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++stats_.misses;
+    auto [it, inserted] = cache_.emplace(key, kernel);
+    return it->second;
+  }
 
   // Lower to the LLVM dialect and JIT.
   fn->setAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName(),

@@ -23,7 +23,7 @@
 
 namespace gsa::runtime {
 
-enum class Backend { CPU };
+enum class Backend { CPU, CUDA };
 
 /// One tensor in a function signature: dtype and shape (-1 = dynamic).
 struct TensorSpec {
@@ -59,18 +59,31 @@ public:
   virtual llvm::Expected<std::vector<Tensor>>
   run(llvm::ArrayRef<const Tensor *> inputs) = 0;
 
+  /// Runs the kernel on caller-owned buffers: device pointers on the given
+  /// CUDA stream (CUDA backend), or host pointers (CPU backend; `stream`
+  /// ignored). Outputs must be allocated with the sizes of `results()`,
+  /// which are static for every kernel this can launch. Contiguous,
+  /// row-major buffers.
+  virtual llvm::Error launch(llvm::ArrayRef<void *> inputs,
+                             llvm::ArrayRef<void *> outputs, void *stream) = 0;
+
+  Backend backend() const { return backend_; }
+
 protected:
   /// Checks inputs against the specialisation and the input checks.
   llvm::Error validate(llvm::ArrayRef<const Tensor *> inputs) const;
 
+  Backend backend_ = Backend::CPU;
   std::vector<TensorSpec> inputs_, results_;
   std::vector<std::string> inputNames_;
   std::vector<InputCheck> checks_;
 };
 
 struct CacheStats {
+  /// In-memory hits, compilations, and kernels read back from disk.
   uint64_t hits = 0;
   uint64_t misses = 0;
+  uint64_t diskHits = 0;
 };
 
 struct CompileOptions {
@@ -117,6 +130,10 @@ public:
   static llvm::StringRef version();
 
 private:
+  llvm::Expected<std::shared_ptr<Kernel>>
+  compileCUDA(llvm::StringRef program, llvm::ArrayRef<TensorSpec> inputs,
+              const CompileOptions &options, const std::string &key);
+
   mutable std::mutex mutex_;
   std::unordered_map<std::string, std::shared_ptr<Kernel>> cache_;
   CacheStats stats_;

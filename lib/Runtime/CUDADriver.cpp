@@ -1,0 +1,116 @@
+//===- CUDADriver.cpp - the CUDA driver API, loaded at run time ------------===//
+
+#include "CUDADriver.h"
+
+#include <dlfcn.h>
+#include <fmt/format.h>
+#include <mutex>
+
+using namespace gsa::runtime::cuda;
+using llvm::Error;
+using llvm::Expected;
+
+static Error makeError(const std::string &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+
+Expected<Driver *> Driver::get() {
+  static std::once_flag once;
+  static Driver driver;
+  static std::string failure;
+  std::call_once(once, [] {
+    void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+      const char *why = dlerror();
+      failure = fmt::format("the CUDA driver (libcuda.so.1) cannot be loaded: "
+                            "{} (is this a machine with an NVIDIA GPU?)",
+                            why ? why : "unknown reason");
+      return;
+    }
+    auto bind = [&](auto &fn, const char *name) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(
+          dlsym(lib, name));
+      if (!fn && failure.empty())
+        failure = fmt::format("libcuda.so.1 lacks {}", name);
+    };
+    bind(driver.cuInit, "cuInit");
+    bind(driver.cuCtxGetCurrent, "cuCtxGetCurrent");
+    bind(driver.cuCtxGetDevice, "cuCtxGetDevice");
+    bind(driver.cuDeviceGetAttribute, "cuDeviceGetAttribute");
+    bind(driver.cuModuleLoadDataEx, "cuModuleLoadDataEx");
+    bind(driver.cuModuleGetFunction, "cuModuleGetFunction");
+    bind(driver.cuLaunchKernel, "cuLaunchKernel");
+    bind(driver.cuGetErrorName, "cuGetErrorName");
+    bind(driver.cuGetErrorString, "cuGetErrorString");
+    if (failure.empty() && driver.cuInit(0) != 0)
+      failure = "cuInit failed: no usable CUDA device";
+  });
+  if (!failure.empty())
+    return makeError(failure);
+  return &driver;
+}
+
+Error Driver::check(CUresult status, const char *what) {
+  if (status == 0)
+    return Error::success();
+  const char *name = nullptr, *text = nullptr;
+  cuGetErrorName(status, &name);
+  cuGetErrorString(status, &text);
+  return makeError(fmt::format("{} failed: {} ({}): {}", what,
+                               name ? name : "CUDA_ERROR", status,
+                               text ? text : "no description"));
+}
+
+Expected<int> Driver::currentComputeCapability() {
+  CUcontext ctx = nullptr;
+  if (Error err = check(cuCtxGetCurrent(&ctx), "cuCtxGetCurrent"))
+    return std::move(err);
+  if (!ctx)
+    return makeError("no current CUDA context on this thread (create one, "
+                     "e.g. by touching the GPU from PyTorch, before "
+                     "launching)");
+  CUdevice device;
+  if (Error err = check(cuCtxGetDevice(&device), "cuCtxGetDevice"))
+    return std::move(err);
+  int major = 0, minor = 0;
+  // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR / _MINOR
+  if (Error err = check(cuDeviceGetAttribute(&major, 75, device),
+                        "cuDeviceGetAttribute"))
+    return std::move(err);
+  if (Error err = check(cuDeviceGetAttribute(&minor, 76, device),
+                        "cuDeviceGetAttribute"))
+    return std::move(err);
+  return major * 10 + minor;
+}
+
+Expected<CUmodule> Driver::loadPTX(const std::string &ptx) {
+  CUmodule module = nullptr;
+  // CU_JIT_ERROR_LOG_BUFFER (5) and its size (6): keep the JIT's message.
+  char log[4096] = {0};
+  int options[] = {5, 6};
+  void *values[] = {log, reinterpret_cast<void *>(uintptr_t(sizeof(log)))};
+  CUresult status =
+      cuModuleLoadDataEx(&module, ptx.c_str(), 2, options, values);
+  if (status != 0) {
+    Error err = check(status, "cuModuleLoadDataEx (PTX JIT)");
+    return makeError(llvm::toString(std::move(err)) + "\n" + log);
+  }
+  return module;
+}
+
+Expected<CUfunction> Driver::function(CUmodule module,
+                                      const std::string &name) {
+  CUfunction fn = nullptr;
+  if (Error err = check(cuModuleGetFunction(&fn, module, name.c_str()),
+                        "cuModuleGetFunction"))
+    return std::move(err);
+  return fn;
+}
+
+Error Driver::launch(CUfunction fn, const uint32_t grid[3],
+                     const uint32_t block[3], void **params,
+                     CUstream stream) {
+  return check(cuLaunchKernel(fn, grid[0], grid[1], grid[2], block[0],
+                              block[1], block[2], 0, stream, params, nullptr),
+               "cuLaunchKernel");
+}

@@ -1,0 +1,57 @@
+//===- CUDADriver.h - the CUDA driver API, loaded at run time ---*- C++ -*-===//
+//
+// libcuda.so.1 is opened with dlopen on first use, so the runtime builds and
+// its tests run on machines without a GPU or driver; every call's status is
+// turned into a readable error.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef GSA_LIB_RUNTIME_CUDADRIVER_H
+#define GSA_LIB_RUNTIME_CUDADRIVER_H
+
+#include "llvm/Support/Error.h"
+
+#include <cstdint>
+#include <string>
+
+namespace gsa::runtime::cuda {
+
+using CUresult = int;
+using CUdevice = int;
+using CUcontext = void *;
+using CUmodule = void *;
+using CUfunction = void *;
+using CUstream = void *;
+
+/// The driver, or an error saying why it cannot be used.
+class Driver {
+public:
+  static llvm::Expected<Driver *> get();
+
+  /// The current context's device compute capability (major * 10 + minor).
+  llvm::Expected<int> currentComputeCapability();
+  llvm::Expected<CUmodule> loadPTX(const std::string &ptx);
+  llvm::Expected<CUfunction> function(CUmodule module, const std::string &name);
+  llvm::Error launch(CUfunction fn, const uint32_t grid[3],
+                     const uint32_t block[3], void **params, CUstream stream);
+  llvm::Error check(CUresult status, const char *what);
+
+private:
+  CUresult (*cuInit)(unsigned) = nullptr;
+  CUresult (*cuCtxGetCurrent)(CUcontext *) = nullptr;
+  CUresult (*cuCtxGetDevice)(CUdevice *) = nullptr;
+  CUresult (*cuDeviceGetAttribute)(int *, int, CUdevice) = nullptr;
+  CUresult (*cuModuleLoadDataEx)(CUmodule *, const void *, unsigned, int *,
+                                 void **) = nullptr;
+  CUresult (*cuModuleGetFunction)(CUfunction *, CUmodule, const char *) =
+      nullptr;
+  CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned,
+                             unsigned, unsigned, unsigned, unsigned, CUstream,
+                             void **, void **) = nullptr;
+  CUresult (*cuGetErrorName)(CUresult, const char **) = nullptr;
+  CUresult (*cuGetErrorString)(CUresult, const char **) = nullptr;
+};
+
+} // namespace gsa::runtime::cuda
+
+#endif // GSA_LIB_RUNTIME_CUDADRIVER_H
