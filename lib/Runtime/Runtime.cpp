@@ -42,6 +42,20 @@ using llvm::Expected;
 
 namespace {
 
+/// GSA_DUMP_IR=1 prints the IR after every pass of the runtime's pipelines
+/// to stderr (with the pass name), to see what each stage made of a program.
+void maybeDumpIR(PassManager &pm) {
+  const char *dump = std::getenv("GSA_DUMP_IR");
+  if (!dump || !*dump || llvm::StringRef(dump) == "0")
+    return;
+  pm.getContext()->disableMultithreading();
+  pm.enableIRPrinting(
+      /*shouldPrintBeforePass=*/[](Pass *, Operation *) { return false; },
+      /*shouldPrintAfterPass=*/[](Pass *, Operation *) { return true; },
+      /*printModuleScope=*/true, /*printAfterOnlyOnChange=*/true,
+      /*printAfterOnlyOnFailure=*/false, llvm::errs());
+}
+
 Error makeError(const std::string &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
 }
@@ -591,8 +605,8 @@ void refineAttentionResults(func::FuncOp fn) {
         Float32Type::get(op.getContext()));
     OpBuilder b(op->getContext());
     b.setInsertionPointAfter(op);
-    for (auto [result, type] :
-         llvm::zip(op->getResults(), ArrayRef<Type>{oType, lseType})) {
+    Type refined[2] = {oType, lseType};
+    for (auto [result, type] : llvm::zip(op->getResults(), refined)) {
       if (result.getType() == type)
         continue;
       Type old = result.getType();
@@ -794,6 +808,7 @@ Runtime::compile(StringRef program, ArrayRef<TensorSpec> inputs,
     GPUPipelineOptions gpuOptions;
     gpuOptions.libdevice = defaultLibdevicePath();
     buildGPUPipeline(gpm, gpuOptions);
+    maybeDumpIR(gpm);
     if (failed(gpm.run(*module)))
       return makeError("compiling the program for the GPU failed:\n" +
                        diagnostics.take());
@@ -882,6 +897,7 @@ Runtime::compile(StringRef program, ArrayRef<TensorSpec> inputs,
               UnitAttr::get(ctx.get()));
   PassManager pm(ctx.get());
   buildCPUPipeline(pm);
+  maybeDumpIR(pm);
   if (failed(pm.run(*module)))
     return makeError("compiling the program failed:\n" + diagnostics.take());
 

@@ -1,0 +1,168 @@
+//===- CUDARuntimeTest.cpp - the CUDA backend without a GPU ----------------===//
+//
+// Compilation, the launch plan and the disk cache need no GPU; launching
+// on a machine without a driver must fail with a readable error.
+//
+//===----------------------------------------------------------------------===//
+
+#include "gsa/Runtime/Runtime.h"
+
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cstdlib>
+#include <dlfcn.h>
+#include <gtest/gtest.h>
+
+using namespace gsa::runtime;
+
+namespace {
+
+const char *kAttention = R"mlir(
+func.func @attend(%q: tensor<1x?x4x64xbf16>, %k: tensor<1x?x1x64xbf16>,
+                  %v: tensor<1x?x1x64xbf16>, %idx: tensor<1x?x8xi32>,
+                  %cnt: tensor<1x?xi32>)
+    -> (tensor<1x?x4x64xbf16>, tensor<1x?x4xf32>) {
+  %o, %lse = gsa.sparse_attention %q, %k, %v select(%idx, %cnt)
+      : (tensor<1x?x4x64xbf16>, tensor<1x?x1x64xbf16>, tensor<1x?x1x64xbf16>,
+         tensor<1x?x8xi32>, tensor<1x?xi32>) -> (tensor<1x?x4x64xbf16>, tensor<1x?x4xf32>)
+  return %o, %lse : tensor<1x?x4x64xbf16>, tensor<1x?x4xf32>
+}
+)mlir";
+
+std::vector<TensorSpec> specsFor(int64_t L) {
+  return {{DType::bf16, {1, L, 4, 64}},
+          {DType::bf16, {1, L, 1, 64}},
+          {DType::bf16, {1, L, 1, 64}},
+          {DType::i32, {1, L, 8}},
+          {DType::i32, {1, L}}};
+}
+
+class CUDARuntimeTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    ASSERT_FALSE(llvm::sys::fs::createUniqueDirectory("gsa-cache", dir));
+    setenv("GSA_CACHE_DIR", dir.c_str(), 1);
+    unsetenv("GSA_DISABLE_CACHE");
+  }
+  void TearDown() override {
+    unsetenv("GSA_CACHE_DIR");
+    unsetenv("GSA_DISABLE_CACHE");
+    llvm::sys::fs::remove_directories(dir);
+  }
+  std::vector<std::string> cacheFiles() {
+    std::vector<std::string> files;
+    std::error_code ec;
+    for (llvm::sys::fs::directory_iterator it(dir, ec), end; it != end && !ec;
+         it.increment(ec))
+      files.push_back(it->path());
+    return files;
+  }
+  CUDARuntimeTest() = default;
+  llvm::SmallString<128> dir;
+  CompileOptions cuda() {
+    CompileOptions options;
+    options.backend = Backend::CUDA;
+    return options;
+  }
+};
+
+TEST_F(CUDARuntimeTest, CompilesWithoutAGPUAndGivesStaticResults) {
+  Runtime runtime;
+  auto kernel = runtime.compile(kAttention, specsFor(40), cuda());
+  ASSERT_TRUE(bool(kernel)) << llvm::toString(kernel.takeError());
+  EXPECT_EQ((*kernel)->backend(), Backend::CUDA);
+  ASSERT_EQ((*kernel)->results().size(), 2u);
+  EXPECT_EQ((*kernel)->results()[0].toString(), "bf16[1, 40, 4, 64]");
+  EXPECT_EQ((*kernel)->results()[1].toString(), "f32[1, 40, 4]");
+  EXPECT_EQ((*kernel)->inputNames()[3], "indices");
+  EXPECT_EQ(runtime.cacheStats().misses, 1u);
+}
+
+TEST_F(CUDARuntimeTest, DiskCacheHitsAcrossRuntimesAndRebuildsCorruptEntries) {
+  {
+    Runtime first;
+    ASSERT_TRUE(bool(first.compile(kAttention, specsFor(40), cuda())));
+    EXPECT_EQ(first.cacheStats().misses, 1u);
+  }
+  auto files = cacheFiles();
+  ASSERT_EQ(files.size(), 1u) << "one entry, no temporary files left";
+  {
+    Runtime second;
+    auto kernel = second.compile(kAttention, specsFor(40), cuda());
+    ASSERT_TRUE(bool(kernel)) << llvm::toString(kernel.takeError());
+    EXPECT_EQ(second.cacheStats().diskHits, 1u);
+    EXPECT_EQ(second.cacheStats().misses, 0u);
+    EXPECT_EQ((*kernel)->results()[1].toString(), "f32[1, 40, 4]");
+  }
+  // Truncate the entry: it must read as absent and be rebuilt.
+  {
+    auto content = llvm::MemoryBuffer::getFile(files[0]);
+    ASSERT_TRUE(bool(content));
+    std::string half = (*content)->getBuffer().substr(0, (*content)->getBufferSize() / 2).str();
+    std::error_code ec;
+    llvm::raw_fd_ostream os(files[0], ec);
+    os << half;
+  }
+  {
+    Runtime third;
+    ASSERT_TRUE(bool(third.compile(kAttention, specsFor(40), cuda())));
+    EXPECT_EQ(third.cacheStats().diskHits, 0u);
+    EXPECT_EQ(third.cacheStats().misses, 1u);
+  }
+  {
+    Runtime fourth;
+    ASSERT_TRUE(bool(fourth.compile(kAttention, specsFor(40), cuda())));
+    EXPECT_EQ(fourth.cacheStats().diskHits, 1u) << "the rebuilt entry is valid";
+  }
+  // Another shape is another entry.
+  Runtime fifth;
+  ASSERT_TRUE(bool(fifth.compile(kAttention, specsFor(41), cuda())));
+  EXPECT_EQ(cacheFiles().size(), 2u);
+}
+
+TEST_F(CUDARuntimeTest, CacheCanBeDisabled) {
+  setenv("GSA_DISABLE_CACHE", "1", 1);
+  Runtime runtime;
+  ASSERT_TRUE(bool(runtime.compile(kAttention, specsFor(40), cuda())));
+  EXPECT_TRUE(cacheFiles().empty());
+}
+
+TEST_F(CUDARuntimeTest, LaunchWithoutADriverSaysWhy) {
+  if (void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL)) {
+    dlclose(lib);
+    GTEST_SKIP() << "a CUDA driver is present: this checks the no-driver path";
+  }
+  Runtime runtime;
+  auto kernel = runtime.compile(kAttention, specsFor(8), cuda());
+  ASSERT_TRUE(bool(kernel));
+  std::vector<void *> in(5, reinterpret_cast<void *>(0x1000)), out(2, nullptr);
+  llvm::Error err = (*kernel)->launch(in, out, nullptr);
+  ASSERT_TRUE(bool(err));
+  std::string message = llvm::toString(std::move(err));
+  EXPECT_NE(message.find("the CUDA driver (libcuda.so.1) cannot be loaded"),
+            std::string::npos)
+      << message;
+}
+
+TEST_F(CUDARuntimeTest, ProgramsTheGPUCannotRunAreRejectedWithAReason) {
+  const char *indexer = R"mlir(
+func.func @f(%qi: tensor<1x8x2x4xf32>, %ki: tensor<1x8x4xf32>) -> tensor<1x8x8xf32> {
+  %I = gsa.indexer %qi, %ki activation {
+  ^bb0(%x: f32, %j: index):
+    gsa.yield %x : f32
+  } : (tensor<1x8x2x4xf32>, tensor<1x8x4xf32>) -> tensor<1x8x8xf32>
+  return %I : tensor<1x8x8xf32>
+}
+)mlir";
+  Runtime runtime;
+  auto kernel = runtime.compile(
+      indexer, {{DType::f32, {1, 8, 2, 4}}, {DType::f32, {1, 8, 4}}}, cuda());
+  ASSERT_FALSE(bool(kernel));
+  std::string message = llvm::toString(kernel.takeError());
+  EXPECT_NE(message.find("has no GPU lowering yet"), std::string::npos)
+      << message;
+}
+
+} // namespace
