@@ -591,30 +591,74 @@ private:
   std::vector<cuda::CUfunction> functions;
 };
 
-/// After specialisation the gsa.sparse_attention operands are static, but
-/// its results keep their declared (maybe dynamic) types: give them the
-/// static types the operands imply, casting back for the other users.
-void refineAttentionResults(func::FuncOp fn) {
-  fn.walk([](SparseAttentionOp op) {
-    auto q = op.getQ().getType();
-    if (!q.hasStaticShape())
-      return;
-    auto oType = q;
-    auto lseType = RankedTensorType::get(
-        {q.getDimSize(0), q.getDimSize(1), q.getDimSize(2)},
-        Float32Type::get(op.getContext()));
+/// After specialisation the gsa ops' operands are static, but their results
+/// keep their declared (maybe dynamic) types: give them the static types the
+/// operands imply, casting back to the declared type for the other users.
+void refineResultTypes(func::FuncOp fn) {
+  auto refine = [](Operation *op, ArrayRef<Type> types) {
     OpBuilder b(op->getContext());
     b.setInsertionPointAfter(op);
-    Type refined[2] = {oType, lseType};
-    for (auto [result, type] : llvm::zip(op->getResults(), refined)) {
-      if (result.getType() == type)
+    for (auto [result, type] : llvm::zip(op->getResults(), types)) {
+      if (!type || result.getType() == type)
         continue;
       Type old = result.getType();
       result.setType(type);
-      auto cast = tensor::CastOp::create(b, op.getLoc(), old, result);
+      auto cast = tensor::CastOp::create(b, op->getLoc(), old, result);
       result.replaceAllUsesExcept(cast.getResult(), cast);
     }
+  };
+  auto staticType = [](ArrayRef<int64_t> shape, Type elem) -> Type {
+    for (int64_t d : shape)
+      if (ShapedType::isDynamic(d))
+        return Type();
+    return RankedTensorType::get(shape, elem);
+  };
+  fn.walk([&](Operation *op) {
+    MLIRContext *ctx = op->getContext();
+    Type f32 = Float32Type::get(ctx), i32 = IntegerType::get(ctx, 32);
+    auto dims = [](Value v) { return cast<RankedTensorType>(v.getType()).getShape(); };
+    if (auto o = dyn_cast<IndexerOp>(op)) {
+      auto qi = dims(o.getQi());
+      refine(op, {staticType({qi[0], qi[1], qi[1]}, f32)});
+    } else if (auto o = dyn_cast<AdaptiveTopKOp>(op)) {
+      auto sc = dims(o.getScores());
+      SmallVector<Type> types = {staticType({sc[0], sc[1], o.getKMax()}, i32),
+                                 staticType({sc[0], sc[1]}, i32)};
+      if (o.getNewRunningVar())
+        types.push_back(Type());
+      refine(op, types);
+    } else if (auto o = dyn_cast<SparseAttentionOp>(op)) {
+      auto q = dims(o.getQ());
+      refine(op, {staticType(q, o.getQ().getType().getElementType()),
+                  staticType({q[0], q[1], q[2]}, f32)});
+    } else if (auto o = dyn_cast<GatedSparseAttentionOp>(op)) {
+      auto q = dims(o.getQ());
+      SmallVector<Type> types = {
+          staticType(q, o.getQ().getType().getElementType()),
+          staticType({q[0], q[1], q[2]}, f32),
+          staticType({q[0], q[1], o.getKMax()}, i32),
+          staticType({q[0], q[1]}, i32)};
+      if (o.getNewRunningVar())
+        types.push_back(Type());
+      refine(op, types);
+    }
   });
+}
+
+/// The entry's result types, static where the program determines them.
+Expected<std::vector<TensorSpec>> resultSpecsOf(func::FuncOp fn) {
+  std::vector<TensorSpec> specs;
+  auto ret = cast<func::ReturnOp>(fn.getBody().front().getTerminator());
+  for (auto [i, operand] : llvm::enumerate(ret.getOperands())) {
+    Value v = operand;
+    if (auto castOp = v.getDefiningOp<tensor::CastOp>())
+      v = castOp.getSource();
+    auto spec = specOf(v.getType(), fmt::format("result #{}", i));
+    if (!spec)
+      return spec.takeError();
+    specs.push_back(*spec);
+  }
+  return specs;
 }
 
 } // namespace
@@ -802,8 +846,18 @@ Runtime::compile(StringRef program, ArrayRef<TensorSpec> inputs,
                      diagnostics.take());
   std::vector<InputCheck> checks = collectInputChecks(fn);
 
+  // Static result shapes wherever the specialised inputs determine them.
+  refineResultTypes(fn);
+  if (failed(mlir::verify(*module)))
+    return makeError("refining result types failed:\n" + diagnostics.take());
+  {
+    auto refined = resultSpecsOf(fn);
+    if (!refined)
+      return refined.takeError();
+    resultSpecs = std::move(*refined);
+  }
+
   if (options.backend == Backend::CUDA) {
-    refineAttentionResults(fn);
     PassManager gpm(ctx.get());
     GPUPipelineOptions gpuOptions;
     gpuOptions.libdevice = defaultLibdevicePath();
@@ -868,17 +922,11 @@ Runtime::compile(StringRef program, ArrayRef<TensorSpec> inputs,
     });
     if (!planError.empty())
       return makeError(planError);
-    std::vector<TensorSpec> staticResults;
-    auto ret = cast<func::ReturnOp>(fn.getBody().front().getTerminator());
-    for (auto [i, operand] : llvm::enumerate(ret.getOperands())) {
-      Value v = operand;
-      if (auto cast = v.getDefiningOp<tensor::CastOp>())
-        v = cast.getSource();
-      auto spec = specOf(v.getType(), fmt::format("result #{}", i));
-      if (!spec)
-        return spec.takeError();
-      staticResults.push_back(*spec);
-    }
+    // After the GPU pipeline the return operands are the kernels' buffers.
+    auto staticResultsOr = resultSpecsOf(fn);
+    if (!staticResultsOr)
+      return staticResultsOr.takeError();
+    std::vector<TensorSpec> staticResults = std::move(*staticResultsOr);
     std::vector<TensorSpec> inputSpecs(inputs.begin(), inputs.end());
     auto kernel = std::make_shared<CUDAKernel>(
         std::move(ptx), std::move(steps), std::move(inputSpecs),

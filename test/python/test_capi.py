@@ -1,0 +1,114 @@
+"""The C API (libgsa) through ctypes: CPU kernels on host buffers, CUDA
+kernels compiled without a GPU, errors through gsa_last_error."""
+
+import ctypes
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gsa_harness as h
+import gsa_reference as ref
+
+LIB = Path(os.environ.get("GSA_LIBGSA", h.BUILD / "lib" / "libgsa.so"))
+GSA_F32, GSA_BF16, GSA_I32 = 2, 1, 4
+
+
+class Desc(ctypes.Structure):
+    _fields_ = [("dtype", ctypes.c_int), ("rank", ctypes.c_int32), ("shape", ctypes.c_int64 * 8)]
+
+
+def desc(dtype, shape):
+    d = Desc()
+    d.dtype, d.rank = dtype, len(shape)
+    for i, s in enumerate(shape):
+        d.shape[i] = s
+    return d
+
+
+@pytest.fixture(scope="module")
+def lib():
+    lib = ctypes.CDLL(str(LIB))
+    lib.gsa_last_error.restype = ctypes.c_char_p
+    lib.gsa_context_create.restype = ctypes.c_void_p
+    lib.gsa_context_destroy.argtypes = [ctypes.c_void_p]
+    lib.gsa_compile.restype = ctypes.c_void_p
+    lib.gsa_compile.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int,
+                                ctypes.c_int32, ctypes.POINTER(Desc)]
+    lib.gsa_launch.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p),
+                               ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p]
+    lib.gsa_kernel_result.argtypes = [ctypes.c_void_p, ctypes.c_int32, ctypes.POINTER(Desc)]
+    lib.gsa_kernel_release.argtypes = [ctypes.c_void_p]
+    return lib
+
+
+PROGRAM = """
+func.func @attend(%q: tensor<1x?x4x32x{t}>, %k: tensor<1x?x2x32x{t}>, %v: tensor<1x?x2x32x{t}>,
+                  %idx: tensor<1x?x8xi32>, %cnt: tensor<1x?xi32>)
+    -> (tensor<1x?x4x32x{t}>, tensor<1x?x4xf32>) {{
+  %o, %lse = gsa.sparse_attention %q, %k, %v select(%idx, %cnt)
+      : (tensor<1x?x4x32x{t}>, tensor<1x?x2x32x{t}>, tensor<1x?x2x32x{t}>, tensor<1x?x8xi32>,
+         tensor<1x?xi32>) -> (tensor<1x?x4x32x{t}>, tensor<1x?x4xf32>)
+  return %o, %lse : tensor<1x?x4x32x{t}>, tensor<1x?x4xf32>
+}}
+"""
+
+
+def specs(L, elem):
+    return (Desc * 5)(desc(elem, (1, L, 4, 32)), desc(elem, (1, L, 2, 32)),
+                      desc(elem, (1, L, 2, 32)), desc(GSA_I32, (1, L, 8)), desc(GSA_I32, (1, L)))
+
+
+def test_cpu_kernel_on_host_buffers_matches_the_reference(lib):
+    ctx = lib.gsa_context_create()
+    L = 12
+    kernel = lib.gsa_compile(ctx, PROGRAM.format(t="f32").encode(), None, 0, 5, specs(L, GSA_F32))
+    assert kernel, lib.gsa_last_error()
+    rng = np.random.default_rng(3)
+    q = rng.standard_normal((1, L, 4, 32)).astype(np.float32)
+    k = rng.standard_normal((1, L, 2, 32)).astype(np.float32)
+    v = rng.standard_normal((1, L, 2, 32)).astype(np.float32)
+    idx = np.full((1, L, 8), -1, np.int32)
+    for t in range(L):
+        chosen = np.sort(rng.choice(t + 1, size=min(8, t + 1), replace=False))
+        idx[0, t, :len(chosen)] = chosen
+    cnt = np.minimum(np.arange(1, L + 1), 8).astype(np.int32)[None]
+    o = np.full((1, L, 4, 32), np.nan, np.float32)
+    lse = np.full((1, L, 4), np.nan, np.float32)
+    arrays = [q, k, v, idx, cnt]
+    ins = (ctypes.c_void_p * 5)(*[a.ctypes.data for a in arrays])
+    outs = (ctypes.c_void_p * 2)(o.ctypes.data, lse.ctypes.data)
+    assert lib.gsa_launch(kernel, ins, outs, None) == 0, lib.gsa_last_error()
+    o_ref, lse_ref = ref.sparse_attention(q, k, v, idx, cnt)
+    assert ref.relative_error(o, o_ref) < 1e-5
+    assert ref.relative_error(lse, lse_ref) < 1e-5
+    lib.gsa_kernel_release(kernel)
+    lib.gsa_context_destroy(ctx)
+
+
+def test_cuda_kernel_compiles_without_a_gpu(lib, tmp_path, monkeypatch):
+    monkeypatch.setenv("GSA_CACHE_DIR", str(tmp_path))
+    ctx = lib.gsa_context_create()
+    kernel = lib.gsa_compile(ctx, PROGRAM.format(t="bf16").encode(), b"attend", 1, 5,
+                             specs(40, GSA_BF16))
+    assert kernel, lib.gsa_last_error()
+    out = Desc()
+    assert lib.gsa_kernel_result(kernel, 1, ctypes.byref(out)) == 0
+    assert (out.dtype, out.rank, list(out.shape[:3])) == (GSA_F32, 3, [1, 40, 4])
+    assert len(list(tmp_path.iterdir())) == 1, "one disk-cache entry"
+    lib.gsa_kernel_release(kernel)
+    lib.gsa_context_destroy(ctx)
+
+
+def test_errors_are_reported_not_crashed(lib):
+    ctx = lib.gsa_context_create()
+    bad = lib.gsa_compile(ctx, b"func.func @f(", None, 0, 0, None)
+    assert not bad
+    assert b"<program>:1:" in lib.gsa_last_error()
+    wrong = lib.gsa_compile(ctx, PROGRAM.format(t="f32").encode(), None, 0, 5, specs(12, GSA_BF16))
+    assert not wrong
+    assert b"input #0 ('q'): expected f32 elements, got bf16" in lib.gsa_last_error()
+    assert lib.gsa_launch(None, None, None, None) != 0
+    assert b"null kernel" in lib.gsa_last_error()
+    lib.gsa_context_destroy(ctx)
