@@ -117,10 +117,10 @@ def main():
     parser.add_argument("--child", action="store_true")
     args = parser.parse_args()
     out = Path(os.environ.get("OUT", "/tmp/gsa-device"))
+    if args.child:
+        return child(args)  # GSA_CACHE_DIR comes from the parent
     cache = Path(tempfile.mkdtemp(prefix="gsa-cache-"))
     os.environ["GSA_CACHE_DIR"] = str(cache)
-    if args.child:
-        return child(args)
 
     lib = load_lib(args.lib)
     torch.empty(1, device="cuda")
