@@ -237,6 +237,25 @@ LogicalResult verifySelectionParts(Operation *op, SelectionPolicy policy,
   return success();
 }
 
+/// The selection checks of an op with the adaptive top-k attributes
+/// (gsa.adaptive_topk and gsa.gated_sparse_attention).
+template <typename OpTy> LogicalResult verifySelection(OpTy op) {
+  std::optional<float> momentum;
+  if (auto m = op.getMomentum())
+    momentum = m->convertToFloat();
+  return verifySelectionParts(op, op.getPolicy(), op.getKBase(), op.getKMin(),
+                              op.getKMax(), op.getTraining(), momentum,
+                              op.getRunningVar(), op.getNewRunningVar(),
+                              op.getPolicyFn());
+}
+
+/// A scale attribute, else 1 / sqrt(dim) (NaN while dim is dynamic).
+float scaleOrDefault(std::optional<APFloat> scale, int64_t dim) {
+  if (scale)
+    return scale->convertToFloat();
+  return ShapedType::isDynamic(dim) ? NAN : 1.0f / std::sqrt(float(dim));
+}
+
 LogicalResult verifyAttentionParts(Operation *op, ShapeChecker &shapes,
                                    Value q, Value k, Value v, Value gv,
                                    Value go, Region &scoreMod, Value o,
@@ -319,10 +338,7 @@ LogicalResult IndexerOp::verify() {
 }
 
 float IndexerOp::getScaleOrDefault() {
-  if (auto scale = getScale())
-    return scale->convertToFloat();
-  int64_t dI = getQi().getType().getDimSize(3);
-  return ShapedType::isDynamic(dI) ? NAN : 1.0f / std::sqrt(float(dI));
+  return scaleOrDefault(getScale(), getQi().getType().getDimSize(3));
 }
 
 //===----------------------------------------------------------------------===//
@@ -330,11 +346,7 @@ float IndexerOp::getScaleOrDefault() {
 //===----------------------------------------------------------------------===//
 
 LogicalResult AdaptiveTopKOp::verify() {
-  if (failed(verifySelectionParts(
-          *this, getPolicy(), getKBase(), getKMin(), getKMax(), getTraining(),
-          getMomentum() ? std::optional<float>(getMomentum()->convertToFloat())
-                        : std::nullopt,
-          getRunningVar(), getNewRunningVar(), getPolicyFn())))
+  if (failed(verifySelection(*this)))
     return failure();
   ShapeChecker shapes(*this);
   shapes.bind("k_max", getKMax(), "attribute k_max");
@@ -371,10 +383,7 @@ LogicalResult SparseAttentionOp::verify() {
 }
 
 float SparseAttentionOp::getScaleOrDefault() {
-  if (auto scale = getScale())
-    return scale->convertToFloat();
-  int64_t d = getQ().getType().getDimSize(3);
-  return ShapedType::isDynamic(d) ? NAN : 1.0f / std::sqrt(float(d));
+  return scaleOrDefault(getScale(), getQ().getType().getDimSize(3));
 }
 
 //===----------------------------------------------------------------------===//
@@ -382,11 +391,7 @@ float SparseAttentionOp::getScaleOrDefault() {
 //===----------------------------------------------------------------------===//
 
 LogicalResult GatedSparseAttentionOp::verify() {
-  if (failed(verifySelectionParts(
-          *this, getPolicy(), getKBase(), getKMin(), getKMax(), getTraining(),
-          getMomentum() ? std::optional<float>(getMomentum()->convertToFloat())
-                        : std::nullopt,
-          getRunningVar(), getNewRunningVar(), getPolicyFn())))
+  if (failed(verifySelection(*this)))
     return failure();
   ShapeChecker shapes(*this);
   shapes.bind("k_max", getKMax(), "attribute k_max");

@@ -44,46 +44,41 @@ protected:
   }
 
   MLIRContext ctx;
+
+  /// A module with one function running a gsa.indexer on qi [2, 16, 4, 64]
+  /// and ki [2, kiLength, 64] (identity activation).
+  OwningOpRef<ModuleOp> indexerModule(int64_t kiLength, IndexerOp &indexer) {
+    OpBuilder b(&ctx);
+    Location loc = UnknownLoc::get(&ctx);
+    OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
+    auto fnType = b.getFunctionType(
+        {tensor({2, 16, 4, 64}), tensor({2, kiLength, 64})}, {});
+    b.setInsertionPointToEnd(module->getBody());
+    auto fn = func::FuncOp::create(b, loc, "f", fnType);
+    Block *entry = fn.addEntryBlock();
+    b.setInsertionPointToEnd(entry);
+    indexer = IndexerOp::create(b, loc, tensor({2, 16, 16}),
+                                entry->getArgument(0), entry->getArgument(1),
+                                Value(), Value(), FloatAttr());
+    identityRegion(indexer.getActivation(), {b.getIndexType()});
+    func::ReturnOp::create(b, loc);
+    return module;
+  }
 };
 
 TEST_F(GSADialectTest, BuildsAndVerifiesIndexer) {
-  OpBuilder b(&ctx);
-  Location loc = UnknownLoc::get(&ctx);
-  OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
-  auto fnType = b.getFunctionType({tensor({2, 16, 4, 64}), tensor({2, 16, 64})},
-                                  {});
-  b.setInsertionPointToEnd(module->getBody());
-  auto fn = func::FuncOp::create(b, loc, "f", fnType);
-  Block *entry = fn.addEntryBlock();
-  b.setInsertionPointToEnd(entry);
-  auto indexer =
-      IndexerOp::create(b, loc, tensor({2, 16, 16}), entry->getArgument(0),
-                        entry->getArgument(1), Value(), Value(), FloatAttr());
-  identityRegion(indexer.getActivation(), {b.getIndexType()});
-  func::ReturnOp::create(b, loc);
+  IndexerOp indexer;
+  OwningOpRef<ModuleOp> module = indexerModule(16, indexer);
   EXPECT_TRUE(succeeded(mlir::verify(*module)));
   // Default indexer scale is 1/sqrt(d_I) = 1/8.
   EXPECT_FLOAT_EQ(indexer.getScaleOrDefault(), 0.125f);
-  indexer.setScaleAttr(b.getF32FloatAttr(0.5f));
+  indexer.setScaleAttr(Builder(&ctx).getF32FloatAttr(0.5f));
   EXPECT_FLOAT_EQ(indexer.getScaleOrDefault(), 0.5f);
 }
 
 TEST_F(GSADialectTest, VerifierRejectsMismatchedSequenceLength) {
-  OpBuilder b(&ctx);
-  Location loc = UnknownLoc::get(&ctx);
-  OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
-  auto fnType = b.getFunctionType({tensor({2, 16, 4, 64}), tensor({2, 15, 64})},
-                                  {});
-  b.setInsertionPointToEnd(module->getBody());
-  auto fn = func::FuncOp::create(b, loc, "f", fnType);
-  Block *entry = fn.addEntryBlock();
-  b.setInsertionPointToEnd(entry);
-  auto indexer =
-      IndexerOp::create(b, loc, tensor({2, 16, 16}), entry->getArgument(0),
-                        entry->getArgument(1), Value(), Value(), FloatAttr());
-  identityRegion(indexer.getActivation(), {b.getIndexType()});
-  func::ReturnOp::create(b, loc);
-
+  IndexerOp indexer;
+  OwningOpRef<ModuleOp> module = indexerModule(15, indexer);
   std::string message;
   ScopedDiagnosticHandler handler(&ctx, [&](Diagnostic &diag) {
     message = diag.str();
