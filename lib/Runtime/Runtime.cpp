@@ -622,7 +622,7 @@ void refineResultTypes(func::FuncOp fn) {
       refine(op, {staticType({qi[0], qi[1], qi[1]}, f32)});
     } else if (auto o = dyn_cast<AdaptiveTopKOp>(op)) {
       auto sc = dims(o.getScores());
-      SmallVector<Type> types = {staticType({sc[0], sc[1], o.getKMax()}, i32),
+      SmallVector<Type> types = {staticType({sc[0], sc[1], int64_t(o.getKMax())}, i32),
                                  staticType({sc[0], sc[1]}, i32)};
       if (o.getNewRunningVar())
         types.push_back(Type());
@@ -636,7 +636,7 @@ void refineResultTypes(func::FuncOp fn) {
       SmallVector<Type> types = {
           staticType(q, o.getQ().getType().getElementType()),
           staticType({q[0], q[1], q[2]}, f32),
-          staticType({q[0], q[1], o.getKMax()}, i32),
+          staticType({q[0], q[1], int64_t(o.getKMax())}, i32),
           staticType({q[0], q[1]}, i32)};
       if (o.getNewRunningVar())
         types.push_back(Type());

@@ -1,0 +1,144 @@
+"""The GSA core as functions.
+
+- NumPy arrays (or CPU torch tensors of a NumPy dtype) run on the CPU path.
+- CUDA torch tensors run on the GPU for `sparse_attention` (the fused GPU
+  indexer and selection are not built yet: `gated_sparse_attention` on CUDA
+  tensors raises and says so).
+Shapes follow SPEC.md: q [B,L,n_h,d], k/v [B,L,n_kv,d], qi [B,L,H_I,d_I],
+ki [B,L,d_I], wi [B,L,H_I], bi [H_I], gv like v, go like q.
+"""
+
+import numpy as np
+
+from . import program as programs
+from ._capi import GsaError, Runtime
+
+_NUMPY_ELEMS = {np.dtype(np.float16): "f16", np.dtype(np.float32): "f32",
+                np.dtype(np.int32): "i32"}
+_runtime = None
+
+
+def runtime():
+    """The process-wide runtime (its caches serve every call)."""
+    global _runtime
+    if _runtime is None:
+        _runtime = Runtime()
+    return _runtime
+
+
+def _is_torch(x):
+    return type(x).__module__.startswith("torch")
+
+
+def _host(name, x, rank, int_ok=False):
+    """A C-contiguous NumPy array of a supported dtype, or a ValueError
+    naming the argument."""
+    if _is_torch(x):
+        if x.is_cuda:
+            raise ValueError(f"'{name}' is a CUDA tensor but the other inputs are not")
+        try:
+            x = x.detach().numpy()
+        except TypeError as exc:  # bf16 has no NumPy dtype
+            raise ValueError(f"'{name}' has dtype {x.dtype}, which the CPU path takes as "
+                             "float32 or float16: convert it first") from exc
+    x = np.asarray(x)
+    if x.ndim != rank:
+        raise ValueError(f"'{name}' must have rank {rank}, got shape {x.shape}")
+    if x.dtype == np.float64:
+        x = x.astype(np.float32)
+    if x.dtype == np.int64 and int_ok:
+        x = x.astype(np.int32)
+    if x.dtype not in _NUMPY_ELEMS or (_NUMPY_ELEMS[x.dtype] == "i32") != int_ok:
+        raise ValueError(f"'{name}' has unsupported dtype {x.dtype} "
+                         f"({'int32' if int_ok else 'float16 or float32'} expected)")
+    return np.require(x, requirements="C")
+
+
+def gated_sparse_attention(q, k, v, qi, ki, wi=None, bi=None, gv=None, go=None, *,
+                           k_base=2048, k_min=256, k_max=4096, policy="inverse",
+                           running_var=None, training=False, momentum=None,
+                           scale=None, index_scale=None, activation="sigmoid",
+                           weighting="sigmoid"):
+    """The whole GSA core. Returns (o, lse, indices, counts) and, in training
+    mode with a running variance, the updated running variance as a float.
+
+    In inference mode the inverse/proportional policies read `running_var`
+    (a positive float, the trained reference variance); in training mode the
+    batch's own mean variance is used and the running value is updated.
+    """
+    if any(_is_torch(x) and x.is_cuda for x in (q, k, v, qi, ki)):
+        raise GsaError("gated_sparse_attention on CUDA tensors needs the GPU indexer and "
+                       "selection, which are not built yet; use sparse_attention on CUDA "
+                       "with indices from the CPU path, or pass CPU arrays")
+    named = {"q": _host("q", q, 4), "k": _host("k", k, 4), "v": _host("v", v, 4),
+             "qi": _host("qi", qi, 4), "ki": _host("ki", ki, 3)}
+    for key, value, rank in (("wi", wi, 3), ("bi", bi, 1), ("gv", gv, 4), ("go", go, 4)):
+        if value is not None:
+            named[key] = _host(key, value, rank)
+    if running_var is not None:
+        named["running_var"] = np.array(float(running_var), dtype=np.float32)
+    elif not training and policy != "fixed":
+        raise ValueError(f"policy '{policy}' in inference mode reads the running variance: "
+                         "pass running_var (or training=True)")
+    shapes = {n: a.shape for n, a in named.items()}
+    elems = {n: _NUMPY_ELEMS[a.dtype] for n, a in named.items()}
+    text, order = programs.gated_sparse_attention(
+        shapes, elems, k_base=k_base, k_min=k_min, k_max=k_max, policy=policy,
+        training=training, momentum=momentum, scale=scale, index_scale=index_scale,
+        activation=activation, weighting=weighting)
+    kernel = runtime().compile(text, [(elems[n], shapes[n]) for n in order])
+    outputs = [np.empty(shape, dtype={"f16": np.float16, "f32": np.float32,
+                                      "i32": np.int32}[dtype])
+               for dtype, shape in kernel.results]
+    kernel.launch([named[n].ctypes.data for n in order], [o.ctypes.data for o in outputs])
+    if len(outputs) == 5:
+        return tuple(outputs[:4]) + (float(outputs[4]),)
+    return tuple(outputs)
+
+
+def sparse_attention(q, k, v, indices, counts, gv=None, go=None, *, scale=None):
+    """Gated sparse SDPA over given selections: (o, lse). CUDA torch tensors
+    (bf16/fp16, contiguous) run on the GPU on the current stream; NumPy
+    arrays on the CPU."""
+    if all(_is_torch(x) and x.is_cuda for x in (q, k, v, indices, counts)):
+        return _sparse_attention_cuda(q, k, v, indices, counts, gv, go, scale)
+    named = {"q": _host("q", q, 4), "k": _host("k", k, 4), "v": _host("v", v, 4),
+             "indices": _host("indices", indices, 3, int_ok=True),
+             "counts": _host("counts", counts, 2, int_ok=True)}
+    for key, value in (("gv", gv), ("go", go)):
+        if value is not None:
+            named[key] = _host(key, value, 4)
+    shapes = {n: a.shape for n, a in named.items()}
+    elems = {n: _NUMPY_ELEMS[a.dtype] for n, a in named.items()}
+    text, order = programs.sparse_attention(shapes, elems, scale=scale)
+    kernel = runtime().compile(text, [(elems[n], shapes[n]) for n in order])
+    outputs = [np.empty(shape, dtype={"f16": np.float16, "f32": np.float32}[dtype])
+               for dtype, shape in kernel.results]
+    kernel.launch([named[n].ctypes.data for n in order], [o.ctypes.data for o in outputs])
+    return tuple(outputs)
+
+
+def _sparse_attention_cuda(q, k, v, indices, counts, gv, go, scale):
+    import torch
+    elem_of = {torch.bfloat16: "bf16", torch.float16: "f16", torch.int32: "i32"}
+    named = {"q": q, "k": k, "v": v, "indices": indices, "counts": counts}
+    if gv is not None:
+        named["gv"] = gv
+    if go is not None:
+        named["go"] = go
+    for name, t in named.items():
+        if not t.is_cuda or t.dtype not in elem_of or not t.is_contiguous():
+            raise ValueError(f"'{name}' must be a contiguous CUDA tensor of bf16/fp16 "
+                             f"(int32 for indices and counts), got {t.dtype} on {t.device}")
+        if t.device != q.device:
+            raise ValueError(f"'{name}' is on {t.device} but 'q' is on {q.device}")
+    shapes = {n: tuple(t.shape) for n, t in named.items()}
+    elems = {n: elem_of[t.dtype] for n, t in named.items()}
+    text, order = programs.sparse_attention(shapes, elems, scale=scale)
+    kernel = runtime().compile(text, [(elems[n], shapes[n]) for n in order], backend="cuda")
+    B, L, NH, D = q.shape
+    o = torch.empty_like(q)
+    lse = torch.empty((B, L, NH), dtype=torch.float32, device=q.device)
+    stream = torch.cuda.current_stream(q.device).cuda_stream
+    kernel.launch([named[n].data_ptr() for n in order], [o.data_ptr(), lse.data_ptr()], stream)
+    return o, lse
