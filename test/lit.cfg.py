@@ -28,4 +28,8 @@ if getattr(config, "ptxas", ""):
     config.substitutions.append(("%ptxas", config.ptxas))
 else:
     lit_config.note("ptxas not found: the PTX assembly tests are skipped (UNSUPPORTED)")
+if getattr(config, "libdevice", ""):
+    config.available_features.add("libdevice")
+else:
+    lit_config.note("libdevice not found: kernels calling math functions are not tested")
 llvm_config.add_tool_substitutions(["gsa-compile"], tool_dirs)
