@@ -104,6 +104,12 @@ public:
   Value cmpi(arith::CmpIPredicate p, Value x, Value y) {
     return arith::CmpIOp::create(b, loc, p, x, y);
   }
+  Value minui(Value x, Value y) { return arith::MinUIOp::create(b, loc, x, y); }
+  Value minsi(Value x, Value y) { return arith::MinSIOp::create(b, loc, x, y); }
+  Value maxui(Value x, Value y) { return arith::MaxUIOp::create(b, loc, x, y); }
+  Value fma(Value x, Value y, Value z) {
+    return math::FmaOp::create(b, loc, x, y, z);
+  }
   Value andi(Value x, Value y) { return arith::AndIOp::create(b, loc, x, y); }
   Value ori(Value x, Value y) { return arith::OrIOp::create(b, loc, x, y); }
   Value indexToF64(Value i) {
@@ -125,7 +131,12 @@ public:
 
   /// `for iv in [lb, ub)` with no loop-carried values.
   void loop(Value lb, Value ub, function_ref<void(Value)> body) {
-    scf::ForOp::create(b, loc, lb, ub, index(1), ValueRange{},
+    loopStep(lb, ub, index(1), body);
+  }
+
+  /// `for iv = lb; iv < ub; iv += step` with no loop-carried values.
+  void loopStep(Value lb, Value ub, Value step, function_ref<void(Value)> body) {
+    scf::ForOp::create(b, loc, lb, ub, step, ValueRange{},
                        [&](OpBuilder &nested, Location, Value iv, ValueRange) {
                          OpBuilder::InsertionGuard guard(b);
                          b.setInsertionPoint(nested.getInsertionBlock(),
@@ -135,12 +146,12 @@ public:
                        });
   }
 
-  /// `for iv in [lb, ub)` carrying `inits`; `body` returns the next values.
+  /// The strided form of loopCarry.
   SmallVector<Value>
-  loopCarry(Value lb, Value ub, ValueRange inits,
-            function_ref<SmallVector<Value>(Value, ValueRange)> body) {
+  loopStepCarry(Value lb, Value ub, Value step, ValueRange inits,
+                function_ref<SmallVector<Value>(Value, ValueRange)> body) {
     auto forOp = scf::ForOp::create(
-        b, loc, lb, ub, index(1), inits,
+        b, loc, lb, ub, step, inits,
         [&](OpBuilder &nested, Location, Value iv, ValueRange carried) {
           OpBuilder::InsertionGuard guard(b);
           b.setInsertionPoint(nested.getInsertionBlock(),
@@ -149,6 +160,13 @@ public:
           scf::YieldOp::create(b, loc, next);
         });
     return SmallVector<Value>(forOp.getResults());
+  }
+
+  /// `for iv in [lb, ub)` carrying `inits`; `body` returns the next values.
+  SmallVector<Value>
+  loopCarry(Value lb, Value ub, ValueRange inits,
+            function_ref<SmallVector<Value>(Value, ValueRange)> body) {
+    return loopStepCarry(lb, ub, index(1), inits, body);
   }
 
   /// `sum_{iv in [lb, ub)} term(iv)` starting from `init`.
@@ -259,6 +277,76 @@ private:
 };
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
+
+//===----------------------------------------------------------------------===//
+// Selection arithmetic shared by the CPU and GPU lowerings of adaptive_topk
+//===----------------------------------------------------------------------===//
+
+/// Maps an f32 to an i32 whose unsigned order is the float order
+/// (-inf < ... < -0 < +0 < ... < +inf): flip every bit of negatives, only
+/// the sign bit of the rest.
+inline Value orderKey(Emitter &e, Value f) {
+  OpBuilder &b = e.builder();
+  Location loc = e.location();
+  Value bits = arith::BitcastOp::create(b, loc, b.getI32Type(), f);
+  Value sign = arith::ShRSIOp::create(b, loc, bits, e.i32(31));
+  Value mask = e.ori(sign, e.i32(std::numeric_limits<int32_t>::min()));
+  return arith::XOrIOp::create(b, loc, bits, mask);
+}
+
+/// The budget k_t (index) of one row from its statistics, per SPEC 2.
+inline Value rowBudget(Emitter &e, AdaptiveTopKOp op, Value mean, Value var,
+                Value vBar, Value t) {
+  int64_t kBase = op.getKBase(), kMin = op.getKMin(), kMax = op.getKMax();
+  Value budget; // the real k_base * r_t, in f64
+  switch (op.getPolicy()) {
+  case SelectionPolicy::fixed:
+    budget = e.f64(double(kBase));
+    break;
+  case SelectionPolicy::inverse: {
+    // var_t = 0 is the most uncertain row: k_max, whatever V_bar is.
+    Value ratio = e.div(vBar, var);
+    Value isZero = e.cmpf(arith::CmpFPredicate::OEQ, var, e.f64(0.0));
+    Value scaled = e.mul(e.f64(double(kBase)), ratio);
+    budget = e.select(isZero, e.f64(kInf), scaled);
+    break;
+  }
+  case SelectionPolicy::proportional: {
+    Value ratio = e.div(var, vBar);
+    Value isZero = e.cmpf(arith::CmpFPredicate::OEQ, var, e.f64(0.0));
+    Value scaled = e.mul(e.f64(double(kBase)), ratio);
+    budget = e.select(isZero, e.f64(-kInf), scaled);
+    break;
+  }
+  case SelectionPolicy::custom: {
+    OpBuilder &b = e.builder();
+    Location loc = e.location();
+    auto toF32 = [&](Value v) {
+      return arith::TruncFOp::create(b, loc, b.getF32Type(), v).getResult();
+    };
+    Value mean32 = toF32(mean);
+    Value var32 = toF32(var);
+    Value vBar32 = toF32(vBar);
+    Value yielded =
+        e.inlineRegion(op.getPolicyFn(), {mean32, var32, vBar32, t});
+    budget = e.f32ToF64(yielded);
+    break;
+  }
+  }
+  // floor, clamp to [k_min, k_max] (in float, so +-inf clamp cleanly); a
+  // NaN budget from a user policy gives k_max.
+  OpBuilder &b = e.builder();
+  Location loc = e.location();
+  Value floored = math::FloorOp::create(b, loc, budget);
+  Value lo = e.f64(double(kMin));
+  Value hi = e.f64(double(kMax));
+  Value raised = arith::MaximumFOp::create(b, loc, floored, lo);
+  Value clamped = arith::MinimumFOp::create(b, loc, raised, hi);
+  Value isNaN = e.cmpf(arith::CmpFPredicate::UNO, budget, budget);
+  clamped = e.select(isNaN, hi, clamped);
+  Value k64 = arith::FPToSIOp::create(b, loc, b.getI64Type(), clamped);
+  return arith::IndexCastOp::create(b, loc, b.getIndexType(), k64);
+}
 
 } // namespace gsa::detail
 

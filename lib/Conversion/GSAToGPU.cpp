@@ -25,7 +25,8 @@
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/PatternMatch.h"
 
-#include "Emitter.h"
+#include "GPUEmitter.h"
+#include "GPUKernels.h"
 
 #include <cmath>
 #include <fmt/format.h>
@@ -37,106 +38,11 @@ namespace gsa {
 
 using namespace mlir;
 using namespace gsa;
-using gsa::detail::Emitter;
-using gsa::detail::kInf;
+using namespace gsa::detail;
 
 namespace {
 
-constexpr int64_t kWarpSize = 32;
 constexpr int64_t kWarpsPerBlock = 4;
-constexpr double kLog2E = 1.4426950408889634;
-constexpr double kLn2 = 0.6931471805599453;
-
-/// One f32 PTX instruction `op dst, src;` (approximate transcendental).
-Value ptxUnary(OpBuilder &b, Location loc, StringRef instruction, Value x) {
-  std::string code = (instruction + " $0, $1;").str();
-  auto op = NVVM::InlinePtxOp::create(b, loc, TypeRange{b.getF32Type()},
-                                      ValueRange{x}, ValueRange{},
-                                      b.getStringAttr(code), Value());
-  return op.getResult(0);
-}
-
-Value exp2Approx(OpBuilder &b, Location loc, Value x) {
-  return ptxUnary(b, loc, "ex2.approx.ftz.f32", x);
-}
-
-/// Sum of `value` over the 32 lanes of a warp, in every lane.
-Value warpSum(OpBuilder &b, Location loc, Value value) {
-  for (int32_t offset = kWarpSize / 2; offset >= 1; offset /= 2) {
-    auto shuffle = gpu::ShuffleOp::create(b, loc, value, offset, kWarpSize,
-                                          gpu::ShuffleMode::XOR);
-    value = arith::AddFOp::create(b, loc, value, shuffle.getShuffleResult());
-  }
-  return value;
-}
-
-/// The E contiguous elements of a row that one lane owns, loaded with one
-/// vector load (E * element-size bytes, aligned as such: rows start at
-/// multiples of d_k elements and lanes at multiples of E), extended to f32.
-SmallVector<Value> loadLaneRow(OpBuilder &b, Location loc, Value memref,
-                               Value offset, int64_t E) {
-  Type elem = cast<MemRefType>(memref.getType()).getElementType();
-  auto vecType = VectorType::get({E}, elem);
-  unsigned bytes = E * elem.getIntOrFloatBitWidth() / 8;
-  Value vec = vector::LoadOp::create(b, loc, vecType, memref, ValueRange{offset},
-                                     /*nontemporal=*/false,
-                                     llvm::MaybeAlign(bytes));
-  SmallVector<Value> out;
-  for (int64_t i = 0; i < E; ++i) {
-    Value x = vector::ExtractOp::create(b, loc, vec, ArrayRef<int64_t>{i});
-    if (!x.getType().isF32())
-      x = arith::ExtFOp::create(b, loc, b.getF32Type(), x);
-    out.push_back(x);
-  }
-  return out;
-}
-
-/// Stores E f32 values as one vector of the memref's element type.
-void storeLaneRow(OpBuilder &b, Location loc, ArrayRef<Value> values,
-                  Value memref, Value offset) {
-  Type elem = cast<MemRefType>(memref.getType()).getElementType();
-  int64_t E = values.size();
-  auto vecType = VectorType::get({E}, elem);
-  Value vec = arith::ConstantOp::create(
-      b, loc, vecType, DenseElementsAttr::get(vecType, b.getZeroAttr(elem)));
-  for (auto [i, v] : llvm::enumerate(values)) {
-    Value x = v;
-    if (x.getType() != elem)
-      x = arith::TruncFOp::create(b, loc, elem, x);
-    vec = vector::InsertOp::create(b, loc, x, vec, ArrayRef<int64_t>{int64_t(i)});
-  }
-  unsigned bytes = E * elem.getIntOrFloatBitWidth() / 8;
-  vector::StoreOp::create(b, loc, vec, memref, ValueRange{offset},
-                          /*nontemporal=*/false, llvm::MaybeAlign(bytes));
-}
-
-/// Flattens a tensor operand to the 1-D buffer a kernel takes.
-Value flatBuffer(Emitter &e, Value tensor) {
-  OpBuilder &b = e.builder();
-  Value buffer = e.toBuffer(tensor);
-  auto type = cast<MemRefType>(buffer.getType());
-  if (type.getRank() == 1)
-    return buffer;
-  ReassociationIndices all;
-  for (int64_t i = 0; i < type.getRank(); ++i)
-    all.push_back(i);
-  return memref::CollapseShapeOp::create(b, e.location(), buffer,
-                                         ArrayRef<ReassociationIndices>{all});
-}
-
-Value collapse(OpBuilder &b, Location loc, Value buffer) {
-  auto type = cast<MemRefType>(buffer.getType());
-  ReassociationIndices all;
-  for (int64_t i = 0; i < type.getRank(); ++i)
-    all.push_back(i);
-  return memref::CollapseShapeOp::create(b, loc, buffer,
-                                         ArrayRef<ReassociationIndices>{all});
-}
-
-MemRefType flatType(Type tensorType) {
-  auto t = cast<RankedTensorType>(tensorType);
-  return MemRefType::get({t.getNumElements()}, t.getElementType());
-}
 
 /// Builds the kernel body of one gsa.sparse_attention.
 ///
@@ -418,27 +324,41 @@ struct ConvertGSAToGPUPass
     ModuleOp module = getOperation();
     MLIRContext *ctx = &getContext();
     bool failedAny = false;
-    module.walk([&](Operation *op) {
-      if (isa<GatedSparseAttentionOp>(op)) {
-        op->emitOpError("must be decomposed before lowering to the GPU (run "
-                        "--gsa-decompose first)");
-        failedAny = true;
-      } else if (isa<IndexerOp, AdaptiveTopKOp>(op)) {
-        op->emitOpError("has no GPU lowering yet: run the indexer and the "
-                        "selection on the CPU path (convert-gsa-to-loops)");
-        failedAny = true;
-      }
+    module.walk([&](GatedSparseAttentionOp op) {
+      op->emitOpError("must be decomposed before lowering to the GPU (run "
+                      "--gsa-decompose first)");
+      failedAny = true;
     });
     if (failedAny)
       return signalPassFailure();
 
-    SmallVector<SparseAttentionOp> attentions;
-    module.walk([&](SparseAttentionOp op) { attentions.push_back(op); });
-    if (attentions.empty())
-      return;
-    for (SparseAttentionOp op : attentions)
-      if (failed(checkStatic(op)))
+    // The fused ops in program order. An indexer whose only user is a
+    // selection is fused into the selection's kernels (its L x L result is
+    // never built); any other indexer gets its own kernel.
+    SmallVector<Operation *> ops;
+    module.walk([&](Operation *op) {
+      if (isa<IndexerOp, AdaptiveTopKOp, SparseAttentionOp>(op))
+        ops.push_back(op);
+    });
+    auto fusedIndexer = [](AdaptiveTopKOp op) -> IndexerOp {
+      auto indexer = op.getScores().getDefiningOp<IndexerOp>();
+      if (indexer && indexer->hasOneUse())
+        return indexer;
+      return IndexerOp();
+    };
+    for (Operation *op : ops) {
+      LogicalResult ok = success();
+      if (auto o = dyn_cast<SparseAttentionOp>(op))
+        ok = checkStatic(o);
+      else if (auto o = dyn_cast<IndexerOp>(op))
+        ok = checkIndexerForGPU(o);
+      else
+        ok = checkSelectionForGPU(cast<AdaptiveTopKOp>(op));
+      if (failed(ok))
         return signalPassFailure();
+    }
+    if (ops.empty())
+      return;
 
     module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
                     UnitAttr::get(ctx));
@@ -448,6 +368,22 @@ struct ConvertGSAToGPUPass
       kernels = gpu::GPUModuleOp::create(mb, module.getLoc(), "gsa_kernels");
 
     IRRewriter rewriter(ctx);
+    SmallVector<SparseAttentionOp> attentions;
+    for (auto [n, op] : llvm::enumerate(ops)) {
+      auto parent = op->getParentOfType<FunctionOpInterface>();
+      std::string prefix = fmt::format(
+          "{}_{}", parent ? parent.getName().str() : std::string("gsa"), n);
+      if (auto select = dyn_cast<AdaptiveTopKOp>(op)) {
+        IndexerOp indexer = fusedIndexer(select);
+        lowerSelectionToGPU(select, indexer, kernels, rewriter, prefix);
+      } else if (auto indexer = dyn_cast<IndexerOp>(op)) {
+        if (!indexer->hasOneUse() ||
+            !isa<AdaptiveTopKOp>(*indexer->getUsers().begin()))
+          lowerIndexerToGPU(indexer, kernels, rewriter, prefix);
+      } else {
+        attentions.push_back(cast<SparseAttentionOp>(op));
+      }
+    }
     for (auto [n, op] : llvm::enumerate(attentions)) {
       Location loc = op.getLoc();
       // Kernel signature: flat buffers, inputs then outputs.

@@ -40,6 +40,8 @@ Expected<Driver *> Driver::get() {
     bind(driver.cuModuleLoadDataEx, "cuModuleLoadDataEx");
     bind(driver.cuModuleGetFunction, "cuModuleGetFunction");
     bind(driver.cuLaunchKernel, "cuLaunchKernel");
+    bind(driver.cuMemAllocAsync, "cuMemAllocAsync");
+    bind(driver.cuMemFreeAsync, "cuMemFreeAsync");
     bind(driver.cuGetErrorName, "cuGetErrorName");
     bind(driver.cuGetErrorString, "cuGetErrorString");
     if (failure.empty() && driver.cuInit(0) != 0)
@@ -113,4 +115,17 @@ Error Driver::launch(CUfunction fn, const uint32_t grid[3],
   return check(cuLaunchKernel(fn, grid[0], grid[1], grid[2], block[0],
                               block[1], block[2], 0, stream, params, nullptr),
                "cuLaunchKernel");
+}
+
+Expected<void *> Driver::allocAsync(size_t bytes, CUstream stream) {
+  unsigned long long pointer = 0;
+  if (Error err = check(cuMemAllocAsync(&pointer, bytes, stream),
+                        "cuMemAllocAsync (kernel scratch)"))
+    return std::move(err);
+  return reinterpret_cast<void *>(pointer);
+}
+
+Error Driver::freeAsync(void *pointer, CUstream stream) {
+  return check(cuMemFreeAsync(reinterpret_cast<uintptr_t>(pointer), stream),
+               "cuMemFreeAsync (kernel scratch)");
 }

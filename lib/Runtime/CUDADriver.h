@@ -35,6 +35,9 @@ public:
   llvm::Error launch(CUfunction fn, const uint32_t grid[3],
                      const uint32_t block[3], void **params, CUstream stream);
   llvm::Error check(CUresult status, const char *what);
+  /// Stream-ordered device memory for the kernels' scratch buffers.
+  llvm::Expected<void *> allocAsync(size_t bytes, CUstream stream);
+  llvm::Error freeAsync(void *pointer, CUstream stream);
 
 private:
   CUresult (*cuInit)(unsigned) = nullptr;
@@ -48,6 +51,9 @@ private:
   CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned,
                              unsigned, unsigned, unsigned, unsigned, CUstream,
                              void **, void **) = nullptr;
+  CUresult (*cuMemAllocAsync)(unsigned long long *, size_t, CUstream) =
+      nullptr;
+  CUresult (*cuMemFreeAsync)(unsigned long long, CUstream) = nullptr;
   CUresult (*cuGetErrorName)(CUresult, const char **) = nullptr;
   CUresult (*cuGetErrorString)(CUresult, const char **) = nullptr;
 };

@@ -399,21 +399,44 @@ private:
 // The CUDA kernel: PTX and a launch plan, loaded through the driver
 //===----------------------------------------------------------------------===//
 
+/// What a kernel parameter is: an entry input, an entry result, or a
+/// scratch buffer the runtime allocates for the launches of one call
+/// (intermediate tensors between kernels, per-row statistics).
+enum class ParamKind { Input, Result, Scratch };
+struct Param {
+  ParamKind kind;
+  unsigned index;
+};
+
 /// One kernel launch of a compiled program: which kernel, its grid and
-/// block, and for each parameter the entry input or result it is.
+/// block, and what each parameter is.
 struct LaunchStep {
   std::string kernel;
   uint32_t grid[3];
   uint32_t block[3];
-  std::vector<std::pair<bool, unsigned>> params; // (is result, index)
+  std::vector<Param> params;
 };
+
+StringRef paramKindName(ParamKind kind) {
+  switch (kind) {
+  case ParamKind::Input:
+    return "arg";
+  case ParamKind::Result:
+    return "result";
+  case ParamKind::Scratch:
+    return "scratch";
+  }
+  return "?";
+}
 
 class CUDAKernel : public Kernel {
 public:
   CUDAKernel(std::string ptx, std::vector<LaunchStep> steps,
+             std::vector<uint64_t> scratchBytes,
              std::vector<TensorSpec> inputs, std::vector<TensorSpec> results,
              std::vector<std::string> names)
-      : ptx(std::move(ptx)), steps(std::move(steps)) {
+      : ptx(std::move(ptx)), steps(std::move(steps)),
+        scratchBytes(std::move(scratchBytes)) {
     backend_ = Backend::CUDA;
     inputs_ = std::move(inputs);
     results_ = std::move(results);
@@ -440,18 +463,35 @@ public:
       return driver.takeError();
     if (Error err = loadOnce(**driver))
       return err;
+    // Scratch lives in stream order: allocated before the launches, freed
+    // after them, so concurrent calls on other streams never share it.
+    std::vector<void *> scratch;
+    auto release = [&]() {
+      Error all = Error::success();
+      for (void *p : scratch)
+        all = joinErrors(std::move(all), (*driver)->freeAsync(p, stream));
+      return all;
+    };
+    for (uint64_t bytes : scratchBytes) {
+      auto p = (*driver)->allocAsync(bytes, stream);
+      if (!p)
+        return joinErrors(p.takeError(), release());
+      scratch.push_back(*p);
+    }
     for (auto [n, step] : llvm::enumerate(steps)) {
       std::vector<void *> values;
-      for (auto [isResult, index] : step.params)
-        values.push_back(isResult ? outputs[index] : inputs[index]);
+      for (Param param : step.params)
+        values.push_back(param.kind == ParamKind::Input    ? inputs[param.index]
+                         : param.kind == ParamKind::Result ? outputs[param.index]
+                                                           : scratch[param.index]);
       std::vector<void *> params;
       for (void *&v : values)
         params.push_back(&v);
       if (Error err = (*driver)->launch(functions[n], step.grid, step.block,
                                         params.data(), stream))
-        return err;
+        return joinErrors(std::move(err), release());
     }
-    return Error::success();
+    return release();
   }
 
   /// Serialises everything a later process needs to launch this kernel.
@@ -472,9 +512,9 @@ public:
       names.push_back(n);
     for (const LaunchStep &step : steps) {
       llvm::json::Array params;
-      for (auto [isResult, index] : step.params)
+      for (Param param : step.params)
         params.push_back(llvm::json::Object{
-            {isResult ? "result" : "arg", int64_t(index)}});
+            {paramKindName(param.kind), int64_t(param.index)}});
       plan.push_back(llvm::json::Object{
           {"kernel", step.kernel},
           {"grid", llvm::json::Array{step.grid[0], step.grid[1], step.grid[2]}},
@@ -484,7 +524,11 @@ public:
     }
     std::string out;
     llvm::raw_string_ostream os(out);
+    llvm::json::Array scratch;
+    for (uint64_t bytes : scratchBytes)
+      scratch.push_back(int64_t(bytes));
     os << llvm::json::Value(llvm::json::Object{{"inputs", std::move(ins)},
+                                               {"scratch", std::move(scratch)},
                                                {"results", std::move(outs)},
                                                {"names", std::move(names)},
                                                {"launches", std::move(plan)},
@@ -524,9 +568,17 @@ public:
     auto ptx = obj->getString("ptx");
     auto *nameArray = obj->getArray("names");
     auto *plan = obj->getArray("launches");
+    auto *scratchArray = obj->getArray("scratch");
     if (!specs("inputs", ins) || !specs("results", outs) || !ptx ||
-        !nameArray || !plan)
+        !nameArray || !plan || !scratchArray)
       return nullptr;
+    std::vector<uint64_t> scratchBytes;
+    for (const llvm::json::Value &v : *scratchArray) {
+      auto bytes = v.getAsInteger();
+      if (!bytes || *bytes <= 0)
+        return nullptr;
+      scratchBytes.push_back(uint64_t(*bytes));
+    }
     for (const llvm::json::Value &n : *nameArray)
       names.push_back(n.getAsString().value_or("?").str());
     for (const llvm::json::Value &v : *plan) {
@@ -544,16 +596,23 @@ public:
         auto *po = p.getAsObject();
         if (!po)
           return nullptr;
-        if (auto r = po->getInteger("result"))
-          step.params.push_back({true, unsigned(*r)});
-        else if (auto a = po->getInteger("arg"))
-          step.params.push_back({false, unsigned(*a)});
-        else
+        std::optional<Param> param;
+        for (ParamKind kind :
+             {ParamKind::Input, ParamKind::Result, ParamKind::Scratch})
+          if (auto i = po->getInteger(paramKindName(kind)))
+            param = Param{kind, unsigned(*i)};
+        size_t limit = !param ? 0
+                       : param->kind == ParamKind::Input  ? ins.size()
+                       : param->kind == ParamKind::Result ? outs.size()
+                                                          : scratchBytes.size();
+        if (!param || param->index >= limit)
           return nullptr;
+        step.params.push_back(*param);
       }
       steps.push_back(std::move(step));
     }
     return std::make_shared<CUDAKernel>(ptx->str(), std::move(steps),
+                                        std::move(scratchBytes),
                                         std::move(ins), std::move(outs),
                                         std::move(names));
   }
@@ -587,6 +646,7 @@ private:
 
   std::string ptx;
   std::vector<LaunchStep> steps;
+  std::vector<uint64_t> scratchBytes;
   std::mutex mutex;
   std::vector<cuda::CUfunction> functions;
 };
@@ -715,7 +775,7 @@ Error Kernel::validate(ArrayRef<const Tensor *> inputs) const {
 Runtime::Runtime() = default;
 Runtime::~Runtime() = default;
 
-llvm::StringRef Runtime::version() { return "gsa-0.1.0-attn-v3"; }
+llvm::StringRef Runtime::version() { return "gsa-0.2.0-select-v1"; }
 
 CacheStats Runtime::cacheStats() const {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -875,7 +935,57 @@ Runtime::compile(StringRef program, ArrayRef<TensorSpec> inputs,
                           .getValue()
                           .str();
     std::vector<LaunchStep> steps;
+    std::vector<uint64_t> scratchBytes;
+    llvm::DenseMap<Operation *, unsigned> scratchIndex;
     std::string planError;
+    // What a launch operand is: follow the views and the tensor/buffer
+    // conversions back to an entry argument, a buffer returned by the
+    // entry, or a buffer that only kernels see (scratch).
+    auto resolve = [&](Value v) -> std::optional<Param> {
+      for (;;) {
+        if (auto collapse = v.getDefiningOp<memref::CollapseShapeOp>()) {
+          v = collapse.getSrc();
+          continue;
+        }
+        if (auto toBuffer = v.getDefiningOp<bufferization::ToBufferOp>()) {
+          Value tensor = toBuffer.getTensor();
+          if (auto arg = dyn_cast<BlockArgument>(tensor))
+            return Param{ParamKind::Input, arg.getArgNumber()};
+          if (auto toTensor = tensor.getDefiningOp<bufferization::ToTensorOp>()) {
+            v = toTensor.getBuffer();
+            continue;
+          }
+          return std::nullopt;
+        }
+        break;
+      }
+      for (Operation *user : v.getUsers())
+        if (auto toTensor = dyn_cast<bufferization::ToTensorOp>(user))
+          for (OpOperand &use : toTensor.getResult().getUses()) {
+            Operation *owner = use.getOwner();
+            unsigned number = use.getOperandNumber();
+            if (auto cast = dyn_cast<tensor::CastOp>(owner))
+              for (OpOperand &castUse : cast.getResult().getUses())
+                if (isa<func::ReturnOp>(castUse.getOwner())) {
+                  owner = castUse.getOwner();
+                  number = castUse.getOperandNumber();
+                }
+            if (isa<func::ReturnOp>(owner))
+              return Param{ParamKind::Result, number};
+          }
+      auto alloc = v.getDefiningOp<memref::AllocOp>();
+      if (!alloc || !alloc.getType().hasStaticShape())
+        return std::nullopt;
+      auto [it, inserted] =
+          scratchIndex.try_emplace(alloc, unsigned(scratchBytes.size()));
+      if (inserted) {
+        MemRefType type = alloc.getType();
+        uint64_t bytes = type.getNumElements() *
+                         std::max<uint64_t>(1, type.getElementTypeBitWidth() / 8);
+        scratchBytes.push_back(std::max<uint64_t>(bytes, 1));
+      }
+      return Param{ParamKind::Scratch, it->second};
+    };
     fn.walk([&](gpu::LaunchFuncOp launch) {
       LaunchStep step;
       step.kernel = launch.getKernelName().getValue().str();
@@ -889,31 +999,13 @@ Runtime::compile(StringRef program, ArrayRef<TensorSpec> inputs,
       dims(launch.getGridSizeOperandValues(), step.grid);
       dims(launch.getBlockSizeOperandValues(), step.block);
       for (Value operand : launch.getKernelOperands()) {
-        Value v = operand;
-        if (auto collapse = v.getDefiningOp<memref::CollapseShapeOp>())
-          v = collapse.getSrc();
-        std::optional<std::pair<bool, unsigned>> param;
-        if (auto toBuffer = v.getDefiningOp<bufferization::ToBufferOp>())
-          if (auto arg = dyn_cast<BlockArgument>(toBuffer.getTensor()))
-            param = {false, arg.getArgNumber()};
-        for (Operation *user : v.getUsers())
-          if (auto toTensor = dyn_cast<bufferization::ToTensorOp>(user))
-            for (OpOperand &use : toTensor.getResult().getUses()) {
-              Operation *owner = use.getOwner();
-              unsigned number = use.getOperandNumber();
-              if (auto cast = dyn_cast<tensor::CastOp>(owner))
-                for (OpOperand &castUse : cast.getResult().getUses())
-                  if (isa<func::ReturnOp>(castUse.getOwner())) {
-                    owner = castUse.getOwner();
-                    number = castUse.getOperandNumber();
-                  }
-              if (isa<func::ReturnOp>(owner))
-                param = {true, number};
-            }
+        std::optional<Param> param = resolve(operand);
         if (!param) {
-          planError = "the CUDA backend launches kernels that read the "
-                      "entry's arguments and write its results directly; "
-                      "this program has intermediate tensors between ops";
+          planError = fmt::format(
+              "the CUDA backend cannot tell what parameter #{} of kernel '{}' "
+              "is (an entry argument, a returned buffer or a scratch buffer): "
+              "the program computes tensors outside the gsa ops",
+              step.params.size(), step.kernel);
           return;
         }
         step.params.push_back(*param);
@@ -929,7 +1021,8 @@ Runtime::compile(StringRef program, ArrayRef<TensorSpec> inputs,
     std::vector<TensorSpec> staticResults = std::move(*staticResultsOr);
     std::vector<TensorSpec> inputSpecs(inputs.begin(), inputs.end());
     auto kernel = std::make_shared<CUDAKernel>(
-        std::move(ptx), std::move(steps), std::move(inputSpecs),
+        std::move(ptx), std::move(steps), std::move(scratchBytes),
+        std::move(inputSpecs),
         std::move(staticResults), std::move(names));
     DiskCache disk = DiskCache::fromEnvironment();
     if (Error err = disk.store(key, version(), kernel->serialise()))

@@ -22,11 +22,20 @@ func.func @head_dim(%q: tensor<1x8x4x48xf16>, %k: tensor<1x8x1x48xf16>, %v: tens
 
 // -----
 
-func.func @indexer(%qi: tensor<1x8x2x4xf32>, %ki: tensor<1x8x4xf32>) {
-  // expected-error @+1 {{has no GPU lowering yet: run the indexer and the selection on the CPU path (convert-gsa-to-loops)}}
+func.func @indexer_dim(%qi: tensor<1x8x2x160xf32>, %ki: tensor<1x8x160xf32>) -> tensor<1x8x8xf32> {
+  // expected-error @+1 {{GPU indexer keeps a key's indexer row in registers and supports d_I <= 128, but d_I = 160}}
   %I = gsa.indexer %qi, %ki activation {
   ^bb0(%x: f32, %j: index):
     gsa.yield %x : f32
-  } : (tensor<1x8x2x4xf32>, tensor<1x8x4xf32>) -> tensor<1x8x8xf32>
-  return
+  } : (tensor<1x8x2x160xf32>, tensor<1x8x160xf32>) -> tensor<1x8x8xf32>
+  return %I : tensor<1x8x8xf32>
+}
+
+// -----
+
+func.func @dynamic_scores(%I: tensor<1x?x?xf32>) -> (tensor<1x?x8xi32>, tensor<1x?xi32>) {
+  // expected-error @+1 {{needs static shapes on the GPU path}}
+  %idx, %cnt = gsa.adaptive_topk %I policy = fixed k = 4 in [2, 8]
+      : (tensor<1x?x?xf32>) -> (tensor<1x?x8xi32>, tensor<1x?xi32>)
+  return %idx, %cnt : tensor<1x?x8xi32>, tensor<1x?xi32>
 }

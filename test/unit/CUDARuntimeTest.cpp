@@ -148,21 +148,59 @@ TEST_F(CUDARuntimeTest, LaunchWithoutADriverSaysWhy) {
 
 TEST_F(CUDARuntimeTest, ProgramsTheGPUCannotRunAreRejectedWithAReason) {
   const char *indexer = R"mlir(
-func.func @f(%qi: tensor<1x8x2x4xf32>, %ki: tensor<1x8x4xf32>) -> tensor<1x8x8xf32> {
+func.func @f(%qi: tensor<1x8x2x160xf32>, %ki: tensor<1x8x160xf32>) -> tensor<1x8x8xf32> {
   %I = gsa.indexer %qi, %ki activation {
   ^bb0(%x: f32, %j: index):
     gsa.yield %x : f32
-  } : (tensor<1x8x2x4xf32>, tensor<1x8x4xf32>) -> tensor<1x8x8xf32>
+  } : (tensor<1x8x2x160xf32>, tensor<1x8x160xf32>) -> tensor<1x8x8xf32>
   return %I : tensor<1x8x8xf32>
 }
 )mlir";
   Runtime runtime;
   auto kernel = runtime.compile(
-      indexer, {{DType::f32, {1, 8, 2, 4}}, {DType::f32, {1, 8, 4}}}, cuda());
+      indexer, {{DType::f32, {1, 8, 2, 160}}, {DType::f32, {1, 8, 160}}},
+      cuda());
   ASSERT_FALSE(bool(kernel));
   std::string message = llvm::toString(kernel.takeError());
-  EXPECT_NE(message.find("has no GPU lowering yet"), std::string::npos)
+  EXPECT_NE(message.find("supports d_I <= 128, but d_I = 160"),
+            std::string::npos)
       << message;
+}
+
+// The whole GSA core on the GPU: indexer and selection fused (scratch for
+// the per-row statistics), attention reading the selection's results. The
+// launch plan survives the disk cache.
+TEST_F(CUDARuntimeTest, SelectionPlansUseScratchAndSurviveTheDiskCache) {
+  const char *program = R"mlir(
+func.func @core(%qi: tensor<1x50x4x64xbf16>, %ki: tensor<1x50x64xbf16>,
+                %rv: tensor<f32>) -> (tensor<1x50x16xi32>, tensor<1x50xi32>, tensor<f32>) {
+  %I = gsa.indexer %qi, %ki activation {
+  ^bb0(%x: f32, %j: index):
+    %s = gsa.sigmoid %x : f32
+    gsa.yield %s : f32
+  } : (tensor<1x50x4x64xbf16>, tensor<1x50x64xbf16>) -> tensor<1x50x50xf32>
+  %idx, %cnt, %nv = gsa.adaptive_topk %I policy = inverse k = 8 in [4, 16]
+      running_var(%rv) training
+      : (tensor<1x50x50xf32>, tensor<f32>) -> (tensor<1x50x16xi32>, tensor<1x50xi32>, tensor<f32>)
+  return %idx, %cnt, %nv : tensor<1x50x16xi32>, tensor<1x50xi32>, tensor<f32>
+}
+)mlir";
+  std::vector<TensorSpec> specs = {{DType::bf16, {1, 50, 4, 64}},
+                                   {DType::bf16, {1, 50, 64}},
+                                   {DType::f32, {}}};
+  {
+    Runtime first;
+    auto kernel = first.compile(program, specs, cuda());
+    ASSERT_TRUE(bool(kernel)) << llvm::toString(kernel.takeError());
+    ASSERT_EQ((*kernel)->results().size(), 3u);
+    EXPECT_EQ((*kernel)->results()[0].shape, (std::vector<int64_t>{1, 50, 16}));
+    EXPECT_EQ(first.cacheStats().misses, 1u);
+  }
+  Runtime second;
+  auto kernel = second.compile(program, specs, cuda());
+  ASSERT_TRUE(bool(kernel)) << llvm::toString(kernel.takeError());
+  EXPECT_EQ(second.cacheStats().diskHits, 1u);
+  EXPECT_EQ((*kernel)->results()[2].shape, std::vector<int64_t>{});
 }
 
 } // namespace

@@ -1,0 +1,324 @@
+#!/usr/bin/env python3
+"""The GPU indexer + adaptive top-k, and the whole GSA core, on the H100.
+
+Compiles through libgsa (CUDA backend, JIT on first use, per-shape cache),
+launches on torch tensors, and checks against float64 references written
+from SPEC.md:
+  - selection: per row, the budget k_t (from the f64 variance of the f64
+    scores) and the selected set (recall of the reference set, and identity
+    wherever the k-th and (k+1)-th reference scores differ by more than the
+    f32 rounding of the scores);
+  - attention: o and lse on the set the GPU returned (so a selection
+    difference cannot hide an attention error);
+  - training mode: the updated running variance.
+Outputs are poisoned first. Prints a table last; writes JSON to $OUT.
+
+    python3 bench/device/select_check.py [--lib dist/libgsa.so.xz] [--quick]
+"""
+
+import argparse
+import json
+import lzma
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+try:
+    import torch
+except ImportError:  # the program builder is also used without torch (tests)
+    torch = None
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "python"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+ELEM = {torch.bfloat16: "bf16", torch.float16: "f16", torch.float32: "f32",
+        torch.int32: "i32"} if torch else {}
+
+
+def tensor_type(shape, elem):
+    return "tensor<" + "x".join(str(d) for d in shape) + ("x" if shape else "") + elem + ">"
+
+
+SIGMOID = "{{\n  ^bb0(%x: f32, %j: index):\n    %s = gsa.sigmoid %x : f32\n    gsa.yield %s : f32\n  }}"
+CUSTOM_POLICY = """ policy_fn {
+  ^bb0(%mean: f32, %var: f32, %vbar: f32, %t: index):
+    %r = arith.divf %vbar, %var : f32
+    %one = arith.constant 1.0 : f32
+    %h = arith.addf %r, %one : f32
+    %c = arith.constant KHALF : f32
+    %budget = arith.mulf %h, %c : f32
+    gsa.yield %budget : f32
+  }"""
+
+
+def gsa_program(shapes, elem, policy, k_base, k_min, k_max, training, whole):
+    """The GSA core (whole=True) or the indexer + selection alone."""
+    names = ["q", "k", "v", "qi", "ki", "wi", "bi", "gv", "go", "rv"] if whole else \
+        ["qi", "ki", "wi", "bi", "rv"]
+    types = {n: tensor_type(shapes[n], "f32" if n == "rv" else elem) for n in names}
+    B, L = shapes["qi"][:2]
+    idx_t, cnt_t = tensor_type((B, L, k_max), "i32"), tensor_type((B, L), "i32")
+    results = []
+    if whole:
+        results += [tensor_type(shapes["q"], elem), tensor_type(shapes["q"][:3], "f32")]
+    results += [idx_t, cnt_t] + (["tensor<f32>"] if training else [])
+    params = ", ".join(f"%{n}: {types[n]}" for n in names)
+    sel = f"policy = {policy} k = {k_base} in [{k_min}, {k_max}]"
+    mode = " training" if training else ""
+    policy_fn = CUSTOM_POLICY.replace("KHALF", repr(0.5 * k_base)) if policy == "custom" else ""
+    sig = ", ".join(types[n] for n in names)
+    res = ", ".join(results)
+    if whole:
+        outs = "%o, %lse, %idx, %cnt" + (", %nv" if training else "")
+        body = (f"  {outs} = gsa.gated_sparse_attention q(%q) k(%k) v(%v) indexer(%qi, %ki)"
+                f" weights(%wi) bias(%bi) value_gate(%gv) output_gate(%go) running_var(%rv)"
+                f" {sel}{mode}\n  activation {SIGMOID.format()} weighting {SIGMOID.format()}"
+                f"{policy_fn}\n  : ({sig}) -> ({res})\n")
+    else:
+        outs = "%idx, %cnt" + (", %nv" if training else "")
+        L2 = tensor_type((B, L, L), "f32")
+        body = (f"  %I = gsa.indexer %qi, %ki weights(%wi) bias(%bi)\n"
+                f"  activation {SIGMOID.format()} weighting {SIGMOID.format()}\n"
+                f"  : ({types['qi']}, {types['ki']}, {types['wi']}, {types['bi']}) -> {L2}\n"
+                f"  {outs} = gsa.adaptive_topk %I {sel} running_var(%rv){mode}{policy_fn}\n"
+                f"  : ({L2}, tensor<f32>) -> ({', '.join(results)})\n")
+    return (f"func.func @core({params}) -> ({res}) {{\n{body}"
+            f"  return {outs} : {res}\n}}\n"), names
+
+
+def reference_selection(qi, ki, wi, bi, policy, k_base, k_min, k_max, v_run, training,
+                        check_rows, chunk=256):
+    """float64: var_t of every row, V_bar, k_t, and for the rows in
+    `check_rows` the sorted scores with their positions."""
+    B, L, H, DI = qi.shape
+    scale = 1.0 / math.sqrt(DI)
+    var = torch.empty(B, L, dtype=torch.float64, device=qi.device)
+    mean = torch.empty_like(var)
+    kid = ki.double()
+    wgt = torch.sigmoid(wi.double())
+    keep = {}
+    wanted = {}
+    for b, t in check_rows.tolist():
+        wanted.setdefault(b, set()).add(t)
+    for b in range(B):
+        for start in range(0, L, chunk):
+            rows = torch.arange(start, min(L, start + chunk), device=qi.device)
+            dots = torch.einsum("rjd,sd->rjs", qi[b, rows].double(), kid[b]) * scale
+            act = torch.sigmoid(dots + bi.double()[None, :, None])
+            I = torch.einsum("rj,rjs->rs", wgt[b, rows], act)
+            visible = torch.arange(L, device=qi.device)[None, :] <= rows[:, None]
+            n = rows.double() + 1
+            m = (I * visible).sum(1) / n
+            mean[b, rows] = m
+            var[b, rows] = (((I - m[:, None]) ** 2) * visible).sum(1) / n
+            for t in wanted.get(b, ()):
+                if start <= t < start + len(rows):
+                    keep[(b, t)] = I[t - start, : t + 1].clone()
+    if v_run is None:  # inference: a reference variance near the rows' own
+        v_run = 0.8 * var.mean().item()
+    vbar = var.mean().item() if training else v_run
+    if policy == "fixed":
+        budget = torch.full_like(var, float(k_base))
+    elif policy == "inverse":
+        budget = torch.where(var == 0, torch.full_like(var, math.inf), k_base * vbar / var)
+    elif policy == "proportional":
+        budget = torch.where(var == 0, torch.full_like(var, -math.inf), k_base * var / vbar)
+    else:  # the custom policy of CUSTOM_POLICY: k_base / 2 * (V_bar / var + 1)
+        budget = 0.5 * k_base * (vbar / var + 1.0)
+    k = torch.clamp(torch.floor(budget), k_min, k_max)
+    n = torch.arange(1, L + 1, device=qi.device, dtype=torch.float64)[None, :]
+    k = torch.minimum(k, n).long()
+    # Rows whose real budget lies within f32 rounding of an integer: the
+    # floor may go either way when the variance comes from f32 scores.
+    frac = budget - torch.floor(budget)
+    near = torch.minimum(frac, 1 - frac) <= 1e-5 * budget.abs().clamp(min=1)
+    return k, vbar, keep, v_run, near
+
+
+def compare_sets(keep, k_ref, idx, cnt, rounding):
+    """(count agreement, min recall, identical where separable) over rows."""
+    agree, recalls, identical, separable = 0, [], 0, 0
+    for (b, t), scores in keep.items():
+        kr = int(k_ref[b, t])
+        kg = int(cnt[b, t])
+        agree += int(kr == kg)
+        order = torch.argsort(scores, descending=True, stable=True)
+        ref = set(order[:kr].tolist())
+        got = idx[b, t, :kg].tolist()
+        recalls.append(len(ref & set(got)) / max(1, kr))
+        if kr < len(scores) and kr == kg:
+            sorted_scores = scores[order]
+            gap = (sorted_scores[kr - 1] - sorted_scores[kr]).abs().item()
+            if gap > rounding:
+                separable += 1
+                identical += int(ref == set(got))
+        elif kr == kg:
+            separable += 1
+            identical += int(ref == set(got))
+    return agree / len(keep), min(recalls), identical, separable
+
+
+def run_case(rt, case, gen, log):
+    B, L, dtype, policy, training, whole = (case["B"], case["L"], case["dtype"], case["policy"],
+                                            case["training"], case["whole"])
+    NH, NKV, D, H, DI = 32, 8, 128, 4, 64
+    k_base, k_min, k_max = case.get("k", (2048, 256, 4096))
+    dev = torch.device("cuda")
+    rnd = lambda *s: torch.randn(*s, device=dev, generator=gen).to(dtype)
+    x = {"qi": rnd(B, L, H, DI), "ki": rnd(B, L, DI), "wi": rnd(B, L, H),
+         "bi": (0.1 * torch.randn(H, device=dev, generator=gen)).to(dtype)}
+    if whole:
+        x.update(q=rnd(B, L, NH, D), k=rnd(B, L, NKV, D), v=rnd(B, L, NKV, D),
+                 gv=rnd(B, L, NKV, D), go=rnd(B, L, NH, D))
+    check_rows = torch.cat([
+        torch.stack([torch.randint(0, B, (96,), device=dev, generator=gen),
+                     torch.randint(0, L, (96,), device=dev, generator=gen)], -1),
+        torch.tensor([[B - 1, L - 1], [0, 0], [0, 1], [B - 1, L // 2]], device=dev)])
+    # The reference first: in inference mode it also picks V_run (near the
+    # rows' mean variance, so that budgets spread around k_base).
+    k_ref, vbar, keep, v_run, near_boundary = reference_selection(
+        x["qi"], x["ki"], x["wi"], x["bi"], policy, k_base, k_min, k_max,
+        0.0 if training else None, training, check_rows)
+    x["rv"] = torch.tensor(v_run, dtype=torch.float32, device=dev)
+    shapes = {n: tuple(t.shape) for n, t in x.items()}
+    text, names = gsa_program(shapes, ELEM[dtype], policy, k_base, k_min, k_max, training, whole)
+    specs = [(ELEM[x[n].dtype], shapes[n]) for n in names]
+    t0 = time.perf_counter()
+    kernel = rt.compile(text, specs, backend="cuda")
+    cold_ms = (time.perf_counter() - t0) * 1e3
+    t0 = time.perf_counter()
+    rt.compile(text, specs, backend="cuda")
+    hit_us = (time.perf_counter() - t0) * 1e6
+    outs = []
+    for dt, shape in kernel.results:
+        torch_dt = {"bf16": torch.bfloat16, "f16": torch.float16, "f32": torch.float32,
+                    "i32": torch.int32}[dt]
+        o = torch.empty(shape, dtype=torch_dt, device=dev)
+        o.fill_(-7 if torch_dt == torch.int32 else float("nan"))  # poison
+        outs.append(o)
+    stream = torch.cuda.current_stream().cuda_stream
+    launch = lambda: kernel.launch([x[n].data_ptr() for n in names],
+                                   [o.data_ptr() for o in outs], stream)
+    launch()
+    torch.cuda.synchronize()
+    if whole:
+        o, lse, idx, cnt = outs[:4]
+    else:
+        idx, cnt = outs[:2]
+    new_var = outs[-1].item() if training else None
+
+    # Every row: counts agree with the reference budget (the floor may flip
+    # where k_base * r_t lies within rounding of an integer).
+    same = cnt.long() == k_ref
+    count_agree_all = same.double().mean().item()
+    # A budget that differs must be a floor at an integer boundary, by one.
+    off = ~same & ~(near_boundary & ((cnt.long() - k_ref).abs() <= 1))
+    count_off_boundary = int(off.sum().item())
+    rounding = 4e-6 * H  # f32 rounding of scores in (0, H_I), with margin
+    agree, min_recall, identical, separable = compare_sets(keep, k_ref, idx, cnt, rounding)
+    # Structural checks on every row: ascending, distinct, causal, -1 padded.
+    pos = torch.arange(k_max, device=dev)[None, None, :]
+    live = pos < cnt[..., None].long()
+    t_of = torch.arange(L, device=dev)[None, :, None]
+    ok_live = ((idx >= 0) & (idx <= t_of)) | ~live
+    ok_pad = (idx == -1) | live
+    ascending = ((idx[..., 1:] > idx[..., :-1]) | ~live[..., 1:]).all().item()
+    structure = bool(ok_live.all().item() and ok_pad.all().item() and ascending)
+    result = dict(case=case_name(case), cold_ms=round(cold_ms, 1), hit_us=round(hit_us, 1),
+                  count_agree=count_agree_all, count_off_boundary=count_off_boundary,
+                  min_recall=min_recall,
+                  identical=f"{identical}/{separable}", structure=structure)
+    ok = (structure and min_recall >= 0.99 and count_off_boundary == 0
+          and identical == separable)
+    if training:
+        result["new_var_rel_err"] = abs(new_var - vbar) / vbar
+        ok = ok and result["new_var_rel_err"] < 1e-4
+    if whole:
+        rows = check_rows
+        o_ref, lse_ref = reference_rows(x["q"], x["k"], x["v"], x["gv"], x["go"], idx, cnt,
+                                        rows, 1 / math.sqrt(D))
+        got = o[rows[:, 0], rows[:, 1]].double()
+        err = (torch.linalg.norm(got - o_ref) / torch.linalg.norm(o_ref)).item()
+        result["o_rel_err"] = err
+        result["finite"] = bool(torch.isfinite(o).all().item() and not torch.isnan(lse).any().item())
+        tol = 1e-2 if dtype == torch.bfloat16 else 3e-3
+        ok = ok and err < tol and result["finite"]
+    result["ms"] = round(time_ms(launch)[0], 3)  # median
+    result["ok"] = bool(ok)
+    log.write(json.dumps(result) + "\n")
+    log.flush()
+    return result
+
+
+def case_name(c):
+    dt = {torch.bfloat16: "bf16", torch.float16: "fp16"}[c["dtype"]]
+    what = "core" if c["whole"] else "select"
+    mode = "train" if c["training"] else "infer"
+    return f"{what} B{c['B']} L{c['L']} {dt} {c['policy']} {mode}"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--lib", default=str(ROOT / "dist" / "libgsa.so.xz"))
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--large", action="store_true")
+    parser.add_argument("--first", type=int, default=0,
+                        help="run only the first N cases (e.g. under compute-sanitizer)")
+    args = parser.parse_args()
+    out_dir = Path(os.environ.get("OUT", tempfile.mkdtemp()))
+    lib = Path(tempfile.gettempdir()) / "libgsa-select.so"
+    lib.write_bytes(lzma.decompress(Path(args.lib).read_bytes()))
+    os.environ["GSA_LIBRARY"] = str(lib)
+    os.environ.setdefault("GSA_CACHE_DIR", tempfile.mkdtemp(prefix="gsa-sel-"))
+    from gsa._capi import Runtime
+    global reference_rows, time_ms
+    from device_check import reference_rows, time_ms
+    rt = Runtime()
+    gen = torch.Generator(device="cuda")
+    gen.manual_seed(11)
+    bf, fp = torch.bfloat16, torch.float16
+    small = dict(k=(64, 16, 128))
+    cases = [
+        dict(B=1, L=300, dtype=bf, policy="inverse", training=True, whole=False, **small),
+        dict(B=2, L=1000, dtype=bf, policy="inverse", training=False, whole=False, **small),
+        dict(B=1, L=1024, dtype=bf, policy="fixed", training=False, whole=True),
+        dict(B=2, L=1024, dtype=fp, policy="inverse", training=True, whole=True),
+        dict(B=1, L=5000, dtype=bf, policy="proportional", training=False, whole=True),
+        dict(B=1, L=4096, dtype=bf, policy="custom", training=False, whole=True),
+        dict(B=2, L=4096, dtype=fp, policy="inverse", training=False, whole=True),
+    ]
+    if not args.quick:
+        cases += [dict(B=1, L=16384, dtype=bf, policy="inverse", training=True, whole=True),
+                  dict(B=1, L=16384, dtype=bf, policy="fixed", training=False, whole=False)]
+    if args.large:
+        cases += [dict(B=1, L=65536, dtype=bf, policy="inverse", training=False, whole=True)]
+    if args.first:
+        cases = cases[:args.first]
+    results = []
+    with open(out_dir / "select_check.jsonl", "w") as log:
+        for case in cases:
+            try:
+                results.append(run_case(rt, case, gen, log))
+            except Exception as exc:  # report and go on
+                results.append(dict(case=case_name(case), ok=False, error=str(exc)[:400]))
+                log.write(json.dumps(results[-1]) + "\n")
+            print(json.dumps(results[-1]), flush=True)
+    print()
+    print(f"{'case':44} {'ok':>3} {'ms':>9} {'cold ms':>8} {'hit us':>7} {'counts':>7} "
+          f"{'recall':>7} {'ident':>8} {'o err':>9}")
+    for r in results:
+        if "error" in r:
+            print(f"{r['case']:44} {'NO':>3} error: {r['error'][:150]}")
+            continue
+        print(f"{r['case']:44} {'yes' if r['ok'] else 'NO':>3} {r['ms']:9.3f} {r['cold_ms']:8.1f} "
+              f"{r['hit_us']:7.1f} {r['count_agree']:7.4f} {r['min_recall']:7.4f} "
+              f"{r['identical']:>8} {r.get('o_rel_err', float('nan')):9.2e}")
+    return 0 if all(r["ok"] for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+//===- GPUEmitter.h - building blocks of the gsa GPU kernels ----*- C++ -*-===//
+//
+// Helpers shared by the GPU kernel builders (sparse attention, indexer,
+// selection): approximate transcendental instructions, warp collectives,
+// vector loads of a lane's slice of a row, and the flat kernel buffers.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef GSA_LIB_CONVERSION_GPUEMITTER_H
+#define GSA_LIB_CONVERSION_GPUEMITTER_H
+
+#include "Emitter.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+namespace gsa::detail {
+
+constexpr int64_t kWarpSize = 32;
+constexpr double kLog2E = 1.4426950408889634;
+constexpr double kLn2 = 0.6931471805599453;
+
+/// One f32 PTX instruction `op dst, src;` (approximate transcendental).
+inline Value ptxUnary(OpBuilder &b, Location loc, StringRef instruction, Value x) {
+  std::string code = (instruction + " $0, $1;").str();
+  auto op = NVVM::InlinePtxOp::create(b, loc, TypeRange{b.getF32Type()},
+                                      ValueRange{x}, ValueRange{},
+                                      b.getStringAttr(code), Value());
+  return op.getResult(0);
+}
+
+inline Value exp2Approx(OpBuilder &b, Location loc, Value x) {
+  return ptxUnary(b, loc, "ex2.approx.ftz.f32", x);
+}
+
+/// Sum of `value` over the 32 lanes of a warp, in every lane.
+inline Value warpSum(OpBuilder &b, Location loc, Value value) {
+  for (int32_t offset = kWarpSize / 2; offset >= 1; offset /= 2) {
+    auto shuffle = gpu::ShuffleOp::create(b, loc, value, offset, kWarpSize,
+                                          gpu::ShuffleMode::XOR);
+    value = arith::AddFOp::create(b, loc, value, shuffle.getShuffleResult());
+  }
+  return value;
+}
+
+/// The E contiguous elements of a row that one lane owns, loaded with one
+/// vector load (E * element-size bytes, aligned as such: rows start at
+/// multiples of d_k elements and lanes at multiples of E), extended to f32.
+inline SmallVector<Value> loadLaneRow(OpBuilder &b, Location loc, Value memref,
+                               Value offset, int64_t E) {
+  Type elem = cast<MemRefType>(memref.getType()).getElementType();
+  auto vecType = VectorType::get({E}, elem);
+  unsigned bytes = E * elem.getIntOrFloatBitWidth() / 8;
+  Value vec = vector::LoadOp::create(b, loc, vecType, memref, ValueRange{offset},
+                                     /*nontemporal=*/false,
+                                     llvm::MaybeAlign(bytes));
+  SmallVector<Value> out;
+  for (int64_t i = 0; i < E; ++i) {
+    Value x = vector::ExtractOp::create(b, loc, vec, ArrayRef<int64_t>{i});
+    if (!x.getType().isF32())
+      x = arith::ExtFOp::create(b, loc, b.getF32Type(), x);
+    out.push_back(x);
+  }
+  return out;
+}
+
+/// Stores E f32 values as one vector of the memref's element type.
+inline void storeLaneRow(OpBuilder &b, Location loc, ArrayRef<Value> values,
+                  Value memref, Value offset) {
+  Type elem = cast<MemRefType>(memref.getType()).getElementType();
+  int64_t E = values.size();
+  auto vecType = VectorType::get({E}, elem);
+  Value vec = arith::ConstantOp::create(
+      b, loc, vecType, DenseElementsAttr::get(vecType, b.getZeroAttr(elem)));
+  for (auto [i, v] : llvm::enumerate(values)) {
+    Value x = v;
+    if (x.getType() != elem)
+      x = arith::TruncFOp::create(b, loc, elem, x);
+    vec = vector::InsertOp::create(b, loc, x, vec, ArrayRef<int64_t>{int64_t(i)});
+  }
+  unsigned bytes = E * elem.getIntOrFloatBitWidth() / 8;
+  vector::StoreOp::create(b, loc, vec, memref, ValueRange{offset},
+                          /*nontemporal=*/false, llvm::MaybeAlign(bytes));
+}
+
+/// Flattens a tensor operand to the 1-D buffer a kernel takes.
+inline Value flatBuffer(Emitter &e, Value tensor) {
+  OpBuilder &b = e.builder();
+  Value buffer = e.toBuffer(tensor);
+  auto type = cast<MemRefType>(buffer.getType());
+  if (type.getRank() <= 1) // rank 0 (a scalar) stays as it is
+    return buffer;
+  ReassociationIndices all;
+  for (int64_t i = 0; i < type.getRank(); ++i)
+    all.push_back(i);
+  return memref::CollapseShapeOp::create(b, e.location(), buffer,
+                                         ArrayRef<ReassociationIndices>{all});
+}
+
+inline Value collapse(OpBuilder &b, Location loc, Value buffer) {
+  auto type = cast<MemRefType>(buffer.getType());
+  if (type.getRank() <= 1)
+    return buffer;
+  ReassociationIndices all;
+  for (int64_t i = 0; i < type.getRank(); ++i)
+    all.push_back(i);
+  return memref::CollapseShapeOp::create(b, loc, buffer,
+                                         ArrayRef<ReassociationIndices>{all});
+}
+
+inline MemRefType flatType(Type tensorType) {
+  auto t = cast<RankedTensorType>(tensorType);
+  if (t.getRank() == 0)
+    return MemRefType::get({}, t.getElementType());
+  return MemRefType::get({t.getNumElements()}, t.getElementType());
+}
+
+
+/// The 32-bit mask of the lanes of this warp whose predicate holds.
+inline Value warpBallot(OpBuilder &b, Location loc, Value predicate) {
+  Value all = arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(-1));
+  return NVVM::VoteSyncOp::create(b, loc, b.getI32Type(), all, predicate,
+                                  NVVM::VoteSyncKind::ballot);
+}
+
+/// Number of set bits of an i32, as index.
+inline Value popCount(OpBuilder &b, Location loc, Value bits) {
+  // LLVM's intrinsic directly: the GPU lowering has no math.ctpop pattern.
+  Value n = LLVM::CtPopOp::create(b, loc, b.getI32Type(), bits);
+  return arith::IndexCastUIOp::create(b, loc, b.getIndexType(), n);
+}
+
+/// Leading zero bits of an i32 (32 for zero).
+inline Value countLeadingZeros(OpBuilder &b, Location loc, Value bits) {
+  return LLVM::CountLeadingZerosOp::create(b, loc, b.getI32Type(), bits,
+                                           b.getBoolAttr(false));
+}
+
+/// xor-shuffle of a 64-bit value as two 32-bit shuffles (the NVVM lowering
+/// of gpu.shuffle takes 32-bit values).
+inline Value shuffleXor64(OpBuilder &b, Location loc, Value value,
+                          int32_t offset) {
+  Type i32 = b.getI32Type(), i64 = b.getI64Type();
+  Type original = value.getType();
+  Value bits = original.isInteger(64)
+                   ? value
+                   : arith::BitcastOp::create(b, loc, i64, value).getResult();
+  Value low = arith::TruncIOp::create(b, loc, i32, bits);
+  Value c32 = arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(32));
+  Value high = arith::TruncIOp::create(
+      b, loc, i32, arith::ShRUIOp::create(b, loc, bits, c32));
+  auto shuffle = [&](Value x) {
+    return gpu::ShuffleOp::create(b, loc, x, offset, kWarpSize,
+                                  gpu::ShuffleMode::XOR)
+        .getShuffleResult();
+  };
+  Value lowS = arith::ExtUIOp::create(b, loc, i64, shuffle(low));
+  Value highS = arith::ExtUIOp::create(b, loc, i64, shuffle(high));
+  Value joined = arith::OrIOp::create(
+      b, loc, lowS, arith::ShLIOp::create(b, loc, highS, c32));
+  if (original.isInteger(64))
+    return joined;
+  return arith::BitcastOp::create(b, loc, original, joined);
+}
+
+/// The parameters of one kernel: host buffers in order, each becoming a
+/// block argument of the gpu.func.
+class KernelArgs {
+public:
+  /// Adds a host buffer (flattened where needed); returns its position.
+  unsigned add(Value hostBuffer) {
+    host.push_back(hostBuffer);
+    return host.size() - 1;
+  }
+  SmallVector<Type> types() const {
+    SmallVector<Type> out;
+    for (Value v : host)
+      out.push_back(v.getType());
+    return out;
+  }
+  ArrayRef<Value> operands() const { return host; }
+
+private:
+  SmallVector<Value> host;
+};
+
+/// A workgroup (shared memory) buffer of n elements attached to a kernel.
+inline Value sharedBuffer(gpu::GPUFuncOp kernel, Type elem, int64_t n) {
+  auto workgroup = gpu::AddressSpaceAttr::get(kernel.getContext(),
+                                              gpu::AddressSpace::Workgroup);
+  auto type = MemRefType::get({n}, elem, MemRefLayoutAttrInterface(), workgroup);
+  Value buffer = kernel.addWorkgroupAttribution(type, kernel.getLoc());
+  // 16-byte aligned, so that (vectorised) 128-bit shared loads are legal.
+  kernel.setWorkgroupAttributionAttr(
+      kernel.getNumWorkgroupAttributions() - 1,
+      LLVM::LLVMDialect::getAlignAttrName(),
+      IntegerAttr::get(IntegerType::get(kernel.getContext(), 64), 16));
+  return buffer;
+}
+
+/// A new kernel `name` in `kernels` taking `args`, with a known block size.
+inline gpu::GPUFuncOp createKernel(gpu::GPUModuleOp kernels, Location loc,
+                                   StringRef name, const KernelArgs &args,
+                                   int32_t threads) {
+  MLIRContext *ctx = kernels.getContext();
+  OpBuilder kb = OpBuilder::atBlockEnd(kernels.getBody());
+  auto kernel = gpu::GPUFuncOp::create(
+      kb, loc, name, FunctionType::get(ctx, args.types(), {}));
+  kernel->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), UnitAttr::get(ctx));
+  kernel.setKnownBlockSizeAttr(DenseI32ArrayAttr::get(ctx, {threads, 1, 1}));
+  return kernel;
+}
+
+} // namespace gsa::detail
+
+#endif // GSA_LIB_CONVERSION_GPUEMITTER_H

@@ -1,0 +1,39 @@
+//===- GPUKernels.h - the kernel builders of convert-gsa-to-gpu -*- C++ -*-===//
+//
+// Each builder turns one gsa op (or a fused pair) into gpu.func kernels in
+// the module's gpu.module and replaces the op by host code: flat buffers,
+// gpu.launch_func ops and the result tensors.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef GSA_LIB_CONVERSION_GPUKERNELS_H
+#define GSA_LIB_CONVERSION_GPUKERNELS_H
+
+#include "gsa/Dialect/GSADialect.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/IR/PatternMatch.h"
+
+namespace gsa::detail {
+
+/// Checks the static-shape and size limits of the indexer / selection
+/// kernels (located errors on `op`).
+mlir::LogicalResult checkIndexerForGPU(IndexerOp op);
+mlir::LogicalResult checkSelectionForGPU(AdaptiveTopKOp op);
+
+/// gsa.adaptive_topk as kernels. With `fused` (the gsa.indexer whose only
+/// user is `op`) the kernels recompute the scores from qi/ki in every pass
+/// and the L x L matrix never exists; `fused` is erased. Otherwise they read
+/// the op's score tensor.
+void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
+                         mlir::gpu::GPUModuleOp kernels,
+                         mlir::IRRewriter &rewriter, llvm::StringRef prefix);
+
+/// gsa.indexer as a kernel writing the causal score matrix (for programs
+/// that return or reuse the scores themselves).
+void lowerIndexerToGPU(IndexerOp op, mlir::gpu::GPUModuleOp kernels,
+                       mlir::IRRewriter &rewriter, llvm::StringRef prefix);
+
+} // namespace gsa::detail
+
+#endif // GSA_LIB_CONVERSION_GPUKERNELS_H
