@@ -90,6 +90,61 @@ def gsa_program(shapes, elem, policy, k_base, k_min, k_max, training, whole):
             f"  return {outs} : {res}\n}}\n"), names
 
 
+def indexer_program(shapes, elem):
+    """gsa.indexer alone: the program returns the causal score matrix."""
+    B, L = shapes["qi"][:2]
+    names = ["qi", "ki", "wi", "bi"]
+    types = {n: tensor_type(shapes[n], elem) for n in names}
+    out = tensor_type((B, L, L), "f32")
+    params = ", ".join(f"%{n}: {types[n]}" for n in names)
+    return (f"func.func @scores({params}) -> {out} {{\n"
+            f"  %I = gsa.indexer %qi, %ki weights(%wi) bias(%bi)\n"
+            f"  activation {SIGMOID.format()} weighting {SIGMOID.format()}\n"
+            f"  : ({', '.join(types[n] for n in names)}) -> {out}\n"
+            f"  return %I : {out}\n}}\n"), names
+
+
+def run_indexer_case(rt, case, gen, log):
+    """The standalone indexer kernel against float64 scores (-inf above the
+    diagonal)."""
+    B, L, dtype = case["B"], case["L"], case["dtype"]
+    H, DI = 4, 64
+    dev = torch.device("cuda")
+    rnd = lambda *s: torch.randn(*s, device=dev, generator=gen).to(dtype)
+    x = {"qi": rnd(B, L, H, DI), "ki": rnd(B, L, DI), "wi": rnd(B, L, H),
+         "bi": (0.1 * torch.randn(H, device=dev, generator=gen)).to(dtype)}
+    shapes = {n: tuple(t.shape) for n, t in x.items()}
+    text, names = indexer_program(shapes, ELEM[dtype])
+    specs = [(ELEM[dtype], shapes[n]) for n in names]
+    t0 = time.perf_counter()
+    kernel = rt.compile(text, specs, backend="cuda")
+    cold_ms = (time.perf_counter() - t0) * 1e3
+    t0 = time.perf_counter()
+    rt.compile(text, specs, backend="cuda")
+    hit_us = (time.perf_counter() - t0) * 1e6
+    out = torch.full((B, L, L), float("nan"), device=dev)  # poison
+    stream = torch.cuda.current_stream().cuda_stream
+    launch = lambda: kernel.launch([x[n].data_ptr() for n in names], [out.data_ptr()], stream)
+    launch()
+    torch.cuda.synchronize()
+    scale = 1.0 / math.sqrt(DI)
+    worst = 0.0
+    causal = torch.arange(L, device=dev)[None, :] <= torch.arange(L, device=dev)[:, None]
+    for b in range(B):
+        dots = torch.einsum("tjd,sd->tjs", x["qi"][b].double(), x["ki"][b].double()) * scale
+        act = torch.sigmoid(dots + x["bi"].double()[None, :, None])
+        ref = torch.einsum("tj,tjs->ts", torch.sigmoid(x["wi"][b].double()), act)
+        got = out[b].double()
+        worst = max(worst, (got - ref)[causal].abs().max().item())
+        masked_ok = bool(torch.isneginf(got[~causal]).all().item())
+    ok = worst < 2e-3 and masked_ok  # tanh.approx sigmoids: ~1e-4 per head
+    result = dict(case=case_name(case), cold_ms=round(cold_ms, 1), hit_us=round(hit_us, 1),
+                  max_abs_err=worst, masked=masked_ok, ok=bool(ok),
+                  ms=round(time_ms(launch)[0], 3))
+    log.write(json.dumps(result) + "\n")
+    return result
+
+
 def reference_selection(qi, ki, wi, bi, policy, k_base, k_min, k_max, v_run, training,
                         check_rows, chunk=256):
     """float64: var_t of every row, V_bar, k_t, and for the rows in
@@ -256,6 +311,8 @@ def run_case(rt, case, gen, log):
 
 def case_name(c):
     dt = {torch.bfloat16: "bf16", torch.float16: "fp16"}[c["dtype"]]
+    if c.get("indexer"):
+        return f"indexer B{c['B']} L{c['L']} {dt}"
     what = "core" if c["whole"] else "select"
     mode = "train" if c["training"] else "infer"
     return f"{what} B{c['B']} L{c['L']} {dt} {c['policy']} {mode}"
@@ -266,6 +323,8 @@ def main():
     parser.add_argument("--lib", default=str(ROOT / "dist" / "libgsa.so.xz"))
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--large", action="store_true")
+    parser.add_argument("--matrix", action="store_true",
+                        help="the issue's device matrix (B, L up to 64K, each policy, bf16/fp16)")
     parser.add_argument("--first", type=int, default=0,
                         help="run only the first N cases (e.g. under compute-sanitizer)")
     args = parser.parse_args()
@@ -296,13 +355,26 @@ def main():
                   dict(B=1, L=16384, dtype=bf, policy="fixed", training=False, whole=False)]
     if args.large:
         cases += [dict(B=1, L=65536, dtype=bf, policy="inverse", training=False, whole=True)]
+    if args.matrix:
+        M = lambda B, L, dt, pol, train=False, whole=True: dict(
+            B=B, L=L, dtype=dt, policy=pol, training=train, whole=whole)
+        cases = [dict(B=1, L=1024, dtype=bf, indexer=True), dict(B=2, L=4096, dtype=fp, indexer=True)]
+        cases += [M(1, L, bf, "inverse") for L in (1024, 4096, 5000, 16384, 65536)]
+        cases += [M(2, L, bf, "inverse") for L in (1024, 4096, 16384)]
+        cases += [M(1, 4096, fp, "inverse", True), M(2, 5000, fp, "inverse", True),
+                  M(1, 16384, fp, "inverse", True)]
+        cases += [M(1, 1024, bf, "fixed"), M(2, 16384, bf, "fixed"), M(1, 65536, bf, "fixed")]
+        cases += [M(1, 4096, bf, "proportional"), M(2, 5000, fp, "proportional")]
+        cases += [M(1, 4096, bf, "custom"), M(2, 16384, bf, "custom", True)]
+        cases += [M(1, L, bf, "inverse", whole=False) for L in (16384, 65536)]
     if args.first:
         cases = cases[:args.first]
     results = []
     with open(out_dir / "select_check.jsonl", "w") as log:
         for case in cases:
             try:
-                results.append(run_case(rt, case, gen, log))
+                run = run_indexer_case if case.get("indexer") else run_case
+                results.append(run(rt, case, gen, log))
             except Exception as exc:  # report and go on
                 results.append(dict(case=case_name(case), ok=False, error=str(exc)[:400]))
                 log.write(json.dumps(results[-1]) + "\n")
@@ -313,6 +385,11 @@ def main():
     for r in results:
         if "error" in r:
             print(f"{r['case']:44} {'NO':>3} error: {r['error'][:150]}")
+            continue
+        if "max_abs_err" in r:
+            print(f"{r['case']:44} {'yes' if r['ok'] else 'NO':>3} {r['ms']:9.3f} {r['cold_ms']:8.1f} "
+                  f"{r['hit_us']:7.1f}  scores: max abs err {r['max_abs_err']:.2e}, "
+                  f"masked -inf {r['masked']}")
             continue
         print(f"{r['case']:44} {'yes' if r['ok'] else 'NO':>3} {r['ms']:9.3f} {r['cold_ms']:8.1f} "
               f"{r['hit_us']:7.1f} {r['count_agree']:7.4f} {r['min_recall']:7.4f} "
