@@ -1,0 +1,41 @@
+// REQUIRES: ptxas
+// RUN: gsa-compile %s -o %t.ptx
+// RUN: %ptxas -arch=sm_90a -v %t.ptx -o %t.cubin 2>&1 | FileCheck %s
+// RUN: %ptxas -arch=sm_90a -v %t.ptx -o %t.cubin 2>&1 | FileCheck %s --check-prefix=SPILL
+
+// The whole GSA core in training mode (every selection kernel: stats,
+// V_bar, top-k; then the attention) assembles for sm_90a without spills.
+// CHECK-DAG: Compiling entry function 'gsa_core_1_select_stats' for 'sm_90a'
+// CHECK-DAG: Compiling entry function 'gsa_core_1_select_vbar' for 'sm_90a'
+// CHECK-DAG: Compiling entry function 'gsa_core_1_select_topk' for 'sm_90a'
+// CHECK-DAG: Compiling entry function 'gsa_core_sparse_attention_0' for 'sm_90a'
+// SPILL-NOT: {{[1-9][0-9]*}} bytes spill
+func.func @gsa_core(%q: tensor<1x100x8x128xbf16>, %k: tensor<1x100x2x128xbf16>,
+                    %v: tensor<1x100x2x128xbf16>, %qi: tensor<1x100x4x64xbf16>,
+                    %ki: tensor<1x100x64xbf16>, %wi: tensor<1x100x4xbf16>,
+                    %bi: tensor<4xbf16>, %gv: tensor<1x100x2x128xbf16>,
+                    %go: tensor<1x100x8x128xbf16>, %running_var: tensor<f32>)
+    -> (tensor<1x100x8x128xbf16>, tensor<1x100x8xf32>, tensor<1x100x32xi32>,
+        tensor<1x100xi32>, tensor<f32>) {
+  %o, %lse, %indices, %counts, %new_var = gsa.gated_sparse_attention
+      q(%q) k(%k) v(%v) indexer(%qi, %ki) weights(%wi) bias(%bi)
+      value_gate(%gv) output_gate(%go) running_var(%running_var)
+      policy = inverse k = 16 in [4, 32] training
+      activation {
+      ^bb0(%x: f32, %head: index):
+        %s = gsa.sigmoid %x : f32
+        gsa.yield %s : f32
+      } weighting {
+      ^bb0(%w: f32, %head: index):
+        %s = gsa.sigmoid %w : f32
+        gsa.yield %s : f32
+      } : (tensor<1x100x8x128xbf16>, tensor<1x100x2x128xbf16>,
+           tensor<1x100x2x128xbf16>, tensor<1x100x4x64xbf16>,
+           tensor<1x100x64xbf16>, tensor<1x100x4xbf16>, tensor<4xbf16>,
+           tensor<1x100x2x128xbf16>, tensor<1x100x8x128xbf16>, tensor<f32>)
+        -> (tensor<1x100x8x128xbf16>, tensor<1x100x8xf32>,
+            tensor<1x100x32xi32>, tensor<1x100xi32>, tensor<f32>)
+  return %o, %lse, %indices, %counts, %new_var
+      : tensor<1x100x8x128xbf16>, tensor<1x100x8xf32>, tensor<1x100x32xi32>,
+        tensor<1x100xi32>, tensor<f32>
+}
