@@ -48,7 +48,7 @@ def ConvertGSAToLoops : Pass<"convert-gsa-to-loops"> {
 
 
 def ConvertGSAToGPU : Pass<"convert-gsa-to-gpu", "::mlir::ModuleOp"> {
-  let summary = "lower gsa.sparse_attention to a GPU kernel and its launch";
+  let summary = "lower the gsa ops to GPU kernels and their launches";
   let description = [{
     Builds, for every `gsa.sparse_attention` (static shapes), a `gpu.func`
     kernel in `gpu.module @gsa_kernels` and replaces the op with a
@@ -61,9 +61,20 @@ def ConvertGSAToGPU : Pass<"convert-gsa-to-gpu", "::mlir::ModuleOp"> {
     serves all query heads of the GQA group (lane-strided head dimension,
     xor-shuffle dot products), online softmax in base 2 with `ex2.approx`,
     partial states combined in shared memory after one barrier, gates as
-    `tanh.approx` sigmoids, the `score_mod` region inlined. The indexer and
-    the selection have no GPU lowering yet.
+    `tanh.approx` sigmoids, the `score_mod` region inlined.
+
+    `gsa.adaptive_topk` becomes three kernels (row statistics, the batch's
+    V_bar in training mode, radix top-k with an ordered write-out); a
+    `gsa.indexer` whose only user is the selection is fused into them (its
+    scores are recomputed per pass, never stored), any other indexer gets a
+    kernel writing its scores. See docs/gpu-path.md.
   }];
+  let options = [
+    Option<"selectRowsPerTile", "select-rows-per-tile", "int64_t",
+           /*default=*/"8",
+           "query rows per thread block of the indexer / selection kernels "
+           "(1 to 16; each key row read serves that many queries)">
+  ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
     "::mlir::bufferization::BufferizationDialect",

@@ -18,8 +18,9 @@ namespace gsa::detail {
 
 /// Checks the static-shape and size limits of the indexer / selection
 /// kernels (located errors on `op`).
-mlir::LogicalResult checkIndexerForGPU(IndexerOp op);
-mlir::LogicalResult checkSelectionForGPU(AdaptiveTopKOp op);
+/// `rows` is the selection tile's number of query rows (a pass option).
+mlir::LogicalResult checkIndexerForGPU(IndexerOp op, int64_t rows);
+mlir::LogicalResult checkSelectionForGPU(AdaptiveTopKOp op, int64_t rows);
 
 /// gsa.adaptive_topk as kernels. With `fused` (the gsa.indexer whose only
 /// user is `op`) the kernels recompute the scores from qi/ki in every pass
@@ -27,12 +28,14 @@ mlir::LogicalResult checkSelectionForGPU(AdaptiveTopKOp op);
 /// the op's score tensor.
 void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
                          mlir::gpu::GPUModuleOp kernels,
-                         mlir::IRRewriter &rewriter, llvm::StringRef prefix);
+                         mlir::IRRewriter &rewriter, llvm::StringRef prefix,
+                         int64_t rows);
 
 /// gsa.indexer as a kernel writing the causal score matrix (for programs
 /// that return or reuse the scores themselves).
 void lowerIndexerToGPU(IndexerOp op, mlir::gpu::GPUModuleOp kernels,
-                       mlir::IRRewriter &rewriter, llvm::StringRef prefix);
+                       mlir::IRRewriter &rewriter, llvm::StringRef prefix,
+                       int64_t rows);
 
 } // namespace gsa::detail
 

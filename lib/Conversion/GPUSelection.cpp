@@ -42,7 +42,6 @@ namespace {
 
 constexpr int64_t kThreads = 256;
 constexpr int64_t kWarps = kThreads / kWarpSize;
-constexpr int64_t kRowsPerTile = 8;
 constexpr int64_t kRadixBits = 8;
 constexpr int64_t kBins = int64_t(1) << kRadixBits;
 constexpr int64_t kMaxIndexerDim = 128; // ki row in registers
@@ -79,8 +78,9 @@ SourceArgs addSourceArgs(Emitter &host, KernelArgs &args, IndexerOp fused,
 class TileScores {
 public:
   TileScores(IndexerOp fused, SourceArgs pos, gpu::GPUFuncOp kernel,
-             Emitter &e, int64_t L, Value batch, Value t0, Value tid)
-      : fused(fused), e(e), L(L), batch(batch), t0(t0), tid(tid) {
+             Emitter &e, int64_t L, int64_t rows, Value batch, Value t0,
+             Value tid)
+      : fused(fused), e(e), L(L), rows(rows), batch(batch), t0(t0), tid(tid) {
     Block &entry = kernel.getBody().front();
     auto arg = [&](int i) { return i < 0 ? Value() : entry.getArgument(i); };
     qi = arg(pos.qi);
@@ -93,8 +93,8 @@ public:
       H = qiType.getDimSize(2);
       DI = qiType.getDimSize(3);
       Type f32 = e.builder().getF32Type();
-      qiShared = sharedBuffer(kernel, f32, kRowsPerTile * H * DI);
-      weightShared = sharedBuffer(kernel, f32, kRowsPerTile * H);
+      qiShared = sharedBuffer(kernel, f32, rows * H * DI);
+      weightShared = sharedBuffer(kernel, f32, rows * H);
       biasShared = sharedBuffer(kernel, f32, H);
     }
   }
@@ -109,7 +109,7 @@ public:
           nt = e.index(kThreads), lastRow = e.index(L - 1);
     float scale = fused.getScaleOrDefault();
     Value rowOf = e.mul(batch, cL);
-    e.loopStep(tid, e.index(kRowsPerTile * H * DI), nt, [&](Value i) {
+    e.loopStep(tid, e.index(rows * H * DI), nt, [&](Value i) {
       Value r = e.div(i, e.mul(cH, cDI));
       Value rest = arith::RemUIOp::create(e.builder(), e.location(), i,
                                           e.mul(cH, cDI));
@@ -118,7 +118,7 @@ public:
                                      rest)});
       e.store(e.mul(x, e.f32(scale)), qiShared, {i});
     });
-    e.loopStep(tid, e.index(kRowsPerTile * H), nt, [&](Value i) {
+    e.loopStep(tid, e.index(rows * H), nt, [&](Value i) {
       Value r = e.div(i, cH);
       Value j = arith::RemUIOp::create(e.builder(), e.location(), i, cH);
       Value w = e.f32(1.0);
@@ -142,7 +142,7 @@ public:
     Value sLoad = e.minui(s, e.index(L - 1));
     SmallVector<Value> out;
     if (!fused) {
-      for (int64_t r = 0; r < kRowsPerTile; ++r) {
+      for (int64_t r = 0; r < rows; ++r) {
         Value t = e.minui(e.add(t0, e.index(r)), e.index(L - 1));
         Value row = e.add(e.mul(batch, e.index(L)), t);
         out.push_back(
@@ -160,7 +160,7 @@ public:
     for (int64_t d = 0; d < DI; d += width)
       for (Value x : loadLaneRow(b, loc, ki, e.add(kiBase, e.index(d)), width))
         kiRow.push_back(x);
-    for (int64_t r = 0; r < kRowsPerTile; ++r) {
+    for (int64_t r = 0; r < rows; ++r) {
       Value score = e.f32(0.0);
       for (int64_t j = 0; j < H; ++j) {
         int64_t base = (r * H + j) * DI;
@@ -182,7 +182,7 @@ public:
 private:
   IndexerOp fused;
   Emitter &e;
-  int64_t L, H = 0, DI = 0;
+  int64_t L, rows, H = 0, DI = 0;
   Value batch, t0, tid;
   Value qi, ki, wi, bi, scores;
   Value qiShared, weightShared, biasShared;
@@ -193,7 +193,7 @@ struct TileIds {
   Value tid, warp, lane, t0, batch, keyEnd;
 };
 
-TileIds tileIds(Emitter &e, int64_t L) {
+TileIds tileIds(Emitter &e, int64_t L, int64_t rows) {
   OpBuilder &b = e.builder();
   Location loc = e.location();
   TileIds ids;
@@ -202,9 +202,9 @@ TileIds tileIds(Emitter &e, int64_t L) {
   ids.batch = gpu::BlockIdOp::create(b, loc, gpu::Dimension::y);
   ids.warp = e.div(ids.tid, e.index(kWarpSize));
   ids.lane = arith::RemUIOp::create(b, loc, ids.tid, e.index(kWarpSize));
-  ids.t0 = e.mul(tile, e.index(kRowsPerTile));
+  ids.t0 = e.mul(tile, e.index(rows));
   // The tile's rows see keys 0..t0+7 (and nothing at or past L).
-  ids.keyEnd = e.minui(e.add(ids.t0, e.index(kRowsPerTile)), e.index(L));
+  ids.keyEnd = e.minui(e.add(ids.t0, e.index(rows)), e.index(L));
   return ids;
 }
 
@@ -241,28 +241,28 @@ std::array<Value, 4> rowStatsArgs(Block &entry, int first) {
 //===----------------------------------------------------------------------===//
 
 void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
-                      int64_t L, int firstOut) {
+                      int64_t L, int64_t rows, int firstOut) {
   Location loc = kernel.getLoc();
   Block &entry = kernel.getBody().front();
   auto [meanOut, varOut, minOut, maxOut] = rowStatsArgs(entry, firstOut);
   Type f64 = Float64Type::get(kernel.getContext());
   Type i32 = IntegerType::get(kernel.getContext(), 32);
-  Value sumShared = sharedBuffer(kernel, f64, kRowsPerTile * kWarps);
-  Value sqShared = sharedBuffer(kernel, f64, kRowsPerTile * kWarps);
-  Value minShared = sharedBuffer(kernel, i32, kRowsPerTile * kWarps);
-  Value maxShared = sharedBuffer(kernel, i32, kRowsPerTile * kWarps);
+  Value sumShared = sharedBuffer(kernel, f64, rows * kWarps);
+  Value sqShared = sharedBuffer(kernel, f64, rows * kWarps);
+  Value minShared = sharedBuffer(kernel, i32, rows * kWarps);
+  Value maxShared = sharedBuffer(kernel, i32, rows * kWarps);
 
   OpBuilder b = OpBuilder::atBlockBegin(&entry);
   Emitter e(b, loc);
-  TileIds ids = tileIds(e, L);
-  TileScores source(fused, src, kernel, e, L, ids.batch, ids.t0, ids.tid);
+  TileIds ids = tileIds(e, L, rows);
+  TileScores source(fused, src, kernel, e, L, rows, ids.batch, ids.t0, ids.tid);
   source.stage();
   gpu::BarrierOp::create(b, loc);
 
   // Per thread and row: f64 sum and sum of squares (exact enough for
   // E[x^2] - E[x]^2 at any L), smallest and largest key.
   SmallVector<Value> init;
-  for (int64_t r = 0; r < kRowsPerTile; ++r) {
+  for (int64_t r = 0; r < rows; ++r) {
     init.push_back(e.f64(0.0));
     init.push_back(e.f64(0.0));
     init.push_back(e.i32(-1)); // the largest unsigned key
@@ -274,7 +274,7 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
         Value s = e.add(s0, ids.tid);
         SmallVector<Value> scores = source.rowScores(s);
         SmallVector<Value> next;
-        for (int64_t r = 0; r < kRowsPerTile; ++r) {
+        for (int64_t r = 0; r < rows; ++r) {
           Value t = e.add(ids.t0, e.index(r));
           Value visible = e.andi(e.cmpi(arith::CmpIPredicate::ule, s, t),
                                  e.cmpi(arith::CmpIPredicate::ult, t,
@@ -292,7 +292,7 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
         return next;
       });
 
-  for (int64_t r = 0; r < kRowsPerTile; ++r) {
+  for (int64_t r = 0; r < rows; ++r) {
     Value sum = acc[4 * r], sq = acc[4 * r + 1], mn = acc[4 * r + 2],
           mx = acc[4 * r + 3];
     for (int32_t offset = kWarpSize / 2; offset >= 1; offset /= 2) {
@@ -316,7 +316,7 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   // Thread r finishes row t0 + r.
   Value t = e.add(ids.t0, ids.tid);
   Value owner = e.andi(
-      e.cmpi(arith::CmpIPredicate::ult, ids.tid, e.index(kRowsPerTile)),
+      e.cmpi(arith::CmpIPredicate::ult, ids.tid, e.index(rows)),
       e.cmpi(arith::CmpIPredicate::ult, t, e.index(L)));
   e.ifThen(owner, [&]() {
     Value sum = e.f64(0.0), sq = e.f64(0.0), mn = e.i32(-1), mx = e.i32(0);
@@ -397,7 +397,7 @@ void buildReferenceVarianceKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op,
 enum class ReferenceSource { None, Scratch, RunningVar };
 
 void buildTopKKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, IndexerOp fused,
-                     SourceArgs src, int64_t L, int firstStats,
+                     SourceArgs src, int64_t L, int64_t rows, int firstStats,
                      ReferenceSource refSource, int refArg, int indicesArg,
                      int countsArg) {
   MLIRContext *ctx = kernel.getContext();
@@ -412,25 +412,25 @@ void buildTopKKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, IndexerOp fused,
 
   // Per-row selection state; mode 0 = radix select, 1 = take every visible
   // position (k_t = n_t), 2 = no such row (t >= L).
-  Value modeShared = sharedBuffer(kernel, i32, kRowsPerTile);
-  Value prefixShared = sharedBuffer(kernel, i32, kRowsPerTile);
-  Value shiftShared = sharedBuffer(kernel, i32, kRowsPerTile);
-  Value remainShared = sharedBuffer(kernel, i32, kRowsPerTile);
-  Value equalShared = sharedBuffer(kernel, i32, kRowsPerTile);
-  Value hist = sharedBuffer(kernel, i32, kRowsPerTile * kBins);
+  Value modeShared = sharedBuffer(kernel, i32, rows);
+  Value prefixShared = sharedBuffer(kernel, i32, rows);
+  Value shiftShared = sharedBuffer(kernel, i32, rows);
+  Value remainShared = sharedBuffer(kernel, i32, rows);
+  Value equalShared = sharedBuffer(kernel, i32, rows);
+  Value hist = sharedBuffer(kernel, i32, rows * kBins);
   // Per chunk parity, kind (ties, selected), row and warp: ballot counts.
-  Value warpCounts = sharedBuffer(kernel, i32, 2 * 2 * kRowsPerTile * kWarps);
+  Value warpCounts = sharedBuffer(kernel, i32, 2 * 2 * rows * kWarps);
 
   OpBuilder b = OpBuilder::atBlockBegin(&entry);
   Emitter e(b, loc);
-  TileIds ids = tileIds(e, L);
-  TileScores source(fused, src, kernel, e, L, ids.batch, ids.t0, ids.tid);
+  TileIds ids = tileIds(e, L, rows);
+  TileScores source(fused, src, kernel, e, L, rows, ids.batch, ids.t0, ids.tid);
   source.stage();
   Value cL = e.index(L);
   Value zero = e.index(0), one = e.index(1);
 
   // Thread r sets up row t0 + r.
-  e.ifThen(e.cmpi(arith::CmpIPredicate::ult, ids.tid, e.index(kRowsPerTile)),
+  e.ifThen(e.cmpi(arith::CmpIPredicate::ult, ids.tid, e.index(rows)),
            [&]() {
     Value r = ids.tid;
     Value t = e.add(ids.t0, r);
@@ -473,11 +473,11 @@ void buildTopKKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, IndexerOp fused,
 
   // Radix passes: at most ceil(32 / 8); rows finish independently.
   e.loop(zero, e.index((32 + kRadixBits - 1) / kRadixBits), [&](Value) {
-    e.loopStep(ids.tid, e.index(kRowsPerTile * kBins), e.index(kThreads),
+    e.loopStep(ids.tid, e.index(rows * kBins), e.index(kThreads),
                [&](Value i) { e.store(e.i32(0), hist, {i}); });
     SmallVector<Value> active, shifts, prefixes;
     Value any = arith::ConstantOp::create(b, loc, b.getBoolAttr(false));
-    for (int64_t r = 0; r < kRowsPerTile; ++r) {
+    for (int64_t r = 0; r < rows; ++r) {
       Value mode = e.load(modeShared, {e.index(r)});
       Value shift = e.load(shiftShared, {e.index(r)});
       Value a = e.andi(e.cmpi(arith::CmpIPredicate::eq, mode, e.i32(0)),
@@ -492,7 +492,7 @@ void buildTopKKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, IndexerOp fused,
       e.loopStep(zero, ids.keyEnd, e.index(kThreads), [&](Value s0) {
         Value s = e.add(s0, ids.tid);
         SmallVector<Value> scores = source.rowScores(s);
-        for (int64_t r = 0; r < kRowsPerTile; ++r) {
+        for (int64_t r = 0; r < rows; ++r) {
           Value t = e.add(ids.t0, e.index(r));
           Value visible = e.cmpi(arith::CmpIPredicate::ule, s, t);
           Value key = orderKey(e, scores[r]);
@@ -522,7 +522,7 @@ void buildTopKKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, IndexerOp fused,
     // Thread r narrows row r to the bin holding its k-th largest key.
     Value r = ids.tid;
     Value owner =
-        e.cmpi(arith::CmpIPredicate::ult, ids.tid, e.index(kRowsPerTile));
+        e.cmpi(arith::CmpIPredicate::ult, ids.tid, e.index(rows));
     e.ifThen(owner, [&]() {
       Value mode = e.load(modeShared, {r});
       Value shift = e.load(shiftShared, {r});
@@ -565,7 +565,7 @@ void buildTopKKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, IndexerOp fused,
   // Write-out: keys above the threshold T, and the ties at T of rank (in
   // position order) >= (#ties - need), i.e. the `need` largest positions.
   SmallVector<Value> modes, thresholds, cuts;
-  for (int64_t r = 0; r < kRowsPerTile; ++r) {
+  for (int64_t r = 0; r < rows; ++r) {
     Value idx = e.index(r);
     modes.push_back(e.load(modeShared, {idx}));
     thresholds.push_back(e.load(prefixShared, {idx}));
@@ -575,7 +575,7 @@ void buildTopKKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, IndexerOp fused,
   Value laneMaskLt = NVVM::LaneMaskLtOp::create(b, loc, i32);
   auto countSlot = [&](Value parity, int64_t kind, int64_t r, Value w) {
     Value base = e.mul(e.add(e.mul(parity, e.index(2)), e.index(kind)),
-                       e.index(kRowsPerTile));
+                       e.index(rows));
     return e.add(e.mul(e.add(base, e.index(r)), e.index(kWarps)), w);
   };
   // Sum of the warps' counts before this warp, and over all warps.
@@ -591,7 +591,7 @@ void buildTopKKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, IndexerOp fused,
     return std::make_pair(before, total);
   };
   Value lane0 = e.cmpi(arith::CmpIPredicate::eq, ids.lane, zero);
-  SmallVector<Value> init(2 * kRowsPerTile, zero); // written, ties seen
+  SmallVector<Value> init(2 * rows, zero); // written, ties seen
   SmallVector<Value> written = e.loopStepCarry(
       zero, ids.keyEnd, e.index(kThreads), init,
       [&](Value s0, ValueRange carried) -> SmallVector<Value> {
@@ -600,7 +600,7 @@ void buildTopKKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, IndexerOp fused,
         Value s = e.add(s0, ids.tid);
         SmallVector<Value> scores = source.rowScores(s);
         SmallVector<Value> visible, above, tie, tieBallot;
-        for (int64_t r = 0; r < kRowsPerTile; ++r) {
+        for (int64_t r = 0; r < rows; ++r) {
           Value t = e.add(ids.t0, e.index(r));
           Value inRow = e.cmpi(arith::CmpIPredicate::ne, modes[r], e.i32(2));
           Value vis = e.andi(inRow, e.cmpi(arith::CmpIPredicate::ule, s, t));
@@ -618,7 +618,7 @@ void buildTopKKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, IndexerOp fused,
         }
         gpu::BarrierOp::create(b, loc);
         SmallVector<Value> selected, selBallot, tieTotals;
-        for (int64_t r = 0; r < kRowsPerTile; ++r) {
+        for (int64_t r = 0; r < rows; ++r) {
           auto [before, total] = prefixAndTotal(parity, 0, r);
           tieTotals.push_back(total);
           Value inWarp = popCount(
@@ -641,7 +641,7 @@ void buildTopKKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, IndexerOp fused,
         }
         gpu::BarrierOp::create(b, loc);
         SmallVector<Value> next;
-        for (int64_t r = 0; r < kRowsPerTile; ++r) {
+        for (int64_t r = 0; r < rows; ++r) {
           auto [before, total] = prefixAndTotal(parity, 1, r);
           Value inWarp = popCount(
               b, loc, arith::AndIOp::create(b, loc, selBallot[r], laneMaskLt));
@@ -659,7 +659,7 @@ void buildTopKKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, IndexerOp fused,
       });
 
   // Pad every real row with -1 after its selected positions.
-  for (int64_t r = 0; r < kRowsPerTile; ++r) {
+  for (int64_t r = 0; r < rows; ++r) {
     Value t = e.add(ids.t0, e.index(r));
     e.ifThen(e.cmpi(arith::CmpIPredicate::ult, t, cL), [&]() {
       Value row = e.add(e.mul(ids.batch, cL), t);
@@ -678,14 +678,14 @@ void buildTopKKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, IndexerOp fused,
 //===----------------------------------------------------------------------===//
 
 void buildIndexerKernel(gpu::GPUFuncOp kernel, IndexerOp op, SourceArgs src,
-                        int64_t L, int outArg) {
+                        int64_t L, int64_t rows, int outArg) {
   Location loc = kernel.getLoc();
   Block &entry = kernel.getBody().front();
   Value out = entry.getArgument(outArg);
   OpBuilder b = OpBuilder::atBlockBegin(&entry);
   Emitter e(b, loc);
-  TileIds ids = tileIds(e, L);
-  TileScores source(op, src, kernel, e, L, ids.batch, ids.t0, ids.tid);
+  TileIds ids = tileIds(e, L, rows);
+  TileScores source(op, src, kernel, e, L, rows, ids.batch, ids.t0, ids.tid);
   source.stage();
   gpu::BarrierOp::create(b, loc);
   Value cL = e.index(L);
@@ -696,9 +696,9 @@ void buildIndexerKernel(gpu::GPUFuncOp kernel, IndexerOp op, SourceArgs src,
     SmallVector<Value> scores = e.ifElse(
         needed, [&]() { return source.rowScores(s); },
         [&]() {
-          return SmallVector<Value>(kRowsPerTile, e.f32(-kInf));
+          return SmallVector<Value>(rows, e.f32(-kInf));
         });
-    for (int64_t r = 0; r < kRowsPerTile; ++r) {
+    for (int64_t r = 0; r < rows; ++r) {
       Value t = e.add(ids.t0, e.index(r));
       Value inside = e.andi(e.cmpi(arith::CmpIPredicate::ult, t, cL),
                             e.cmpi(arith::CmpIPredicate::ult, s, cL));
@@ -740,7 +740,17 @@ LogicalResult checkStaticOperands(Operation *op) {
 
 } // namespace
 
-LogicalResult checkIndexerForGPU(IndexerOp op) {
+LogicalResult checkSelectionTiling(Operation *op, int64_t rows) {
+  if (rows < 1 || rows > 16)
+    return op->emitOpError(fmt::format(
+        "the selection tile takes 1 to 16 query rows, but rows-per-tile = {}",
+        rows));
+  return success();
+}
+
+LogicalResult checkIndexerForGPU(IndexerOp op, int64_t rows) {
+  if (failed(checkSelectionTiling(op, rows)))
+    return failure();
   if (failed(checkStaticOperands(op)))
     return failure();
   int64_t DI = op.getQi().getType().getDimSize(3);
@@ -750,26 +760,28 @@ LogicalResult checkIndexerForGPU(IndexerOp op) {
         "GPU indexer keeps a key's indexer row in registers and supports "
         "d_I <= {}, but d_I = {}",
         kMaxIndexerDim, DI));
-  if (H * DI * kRowsPerTile * 4 > 32 * 1024)
+  if (H * DI * rows * 4 > 24 * 1024)
     return op.emitOpError(fmt::format(
-        "GPU indexer stages {} rows of H_I x d_I = {} x {} queries in 32 KiB "
-        "of shared memory: too large",
-        kRowsPerTile, H, DI));
+        "GPU indexer stages {} rows of H_I x d_I = {} x {} f32 queries in at "
+        "most 24 KiB of shared memory: too large (use fewer rows per tile)",
+        rows, H, DI));
   return success();
 }
 
-LogicalResult checkSelectionForGPU(AdaptiveTopKOp op) {
+LogicalResult checkSelectionForGPU(AdaptiveTopKOp op, int64_t rows) {
+  if (failed(checkSelectionTiling(op, rows)))
+    return failure();
   return checkStaticOperands(op);
 }
 
 void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
                          gpu::GPUModuleOp kernels, IRRewriter &rewriter,
-                         StringRef prefix) {
+                         StringRef prefix, int64_t rows) {
   Location loc = op.getLoc();
   MLIRContext *ctx = op.getContext();
   auto scoresType = op.getScores().getType();
   int64_t B = scoresType.getDimSize(0), L = scoresType.getDimSize(1);
-  int64_t tiles = (L + kRowsPerTile - 1) / kRowsPerTile;
+  int64_t tiles = (L + rows - 1) / rows;
   Type f64 = Float64Type::get(ctx), i32 = IntegerType::get(ctx, 32);
 
   rewriter.setInsertionPoint(op);
@@ -790,7 +802,7 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
     args.add(maxKeys);
     auto kernel = createKernel(kernels, loc, (prefix + "_select_stats").str(),
                                args, kThreads);
-    buildStatsKernel(kernel, fused, src, L, first);
+    buildStatsKernel(kernel, fused, src, L, rows, first);
     launch(host, kernel, args, tiles, B, kThreads);
   }
 
@@ -832,7 +844,7 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
     int countsArg = args.add(collapse(rewriter, loc, counts));
     auto kernel = createKernel(kernels, loc, (prefix + "_select_topk").str(),
                                args, kThreads);
-    buildTopKKernel(kernel, op, fused, src, L, first, refSource, refArg,
+    buildTopKKernel(kernel, op, fused, src, L, rows, first, refSource, refArg,
                     indicesArg, countsArg);
     launch(host, kernel, args, tiles, B, kThreads);
   }
@@ -848,7 +860,7 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
 }
 
 void lowerIndexerToGPU(IndexerOp op, gpu::GPUModuleOp kernels,
-                       IRRewriter &rewriter, StringRef prefix) {
+                       IRRewriter &rewriter, StringRef prefix, int64_t rows) {
   Location loc = op.getLoc();
   auto qiType = op.getQi().getType();
   int64_t B = qiType.getDimSize(0), L = qiType.getDimSize(1);
@@ -860,8 +872,8 @@ void lowerIndexerToGPU(IndexerOp op, gpu::GPUModuleOp kernels,
   int outArg = args.add(collapse(rewriter, loc, out));
   auto kernel =
       createKernel(kernels, loc, (prefix + "_indexer").str(), args, kThreads);
-  buildIndexerKernel(kernel, op, src, L, outArg);
-  launch(host, kernel, args, (L + kRowsPerTile - 1) / kRowsPerTile, B,
+  buildIndexerKernel(kernel, op, src, L, rows, outArg);
+  launch(host, kernel, args, (L + rows - 1) / rows, B,
          kThreads);
   rewriter.replaceOp(op, host.toTensor(out, op.getScores().getType()));
 }

@@ -320,6 +320,8 @@ LogicalResult checkStatic(SparseAttentionOp op) {
 
 struct ConvertGSAToGPUPass
     : gsa::impl::ConvertGSAToGPUBase<ConvertGSAToGPUPass> {
+  using ConvertGSAToGPUBase::ConvertGSAToGPUBase;
+
   void runOnOperation() override {
     ModuleOp module = getOperation();
     MLIRContext *ctx = &getContext();
@@ -351,9 +353,9 @@ struct ConvertGSAToGPUPass
       if (auto o = dyn_cast<SparseAttentionOp>(op))
         ok = checkStatic(o);
       else if (auto o = dyn_cast<IndexerOp>(op))
-        ok = checkIndexerForGPU(o);
+        ok = checkIndexerForGPU(o, selectRowsPerTile);
       else
-        ok = checkSelectionForGPU(cast<AdaptiveTopKOp>(op));
+        ok = checkSelectionForGPU(cast<AdaptiveTopKOp>(op), selectRowsPerTile);
       if (failed(ok))
         return signalPassFailure();
     }
@@ -375,11 +377,13 @@ struct ConvertGSAToGPUPass
           "{}_{}", parent ? parent.getName().str() : std::string("gsa"), n);
       if (auto select = dyn_cast<AdaptiveTopKOp>(op)) {
         IndexerOp indexer = fusedIndexer(select);
-        lowerSelectionToGPU(select, indexer, kernels, rewriter, prefix);
+        lowerSelectionToGPU(select, indexer, kernels, rewriter, prefix,
+                            selectRowsPerTile);
       } else if (auto indexer = dyn_cast<IndexerOp>(op)) {
         if (!indexer->hasOneUse() ||
             !isa<AdaptiveTopKOp>(*indexer->getUsers().begin()))
-          lowerIndexerToGPU(indexer, kernels, rewriter, prefix);
+          lowerIndexerToGPU(indexer, kernels, rewriter, prefix,
+                            selectRowsPerTile);
       } else {
         attentions.push_back(cast<SparseAttentionOp>(op));
       }

@@ -1,4 +1,13 @@
 // RUN: gsa-opt %s --convert-gsa-to-gpu -split-input-file | FileCheck %s
+// RUN: gsa-opt %s --convert-gsa-to-gpu="select-rows-per-tile=4" -split-input-file | FileCheck %s --check-prefix=TILE4
+
+// The tile size is a pass option: 4 rows per block gives ceil(100 / 4) = 25
+// blocks per batch entry and 4 x 4 x 64 staged queries.
+// TILE4-LABEL: func.func @select(
+// TILE4: %[[C25:.*]] = arith.constant 25 : index
+// TILE4: gpu.launch_func @gsa_kernels::@select_1_select_stats blocks in (%[[C25]],
+// TILE4: gpu.func @select_1_select_stats(
+// TILE4-SAME: memref<1024xf32, #gpu.address_space<workgroup>>
 
 // An indexer whose only user is the selection is fused into the selection's
 // kernels: no L x L score buffer exists. Training mode: stats, the batch's
