@@ -1,17 +1,20 @@
 """The GSA core as functions.
 
 - NumPy arrays (or CPU torch tensors of a NumPy dtype) run on the CPU path.
-- CUDA torch tensors run on the GPU for `sparse_attention` (the fused GPU
-  indexer and selection are not built yet: `gated_sparse_attention` on CUDA
-  tensors raises and says so).
+- CUDA torch tensors (contiguous, on one device) run on the GPU through the
+  runtime's CUDA backend, on torch's current stream.
 Shapes follow SPEC.md: q [B,L,n_h,d], k/v [B,L,n_kv,d], qi [B,L,H_I,d_I],
 ki [B,L,d_I], wi [B,L,H_I], bi [H_I], gv like v, go like q.
+
+The variable parts are names or Python functions traced by gsa.dsl:
+`activation` / `weighting` (x, head) -> float, `policy` (mean, var, v_bar, t)
+-> k_base * r_t, and `score_mod` (score, b, h, q_idx, kv_idx) -> float.
 """
 
 import numpy as np
 
 from . import program as programs
-from ._capi import GsaError, Runtime
+from ._capi import Runtime
 
 _NUMPY_ELEMS = {np.dtype(np.float16): "f16", np.dtype(np.float32): "f32",
                 np.dtype(np.int32): "i32"}
@@ -54,22 +57,47 @@ def _host(name, x, rank, int_ok=False):
     return np.require(x, requirements="C")
 
 
+def _indexer_activation(activation, indexer_fn):
+    """`indexer_fn` is another name for `activation` (the indexer's per-head
+    function); giving both is ambiguous."""
+    if indexer_fn is None:
+        return activation
+    if activation != "sigmoid" and activation is not indexer_fn:
+        raise ValueError("pass the indexer activation once: 'activation' or 'indexer_fn'")
+    return indexer_fn
+
+
 def gated_sparse_attention(q, k, v, qi, ki, wi=None, bi=None, gv=None, go=None, *,
                            k_base=2048, k_min=256, k_max=4096, policy="inverse",
                            running_var=None, training=False, momentum=None,
                            scale=None, index_scale=None, activation="sigmoid",
-                           weighting="sigmoid"):
+                           weighting="sigmoid", score_mod=None, indexer_fn=None):
     """The whole GSA core. Returns (o, lse, indices, counts) and, in training
     mode with a running variance, the updated running variance as a float.
 
-    In inference mode the inverse/proportional policies read `running_var`
-    (a positive float, the trained reference variance); in training mode the
-    batch's own mean variance is used and the running value is updated.
+    In inference mode the inverse/proportional/custom policies read
+    `running_var` (a positive float, the trained reference variance); in
+    training mode the batch's own mean variance is used and the running value
+    is updated.
+
+    activation (alias indexer_fn), weighting: "sigmoid", "relu", "identity"
+    or a Python function (x, head) -> float. policy: "inverse",
+    "proportional", "fixed" or a Python function (mean, var, v_bar, t) ->
+    k_base * r_t (the op's custom policy). score_mod: None or a Python
+    function (score, b, h, q_idx, kv_idx) -> float.
     """
+    activation = _indexer_activation(activation, indexer_fn)
+    policy_keyword = programs.policy_name(policy)
+    if running_var is None and not training and policy_keyword != "fixed":
+        raise ValueError(f"policy '{policy_keyword}' in inference mode reads the running "
+                         "variance: pass running_var (or training=True)")
+    tensors = {"q": q, "k": k, "v": v, "qi": qi, "ki": ki, "wi": wi, "bi": bi, "gv": gv,
+               "go": go}
+    options = dict(k_base=k_base, k_min=k_min, k_max=k_max, policy=policy, training=training,
+                   momentum=momentum, scale=scale, index_scale=index_scale,
+                   activation=activation, weighting=weighting, score_mod=score_mod)
     if any(_is_torch(x) and x.is_cuda for x in (q, k, v, qi, ki)):
-        raise GsaError("gated_sparse_attention on CUDA tensors needs the GPU indexer and "
-                       "selection, which are not built yet; use sparse_attention on CUDA "
-                       "with indices from the CPU path, or pass CPU arrays")
+        return _gated_sparse_attention_cuda(tensors, running_var, options)
     named = {"q": _host("q", q, 4), "k": _host("k", k, 4), "v": _host("v", v, 4),
              "qi": _host("qi", qi, 4), "ki": _host("ki", ki, 3)}
     for key, value, rank in (("wi", wi, 3), ("bi", bi, 1), ("gv", gv, 4), ("go", go, 4)):
@@ -77,15 +105,9 @@ def gated_sparse_attention(q, k, v, qi, ki, wi=None, bi=None, gv=None, go=None, 
             named[key] = _host(key, value, rank)
     if running_var is not None:
         named["running_var"] = np.array(float(running_var), dtype=np.float32)
-    elif not training and policy != "fixed":
-        raise ValueError(f"policy '{policy}' in inference mode reads the running variance: "
-                         "pass running_var (or training=True)")
     shapes = {n: a.shape for n, a in named.items()}
     elems = {n: _NUMPY_ELEMS[a.dtype] for n, a in named.items()}
-    text, order = programs.gated_sparse_attention(
-        shapes, elems, k_base=k_base, k_min=k_min, k_max=k_max, policy=policy,
-        training=training, momentum=momentum, scale=scale, index_scale=index_scale,
-        activation=activation, weighting=weighting)
+    text, order = programs.gated_sparse_attention(shapes, elems, **options)
     kernel = runtime().compile(text, [(elems[n], shapes[n]) for n in order])
     outputs = [np.empty(shape, dtype={"f16": np.float16, "f32": np.float32,
                                       "i32": np.int32}[dtype])
@@ -96,12 +118,58 @@ def gated_sparse_attention(q, k, v, qi, ki, wi=None, bi=None, gv=None, go=None, 
     return tuple(outputs)
 
 
-def sparse_attention(q, k, v, indices, counts, gv=None, go=None, *, scale=None):
+_RANKS = {"q": 4, "k": 4, "v": 4, "qi": 4, "ki": 3, "wi": 3, "bi": 1, "gv": 4, "go": 4}
+
+
+def _gated_sparse_attention_cuda(tensors, running_var, options):
+    """The core on CUDA torch tensors: the outputs are CUDA tensors; the
+    updated running variance (training) comes back as a float, which waits
+    for the kernels."""
+    import torch
+    elem_of = {torch.bfloat16: "bf16", torch.float16: "f16", torch.float32: "f32"}
+    torch_of = {"bf16": torch.bfloat16, "f16": torch.float16, "f32": torch.float32,
+                "i32": torch.int32}
+    device = tensors["q"].device
+    named = {}
+    for name, t in tensors.items():
+        if t is None:
+            continue
+        if not (_is_torch(t) and t.is_cuda):
+            raise ValueError(f"'{name}' is not a CUDA tensor but 'q' is one: pass every input "
+                             "on the same CUDA device")
+        if t.device != device:
+            raise ValueError(f"'{name}' is on {t.device} but 'q' is on {device}")
+        if t.dim() != _RANKS[name]:
+            raise ValueError(f"'{name}' must have rank {_RANKS[name]}, got shape {tuple(t.shape)}")
+        if t.dtype not in elem_of or not t.is_contiguous():
+            raise ValueError(f"'{name}' must be a contiguous CUDA tensor of bf16, fp16 or "
+                             f"fp32, got {t.dtype}" + ("" if t.is_contiguous()
+                                                       else " (not contiguous)"))
+        named[name] = t
+    if running_var is not None:
+        named["running_var"] = torch.tensor(float(running_var), dtype=torch.float32,
+                                            device=device)
+    shapes = {n: tuple(t.shape) for n, t in named.items()}
+    elems = {n: elem_of[t.dtype] for n, t in named.items()}
+    text, order = programs.gated_sparse_attention(shapes, elems, **options)
+    kernel = runtime().compile(text, [(elems[n], shapes[n]) for n in order], backend="cuda")
+    outputs = [torch.empty(shape, dtype=torch_of[dtype], device=device)
+               for dtype, shape in kernel.results]
+    stream = torch.cuda.current_stream(device).cuda_stream
+    kernel.launch([named[n].data_ptr() for n in order], [o.data_ptr() for o in outputs], stream)
+    if len(outputs) == 5:
+        return tuple(outputs[:4]) + (float(outputs[4]),)
+    return tuple(outputs)
+
+
+def sparse_attention(q, k, v, indices, counts, gv=None, go=None, *, scale=None,
+                     score_mod=None):
     """Gated sparse SDPA over given selections: (o, lse). CUDA torch tensors
     (bf16/fp16, contiguous) run on the GPU on the current stream; NumPy
-    arrays on the CPU."""
+    arrays on the CPU. score_mod: None or a Python function (score, b, h,
+    q_idx, kv_idx) -> float, traced by gsa.dsl."""
     if all(_is_torch(x) and x.is_cuda for x in (q, k, v, indices, counts)):
-        return _sparse_attention_cuda(q, k, v, indices, counts, gv, go, scale)
+        return _sparse_attention_cuda(q, k, v, indices, counts, gv, go, scale, score_mod)
     named = {"q": _host("q", q, 4), "k": _host("k", k, 4), "v": _host("v", v, 4),
              "indices": _host("indices", indices, 3, int_ok=True),
              "counts": _host("counts", counts, 2, int_ok=True)}
@@ -110,7 +178,7 @@ def sparse_attention(q, k, v, indices, counts, gv=None, go=None, *, scale=None):
             named[key] = _host(key, value, 4)
     shapes = {n: a.shape for n, a in named.items()}
     elems = {n: _NUMPY_ELEMS[a.dtype] for n, a in named.items()}
-    text, order = programs.sparse_attention(shapes, elems, scale=scale)
+    text, order = programs.sparse_attention(shapes, elems, scale=scale, score_mod=score_mod)
     kernel = runtime().compile(text, [(elems[n], shapes[n]) for n in order])
     outputs = [np.empty(shape, dtype={"f16": np.float16, "f32": np.float32}[dtype])
                for dtype, shape in kernel.results]
@@ -118,7 +186,7 @@ def sparse_attention(q, k, v, indices, counts, gv=None, go=None, *, scale=None):
     return tuple(outputs)
 
 
-def _sparse_attention_cuda(q, k, v, indices, counts, gv, go, scale):
+def _sparse_attention_cuda(q, k, v, indices, counts, gv, go, scale, score_mod):
     import torch
     elem_of = {torch.bfloat16: "bf16", torch.float16: "f16", torch.int32: "i32"}
     named = {"q": q, "k": k, "v": v, "indices": indices, "counts": counts}
@@ -134,7 +202,7 @@ def _sparse_attention_cuda(q, k, v, indices, counts, gv, go, scale):
             raise ValueError(f"'{name}' is on {t.device} but 'q' is on {q.device}")
     shapes = {n: tuple(t.shape) for n, t in named.items()}
     elems = {n: elem_of[t.dtype] for n, t in named.items()}
-    text, order = programs.sparse_attention(shapes, elems, scale=scale)
+    text, order = programs.sparse_attention(shapes, elems, scale=scale, score_mod=score_mod)
     kernel = runtime().compile(text, [(elems[n], shapes[n]) for n in order], backend="cuda")
     B, L, NH, D = q.shape
     o = torch.empty_like(q)

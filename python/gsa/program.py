@@ -2,8 +2,14 @@
 
 The functional API compiles one program per call signature; the runtime
 caches kernels by program text and shapes, so repeated calls only run.
+Regions (indexer activation and weighting, selection policy, score_mod) are
+given as builtin names or as Python functions, which gsa.dsl traces into
+MLIR; each distinct traced text is a distinct program.
 """
 
+from . import dsl
+
+# The builtin per-head functions, as region bodies over (%x: f32, %head: index).
 ACTIVATIONS = {
     "sigmoid": "%r = gsa.sigmoid %x : f32\n    gsa.yield %r : f32",
     "relu": "%zero = arith.constant 0.0 : f32\n    %r = arith.maximumf %x, %zero : f32\n"
@@ -17,23 +23,63 @@ def _tensor(shape, elem):
     return f"tensor<{'x'.join(str(d) for d in shape)}x{elem}>" if shape else f"tensor<{elem}>"
 
 
-def _region(name, body, args):
-    return f"{name} {{\n  ^bb0({args}):\n    {body}\n  }}"
-
-
 def _float(x):
-    return repr(float(x))
+    """An f32 attribute value MLIR parses (1e-05 is not one: it needs a '.')."""
+    return dsl.format_f32(x)
+
+
+def region(role, spec, option):
+    """The MLIR text of region `role` (see gsa.dsl.ROLES) from `spec`: a
+    builtin name (activation and weighting only), a gsa.dsl.Region, or a
+    Python function, traced here. `option` names the argument in errors."""
+    if isinstance(spec, dsl.Region):
+        if spec.role != role:
+            raise ValueError(f"{option}: a traced {spec.role} region cannot serve as {role}")
+        return spec.text
+    if isinstance(spec, str):
+        if role in ("activation", "weighting") and spec in ACTIVATIONS:
+            return "{\n  ^bb0(%x: f32, %head: index):\n    " + ACTIVATIONS[spec] + "\n  }"
+        names = tuple(ACTIVATIONS) if role in ("activation", "weighting") else ()
+        raise ValueError(f"{option} must be " + (f"one of {names} or " if names else "")
+                         + f"a Python function, got {spec!r}")
+    if callable(spec):
+        return dsl.trace(spec, role).text
+    names = "a builtin name, " if role in ("activation", "weighting") else ""
+    raise ValueError(f"{option} must be {names}a Python function or a gsa.dsl.Region, "
+                     f"got {type(spec).__name__}")
+
+
+def policy_name(policy):
+    """The op's policy keyword for `policy`: a builtin name, or "custom" for
+    a Python function (or gsa.dsl.Region). Raises ValueError for anything else."""
+    if isinstance(policy, str):
+        if policy == "custom":
+            raise ValueError("policy 'custom' needs its function: pass policy=<Python function "
+                             "(mean, var, v_bar, t) -> k_base * r_t>")
+        if policy not in POLICIES:
+            raise ValueError(f"policy must be one of {POLICIES} or a Python function, "
+                             f"got {policy!r}")
+        return policy
+    if callable(policy) or isinstance(policy, dsl.Region):
+        return "custom"
+    raise ValueError(f"policy must be one of {POLICIES} or a Python function, "
+                     f"got {type(policy).__name__}")
 
 
 def gated_sparse_attention(shapes, elems, *, k_base, k_min, k_max, policy, training,
                            momentum=None, scale=None, index_scale=None,
-                           activation="sigmoid", weighting="sigmoid"):
-    """shapes/elems: dicts over q k v qi ki [wi bi gv go running_var]."""
-    if policy not in POLICIES:
-        raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
-    for which, value in (("activation", activation), ("weighting", weighting)):
-        if value not in ACTIVATIONS:
-            raise ValueError(f"{which} must be one of {tuple(ACTIVATIONS)}, got {value!r}")
+                           activation="sigmoid", weighting="sigmoid", score_mod=None):
+    """shapes/elems: dicts over q k v qi ki [wi bi gv go running_var].
+    Returns (program text, argument order)."""
+    policy_keyword = policy_name(policy)
+    regions = [f"activation {region('activation', activation, 'activation')}"]
+    if "wi" in shapes:
+        regions.append(f"weighting {region('weighting', weighting, 'weighting')}")
+    if policy_keyword == "custom":
+        regions.append(f"policy_fn {region('policy_fn', policy, 'policy')}")
+    if score_mod is not None:
+        regions.append(f"score_mod {region('score_mod', score_mod, 'score_mod')}")
+
     order = [n for n in ("q", "k", "v", "qi", "ki", "wi", "bi", "gv", "go", "running_var")
              if n in shapes]
     types = {n: _tensor(shapes[n], elems[n]) for n in order}
@@ -49,7 +95,7 @@ def gated_sparse_attention(shapes, elems, *, k_base, k_min, k_max, policy, train
                       ("output_gate", "go"), ("running_var", "running_var")):
         if key in shapes:
             operands.append(f"{name}(%{key})")
-    operands.append(f"policy = {policy} k = {k_base} in [{k_min}, {k_max}]")
+    operands.append(f"policy = {policy_keyword} k = {k_base} in [{k_min}, {k_max}]")
     if training:
         operands.append("training")
     if momentum is not None:
@@ -58,10 +104,6 @@ def gated_sparse_attention(shapes, elems, *, k_base, k_min, k_max, policy, train
         operands.append(f"scale({_float(scale)})")
     if index_scale is not None:
         operands.append(f"index_scale({_float(index_scale)})")
-    regions = [_region("activation", ACTIVATIONS[activation], "%x: f32, %j: index")]
-    if "wi" in shapes:
-        regions.append(_region("weighting", ACTIVATIONS[weighting].replace("%x", "%x"),
-                               "%x: f32, %j: index"))
     params = ", ".join(f"%{n}: {types[n]}" for n in order)
     result_list = ", ".join(results)
     return (f"func.func @gsa_core({params}) -> ({result_list}) {{\n"
@@ -71,7 +113,9 @@ def gated_sparse_attention(shapes, elems, *, k_base, k_min, k_max, policy, train
             f"  return {', '.join(names)} : {result_list}\n}}\n"), order
 
 
-def sparse_attention(shapes, elems, *, scale=None):
+def sparse_attention(shapes, elems, *, scale=None, score_mod=None):
+    """shapes/elems: dicts over q k v indices counts [gv go].
+    Returns (program text, argument order)."""
     order = [n for n in ("q", "k", "v", "indices", "counts", "gv", "go") if n in shapes]
     types = {n: _tensor(shapes[n], elems[n]) for n in order}
     B, L, NH, D = shapes["q"]
@@ -79,9 +123,11 @@ def sparse_attention(shapes, elems, *, scale=None):
     gates = "".join(f" {name}(%{key})" for name, key in (("value_gate", "gv"),
                                                          ("output_gate", "go")) if key in shapes)
     scale_text = f" scale({_float(scale)})" if scale is not None else ""
+    mod_text = (f"\n  score_mod {region('score_mod', score_mod, 'score_mod')}"
+                if score_mod is not None else "")
     params = ", ".join(f"%{n}: {types[n]}" for n in order)
     return (f"func.func @attend({params}) -> ({results}) {{\n"
             f"  %o, %lse = gsa.sparse_attention %q, %k, %v select(%indices, %counts)"
-            f"{gates}{scale_text}\n"
+            f"{gates}{scale_text}{mod_text}\n"
             f"  : ({', '.join(types[n] for n in order)}) -> ({results})\n"
             f"  return %o, %lse : {results}\n}}\n"), order
