@@ -73,7 +73,12 @@ def ConvertGSAToGPU : Pass<"convert-gsa-to-gpu", "::mlir::ModuleOp"> {
     Option<"selectRowsPerTile", "select-rows-per-tile", "int64_t",
            /*default=*/"8",
            "query rows per thread block of the indexer / selection kernels "
-           "(1 to 16; each key row read serves that many queries)">
+           "(1 to 16; each key row read serves that many queries)">,
+    Option<"selectTensorCores", "select-tensor-cores", "bool",
+           /*default=*/"true",
+           "compute the fused indexer's qi . ki products of the selection "
+           "with mma.sync (bf16/f16 inputs, H_I = 4, d_I a multiple of 16, "
+           "rows per tile a multiple of 4; other shapes use CUDA cores)">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

@@ -18,7 +18,7 @@ llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
 llvm_config.use_default_substitutions()
 
 tool_dirs = [config.gsa_tools_dir, config.llvm_tools_dir]
-llvm_config.add_tool_substitutions(["gsa-opt"], tool_dirs)
+llvm_config.add_tool_substitutions(["gsa-opt", "not", "count"], tool_dirs)
 config.substitutions.append(("%gsa_src", config.gsa_src_root))
 
 # ptxas assembles the PTX of the GPU tests; without it they are reported

@@ -218,6 +218,8 @@ def compare_sets(keep, k_ref, idx, cnt, rounding):
 
 
 def run_case(rt, case, gen, log):
+    # The selection's score products: tensor cores (default) or CUDA cores.
+    os.environ["GSA_SELECT_TENSOR_CORES"] = "1" if case.get("tc", True) else "0"
     B, L, dtype, policy, training, whole = (case["B"], case["L"], case["dtype"], case["policy"],
                                             case["training"], case["whole"])
     NH, NKV, D, H, DI = 32, 8, 128, 4, 64
@@ -315,7 +317,8 @@ def case_name(c):
         return f"indexer B{c['B']} L{c['L']} {dt}"
     what = "core" if c["whole"] else "select"
     mode = "train" if c["training"] else "infer"
-    return f"{what} B{c['B']} L{c['L']} {dt} {c['policy']} {mode}"
+    cores = "" if c.get("tc", True) else " [cuda cores]"
+    return f"{what} B{c['B']} L{c['L']} {dt} {c['policy']} {mode}{cores}"
 
 
 def main():
@@ -325,6 +328,8 @@ def main():
     parser.add_argument("--large", action="store_true")
     parser.add_argument("--matrix", action="store_true",
                         help="the issue's device matrix (B, L up to 64K, each policy, bf16/fp16)")
+    parser.add_argument("--compare", action="store_true",
+                        help="selection on tensor cores vs CUDA cores, side by side")
     parser.add_argument("--first", type=int, default=0,
                         help="run only the first N cases (e.g. under compute-sanitizer)")
     args = parser.parse_args()
@@ -367,6 +372,14 @@ def main():
         cases += [M(1, 4096, bf, "proportional"), M(2, 5000, fp, "proportional")]
         cases += [M(1, 4096, bf, "custom"), M(2, 16384, bf, "custom", True)]
         cases += [M(1, L, bf, "inverse", whole=False) for L in (16384, 65536)]
+    if args.compare:
+        cases = []
+        for L in (4096, 16384, 65536):
+            for tc in (True, False):
+                cases.append(dict(B=1, L=L, dtype=bf, policy="inverse", training=False,
+                                  whole=False, tc=tc))
+        cases += [dict(B=1, L=16384, dtype=bf, policy="inverse", training=False, whole=True),
+                  dict(B=1, L=65536, dtype=bf, policy="inverse", training=False, whole=True)]
     if args.first:
         cases = cases[:args.first]
     results = []

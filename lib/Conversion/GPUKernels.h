@@ -22,14 +22,16 @@ namespace gsa::detail {
 mlir::LogicalResult checkIndexerForGPU(IndexerOp op, int64_t rows);
 mlir::LogicalResult checkSelectionForGPU(AdaptiveTopKOp op, int64_t rows);
 
-/// gsa.adaptive_topk as kernels. With `fused` (the gsa.indexer whose only
+/// gsa.adaptive_topk as kernels. `tensorCores`: the fused score products
+/// on mma.sync where the shapes allow it (bf16/f16, H_I = 4, d_I % 16 = 0).
+/// With `fused` (the gsa.indexer whose only
 /// user is `op`) the kernels recompute the scores from qi/ki in every pass
 /// and the L x L matrix never exists; `fused` is erased. Otherwise they read
 /// the op's score tensor.
 void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
                          mlir::gpu::GPUModuleOp kernels,
                          mlir::IRRewriter &rewriter, llvm::StringRef prefix,
-                         int64_t rows);
+                         int64_t rows, bool tensorCores);
 
 /// gsa.indexer as a kernel writing the causal score matrix (for programs
 /// that return or reuse the scores themselves).

@@ -30,7 +30,10 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
                            const GPUPipelineOptions &options) {
   // gsa: the composite op into its parts, sparse attention into kernels.
   pm.addPass(createGSADecompose());
-  pm.addPass(createConvertGSAToGPU());
+  ConvertGSAToGPUOptions lowering;
+  lowering.selectRowsPerTile = options.selectRowsPerTile;
+  lowering.selectTensorCores = options.selectTensorCores;
+  pm.addPass(createConvertGSAToGPU(lowering));
 
   // The kernels: structured control flow, then NVVM (memrefs as bare
   // pointers: the kernels take flat, statically shaped buffers).

@@ -74,13 +74,87 @@ SourceArgs addSourceArgs(Emitter &host, KernelArgs &args, IndexerOp fused,
   return pos;
 }
 
-/// Inside a kernel: the scores of the tile's rows t0..t0+7 for one key.
+/// The ids every tile kernel starts from.
+struct TileIds {
+  Value tid, warp, lane, t0, batch, keyEnd;
+};
+
+TileIds tileIds(Emitter &e, int64_t L, int64_t rows) {
+  OpBuilder &b = e.builder();
+  Location loc = e.location();
+  TileIds ids;
+  ids.tid = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
+  Value tile = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
+  ids.batch = gpu::BlockIdOp::create(b, loc, gpu::Dimension::y);
+  ids.warp = e.div(ids.tid, e.index(kWarpSize));
+  ids.lane = arith::RemUIOp::create(b, loc, ids.tid, e.index(kWarpSize));
+  ids.t0 = e.mul(tile, e.index(rows));
+  // The tile's rows see keys 0..t0+rows-1 (and nothing at or past L).
+  ids.keyEnd = e.minui(e.add(ids.t0, e.index(rows)), e.index(L));
+  return ids;
+}
+
+/// One score a thread holds in an iteration of a sweep over the keys: tile
+/// row `row` (index, 0..rows-1), key position `s`.
+struct Visit {
+  Value row, s, score;
+};
+
+/// Two 16-bit elements at an even offset as one 32-bit register (the lower
+/// half holds the element at the lower index, as mma fragments want).
+Value loadPair(OpBuilder &b, Location loc, Value memref, Value offset) {
+  Type elem = cast<MemRefType>(memref.getType()).getElementType();
+  Value pair = vector::LoadOp::create(b, loc, VectorType::get({2}, elem),
+                                      memref, ValueRange{offset},
+                                      /*nontemporal=*/false, llvm::MaybeAlign(4));
+  Value bits = vector::BitCastOp::create(
+      b, loc, VectorType::get({1}, b.getI32Type()), pair);
+  return vector::ExtractOp::create(b, loc, bits, ArrayRef<int64_t>{0});
+}
+
+/// D = A * B + C for one m16n8k16 tile on the tensor cores (fp32
+/// accumulation); A, B as packed 16-bit pairs.
+SmallVector<Value> mmaSync(OpBuilder &b, Location loc, StringRef elem,
+                           ArrayRef<Value> a, ArrayRef<Value> bFrag,
+                           ArrayRef<Value> c) {
+  std::string code =
+      ("mma.sync.aligned.m16n8k16.row.col.f32." + elem + "." + elem +
+       ".f32 {$0, $1, $2, $3}, {$4, $5, $6, $7}, {$8, $9}, "
+       "{$10, $11, $12, $13};")
+          .str();
+  SmallVector<Value> args(a.begin(), a.end());
+  args.append(bFrag.begin(), bFrag.end());
+  args.append(c.begin(), c.end());
+  Type f32 = b.getF32Type();
+  auto op = NVVM::InlinePtxOp::create(b, loc, TypeRange{f32, f32, f32, f32},
+                                      args, ValueRange{}, b.getStringAttr(code),
+                                      Value());
+  return SmallVector<Value>(op.getResults());
+}
+
+/// Inside a kernel: the scores of the tile's rows for the keys of one
+/// iteration, and how the threads of a warp share them.
+///
+/// CUDA cores (any shape): an iteration covers 256 keys, thread i key s0+i
+/// with its ki row in registers, and every row of the tile (queries staged,
+/// pre-scaled, in shared memory): `rows` visits per thread; all lanes of a
+/// warp hold the same rows.
+///
+/// Tensor cores (bf16/f16, H_I = 4, d_I % 16 == 0, rows % 4 == 0): the
+/// products qi . ki are m16n8k16 mma tiles, M = 4 queries x 4 heads (row
+/// 4j + q), N = 8 keys, K = 16 of d_I, fp32 accumulators. An iteration
+/// covers 64 keys, 8 per warp. Lane (g = lane/4, c = lane%4) holds heads
+/// j = g/4 and g/4 + 2 of query g%4 for keys 2c and 2c+1 of its warp's 8;
+/// one xor-16 shuffle adds the other two heads, after which lanes < 16 take
+/// key 2c and lanes >= 16 key 2c+1: rows/4 visits per thread (rows 4m +
+/// g%4), each (row, key) held by exactly one lane. The A fragments (the
+/// tile's queries) stay in registers for the whole kernel.
 class TileScores {
 public:
   TileScores(IndexerOp fused, SourceArgs pos, gpu::GPUFuncOp kernel,
-             Emitter &e, int64_t L, int64_t rows, Value batch, Value t0,
-             Value tid)
-      : fused(fused), e(e), L(L), rows(rows), batch(batch), t0(t0), tid(tid) {
+             Emitter &e, int64_t L, int64_t rows, const TileIds &ids,
+             bool tensorCores)
+      : fused(fused), e(e), L(L), rows(rows), ids(ids) {
     Block &entry = kernel.getBody().front();
     auto arg = [&](int i) { return i < 0 ? Value() : entry.getArgument(i); };
     qi = arg(pos.qi);
@@ -88,54 +162,232 @@ public:
     wi = arg(pos.wi);
     bi = arg(pos.bi);
     scores = arg(pos.scores);
-    if (fused) {
-      auto qiType = fused.getQi().getType();
-      H = qiType.getDimSize(2);
-      DI = qiType.getDimSize(3);
-      Type f32 = e.builder().getF32Type();
+    if (!fused)
+      return;
+    auto qiType = fused.getQi().getType();
+    H = qiType.getDimSize(2);
+    DI = qiType.getDimSize(3);
+    elem = qiType.getElementType();
+    mma = tensorCores && usable(fused, rows);
+    Type f32 = e.builder().getF32Type();
+    if (!mma)
       qiShared = sharedBuffer(kernel, f32, rows * H * DI);
-      weightShared = sharedBuffer(kernel, f32, rows * H);
-      biasShared = sharedBuffer(kernel, f32, H);
-    }
+    weightShared = sharedBuffer(kernel, f32, rows * H);
+    biasShared = sharedBuffer(kernel, f32, H);
   }
 
-  /// Stages the tile's pre-scaled queries, head weights and bias in shared
-  /// memory (the caller places the barrier). Rows past L read row L-1 and
-  /// are never visible.
+  /// Whether the tensor-core form applies to this indexer and tile.
+  static bool usable(IndexerOp op, int64_t rows) {
+    auto qiType = op.getQi().getType();
+    Type elem = qiType.getElementType();
+    return (elem.isBF16() || elem.isF16()) &&
+           op.getKi().getType().getElementType() == elem &&
+           qiType.getDimSize(2) == 4 && qiType.getDimSize(3) % 16 == 0 &&
+           rows % 4 == 0;
+  }
+
+  bool tensorCores() const { return mma; }
+  /// Keys per iteration of a sweep.
+  int64_t chunk() const { return mma ? kWarps * 8 : kThreads; }
+  /// Visits per thread and iteration.
+  int64_t slots() const { return mma ? rows / 4 : rows; }
+
+  /// The tile row of a thread's visit slot m (the same in every iteration).
+  Value slotRow(int64_t m) {
+    if (!mma)
+      return e.index(m);
+    return e.add(e.index(4 * m), queryInGroup());
+  }
+
+  /// Xor offsets that reach every lane of the warp holding the same rows.
+  SmallVector<int32_t> rowXors() const {
+    if (!mma)
+      return {16, 8, 4, 2, 1};
+    return {16, 2, 1};
+  }
+
+  /// The lane that speaks for its rows in its warp.
+  Value isRowLeader() {
+    OpBuilder &b = e.builder();
+    Location loc = e.location();
+    if (!mma)
+      return e.cmpi(arith::CmpIPredicate::eq, ids.lane, e.index(0));
+    Value bits = arith::AndIOp::create(b, loc, ids.lane, e.index(0x13));
+    return e.cmpi(arith::CmpIPredicate::eq, bits, e.index(0));
+  }
+
+  /// Ballot masks: the lanes holding this lane's rows, and of those the
+  /// ones whose key comes before this lane's.
+  Value rowLanes() {
+    OpBuilder &b = e.builder();
+    Location loc = e.location();
+    if (!mma)
+      return e.i32(-1);
+    Value base = e.indexToI32(e.mul(queryInGroup(), e.index(4)));
+    Value nibbles = e.i32(0x000F000F);
+    return arith::ShLIOp::create(b, loc, nibbles, base);
+  }
+  Value lowerLanes() {
+    OpBuilder &b = e.builder();
+    Location loc = e.location();
+    if (!mma)
+      return NVVM::LaneMaskLtOp::create(b, loc, b.getI32Type());
+    // Key offset 2c + hi: lanes with a smaller c (either half), and for
+    // the upper half the lane of the lower half with the same c.
+    Value c = e.indexToI32(arith::AndIOp::create(b, loc, ids.lane, e.index(3)));
+    Value hi = e.indexToI32(arith::ShRUIOp::create(b, loc, ids.lane, e.index(4)));
+    Value base = e.indexToI32(e.mul(queryInGroup(), e.index(4)));
+    Value below = e.sub(arith::ShLIOp::create(b, loc, e.i32(1), c), e.i32(1));
+    Value pairs = e.ori(below, arith::ShLIOp::create(b, loc, below, e.i32(16)));
+    Value sameC = arith::ShLIOp::create(b, loc, hi, c); // bit c if hi
+    return arith::ShLIOp::create(b, loc, e.ori(pairs, sameC), base);
+  }
+
+  /// Stages the head weights and bias (and for CUDA cores the pre-scaled
+  /// queries) in shared memory; the caller places the barrier. Rows past L
+  /// read row L-1 and are never visible.
   void stage() {
     if (!fused)
       return;
     Value cL = e.index(L), cH = e.index(H), cDI = e.index(DI),
           nt = e.index(kThreads), lastRow = e.index(L - 1);
     float scale = fused.getScaleOrDefault();
-    Value rowOf = e.mul(batch, cL);
-    e.loopStep(tid, e.index(rows * H * DI), nt, [&](Value i) {
-      Value r = e.div(i, e.mul(cH, cDI));
-      Value rest = arith::RemUIOp::create(e.builder(), e.location(), i,
-                                          e.mul(cH, cDI));
-      Value t = e.minui(e.add(t0, r), lastRow);
-      Value x = e.loadF32(qi, {e.add(e.mul(e.add(rowOf, t), e.mul(cH, cDI)),
-                                     rest)});
-      e.store(e.mul(x, e.f32(scale)), qiShared, {i});
-    });
-    e.loopStep(tid, e.index(rows * H), nt, [&](Value i) {
+    Value rowOf = e.mul(ids.batch, cL);
+    if (!mma)
+      e.loopStep(ids.tid, e.index(rows * H * DI), nt, [&](Value i) {
+        Value r = e.div(i, e.mul(cH, cDI));
+        Value rest = arith::RemUIOp::create(e.builder(), e.location(), i,
+                                            e.mul(cH, cDI));
+        Value t = e.minui(e.add(ids.t0, r), lastRow);
+        Value x = e.loadF32(
+            qi, {e.add(e.mul(e.add(rowOf, t), e.mul(cH, cDI)), rest)});
+        e.store(e.mul(x, e.f32(scale)), qiShared, {i});
+      });
+    e.loopStep(ids.tid, e.index(rows * H), nt, [&](Value i) {
       Value r = e.div(i, cH);
       Value j = arith::RemUIOp::create(e.builder(), e.location(), i, cH);
       Value w = e.f32(1.0);
       if (wi) {
-        Value t = e.minui(e.add(t0, r), lastRow);
+        Value t = e.minui(e.add(ids.t0, r), lastRow);
         Value raw = e.loadF32(wi, {e.add(e.mul(e.add(rowOf, t), cH), j)});
         w = e.inlineRegion(fused.getWeighting(), {raw, j});
       }
       e.store(w, weightShared, {i});
     });
-    e.loopStep(tid, cH, nt, [&](Value j) {
+    e.loopStep(ids.tid, cH, nt, [&](Value j) {
       e.store(bi ? e.loadF32(bi, {j}) : e.f32(0.0), biasShared, {j});
     });
   }
 
-  /// The scores I[t0 + r, s] for r = 0..7 (garbage where s > t or t >= L;
-  /// the caller masks those).
+  /// After the staging barrier: the tensor-core form's per-thread
+  /// registers (A fragments, head weights and biases of its heads).
+  void prepare() {
+    if (!mma)
+      return;
+    OpBuilder &b = e.builder();
+    Location loc = e.location();
+    Value g = arith::ShRUIOp::create(b, loc, ids.lane, e.index(2));
+    Value c = arith::AndIOp::create(b, loc, ids.lane, e.index(3));
+    Value j0 = arith::ShRUIOp::create(b, loc, g, e.index(2));
+    Value j2 = e.add(j0, e.index(2));
+    heads = {j0, j2};
+    // 0.0 that is not a constant op: the inline-asm lowering gives constant
+    // operands an immediate ("n") constraint, which mma's accumulator
+    // registers cannot take. lane / 32 is 0.
+    Value laneHigh = arith::ShRUIOp::create(b, loc, ids.lane, e.index(5));
+    zeroAccumulator = arith::UIToFPOp::create(
+        b, loc, b.getF32Type(),
+        arith::IndexCastUIOp::create(b, loc, b.getI32Type(), laneHigh));
+    bias = {e.load(biasShared, {j0}), e.load(biasShared, {j2})};
+    Value col = e.mul(c, e.index(2));
+    for (int64_t m = 0; m < slots(); ++m) {
+      Value r = slotRow(m);
+      Value t = e.minui(e.add(ids.t0, r), e.index(L - 1));
+      Value row = e.add(e.mul(ids.batch, e.index(L)), t);
+      weights.push_back({e.load(weightShared, {e.add(e.mul(r, e.index(H)), j0)}),
+                         e.load(weightShared, {e.add(e.mul(r, e.index(H)), j2)})});
+      SmallVector<SmallVector<Value>> frags;
+      for (int64_t ks = 0; ks < DI / 16; ++ks) {
+        auto at = [&](Value j, int64_t extra) {
+          Value base = e.mul(e.add(e.mul(row, e.index(H)), j), e.index(DI));
+          return loadPair(b, loc, qi,
+                          e.add(base, e.add(col, e.index(ks * 16 + extra))));
+        };
+        frags.push_back({at(j0, 0), at(j2, 0), at(j0, 8), at(j2, 8)});
+      }
+      aFrags.push_back(frags);
+    }
+  }
+
+  /// The visits of the iteration covering keys [s0, s0 + chunk()).
+  SmallVector<Visit> visits(Value s0) {
+    if (mma)
+      return tensorCoreVisits(s0);
+    Value s = e.add(s0, ids.tid);
+    SmallVector<Value> values = rowScores(s);
+    SmallVector<Visit> out;
+    for (int64_t r = 0; r < rows; ++r)
+      out.push_back({e.index(r), s, values[r]});
+    return out;
+  }
+
+private:
+  /// Query q of the 4 of a 16-row mma tile that this lane's rows belong to.
+  Value queryInGroup() {
+    OpBuilder &b = e.builder();
+    Location loc = e.location();
+    return arith::AndIOp::create(
+        b, loc, arith::ShRUIOp::create(b, loc, ids.lane, e.index(2)),
+        e.index(3));
+  }
+
+  SmallVector<Visit> tensorCoreVisits(Value s0) {
+    OpBuilder &b = e.builder();
+    Location loc = e.location();
+    Value g = arith::ShRUIOp::create(b, loc, ids.lane, e.index(2));
+    Value c = arith::AndIOp::create(b, loc, ids.lane, e.index(3));
+    Value hi = e.cmpi(arith::CmpIPredicate::uge, ids.lane, e.index(16));
+    Value warpBase = e.add(s0, e.mul(ids.warp, e.index(8)));
+    // B fragments: column n = g is key warpBase + g, rows k = d.
+    Value key = e.minui(e.add(warpBase, g), e.index(L - 1));
+    Value kiBase = e.mul(e.add(e.mul(ids.batch, e.index(L)), key), e.index(DI));
+    Value col = e.mul(c, e.index(2));
+    SmallVector<SmallVector<Value>> bFrags;
+    for (int64_t ks = 0; ks < DI / 16; ++ks) {
+      Value at = e.add(kiBase, e.add(col, e.index(ks * 16)));
+      bFrags.push_back(
+          {loadPair(b, loc, ki, at), loadPair(b, loc, ki, e.add(at, e.index(8)))});
+    }
+    StringRef kind = elem.isBF16() ? "bf16" : "f16";
+    float scale = fused.getScaleOrDefault();
+    Value s = e.add(warpBase, e.add(col, e.select(hi, e.index(1), e.index(0))));
+    SmallVector<Visit> out;
+    for (int64_t m = 0; m < slots(); ++m) {
+      SmallVector<Value> acc(4, zeroAccumulator);
+      for (int64_t ks = 0; ks < DI / 16; ++ks)
+        acc = mmaSync(b, loc, kind, aFrags[m][ks], bFrags[ks], acc);
+      // acc: (head j0, key 2c), (j0, 2c+1), (j0+2, 2c), (j0+2, 2c+1).
+      auto headScore = [&](Value dot, int h) {
+        Value x = fusedMulAdd(e, dot, e.f32(scale), bias[h]);
+        Value act = e.inlineRegion(fused.getActivation(), {x, heads[h]});
+        return e.mul(weights[m][h], act);
+      };
+      Value even = e.add(headScore(acc[0], 0), headScore(acc[2], 1));
+      Value odd = e.add(headScore(acc[1], 0), headScore(acc[3], 1));
+      auto otherHeads = [&](Value v) {
+        return gpu::ShuffleOp::create(b, loc, v, 16, kWarpSize,
+                                      gpu::ShuffleMode::XOR)
+            .getShuffleResult();
+      };
+      even = e.add(even, otherHeads(even));
+      odd = e.add(odd, otherHeads(odd));
+      out.push_back({slotRow(m), s, e.select(hi, odd, even)});
+    }
+    return out;
+  }
+
+  /// CUDA cores: the scores I[t0 + r, s] for every row r of the tile
+  /// (garbage where s > t or t >= L; the caller masks those).
   SmallVector<Value> rowScores(Value s) {
     OpBuilder &b = e.builder();
     Location loc = e.location();
@@ -143,19 +395,20 @@ public:
     SmallVector<Value> out;
     if (!fused) {
       for (int64_t r = 0; r < rows; ++r) {
-        Value t = e.minui(e.add(t0, e.index(r)), e.index(L - 1));
-        Value row = e.add(e.mul(batch, e.index(L)), t);
+        Value t = e.minui(e.add(ids.t0, e.index(r)), e.index(L - 1));
+        Value row = e.add(e.mul(ids.batch, e.index(L)), t);
         out.push_back(
             e.loadF32(scores, {e.add(e.mul(row, e.index(L)), sLoad)}));
       }
       return out;
     }
     // The key's indexer row in registers (16-byte vector loads).
-    Type elem = cast<MemRefType>(ki.getType()).getElementType();
-    int64_t width = 16 / (elem.getIntOrFloatBitWidth() / 8);
+    Type kiElem = cast<MemRefType>(ki.getType()).getElementType();
+    int64_t width = 16 / (kiElem.getIntOrFloatBitWidth() / 8);
     if (DI % width != 0)
       width = 1;
-    Value kiBase = e.mul(e.add(e.mul(batch, e.index(L)), sLoad), e.index(DI));
+    Value kiBase =
+        e.mul(e.add(e.mul(ids.batch, e.index(L)), sLoad), e.index(DI));
     SmallVector<Value> kiRow;
     for (int64_t d = 0; d < DI; d += width)
       for (Value x : loadLaneRow(b, loc, ki, e.add(kiBase, e.index(d)), width))
@@ -179,33 +432,27 @@ public:
     return out;
   }
 
-private:
   IndexerOp fused;
   Emitter &e;
   int64_t L, rows, H = 0, DI = 0;
-  Value batch, t0, tid;
+  const TileIds &ids;
+  Type elem;
+  bool mma = false;
   Value qi, ki, wi, bi, scores;
   Value qiShared, weightShared, biasShared;
+  // Tensor-core registers: per slot, per k-step, the 4 A registers; the
+  // lane's two heads, their biases and per slot their weights.
+  SmallVector<SmallVector<SmallVector<Value>>> aFrags;
+  SmallVector<Value> heads, bias;
+  SmallVector<SmallVector<Value>> weights;
+  Value zeroAccumulator;
 };
 
-/// The ids every tile kernel starts from.
-struct TileIds {
-  Value tid, warp, lane, t0, batch, keyEnd;
-};
-
-TileIds tileIds(Emitter &e, int64_t L, int64_t rows) {
-  OpBuilder &b = e.builder();
-  Location loc = e.location();
-  TileIds ids;
-  ids.tid = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
-  Value tile = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
-  ids.batch = gpu::BlockIdOp::create(b, loc, gpu::Dimension::y);
-  ids.warp = e.div(ids.tid, e.index(kWarpSize));
-  ids.lane = arith::RemUIOp::create(b, loc, ids.tid, e.index(kWarpSize));
-  ids.t0 = e.mul(tile, e.index(rows));
-  // The tile's rows see keys 0..t0+7 (and nothing at or past L).
-  ids.keyEnd = e.minui(e.add(ids.t0, e.index(rows)), e.index(L));
-  return ids;
+/// A visit's tile row is a real row and its key is visible from it.
+Value visibleFrom(Emitter &e, const TileIds &ids, int64_t L, const Visit &v) {
+  Value t = e.add(ids.t0, v.row);
+  return e.andi(e.cmpi(arith::CmpIPredicate::ule, v.s, t),
+                e.cmpi(arith::CmpIPredicate::ult, t, e.index(L)));
 }
 
 Value u64(Emitter &e, Value i32) {
@@ -217,18 +464,6 @@ Value i32Of(Emitter &e, Value i64) {
                                  e.builder().getI32Type(), i64);
 }
 
-/// Sum over the warps of a block of 256 threads, per row: `values[r]` of
-/// every thread in, the row totals of `combine` in thread r's smem slot.
-/// Lane 0 of each warp writes its warp's value; the caller reads after a
-/// barrier.
-void publishWarpValue(Emitter &e, const TileIds &ids, Value shared, int64_t r,
-                      Value value) {
-  Value lane0 = e.cmpi(arith::CmpIPredicate::eq, ids.lane, e.index(0));
-  e.ifThen(lane0, [&]() {
-    e.store(value, shared, {e.add(e.index(r * kWarps), ids.warp)});
-  });
-}
-
 /// The four per-row statistics buffers (mean, variance, smallest and
 /// largest key), consecutive kernel parameters from `first`.
 std::array<Value, 4> rowStatsArgs(Block &entry, int first) {
@@ -236,12 +471,20 @@ std::array<Value, 4> rowStatsArgs(Block &entry, int first) {
           entry.getArgument(first + 2), entry.getArgument(first + 3)};
 }
 
+/// xor-shuffle of a 32-bit value within the warp.
+Value shuffleXor(OpBuilder &b, Location loc, Value v, int32_t offset) {
+  return gpu::ShuffleOp::create(b, loc, v, offset, kWarpSize,
+                                gpu::ShuffleMode::XOR)
+      .getShuffleResult();
+}
+
 //===----------------------------------------------------------------------===//
 // stats: mean, variance and key range of every row
 //===----------------------------------------------------------------------===//
 
 void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
-                      int64_t L, int64_t rows, int firstOut) {
+                      int64_t L, int64_t rows, bool tensorCores,
+                      int firstOut) {
   Location loc = kernel.getLoc();
   Block &entry = kernel.getBody().front();
   auto [meanOut, varOut, minOut, maxOut] = rowStatsArgs(entry, firstOut);
@@ -255,61 +498,59 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   OpBuilder b = OpBuilder::atBlockBegin(&entry);
   Emitter e(b, loc);
   TileIds ids = tileIds(e, L, rows);
-  TileScores source(fused, src, kernel, e, L, rows, ids.batch, ids.t0, ids.tid);
+  TileScores source(fused, src, kernel, e, L, rows, ids, tensorCores);
   source.stage();
   gpu::BarrierOp::create(b, loc);
+  source.prepare();
 
-  // Per thread and row: f64 sum and sum of squares (exact enough for
-  // E[x^2] - E[x]^2 at any L), smallest and largest key.
+  // Per thread and visit slot: f64 sum and sum of squares (exact enough
+  // for E[x^2] - E[x]^2 at any L), smallest and largest key.
+  int64_t slots = source.slots();
   SmallVector<Value> init;
-  for (int64_t r = 0; r < rows; ++r) {
+  for (int64_t m = 0; m < slots; ++m) {
     init.push_back(e.f64(0.0));
     init.push_back(e.f64(0.0));
     init.push_back(e.i32(-1)); // the largest unsigned key
     init.push_back(e.i32(0));
   }
   SmallVector<Value> acc = e.loopStepCarry(
-      e.index(0), ids.keyEnd, e.index(kThreads), init,
+      e.index(0), ids.keyEnd, e.index(source.chunk()), init,
       [&](Value s0, ValueRange carried) -> SmallVector<Value> {
-        Value s = e.add(s0, ids.tid);
-        SmallVector<Value> scores = source.rowScores(s);
+        SmallVector<Visit> visits = source.visits(s0);
         SmallVector<Value> next;
-        for (int64_t r = 0; r < rows; ++r) {
-          Value t = e.add(ids.t0, e.index(r));
-          Value visible = e.andi(e.cmpi(arith::CmpIPredicate::ule, s, t),
-                                 e.cmpi(arith::CmpIPredicate::ult, t,
-                                        e.index(L)));
-          Value x = e.f32ToF64(scores[r]);
-          Value x0 = e.select(visible, x, e.f64(0.0));
-          Value key = orderKey(e, scores[r]);
-          next.push_back(e.add(carried[4 * r], x0));
-          next.push_back(fusedMulAdd(e, x0, x0, carried[4 * r + 1]));
-          next.push_back(e.select(visible, e.minui(carried[4 * r + 2], key),
-                                  carried[4 * r + 2]));
-          next.push_back(e.select(visible, e.maxui(carried[4 * r + 3], key),
-                                  carried[4 * r + 3]));
+        for (auto [m, v] : llvm::enumerate(visits)) {
+          Value visible = visibleFrom(e, ids, L, v);
+          Value x0 = e.select(visible, e.f32ToF64(v.score), e.f64(0.0));
+          Value key = orderKey(e, v.score);
+          next.push_back(e.add(carried[4 * m], x0));
+          next.push_back(fusedMulAdd(e, x0, x0, carried[4 * m + 1]));
+          next.push_back(e.select(visible, e.minui(carried[4 * m + 2], key),
+                                  carried[4 * m + 2]));
+          next.push_back(e.select(visible, e.maxui(carried[4 * m + 3], key),
+                                  carried[4 * m + 3]));
         }
         return next;
       });
 
-  for (int64_t r = 0; r < rows; ++r) {
-    Value sum = acc[4 * r], sq = acc[4 * r + 1], mn = acc[4 * r + 2],
-          mx = acc[4 * r + 3];
-    for (int32_t offset = kWarpSize / 2; offset >= 1; offset /= 2) {
+  // Combine the lanes holding the same rows; each warp's row leader
+  // publishes its warp's totals.
+  Value leader = source.isRowLeader();
+  for (int64_t m = 0; m < slots; ++m) {
+    Value sum = acc[4 * m], sq = acc[4 * m + 1], mn = acc[4 * m + 2],
+          mx = acc[4 * m + 3];
+    for (int32_t offset : source.rowXors()) {
       sum = e.add(sum, shuffleXor64(b, loc, sum, offset));
       sq = e.add(sq, shuffleXor64(b, loc, sq, offset));
-      auto shuffle = [&](Value v) {
-        return gpu::ShuffleOp::create(b, loc, v, offset, kWarpSize,
-                                      gpu::ShuffleMode::XOR)
-            .getShuffleResult();
-      };
-      mn = e.minui(mn, shuffle(mn));
-      mx = e.maxui(mx, shuffle(mx));
+      mn = e.minui(mn, shuffleXor(b, loc, mn, offset));
+      mx = e.maxui(mx, shuffleXor(b, loc, mx, offset));
     }
-    publishWarpValue(e, ids, sumShared, r, sum);
-    publishWarpValue(e, ids, sqShared, r, sq);
-    publishWarpValue(e, ids, minShared, r, mn);
-    publishWarpValue(e, ids, maxShared, r, mx);
+    Value slot = e.add(e.mul(source.slotRow(m), e.index(kWarps)), ids.warp);
+    e.ifThen(leader, [&]() {
+      e.store(sum, sumShared, {slot});
+      e.store(sq, sqShared, {slot});
+      e.store(mn, minShared, {slot});
+      e.store(mx, maxShared, {slot});
+    });
   }
   gpu::BarrierOp::create(b, loc);
 
@@ -397,7 +638,8 @@ void buildReferenceVarianceKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op,
 enum class ReferenceSource { None, Scratch, RunningVar };
 
 void buildTopKKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, IndexerOp fused,
-                     SourceArgs src, int64_t L, int64_t rows, int firstStats,
+                     SourceArgs src, int64_t L, int64_t rows, bool tensorCores,
+                     int firstStats,
                      ReferenceSource refSource, int refArg, int indicesArg,
                      int countsArg) {
   MLIRContext *ctx = kernel.getContext();
@@ -420,11 +662,12 @@ void buildTopKKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, IndexerOp fused,
   Value hist = sharedBuffer(kernel, i32, rows * kBins);
   // Per chunk parity, kind (ties, selected), row and warp: ballot counts.
   Value warpCounts = sharedBuffer(kernel, i32, 2 * 2 * rows * kWarps);
+  Value writtenShared = sharedBuffer(kernel, i32, rows);
 
   OpBuilder b = OpBuilder::atBlockBegin(&entry);
   Emitter e(b, loc);
   TileIds ids = tileIds(e, L, rows);
-  TileScores source(fused, src, kernel, e, L, rows, ids.batch, ids.t0, ids.tid);
+  TileScores source(fused, src, kernel, e, L, rows, ids, tensorCores);
   source.stage();
   Value cL = e.index(L);
   Value zero = e.index(0), one = e.index(1);
@@ -470,46 +713,53 @@ void buildTopKKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, IndexerOp fused,
     e.store(state[4], equalShared, {r});
   });
   gpu::BarrierOp::create(b, loc);
+  source.prepare();
+  int64_t slots = source.slots();
+  SmallVector<Value> slotRows;
+  for (int64_t m = 0; m < slots; ++m)
+    slotRows.push_back(source.slotRow(m));
 
   // Radix passes: at most ceil(32 / 8); rows finish independently.
   e.loop(zero, e.index((32 + kRadixBits - 1) / kRadixBits), [&](Value) {
     e.loopStep(ids.tid, e.index(rows * kBins), e.index(kThreads),
                [&](Value i) { e.store(e.i32(0), hist, {i}); });
-    SmallVector<Value> active, shifts, prefixes;
+    // Any row still narrowing (uniform); each visit slot's row state.
     Value any = arith::ConstantOp::create(b, loc, b.getBoolAttr(false));
-    for (int64_t r = 0; r < rows; ++r) {
-      Value mode = e.load(modeShared, {e.index(r)});
-      Value shift = e.load(shiftShared, {e.index(r)});
-      Value a = e.andi(e.cmpi(arith::CmpIPredicate::eq, mode, e.i32(0)),
-                       e.cmpi(arith::CmpIPredicate::ugt, shift, e.i32(0)));
-      active.push_back(a);
-      shifts.push_back(shift);
-      prefixes.push_back(e.load(prefixShared, {e.index(r)}));
-      any = e.ori(any, a);
+    auto activeRow = [&](Value row) {
+      Value mode = e.load(modeShared, {row});
+      Value shift = e.load(shiftShared, {row});
+      return e.andi(e.cmpi(arith::CmpIPredicate::eq, mode, e.i32(0)),
+                    e.cmpi(arith::CmpIPredicate::ugt, shift, e.i32(0)));
+    };
+    for (int64_t r = 0; r < rows; ++r)
+      any = e.ori(any, activeRow(e.index(r)));
+    SmallVector<Value> active, shifts, prefixes;
+    for (Value row : slotRows) {
+      active.push_back(activeRow(row));
+      shifts.push_back(e.load(shiftShared, {row}));
+      prefixes.push_back(e.load(prefixShared, {row}));
     }
     gpu::BarrierOp::create(b, loc);
     e.ifThen(any, [&]() {
-      e.loopStep(zero, ids.keyEnd, e.index(kThreads), [&](Value s0) {
-        Value s = e.add(s0, ids.tid);
-        SmallVector<Value> scores = source.rowScores(s);
-        for (int64_t r = 0; r < rows; ++r) {
-          Value t = e.add(ids.t0, e.index(r));
-          Value visible = e.cmpi(arith::CmpIPredicate::ule, s, t);
-          Value key = orderKey(e, scores[r]);
-          Value shift64 = u64(e, shifts[r]);
+      e.loopStep(zero, ids.keyEnd, e.index(source.chunk()), [&](Value s0) {
+        SmallVector<Visit> visits = source.visits(s0);
+        for (auto [m, v] : llvm::enumerate(visits)) {
+          Value visible = visibleFrom(e, ids, L, v);
+          Value key = orderKey(e, v.score);
+          Value shift64 = u64(e, shifts[m]);
           Value match = e.cmpi(
               arith::CmpIPredicate::eq,
               arith::ShRUIOp::create(b, loc, u64(e, key), shift64),
-              arith::ShRUIOp::create(b, loc, u64(e, prefixes[r]), shift64));
-          Value bits = e.minui(shifts[r], e.i32(kRadixBits));
-          Value low = e.sub(shifts[r], bits);
+              arith::ShRUIOp::create(b, loc, u64(e, prefixes[m]), shift64));
+          Value bits = e.minui(shifts[m], e.i32(kRadixBits));
+          Value low = e.sub(shifts[m], bits);
           Value mask = e.sub(arith::ShLIOp::create(b, loc, e.i32(1), bits),
                              e.i32(1));
           Value digit = arith::AndIOp::create(
               b, loc, arith::ShRUIOp::create(b, loc, key, low), mask);
-          Value counted = e.andi(active[r], e.andi(visible, match));
+          Value counted = e.andi(active[m], e.andi(visible, match));
           e.ifThen(counted, [&]() {
-            Value slot = e.add(e.index(r * kBins),
+            Value slot = e.add(e.mul(v.row, e.index(kBins)),
                                arith::IndexCastUIOp::create(
                                    b, loc, b.getIndexType(), digit));
             memref::AtomicRMWOp::create(b, loc, arith::AtomicRMWKind::addi,
@@ -565,105 +815,113 @@ void buildTopKKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, IndexerOp fused,
   // Write-out: keys above the threshold T, and the ties at T of rank (in
   // position order) >= (#ties - need), i.e. the `need` largest positions.
   SmallVector<Value> modes, thresholds, cuts;
-  for (int64_t r = 0; r < rows; ++r) {
-    Value idx = e.index(r);
-    modes.push_back(e.load(modeShared, {idx}));
-    thresholds.push_back(e.load(prefixShared, {idx}));
+  for (Value row : slotRows) {
+    modes.push_back(e.load(modeShared, {row}));
+    thresholds.push_back(e.load(prefixShared, {row}));
     cuts.push_back(e.i32ToIndex(
-        e.sub(e.load(equalShared, {idx}), e.load(remainShared, {idx}))));
+        e.sub(e.load(equalShared, {row}), e.load(remainShared, {row}))));
   }
-  Value laneMaskLt = NVVM::LaneMaskLtOp::create(b, loc, i32);
-  auto countSlot = [&](Value parity, int64_t kind, int64_t r, Value w) {
+  Value rowLanes = source.rowLanes();
+  Value lowerLanes = source.lowerLanes();
+  Value leader = source.isRowLeader();
+  // Per chunk parity, kind (0 ties, 1 selected), row and warp.
+  auto countSlot = [&](Value parity, int64_t kind, Value row, Value w) {
     Value base = e.mul(e.add(e.mul(parity, e.index(2)), e.index(kind)),
                        e.index(rows));
-    return e.add(e.mul(e.add(base, e.index(r)), e.index(kWarps)), w);
+    return e.add(e.mul(e.add(base, row), e.index(kWarps)), w);
   };
-  // Sum of the warps' counts before this warp, and over all warps.
-  auto prefixAndTotal = [&](Value parity, int64_t kind, int64_t r) {
+  // Sum of the warps' counts before this warp, and over all warps (warp w
+  // holds the keys after those of warps < w in every iteration).
+  auto prefixAndTotal = [&](Value parity, int64_t kind, Value row) {
     Value before = zero, total = zero;
     for (int64_t w = 0; w < kWarps; ++w) {
-      Value c = e.i32ToIndex(e.load(warpCounts, {countSlot(parity, kind, r,
-                                                           e.index(w))}));
+      Value c = e.i32ToIndex(
+          e.load(warpCounts, {countSlot(parity, kind, row, e.index(w))}));
       Value earlier = e.cmpi(arith::CmpIPredicate::ult, e.index(w), ids.warp);
       before = e.add(before, e.select(earlier, c, zero));
       total = e.add(total, c);
     }
     return std::make_pair(before, total);
   };
-  Value lane0 = e.cmpi(arith::CmpIPredicate::eq, ids.lane, zero);
-  SmallVector<Value> init(2 * rows, zero); // written, ties seen
+  auto laneCount = [&](Value ballot, Value lanes) {
+    return popCount(b, loc, arith::AndIOp::create(b, loc, ballot, lanes));
+  };
+  SmallVector<Value> init(2 * slots, zero); // written, ties seen
   SmallVector<Value> written = e.loopStepCarry(
-      zero, ids.keyEnd, e.index(kThreads), init,
+      zero, ids.keyEnd, e.index(source.chunk()), init,
       [&](Value s0, ValueRange carried) -> SmallVector<Value> {
         Value parity = arith::RemUIOp::create(
-            b, loc, e.div(s0, e.index(kThreads)), e.index(2));
-        Value s = e.add(s0, ids.tid);
-        SmallVector<Value> scores = source.rowScores(s);
+            b, loc, e.div(s0, e.index(source.chunk())), e.index(2));
+        SmallVector<Visit> visits = source.visits(s0);
         SmallVector<Value> visible, above, tie, tieBallot;
-        for (int64_t r = 0; r < rows; ++r) {
-          Value t = e.add(ids.t0, e.index(r));
-          Value inRow = e.cmpi(arith::CmpIPredicate::ne, modes[r], e.i32(2));
-          Value vis = e.andi(inRow, e.cmpi(arith::CmpIPredicate::ule, s, t));
-          Value key = orderKey(e, scores[r]);
+        for (auto [m, v] : llvm::enumerate(visits)) {
+          Value inRow = e.cmpi(arith::CmpIPredicate::ne, modes[m], e.i32(2));
+          Value vis = e.andi(inRow, visibleFrom(e, ids, L, v));
+          Value key = orderKey(e, v.score);
           visible.push_back(vis);
           above.push_back(e.andi(
-              vis, e.cmpi(arith::CmpIPredicate::ugt, key, thresholds[r])));
+              vis, e.cmpi(arith::CmpIPredicate::ugt, key, thresholds[m])));
           tie.push_back(e.andi(
-              vis, e.cmpi(arith::CmpIPredicate::eq, key, thresholds[r])));
+              vis, e.cmpi(arith::CmpIPredicate::eq, key, thresholds[m])));
           tieBallot.push_back(warpBallot(b, loc, tie.back()));
-          Value count = e.indexToI32(popCount(b, loc, tieBallot.back()));
-          e.ifThen(lane0, [&]() {
-            e.store(count, warpCounts, {countSlot(parity, 0, r, ids.warp)});
+          Value count = e.indexToI32(laneCount(tieBallot.back(), rowLanes));
+          e.ifThen(leader, [&]() {
+            e.store(count, warpCounts, {countSlot(parity, 0, v.row, ids.warp)});
           });
         }
         gpu::BarrierOp::create(b, loc);
         SmallVector<Value> selected, selBallot, tieTotals;
-        for (int64_t r = 0; r < rows; ++r) {
-          auto [before, total] = prefixAndTotal(parity, 0, r);
+        for (auto [m, v] : llvm::enumerate(visits)) {
+          auto [before, total] = prefixAndTotal(parity, 0, v.row);
           tieTotals.push_back(total);
-          Value inWarp = popCount(
-              b, loc, arith::AndIOp::create(b, loc, tieBallot[r], laneMaskLt));
-          Value rank = e.add(e.add(carried[2 * r + 1], before), inWarp);
+          Value rank = e.add(e.add(carried[2 * m + 1], before),
+                             laneCount(tieBallot[m], lowerLanes));
           Value tieTaken =
-              e.andi(tie[r], e.cmpi(arith::CmpIPredicate::uge, rank, cuts[r]));
+              e.andi(tie[m], e.cmpi(arith::CmpIPredicate::uge, rank, cuts[m]));
           Value radixTaken = e.andi(
-              e.cmpi(arith::CmpIPredicate::eq, modes[r], e.i32(0)),
-              e.ori(above[r], tieTaken));
+              e.cmpi(arith::CmpIPredicate::eq, modes[m], e.i32(0)),
+              e.ori(above[m], tieTaken));
           Value allTaken = e.andi(
-              e.cmpi(arith::CmpIPredicate::eq, modes[r], e.i32(1)), visible[r]);
+              e.cmpi(arith::CmpIPredicate::eq, modes[m], e.i32(1)), visible[m]);
           Value sel = e.ori(radixTaken, allTaken);
           selected.push_back(sel);
           selBallot.push_back(warpBallot(b, loc, sel));
-          Value count = e.indexToI32(popCount(b, loc, selBallot.back()));
-          e.ifThen(lane0, [&]() {
-            e.store(count, warpCounts, {countSlot(parity, 1, r, ids.warp)});
+          Value count = e.indexToI32(laneCount(selBallot.back(), rowLanes));
+          e.ifThen(leader, [&]() {
+            e.store(count, warpCounts, {countSlot(parity, 1, v.row, ids.warp)});
           });
         }
         gpu::BarrierOp::create(b, loc);
         SmallVector<Value> next;
-        for (int64_t r = 0; r < rows; ++r) {
-          auto [before, total] = prefixAndTotal(parity, 1, r);
-          Value inWarp = popCount(
-              b, loc, arith::AndIOp::create(b, loc, selBallot[r], laneMaskLt));
-          Value pos = e.add(e.add(carried[2 * r], before), inWarp);
-          e.ifThen(selected[r], [&]() {
-            Value t = e.add(ids.t0, e.index(r));
-            Value row = e.add(e.mul(ids.batch, cL), t);
-            e.store(e.indexToI32(s), indices,
+        for (auto [m, v] : llvm::enumerate(visits)) {
+          auto [before, total] = prefixAndTotal(parity, 1, v.row);
+          Value pos = e.add(e.add(carried[2 * m], before),
+                            laneCount(selBallot[m], lowerLanes));
+          e.ifThen(selected[m], [&]() {
+            Value row = e.add(e.mul(ids.batch, cL), e.add(ids.t0, v.row));
+            e.store(e.indexToI32(v.s), indices,
                     {e.add(e.mul(row, e.index(K)), pos)});
           });
-          next.push_back(e.add(carried[2 * r], total));
-          next.push_back(e.add(carried[2 * r + 1], tieTotals[r]));
+          next.push_back(e.add(carried[2 * m], total));
+          next.push_back(e.add(carried[2 * m + 1], tieTotals[m]));
         }
         return next;
       });
 
-  // Pad every real row with -1 after its selected positions.
+  // Every thread holding a row knows its count; warp 0's leaders publish
+  // them, then every real row is padded with -1.
+  Value warp0 = e.cmpi(arith::CmpIPredicate::eq, ids.warp, zero);
+  e.ifThen(e.andi(warp0, leader), [&]() {
+    for (int64_t m = 0; m < slots; ++m)
+      e.store(e.indexToI32(written[2 * m]), writtenShared, {slotRows[m]});
+  });
+  gpu::BarrierOp::create(b, loc);
   for (int64_t r = 0; r < rows; ++r) {
     Value t = e.add(ids.t0, e.index(r));
     e.ifThen(e.cmpi(arith::CmpIPredicate::ult, t, cL), [&]() {
       Value row = e.add(e.mul(ids.batch, cL), t);
-      e.loopStep(e.add(written[2 * r], ids.tid), e.index(K), e.index(kThreads),
+      Value count = e.i32ToIndex(e.load(writtenShared, {e.index(r)}));
+      e.loopStep(e.add(count, ids.tid), e.index(K), e.index(kThreads),
                  [&](Value j) {
                    e.store(e.i32(-1), indices,
                            {e.add(e.mul(row, e.index(K)), j)});
@@ -685,19 +943,24 @@ void buildIndexerKernel(gpu::GPUFuncOp kernel, IndexerOp op, SourceArgs src,
   OpBuilder b = OpBuilder::atBlockBegin(&entry);
   Emitter e(b, loc);
   TileIds ids = tileIds(e, L, rows);
-  TileScores source(op, src, kernel, e, L, rows, ids.batch, ids.t0, ids.tid);
+  // CUDA cores: the scores are written row by row, each key by its thread.
+  TileScores source(op, src, kernel, e, L, rows, ids, /*tensorCores=*/false);
   source.stage();
   gpu::BarrierOp::create(b, loc);
   Value cL = e.index(L);
-  e.loopStep(e.index(0), cL, e.index(kThreads), [&](Value s0) {
-    Value s = e.add(s0, ids.tid);
+  e.loopStep(e.index(0), cL, e.index(source.chunk()), [&](Value s0) {
     // Chunks past the tile's last row are all masked: no scores needed.
     Value needed = e.cmpi(arith::CmpIPredicate::ult, s0, ids.keyEnd);
     SmallVector<Value> scores = e.ifElse(
-        needed, [&]() { return source.rowScores(s); },
+        needed,
         [&]() {
-          return SmallVector<Value>(rows, e.f32(-kInf));
-        });
+          SmallVector<Value> values;
+          for (const Visit &v : source.visits(s0))
+            values.push_back(v.score);
+          return values;
+        },
+        [&]() { return SmallVector<Value>(rows, e.f32(-kInf)); });
+    Value s = e.add(s0, ids.tid);
     for (int64_t r = 0; r < rows; ++r) {
       Value t = e.add(ids.t0, e.index(r));
       Value inside = e.andi(e.cmpi(arith::CmpIPredicate::ult, t, cL),
@@ -776,7 +1039,7 @@ LogicalResult checkSelectionForGPU(AdaptiveTopKOp op, int64_t rows) {
 
 void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
                          gpu::GPUModuleOp kernels, IRRewriter &rewriter,
-                         StringRef prefix, int64_t rows) {
+                         StringRef prefix, int64_t rows, bool tensorCores) {
   Location loc = op.getLoc();
   MLIRContext *ctx = op.getContext();
   auto scoresType = op.getScores().getType();
@@ -802,7 +1065,7 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
     args.add(maxKeys);
     auto kernel = createKernel(kernels, loc, (prefix + "_select_stats").str(),
                                args, kThreads);
-    buildStatsKernel(kernel, fused, src, L, rows, first);
+    buildStatsKernel(kernel, fused, src, L, rows, tensorCores, first);
     launch(host, kernel, args, tiles, B, kThreads);
   }
 
@@ -844,7 +1107,8 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
     int countsArg = args.add(collapse(rewriter, loc, counts));
     auto kernel = createKernel(kernels, loc, (prefix + "_select_topk").str(),
                                args, kThreads);
-    buildTopKKernel(kernel, op, fused, src, L, rows, first, refSource, refArg,
+    buildTopKKernel(kernel, op, fused, src, L, rows, tensorCores, first,
+                    refSource, refArg,
                     indicesArg, countsArg);
     launch(host, kernel, args, tiles, B, kThreads);
   }

@@ -378,7 +378,7 @@ struct ConvertGSAToGPUPass
       if (auto select = dyn_cast<AdaptiveTopKOp>(op)) {
         IndexerOp indexer = fusedIndexer(select);
         lowerSelectionToGPU(select, indexer, kernels, rewriter, prefix,
-                            selectRowsPerTile);
+                            selectRowsPerTile, selectTensorCores);
       } else if (auto indexer = dyn_cast<IndexerOp>(op)) {
         if (!indexer->hasOneUse() ||
             !isa<AdaptiveTopKOp>(*indexer->getUsers().begin()))

@@ -44,6 +44,13 @@ namespace {
 
 /// GSA_DUMP_IR=1 prints the IR after every pass of the runtime's pipelines
 /// to stderr (with the pass name), to see what each stage made of a program.
+/// GSA_SELECT_TENSOR_CORES=0 computes the selection's score products on
+/// CUDA cores instead of mma.sync (an A/B switch; part of the cache key).
+bool selectTensorCoresFromEnvironment() {
+  const char *value = std::getenv("GSA_SELECT_TENSOR_CORES");
+  return !(value && std::string(value) == "0");
+}
+
 void maybeDumpIR(PassManager &pm) {
   const char *dump = std::getenv("GSA_DUMP_IR");
   if (!dump || !*dump || llvm::StringRef(dump) == "0")
@@ -822,6 +829,9 @@ Runtime::compile(StringRef program, ArrayRef<TensorSpec> inputs,
   feed(std::to_string(int(options.backend)));
   if (options.backend == Backend::CUDA)
     feed("sm_90a+ptx80"); // the target
+  bool tensorCores = selectTensorCoresFromEnvironment();
+  if (options.backend == Backend::CUDA)
+    feed(tensorCores ? "select-tensor-cores" : "select-cuda-cores");
   feed(std::to_string(options.optLevel));
   for (const TensorSpec &spec : inputs)
     feed(spec.toString());
@@ -921,6 +931,7 @@ Runtime::compile(StringRef program, ArrayRef<TensorSpec> inputs,
     PassManager gpm(ctx.get());
     GPUPipelineOptions gpuOptions;
     gpuOptions.libdevice = defaultLibdevicePath();
+    gpuOptions.selectTensorCores = tensorCores;
     buildGPUPipeline(gpm, gpuOptions);
     maybeDumpIR(gpm);
     if (failed(gpm.run(*module)))

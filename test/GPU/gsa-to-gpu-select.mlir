@@ -1,5 +1,24 @@
-// RUN: gsa-opt %s --convert-gsa-to-gpu -split-input-file | FileCheck %s
-// RUN: gsa-opt %s --convert-gsa-to-gpu="select-rows-per-tile=4" -split-input-file | FileCheck %s --check-prefix=TILE4
+// RUN: gsa-opt %s --convert-gsa-to-gpu="select-tensor-cores=0" -split-input-file | FileCheck %s
+// RUN: gsa-opt %s --convert-gsa-to-gpu="select-rows-per-tile=4 select-tensor-cores=0" -split-input-file | FileCheck %s --check-prefix=TILE4
+// RUN: gsa-opt %s --convert-gsa-to-gpu -split-input-file | FileCheck %s --check-prefix=MMA
+
+// The default: the fused indexer's products on the tensor cores (bf16,
+// H_I = 4, d_I = 64): per 8-key n-tile, 4 k-steps of m16n8k16 per 16-row
+// m-tile (4 queries x 4 heads), 2 m-tiles for 8 rows; no staged queries
+// (the A fragments stay in registers), 64 keys per block iteration; one
+// xor-16 shuffle adds the other two heads.
+// MMA-LABEL: func.func @select(
+// MMA: gpu.func @select_1_select_stats(
+// MMA-NOT: memref<2048xf32, #gpu.address_space<workgroup>>
+// MMA-SAME: memref<32xf32, #gpu.address_space<workgroup>>
+// MMA: scf.for {{.*}} step %c64
+// MMA-COUNT-8: nvvm.inline_ptx "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
+// MMA: gpu.shuffle xor %{{.*}}, %c16_i32
+// MMA: gpu.func @select_1_select_topk(
+// MMA: nvvm.vote.sync  ballot
+
+// The CUDA-core form (select-tensor-cores=0, and any shape the tensor cores
+// do not take):
 
 // The tile size is a pass option: 4 rows per block gives ceil(100 / 4) = 25
 // blocks per batch entry and 4 x 4 x 64 staged queries.

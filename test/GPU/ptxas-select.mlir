@@ -2,14 +2,23 @@
 // RUN: gsa-compile %s -o %t.ptx
 // RUN: %ptxas -arch=sm_90a -v %t.ptx -o %t.cubin 2>&1 | FileCheck %s
 // RUN: %ptxas -arch=sm_90a -v %t.ptx -o %t.cubin 2>&1 | FileCheck %s --check-prefix=SPILL
+// RUN: grep -c mma.sync.aligned.m16n8k16 %t.ptx | FileCheck %s --check-prefix=MMA
+// RUN: gsa-compile %s --select-tensor-cores=false -o %t.cuda-cores.ptx
+// RUN: %ptxas -arch=sm_90a -v %t.cuda-cores.ptx -o %t.cubin 2>&1 | FileCheck %s
+// RUN: %ptxas -arch=sm_90a -v %t.cuda-cores.ptx -o %t.cubin 2>&1 | FileCheck %s --check-prefix=SPILL
+// RUN: not grep -q mma.sync %t.cuda-cores.ptx
 
 // The whole GSA core in training mode (every selection kernel: stats,
-// V_bar, top-k; then the attention) assembles for sm_90a without spills.
+// V_bar, top-k; then the attention) assembles for sm_90a without spills,
+// with the selection's products on tensor cores and on CUDA cores.
 // CHECK-DAG: Compiling entry function 'gsa_core_1_select_stats' for 'sm_90a'
 // CHECK-DAG: Compiling entry function 'gsa_core_1_select_vbar' for 'sm_90a'
 // CHECK-DAG: Compiling entry function 'gsa_core_1_select_topk' for 'sm_90a'
 // CHECK-DAG: Compiling entry function 'gsa_core_sparse_attention_0' for 'sm_90a'
 // SPILL-NOT: {{[1-9][0-9]*}} bytes spill
+// Tensor cores (the default): 2 m-tiles x 4 k-steps, in the stats kernel
+// and twice in the top-k kernel (radix passes, write-out).
+// MMA: 24
 func.func @gsa_core(%q: tensor<1x100x8x128xbf16>, %k: tensor<1x100x2x128xbf16>,
                     %v: tensor<1x100x2x128xbf16>, %qi: tensor<1x100x4x64xbf16>,
                     %ki: tensor<1x100x64xbf16>, %wi: tensor<1x100x4xbf16>,

@@ -47,6 +47,11 @@ static cl::opt<std::string> manifestPath("manifest",
                                          cl::init(""));
 static cl::opt<std::string> chip("chip", cl::desc("target chip"),
                                  cl::init("sm_90a"));
+static cl::opt<bool> selectTensorCores(
+    "select-tensor-cores",
+    cl::desc("selection kernels: qi . ki products on mma.sync (default; "
+             "=false for CUDA cores)"),
+    cl::init(true));
 static cl::opt<bool> ptxasInfo(
     "ptxas-info", cl::desc("assemble with ptxas -v and print resource use"));
 static cl::opt<std::string> ptxasPath("ptxas",
@@ -109,6 +114,7 @@ int main(int argc, char **argv) {
 
   PassManager pm(&ctx);
   gsa::GPUPipelineOptions options;
+  options.selectTensorCores = selectTensorCores;
   options.chip = chip;
   options.libdevice = gsa::defaultLibdevicePath();
   gsa::buildGPUPipeline(pm, options);

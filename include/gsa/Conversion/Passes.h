@@ -26,6 +26,9 @@ struct GPUPipelineOptions {
   /// libdevice bitcode, linked when user regions call math functions that
   /// NVVM lowers to __nv_* (tanh, log, ...). Empty: not linked.
   std::string libdevice;
+  /// convert-gsa-to-gpu's options (see GSAPasses.td).
+  int64_t selectRowsPerTile = 8;
+  bool selectTensorCores = true;
 };
 
 /// Builds the GPU pipeline: decompose, lower sparse attention to kernels
