@@ -74,6 +74,10 @@ def ConvertGSAToGPU : Pass<"convert-gsa-to-gpu", "::mlir::ModuleOp"> {
            /*default=*/"8",
            "query rows per thread block of the indexer / selection kernels "
            "(1 to 16; each key row read serves that many queries)">,
+    Option<"attentionRowsInFlight", "attention-rows-in-flight", "int64_t",
+           /*default=*/"4",
+           "selected rows each warp of the attention kernel loads per "
+           "iteration (1 to 8): more loads in flight, more registers">,
     Option<"selectTensorCores", "select-tensor-cores", "bool",
            /*default=*/"true",
            "compute the fused indexer's qi . ki products of the selection "

@@ -218,8 +218,11 @@ def compare_sets(keep, k_ref, idx, cnt, rounding):
 
 
 def run_case(rt, case, gen, log):
-    # The selection's score products: tensor cores (default) or CUDA cores.
-    os.environ["GSA_SELECT_TENSOR_CORES"] = "1" if case.get("tc", True) else "0"
+    # Lowering options (an A/B switch of the runtime, part of its cache key):
+    # the selection's products on tensor cores (default) or CUDA cores, and
+    # the attention's rows in flight per warp.
+    os.environ["GSA_GPU_OPTIONS"] = (f"select-tensor-cores={int(case.get('tc', True))}"
+                                     f" attention-rows-in-flight={case.get('rif', 4)}")
     B, L, dtype, policy, training, whole = (case["B"], case["L"], case["dtype"], case["policy"],
                                             case["training"], case["whole"])
     NH, NKV, D, H, DI = 32, 8, 128, 4, 64
@@ -318,7 +321,8 @@ def case_name(c):
     what = "core" if c["whole"] else "select"
     mode = "train" if c["training"] else "infer"
     cores = "" if c.get("tc", True) else " [cuda cores]"
-    return f"{what} B{c['B']} L{c['L']} {dt} {c['policy']} {mode}{cores}"
+    rif = f" [rows in flight {c['rif']}]" if "rif" in c else ""
+    return f"{what} B{c['B']} L{c['L']} {dt} {c['policy']} {mode}{cores}{rif}"
 
 
 def main():
@@ -378,8 +382,10 @@ def main():
             for tc in (True, False):
                 cases.append(dict(B=1, L=L, dtype=bf, policy="inverse", training=False,
                                   whole=False, tc=tc))
-        cases += [dict(B=1, L=16384, dtype=bf, policy="inverse", training=False, whole=True),
-                  dict(B=1, L=65536, dtype=bf, policy="inverse", training=False, whole=True)]
+        for L in (16384, 65536):
+            for rif in (1, 2, 4, 8):
+                cases.append(dict(B=1, L=L, dtype=bf, policy="inverse", training=False,
+                                  whole=True, rif=rif))
     if args.first:
         cases = cases[:args.first]
     results = []

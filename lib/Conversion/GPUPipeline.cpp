@@ -33,6 +33,7 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
   ConvertGSAToGPUOptions lowering;
   lowering.selectRowsPerTile = options.selectRowsPerTile;
   lowering.selectTensorCores = options.selectTensorCores;
+  lowering.attentionRowsInFlight = options.attentionRowsInFlight;
   pm.addPass(createConvertGSAToGPU(lowering));
 
   // The kernels: structured control flow, then NVVM (memrefs as bare

@@ -53,7 +53,8 @@ constexpr int64_t kWarpsPerBlock = 4;
 /// G online-softmax states without branches. The warps' partial states
 /// (m, l, acc) meet in shared memory after a barrier and each warp then
 /// finishes heads w, w+4, ... of the group.
-void buildAttentionKernel(SparseAttentionOp op, gpu::GPUFuncOp kernel) {
+void buildAttentionKernel(SparseAttentionOp op, gpu::GPUFuncOp kernel,
+                          int64_t rowsInFlight) {
   MLIRContext *ctx = op.getContext();
   auto qType = op.getQ().getType();
   int64_t L = qType.getDimSize(1), NH = qType.getDimSize(2),
@@ -136,76 +137,90 @@ void buildAttentionKernel(SparseAttentionOp op, gpu::GPUFuncOp kernel) {
     for (int64_t i = 0; i < E; ++i)
       init.push_back(e.f32(0.0));
   }
+  // Each warp iteration takes R selected rows (j, j + W, ..., j + (R-1)W):
+  // their K/V(/gate) loads are issued together, then the dot products of
+  // all rows and heads reduce in lockstep, then the online-softmax updates
+  // run in row order. Rows past the count or invisible get score -inf
+  // (weight 0) and load a safe row (position 0).
+  int64_t R = rowsInFlight;
   auto forOp = scf::ForOp::create(
-      b, loc, warp, count, cW, init,
+      b, loc, warp, count, e.index(W * R), init,
       [&](OpBuilder &nested, Location, Value j, ValueRange carried) {
         OpBuilder::InsertionGuard guard(b);
         b.setInsertionPoint(nested.getInsertionBlock(),
                             nested.getInsertionPoint());
-        SmallVector<Value> same(carried.begin(), carried.end());
-        Value s = e.i32ToIndex(e.load(indices, {e.add(e.mul(row, cK), j)}));
-        Value nonNegative = e.cmpi(arith::CmpIPredicate::sge, s, zero);
-        Value causal = e.cmpi(arith::CmpIPredicate::sle, s, t);
-        Value visible = e.andi(nonNegative, causal);
-        SmallVector<Value> next = e.ifElse(
-            visible,
-            [&]() -> SmallVector<Value> {
-              Value kvRow = e.add(e.mul(bi, cL), s);
-              Value kvBase = e.mul(e.add(e.mul(kvRow, cNKV), kvh), cD);
-              Value rowStart = e.add(kvBase, laneBase);
-              SmallVector<Value> kx = loadLaneRow(b, loc, k, rowStart, E);
-              SmallVector<Value> vx = loadLaneRow(b, loc, v, rowStart, E);
-              if (hasGV) {
-                SmallVector<Value> gates = loadLaneRow(b, loc, gv, rowStart, E);
-                for (int64_t i = 0; i < E; ++i)
-                  vx[i] = e.mul(vx[i], e.sigmoid(gates[i]));
-              }
-              SmallVector<Value> partial;
-              for (int64_t g = 0; g < G; ++g) {
-                Value acc = e.f32(0.0);
-                for (int64_t i = 0; i < E; ++i)
-                  acc = LLVM::FMAOp::create(b, loc, qReg[g][i], kx[i], acc);
-                partial.push_back(acc);
-              }
-              // G reductions in lockstep: independent shuffles overlap.
-              for (int32_t offset = kWarpSize / 2; offset >= 1; offset /= 2)
-                for (int64_t g = 0; g < G; ++g) {
-                  auto shuffle = gpu::ShuffleOp::create(
-                      b, loc, partial[g], offset, kWarpSize,
-                      gpu::ShuffleMode::XOR);
-                  partial[g] = arith::AddFOp::create(
-                      b, loc, partial[g], shuffle.getShuffleResult());
-                }
-              SmallVector<Value> result;
-              for (int64_t g = 0; g < G; ++g) {
-                Value score = partial[g];
-                if (hasScoreMod)
-                  score = e.inlineRegion(op.getScoreMod(),
-                                         {score, bi, heads[g], t, s});
-                Value m = carried[g * stride], l = carried[g * stride + 1];
-                // Branch-free update; a -inf score (masked by score_mod)
-                // has weight 0 and leaves the state as it was.
-                Value mNew = arith::MaximumFOp::create(b, loc, m, score);
-                Value stillEmpty =
-                    e.cmpf(arith::CmpFPredicate::OEQ, mNew, negInf);
-                Value alphaRaw =
-                    exp2Approx(b, loc, e.mul(e.sub(m, mNew), log2e));
-                Value alpha = e.select(stillEmpty, e.f32(1.0), alphaRaw);
-                Value pRaw =
-                    exp2Approx(b, loc, e.mul(e.sub(score, mNew), log2e));
-                Value masked = e.cmpf(arith::CmpFPredicate::OEQ, score, negInf);
-                Value p = e.select(masked, e.f32(0.0), pRaw);
-                result.push_back(mNew);
-                result.push_back(LLVM::FMAOp::create(b, loc, l, alpha, p));
-                for (int64_t i = 0; i < E; ++i) {
-                  Value kept = e.mul(carried[g * stride + 2 + i], alpha);
-                  result.push_back(LLVM::FMAOp::create(b, loc, p, vx[i], kept));
-                }
-              }
-              return result;
-            },
-            [&]() -> SmallVector<Value> { return same; });
-        scf::YieldOp::create(b, loc, next);
+        SmallVector<Value> positions, visibles;
+        SmallVector<SmallVector<Value>> kRows, vRows;
+        for (int64_t r = 0; r < R; ++r) {
+          Value jr = e.add(j, e.index(r * W));
+          Value inRange = e.cmpi(arith::CmpIPredicate::slt, jr, count);
+          Value jl = arith::MinSIOp::create(b, loc, jr, e.index(K - 1));
+          Value s = e.i32ToIndex(e.load(indices, {e.add(e.mul(row, cK), jl)}));
+          Value nonNegative = e.cmpi(arith::CmpIPredicate::sge, s, zero);
+          Value causal = e.cmpi(arith::CmpIPredicate::sle, s, t);
+          Value visible = e.andi(inRange, e.andi(nonNegative, causal));
+          Value safe = e.select(visible, s, zero);
+          positions.push_back(safe);
+          visibles.push_back(visible);
+          Value kvRow = e.add(e.mul(bi, cL), safe);
+          Value kvBase = e.mul(e.add(e.mul(kvRow, cNKV), kvh), cD);
+          Value rowStart = e.add(kvBase, laneBase);
+          kRows.push_back(loadLaneRow(b, loc, k, rowStart, E));
+          vRows.push_back(loadLaneRow(b, loc, v, rowStart, E));
+          if (hasGV) {
+            SmallVector<Value> gates = loadLaneRow(b, loc, gv, rowStart, E);
+            for (int64_t i = 0; i < E; ++i)
+              vRows.back()[i] = e.mul(vRows.back()[i], e.sigmoid(gates[i]));
+          }
+        }
+        // partial[r][g]: this lane's share of q_g . k_r.
+        SmallVector<SmallVector<Value>> partial(R);
+        for (int64_t r = 0; r < R; ++r)
+          for (int64_t g = 0; g < G; ++g) {
+            Value acc = e.f32(0.0);
+            for (int64_t i = 0; i < E; ++i)
+              acc = LLVM::FMAOp::create(b, loc, qReg[g][i], kRows[r][i], acc);
+            partial[r].push_back(acc);
+          }
+        // R x G reductions in lockstep: independent shuffles overlap.
+        for (int32_t offset = kWarpSize / 2; offset >= 1; offset /= 2)
+          for (int64_t r = 0; r < R; ++r)
+            for (int64_t g = 0; g < G; ++g) {
+              auto shuffle = gpu::ShuffleOp::create(
+                  b, loc, partial[r][g], offset, kWarpSize,
+                  gpu::ShuffleMode::XOR);
+              partial[r][g] = arith::AddFOp::create(
+                  b, loc, partial[r][g], shuffle.getShuffleResult());
+            }
+        SmallVector<Value> state(carried.begin(), carried.end());
+        for (int64_t r = 0; r < R; ++r) {
+          SmallVector<Value> next;
+          for (int64_t g = 0; g < G; ++g) {
+            Value score = partial[r][g];
+            if (hasScoreMod)
+              score = e.inlineRegion(op.getScoreMod(),
+                                     {score, bi, heads[g], t, positions[r]});
+            score = e.select(visibles[r], score, negInf);
+            Value m = state[g * stride], l = state[g * stride + 1];
+            // Branch-free update; a -inf score (invisible, or masked by
+            // score_mod) has weight 0 and leaves the state as it was.
+            Value mNew = arith::MaximumFOp::create(b, loc, m, score);
+            Value stillEmpty = e.cmpf(arith::CmpFPredicate::OEQ, mNew, negInf);
+            Value alphaRaw = exp2Approx(b, loc, e.mul(e.sub(m, mNew), log2e));
+            Value alpha = e.select(stillEmpty, e.f32(1.0), alphaRaw);
+            Value pRaw = exp2Approx(b, loc, e.mul(e.sub(score, mNew), log2e));
+            Value masked = e.cmpf(arith::CmpFPredicate::OEQ, score, negInf);
+            Value p = e.select(masked, e.f32(0.0), pRaw);
+            next.push_back(mNew);
+            next.push_back(LLVM::FMAOp::create(b, loc, l, alpha, p));
+            for (int64_t i = 0; i < E; ++i) {
+              Value kept = e.mul(state[g * stride + 2 + i], alpha);
+              next.push_back(LLVM::FMAOp::create(b, loc, p, vRows[r][i], kept));
+            }
+          }
+          state = next;
+        }
+        scf::YieldOp::create(b, loc, state);
       });
 
   // Publish this warp's partial states.
@@ -361,6 +376,16 @@ struct ConvertGSAToGPUPass
     }
     if (ops.empty())
       return;
+    if (attentionRowsInFlight < 1 || attentionRowsInFlight > 8) {
+      for (Operation *op : ops)
+        if (isa<SparseAttentionOp>(op)) {
+          op->emitOpError(fmt::format(
+              "the attention kernel takes 1 to 8 rows in flight per warp, "
+              "but attention-rows-in-flight = {}",
+              attentionRowsInFlight));
+          return signalPassFailure();
+        }
+    }
 
     module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
                     UnitAttr::get(ctx));
@@ -414,7 +439,7 @@ struct ConvertGSAToGPUPass
                       UnitAttr::get(ctx));
       kernel.setKnownBlockSizeAttr(DenseI32ArrayAttr::get(
           ctx, {int32_t(kWarpSize * kWarpsPerBlock), 1, 1}));
-      buildAttentionKernel(op, kernel);
+      buildAttentionKernel(op, kernel, attentionRowsInFlight);
 
       // Host side: flat buffers in, a launch, tensors out.
       rewriter.setInsertionPoint(op);

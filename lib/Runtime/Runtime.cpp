@@ -44,13 +44,6 @@ namespace {
 
 /// GSA_DUMP_IR=1 prints the IR after every pass of the runtime's pipelines
 /// to stderr (with the pass name), to see what each stage made of a program.
-/// GSA_SELECT_TENSOR_CORES=0 computes the selection's score products on
-/// CUDA cores instead of mma.sync (an A/B switch; part of the cache key).
-bool selectTensorCoresFromEnvironment() {
-  const char *value = std::getenv("GSA_SELECT_TENSOR_CORES");
-  return !(value && std::string(value) == "0");
-}
-
 void maybeDumpIR(PassManager &pm) {
   const char *dump = std::getenv("GSA_DUMP_IR");
   if (!dump || !*dump || llvm::StringRef(dump) == "0")
@@ -66,6 +59,41 @@ void maybeDumpIR(PassManager &pm) {
 Error makeError(const std::string &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
 }
+
+/// GSA_GPU_OPTIONS: convert-gsa-to-gpu's options for the kernels this
+/// process compiles, as "key=value" words (select-tensor-cores=0|1,
+/// select-rows-per-tile=N, attention-rows-in-flight=N): an A/B switch for
+/// users and benchmarks. The text is part of the cache key.
+Expected<GPUPipelineOptions> gpuOptionsFromEnvironment() {
+  GPUPipelineOptions options;
+  options.libdevice = defaultLibdevicePath();
+  const char *text = std::getenv("GSA_GPU_OPTIONS");
+  if (!text)
+    return options;
+  SmallVector<StringRef> words;
+  StringRef(text).split(words, ' ', -1, /*KeepEmpty=*/false);
+  for (StringRef word : words) {
+    auto [key, value] = word.split('=');
+    int64_t number = 0;
+    if (value.getAsInteger(10, number))
+      return makeError(fmt::format(
+          "GSA_GPU_OPTIONS: '{}' is not key=integer", word.str()));
+    if (key == "select-tensor-cores" && (number == 0 || number == 1))
+      options.selectTensorCores = number == 1;
+    else if (key == "select-rows-per-tile")
+      options.selectRowsPerTile = number;
+    else if (key == "attention-rows-in-flight")
+      options.attentionRowsInFlight = number;
+    else
+      return makeError(fmt::format(
+          "GSA_GPU_OPTIONS: unknown or invalid option '{}' (known: "
+          "select-tensor-cores=0|1, select-rows-per-tile=N, "
+          "attention-rows-in-flight=N)",
+          word.str()));
+  }
+  return options;
+}
+
 
 /// Collects every diagnostic of a context into one string, with the source
 /// line and a caret where the location is in the program text.
@@ -829,9 +857,9 @@ Runtime::compile(StringRef program, ArrayRef<TensorSpec> inputs,
   feed(std::to_string(int(options.backend)));
   if (options.backend == Backend::CUDA)
     feed("sm_90a+ptx80"); // the target
-  bool tensorCores = selectTensorCoresFromEnvironment();
   if (options.backend == Backend::CUDA)
-    feed(tensorCores ? "select-tensor-cores" : "select-cuda-cores");
+    if (const char *gpuOptions = std::getenv("GSA_GPU_OPTIONS"))
+      feed(gpuOptions);
   feed(std::to_string(options.optLevel));
   for (const TensorSpec &spec : inputs)
     feed(spec.toString());
@@ -929,9 +957,10 @@ Runtime::compile(StringRef program, ArrayRef<TensorSpec> inputs,
 
   if (options.backend == Backend::CUDA) {
     PassManager gpm(ctx.get());
-    GPUPipelineOptions gpuOptions;
-    gpuOptions.libdevice = defaultLibdevicePath();
-    gpuOptions.selectTensorCores = tensorCores;
+    auto gpuOptionsOr = gpuOptionsFromEnvironment();
+    if (!gpuOptionsOr)
+      return gpuOptionsOr.takeError();
+    GPUPipelineOptions gpuOptions = *gpuOptionsOr;
     buildGPUPipeline(gpm, gpuOptions);
     maybeDumpIR(gpm);
     if (failed(gpm.run(*module)))

@@ -1,4 +1,10 @@
 // RUN: gsa-opt %s --convert-gsa-to-gpu | FileCheck %s
+// RUN: gsa-opt %s --convert-gsa-to-gpu="attention-rows-in-flight=1" | FileCheck %s --check-prefix=ONE
+// RUN: not gsa-opt %s --convert-gsa-to-gpu="attention-rows-in-flight=9" 2>&1 | FileCheck %s --check-prefix=BAD
+
+// One row in flight: the loop steps by the 4 warps.
+// ONE: scf.for %{{.*}} step %c4{{.*}} iter_args
+// BAD: error: 'gsa.sparse_attention' op the attention kernel takes 1 to 8 rows in flight per warp, but attention-rows-in-flight = 9
 
 // The op becomes a launch on flat buffers: grid (L, n_kv, B), 4 warps per
 // block; the kernel walks the selected set once per (t, kv head) for the
@@ -20,17 +26,17 @@
 // CHECK-DAG: %[[TID:.*]] = gpu.thread_id  x
 // CHECK-DAG: %[[T:.*]] = gpu.block_id  x
 // CHECK: %[[WARP:.*]] = arith.divui %[[TID]], %c32
-//   warps split the selected set; state per head: m, l, 128 / 32 = 4 accumulators
-// CHECK: scf.for %{{.*}} = %[[WARP]] to %{{.*}} step %c4{{.*}} iter_args({{.*}}) -> (f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32)
-// CHECK: arith.cmpi sle, %{{.*}}, %[[T]] : index
+//   warps split the selected set, 4 rows in flight per warp (step 4 x 4);
+//   state per head: m, l, 128 / 32 = 4 accumulators
+// CHECK: scf.for %{{.*}} = %[[WARP]] to %{{.*}} step %c16{{.*}} iter_args({{.*}}) -> (f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32)
+//   the 4 rows' positions checked and their K/V/gate rows loaded first
+// CHECK-COUNT-4: arith.cmpi sle, %{{.*}}, %[[T]] : index
 //   G2: one tanh.approx sigmoid per value element, shared by the 4 heads
 // CHECK: nvvm.inline_ptx "tanh.approx.f32 $0, $1;"
 // CHECK: llvm.intr.fma
-//   4 reductions in lockstep
-// CHECK: gpu.shuffle xor %[[P0:.*]], %c16_i32{{.*}}, %c32_i32
-// CHECK-NEXT: arith.addf %[[P0]]
-// CHECK: gpu.shuffle xor %[[P1:.*]], %c16_i32{{.*}}, %c32_i32
-// CHECK-NEXT: arith.addf %[[P1]]
+//   4 rows x 4 heads reductions in lockstep
+// CHECK-COUNT-16: gpu.shuffle xor %{{.*}}, %c16_i32{{.*}}, %c32_i32
+// CHECK: gpu.shuffle xor %{{.*}}, %c8_i32
 // CHECK: nvvm.inline_ptx "ex2.approx.ftz.f32 $0, $1;"
 // CHECK: memref.store %{{.*}}, %[[SACC]]
 // CHECK: gpu.barrier

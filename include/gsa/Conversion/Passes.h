@@ -29,6 +29,7 @@ struct GPUPipelineOptions {
   /// convert-gsa-to-gpu's options (see GSAPasses.td).
   int64_t selectRowsPerTile = 8;
   bool selectTensorCores = true;
+  int64_t attentionRowsInFlight = 4;
 };
 
 /// Builds the GPU pipeline: decompose, lower sparse attention to kernels
