@@ -1,0 +1,263 @@
+#!/usr/bin/env python3
+"""Issue 6's benchmark: the GSA forward against dense cuDNN attention, per
+stage, with floors, on structured and random indexer inputs, at 4K-128K.
+
+    python3 bench/gsa_bench.py [--lib dist/libgsa.so.xz] [--lengths 4096,16384,65536,131072]
+
+(on the GPU machine, through the device tool, carrying dist/libgsa.so.xz).
+Per L and input kind it compiles three programs through libgsa (CUDA):
+  select  indexer + adaptive top-k (the scores never exist whole)
+  attend  gated sparse attention on the selected sets
+  core    the whole gated_sparse_attention op
+and times each with CUDA events (warm-up, then the median), beside PyTorch
+SDPA with the cuDNN backend (dense causal GQA) in the same run. Floors:
+  indexer  FLOPs / measured bf16 GEMM rate, and sigmoids / MUFU rate
+  attend   FLOPs / GEMM rate, and the K/V/gate bytes one query's kernel
+           block gathers (k_t rows x 3 x d_k x 2 bytes per KV head) /
+           measured copy bandwidth
+Sanity checks on every run: outputs finite, selections causal and -1 padded
+(correctness proper is bench/device/select_check.py's job).
+
+Input kinds (the indexer decides the selection):
+  random      qi, ki i.i.d. normal: independent selections, the worst case;
+  structured  ki[s] = topic(s) + position(s) + sink(s) + noise, qi[t] the
+              same for t's own topic and position: a local window (smooth
+              position features), the first 4 tokens (a shared sink
+              direction), and topical clusters (16 topics over 512-token
+              segments, nearby queries sharing a topic) - the selected sets
+              of nearby queries overlap as in a trained model.
+"""
+
+import argparse
+import json
+import lzma
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "python"))
+sys.path.insert(0, str(ROOT / "bench" / "device"))
+
+NH, NKV, D, H, DI = 32, 8, 128, 4, 64
+K_BASE, K_MIN, K_MAX = 2048, 256, 4096
+MUFU_PER_S = 16 * 132 * 1.755e9  # H100 SXM: 16 MUFU ops/clk/SM, 132 SMs, boost clock
+
+
+def timed(fn, warmup=2, repeat=5):
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(repeat):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b))
+    return statistics.median(times)
+
+
+def machine_rates():
+    """Measured bf16 GEMM rate (FLOP/s) and device copy bandwidth (B/s)."""
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    ms = timed(lambda: a @ a, 2, 5)
+    gemm = 2 * 8192 ** 3 / (ms * 1e-3)
+    x = torch.empty(1 << 30, dtype=torch.uint8, device="cuda")
+    y = torch.empty_like(x)
+    ms = timed(lambda: y.copy_(x), 2, 5)
+    copy = 2 * x.numel() / (ms * 1e-3)
+    return gemm, copy
+
+
+def indexer_inputs(L, kind, gen):
+    dev = "cuda"
+    if kind == "random":
+        qi = torch.randn(1, L, H, DI, device=dev, generator=gen)
+        ki = torch.randn(1, L, DI, device=dev, generator=gen)
+    else:
+        pos = torch.arange(L, device=dev, dtype=torch.float32)
+        topics = torch.randn(16, DI, device=dev, generator=gen)
+        topic = torch.randint(0, 16, (L // 512 + 1,), device=dev, generator=gen)[
+            (pos // 512).long()]
+        # position features: slow sinusoids, so nearby positions align
+        freqs = torch.exp(-torch.arange(8, device=dev) * 0.6) * 0.05
+        ang = pos[:, None] * freqs[None, :]
+        posf = torch.cat([ang.sin(), ang.cos()], -1) * 1.5             # [L, 16]
+        sink = torch.zeros(L, device=dev)
+        sink[:4] = 3.0
+        ki = 0.6 * topics[topic] + 0.5 * torch.randn(L, DI, device=dev, generator=gen)
+        ki[:, :16] += posf
+        ki[:, 16] += sink
+        q = 0.6 * topics[topic]
+        q[:, :16] += posf
+        q[:, 16] += 1.0
+        qi = q[:, None, :] + 0.5 * torch.randn(L, H, DI, device=dev, generator=gen)
+        qi, ki = qi[None], ki[None]
+    wi = torch.randn(1, L, H, device=dev, generator=gen)
+    bi = torch.zeros(H, device=dev)
+    return {n: t.to(torch.bfloat16).contiguous() for n, t in
+            dict(qi=qi, ki=ki, wi=wi, bi=bi).items()}
+
+
+def tensor_type(shape, elem):
+    return "tensor<" + "x".join(str(d) for d in shape) + ("x" if shape else "") + elem + ">"
+
+
+def attend_program(L):
+    t = lambda *s: tensor_type(s, "bf16")
+    q, kv = t(1, L, NH, D), t(1, L, NKV, D)
+    idx, cnt = tensor_type((1, L, K_MAX), "i32"), tensor_type((1, L), "i32")
+    res = f"{q}, {tensor_type((1, L, NH), 'f32')}"
+    return (f"func.func @attend(%q: {q}, %k: {kv}, %v: {kv}, %idx: {idx}, %cnt: {cnt}, "
+            f"%gv: {kv}, %go: {q}) -> ({res}) {{\n"
+            f"  %o, %lse = gsa.sparse_attention %q, %k, %v select(%idx, %cnt) "
+            f"value_gate(%gv) output_gate(%go)\n"
+            f"  : ({q}, {kv}, {kv}, {idx}, {cnt}, {kv}, {q}) -> ({res})\n"
+            f"  return %o, %lse : {res}\n}}\n")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--lib", default=str(ROOT / "dist" / "libgsa.so.xz"))
+    parser.add_argument("--lengths", default="4096,16384,65536,131072")
+    parser.add_argument("--policies", default="fixed,inverse")
+    args = parser.parse_args()
+    out_dir = Path(os.environ.get("OUT", tempfile.mkdtemp()))
+    lib = Path(tempfile.gettempdir()) / "libgsa-bench.so"
+    lib.write_bytes(lzma.decompress(Path(args.lib).read_bytes()))
+    os.environ["GSA_LIBRARY"] = str(lib)
+    os.environ.setdefault("GSA_CACHE_DIR", tempfile.mkdtemp(prefix="gsa-bench-"))
+    from gsa._capi import Runtime
+    from select_check import gsa_program
+    rt = Runtime()
+    gemm, copy = machine_rates()
+    print(f"measured: bf16 GEMM {gemm / 1e12:.0f} TFLOP/s, copy {copy / 1e12:.2f} TB/s", flush=True)
+    gen = torch.Generator(device="cuda")
+    gen.manual_seed(3)
+    rows = []
+    log = open(out_dir / "gsa_bench.jsonl", "w")
+    stream = lambda: torch.cuda.current_stream().cuda_stream
+    for L in (int(x) for x in args.lengths.split(",")):
+        bf = lambda *s: torch.randn(*s, device="cuda", generator=gen).to(torch.bfloat16)
+        q, k, v, gv, go = bf(1, L, NH, D), bf(1, L, NKV, D), bf(1, L, NKV, D), \
+            bf(1, L, NKV, D), bf(1, L, NH, D)
+        # dense cuDNN, causal GQA
+        qt, kt, vt = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.CUDNN_ATTENTION):
+            cudnn_ms = timed(lambda: F.scaled_dot_product_attention(
+                qt, kt, vt, is_causal=True, enable_gqa=True))
+        dense_flops = 4 * NH * D * L * (L + 1) / 2
+        for kind in ("structured", "random"):
+            x = indexer_inputs(L, kind, gen)
+            for policy in args.policies.split(","):
+                rv = torch.tensor(0.0, device="cuda")
+                # a reference variance from a short training-mode call first
+                shapes = {n: tuple(t.shape) for n, t in x.items()}
+                shapes["rv"] = ()
+                train_text, names = gsa_program(shapes, "bf16", "inverse", K_BASE, K_MIN,
+                                                K_MAX, True, False)
+                kern = rt.compile(train_text, [("f32" if n == "rv" else "bf16", shapes[n])
+                                               for n in names], backend="cuda")
+                idx = torch.empty(1, L, K_MAX, dtype=torch.int32, device="cuda")
+                cnt = torch.empty(1, L, dtype=torch.int32, device="cuda")
+                nv = torch.empty((), dtype=torch.float32, device="cuda")
+                feed = dict(x, rv=rv)
+                kern.launch([feed[n].data_ptr() for n in names],
+                            [idx.data_ptr(), cnt.data_ptr(), nv.data_ptr()], stream())
+                torch.cuda.synchronize()
+                feed["rv"] = nv.clone()
+                # stage 1: indexer + selection
+                text, names = gsa_program(shapes, "bf16", policy, K_BASE, K_MIN, K_MAX,
+                                          False, False)
+                t0 = time.perf_counter()
+                sel = rt.compile(text, [("f32" if n == "rv" else "bf16", shapes[n])
+                                        for n in names], backend="cuda")
+                cold_s = time.perf_counter() - t0
+                idx.fill_(-7)
+                cnt.fill_(-7)
+                launch_sel = lambda: sel.launch([feed[n].data_ptr() for n in names],
+                                                [idx.data_ptr(), cnt.data_ptr()], stream())
+                launch_sel()
+                torch.cuda.synchronize()
+                pos = torch.arange(K_MAX, device="cuda")[None, None]
+                live = pos < cnt[..., None].long()
+                tt = torch.arange(L, device="cuda")[None, :, None]
+                sane = bool((((idx >= 0) & (idx <= tt)) | ~live).all() and
+                            ((idx == -1) | live).all())
+                sel_ms = timed(launch_sel)
+                # stage 2: gated sparse attention on those sets
+                att = rt.compile(attend_program(L), [
+                    ("bf16", tuple(q.shape)), ("bf16", tuple(k.shape)), ("bf16", tuple(v.shape)),
+                    ("i32", tuple(idx.shape)), ("i32", tuple(cnt.shape)),
+                    ("bf16", tuple(gv.shape)), ("bf16", tuple(go.shape))], backend="cuda")
+                o = torch.full_like(q, float("nan"))
+                lse = torch.empty(1, L, NH, device="cuda")
+                ins = [q, k, v, idx, cnt, gv, go]
+                launch_att = lambda: att.launch([t.data_ptr() for t in ins],
+                                                [o.data_ptr(), lse.data_ptr()], stream())
+                launch_att()
+                torch.cuda.synchronize()
+                sane = sane and bool(torch.isfinite(o).all())
+                att_ms = timed(launch_att)
+                # the whole op
+                cshapes = dict(shapes, q=tuple(q.shape), k=tuple(k.shape), v=tuple(v.shape),
+                               gv=tuple(gv.shape), go=tuple(go.shape))
+                ctext, cnames = gsa_program(cshapes, "bf16", policy, K_BASE, K_MIN, K_MAX,
+                                            False, True)
+                core = rt.compile(ctext, [("f32" if n == "rv" else "bf16", cshapes[n])
+                                          for n in cnames], backend="cuda")
+                cfeed = dict(feed, q=q, k=k, v=v, gv=gv, go=go)
+                outs = [torch.empty_like(q), torch.empty(1, L, NH, device="cuda"),
+                        torch.empty_like(idx), torch.empty_like(cnt)]
+                launch_core = lambda: core.launch([cfeed[n].data_ptr() for n in cnames],
+                                                  [t.data_ptr() for t in outs], stream())
+                core_ms = timed(launch_core)
+                # floors
+                pairs = L * (L + 1) / 2
+                idx_flops = 2 * H * DI * pairs
+                sel_floor = max(idx_flops / gemm, H * pairs / MUFU_PER_S) * 1e3
+                kt_total = cnt.double().sum().item()
+                att_flops = 4 * NH * D * kt_total
+                gathered = kt_total * NKV * 3 * D * 2
+                att_floor = max(att_flops / gemm, gathered / copy) * 1e3
+                r = dict(L=L, inputs=kind, policy=policy, mean_k=kt_total / L,
+                         select_ms=sel_ms, select_floor_ms=sel_floor,
+                         select_tflops=idx_flops / sel_ms / 1e9,
+                         attend_ms=att_ms, attend_floor_ms=att_floor,
+                         attend_tflops=att_flops / att_ms / 1e9,
+                         attend_gathered_gbs=gathered / att_ms / 1e6,
+                         core_ms=core_ms, cudnn_ms=cudnn_ms,
+                         cudnn_tflops=dense_flops / cudnn_ms / 1e9,
+                         vs_cudnn=cudnn_ms / core_ms, cold_compile_s=cold_s,
+                         scratch_bytes=L * 24 + 8, sane=sane,
+                         gemm_tflops=gemm / 1e12, copy_tbs=copy / 1e12)
+                rows.append(r)
+                log.write(json.dumps(r) + "\n")
+                log.flush()
+                print(json.dumps(r), flush=True)
+                del sel, att, core
+            del x
+        del q, k, v, gv, go, qt, kt, vt
+        torch.cuda.empty_cache()
+    print()
+    print(f"{'L':>7} {'inputs':>10} {'policy':>7} {'mean k':>7} {'select ms':>10} {'(floor)':>8} "
+          f"{'attend ms':>10} {'(floor)':>8} {'core ms':>9} {'cuDNN ms':>9} {'vs cuDNN':>9} ok")
+    for r in rows:
+        print(f"{r['L']:>7} {r['inputs']:>10} {r['policy']:>7} {r['mean_k']:7.0f} "
+              f"{r['select_ms']:10.2f} {r['select_floor_ms']:8.2f} {r['attend_ms']:10.2f} "
+              f"{r['attend_floor_ms']:8.2f} {r['core_ms']:9.2f} {r['cudnn_ms']:9.2f} "
+              f"{r['vs_cudnn']:8.2f}x {'yes' if r['sane'] else 'NO'}")
+    return 0 if all(r["sane"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
