@@ -78,6 +78,11 @@ def ConvertGSAToGPU : Pass<"convert-gsa-to-gpu", "::mlir::ModuleOp"> {
            /*default=*/"4",
            "selected rows each warp of the attention kernel loads per "
            "iteration (1 to 8): more loads in flight, more registers">,
+    Option<"attentionTensorCores", "attention-tensor-cores", "bool",
+           /*default=*/"false",
+           "attention products (Q K^T, P V) with mma.sync: blocks of 16 "
+           "selected rows per warp, the GQA group's heads as the M rows "
+           "(bf16/f16, d_k a multiple of 16; other shapes use CUDA cores)">,
     Option<"selectTensorCores", "select-tensor-cores", "bool",
            /*default=*/"true",
            "compute the fused indexer's qi . ki products of the selection "

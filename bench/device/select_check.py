@@ -222,7 +222,8 @@ def run_case(rt, case, gen, log):
     # the selection's products on tensor cores (default) or CUDA cores, and
     # the attention's rows in flight per warp.
     os.environ["GSA_GPU_OPTIONS"] = (f"select-tensor-cores={int(case.get('tc', True))}"
-                                     f" attention-rows-in-flight={case.get('rif', 4)}")
+                                     f" attention-rows-in-flight={case.get('rif', 4)}"
+                                     f" attention-tensor-cores={int(case.get('atc', False))}")
     B, L, dtype, policy, training, whole = (case["B"], case["L"], case["dtype"], case["policy"],
                                             case["training"], case["whole"])
     NH, NKV, D, H, DI = 32, 8, 128, 4, 64
@@ -322,7 +323,8 @@ def case_name(c):
     mode = "train" if c["training"] else "infer"
     cores = "" if c.get("tc", True) else " [cuda cores]"
     rif = f" [rows in flight {c['rif']}]" if "rif" in c else ""
-    return f"{what} B{c['B']} L{c['L']} {dt} {c['policy']} {mode}{cores}{rif}"
+    atc = " [attention mma]" if c.get("atc") else ""
+    return f"{what} B{c['B']} L{c['L']} {dt} {c['policy']} {mode}{cores}{rif}{atc}"
 
 
 def main():
@@ -334,6 +336,8 @@ def main():
                         help="the issue's device matrix (B, L up to 64K, each policy, bf16/fp16)")
     parser.add_argument("--compare", action="store_true",
                         help="selection on tensor cores vs CUDA cores, side by side")
+    parser.add_argument("--attention-tc", action="store_true",
+                        help="the attention on tensor cores vs CUDA cores, side by side")
     parser.add_argument("--first", type=int, default=0,
                         help="run only the first N cases (e.g. under compute-sanitizer)")
     args = parser.parse_args()
@@ -386,6 +390,16 @@ def main():
             for rif in (1, 2, 4, 8):
                 cases.append(dict(B=1, L=L, dtype=bf, policy="inverse", training=False,
                                   whole=True, rif=rif))
+    if args.attention_tc:
+        cases = []
+        for B, L, dt, pol, train in ((1, 1024, bf, "fixed", False), (2, 1024, fp, "inverse", True),
+                                     (1, 5000, bf, "proportional", False),
+                                     (2, 4096, fp, "inverse", False),
+                                     (1, 16384, bf, "inverse", False),
+                                     (1, 65536, bf, "fixed", False)):
+            for atc in (True, False):
+                cases.append(dict(B=B, L=L, dtype=dt, policy=pol, training=train,
+                                  whole=True, atc=atc))
     if args.first:
         cases = cases[:args.first]
     results = []

@@ -34,6 +34,7 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
   lowering.selectRowsPerTile = options.selectRowsPerTile;
   lowering.selectTensorCores = options.selectTensorCores;
   lowering.attentionRowsInFlight = options.attentionRowsInFlight;
+  lowering.attentionTensorCores = options.attentionTensorCores;
   pm.addPass(createConvertGSAToGPU(lowering));
 
   // The kernels: structured control flow, then NVVM (memrefs as bare

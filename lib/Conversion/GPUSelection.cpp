@@ -100,38 +100,6 @@ struct Visit {
   Value row, s, score;
 };
 
-/// Two 16-bit elements at an even offset as one 32-bit register (the lower
-/// half holds the element at the lower index, as mma fragments want).
-Value loadPair(OpBuilder &b, Location loc, Value memref, Value offset) {
-  Type elem = cast<MemRefType>(memref.getType()).getElementType();
-  Value pair = vector::LoadOp::create(b, loc, VectorType::get({2}, elem),
-                                      memref, ValueRange{offset},
-                                      /*nontemporal=*/false, llvm::MaybeAlign(4));
-  Value bits = vector::BitCastOp::create(
-      b, loc, VectorType::get({1}, b.getI32Type()), pair);
-  return vector::ExtractOp::create(b, loc, bits, ArrayRef<int64_t>{0});
-}
-
-/// D = A * B + C for one m16n8k16 tile on the tensor cores (fp32
-/// accumulation); A, B as packed 16-bit pairs.
-SmallVector<Value> mmaSync(OpBuilder &b, Location loc, StringRef elem,
-                           ArrayRef<Value> a, ArrayRef<Value> bFrag,
-                           ArrayRef<Value> c) {
-  std::string code =
-      ("mma.sync.aligned.m16n8k16.row.col.f32." + elem + "." + elem +
-       ".f32 {$0, $1, $2, $3}, {$4, $5, $6, $7}, {$8, $9}, "
-       "{$10, $11, $12, $13};")
-          .str();
-  SmallVector<Value> args(a.begin(), a.end());
-  args.append(bFrag.begin(), bFrag.end());
-  args.append(c.begin(), c.end());
-  Type f32 = b.getF32Type();
-  auto op = NVVM::InlinePtxOp::create(b, loc, TypeRange{f32, f32, f32, f32},
-                                      args, ValueRange{}, b.getStringAttr(code),
-                                      Value());
-  return SmallVector<Value>(op.getResults());
-}
-
 /// Inside a kernel: the scores of the tile's rows for the keys of one
 /// iteration, and how the threads of a warp share them.
 ///

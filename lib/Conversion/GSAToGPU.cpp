@@ -53,8 +53,18 @@ constexpr int64_t kWarpsPerBlock = 4;
 /// G online-softmax states without branches. The warps' partial states
 /// (m, l, acc) meet in shared memory after a barrier and each warp then
 /// finishes heads w, w+4, ... of the group.
+/// Whether the tensor-core attention applies: 16-bit q/k/v of one type,
+/// d_k a multiple of 16.
+bool usableTensorCores(SparseAttentionOp op) {
+  Type elem = op.getQ().getType().getElementType();
+  return (elem.isBF16() || elem.isF16()) &&
+         op.getK().getType().getElementType() == elem &&
+         op.getV().getType().getElementType() == elem &&
+         op.getQ().getType().getDimSize(3) % 16 == 0;
+}
+
 void buildAttentionKernel(SparseAttentionOp op, gpu::GPUFuncOp kernel,
-                          int64_t rowsInFlight) {
+                          int64_t rowsInFlight, bool tensorCores) {
   MLIRContext *ctx = op.getContext();
   auto qType = op.getQ().getType();
   int64_t L = qType.getDimSize(1), NH = qType.getDimSize(2),
@@ -116,126 +126,289 @@ void buildAttentionKernel(SparseAttentionOp op, gpu::GPUFuncOp kernel,
   for (int64_t i = 0; i < E; ++i)
     laneOffsets.push_back(e.add(laneBase, e.index(i)));
 
-  // The group's queries, pre-scaled, in registers: qReg[g][i].
-  SmallVector<SmallVector<Value>> qReg(G);
-  SmallVector<Value> heads, qBases;
-  for (int64_t g = 0; g < G; ++g) {
-    Value h = e.add(e.mul(kvh, cG), e.index(g));
-    Value qBase = e.mul(e.add(e.mul(row, cNH), h), cD);
-    heads.push_back(h);
-    qBases.push_back(qBase);
-    for (Value x : loadLaneRow(b, loc, q, e.add(qBase, laneBase), E))
-      qReg[g].push_back(e.mul(x, e.f32(scale)));
-  }
-
-  // Loop state per head g: m, l, acc[0..E).
-  int64_t stride = 2 + E;
-  SmallVector<Value> init;
-  for (int64_t g = 0; g < G; ++g) {
-    init.push_back(negInf);
-    init.push_back(e.f32(0.0));
-    for (int64_t i = 0; i < E; ++i)
+  // Tensor cores: per warp, blocks of 16 selected rows (warp w takes rows
+  // w*16.., then every 64th). S = Q K^T as m16n8k16 mma with the group's G
+  // query heads as rows 0..G-1 of M (the rest zero), two 8-key n-tiles,
+  // d_k/16 k-steps; P (bf16/f16) re-enters as the A operand of P V (the
+  // accumulator layout of two n-tiles is the A layout of one k-step), with
+  // V's B fragments gathered as pairs of rows, d_k/8 n-tiles. Lane (g, c)
+  // holds head g's scores of keys 2c, 2c+1 of each n-tile and its output
+  // columns 2c, 2c+1 of each d-tile; row max and sum reduce over the 4
+  // lanes of a row (xor 1, 2).
+  auto tensorCoreLoop = [&]() {
+    Type elem = op.getQ().getType().getElementType();
+    StringRef kind = elem.isBF16() ? "bf16" : "f16";
+    Type i32 = b.getI32Type();
+    Value g = arith::ShRUIOp::create(b, loc, lane, e.index(2));
+    Value c = arith::AndIOp::create(b, loc, lane, e.index(3));
+    Value col = e.mul(c, e.index(2));
+    Value realRow = e.cmpi(arith::CmpIPredicate::ult, g, cG);
+    // Zeros that are not constant ops (inline asm would want immediates).
+    Value laneHigh = arith::ShRUIOp::create(b, loc, lane, e.index(5));
+    Value zeroI = arith::IndexCastUIOp::create(b, loc, i32, laneHigh);
+    Value zeroF = arith::BitcastOp::create(b, loc, f32, zeroI);
+    Value head = e.add(e.mul(kvh, cG), arith::MinUIOp::create(b, loc, g, e.index(G - 1)));
+    Value qBase = e.mul(e.add(e.mul(row, cNH), head), cD);
+    SmallVector<SmallVector<Value>> qFrag;
+    for (int64_t ks = 0; ks < D / 16; ++ks) {
+      Value at = e.add(qBase, e.add(col, e.index(ks * 16)));
+      Value lo = e.select(realRow, loadPair(b, loc, q, at), zeroI);
+      Value hi = e.select(realRow, loadPair(b, loc, q, e.add(at, e.index(8))), zeroI);
+      qFrag.push_back({lo, zeroI, hi, zeroI});
+    }
+    auto pack = [&](Value x, Value y) {
+      Value xs = arith::TruncFOp::create(b, loc, elem, x);
+      Value ys = arith::TruncFOp::create(b, loc, elem, y);
+      Value pair = vector::FromElementsOp::create(
+          b, loc, VectorType::get({2}, elem), ValueRange{xs, ys});
+      Value bits = vector::BitCastOp::create(b, loc, VectorType::get({1}, i32), pair);
+      return vector::ExtractOp::create(b, loc, bits, ArrayRef<int64_t>{0})
+          .getResult();
+    };
+    auto kvBaseOf = [&](Value s) {
+      return e.mul(e.add(e.mul(e.add(e.mul(bi, cL), s), cNKV), kvh), cD);
+    };
+    int64_t DT = D / 8;
+    SmallVector<Value> init = {negInf, e.f32(0.0)};
+    for (int64_t i = 0; i < 2 * DT; ++i)
       init.push_back(e.f32(0.0));
-  }
-  // Each warp iteration takes R selected rows (j, j + W, ..., j + (R-1)W):
-  // their K/V(/gate) loads are issued together, then the dot products of
-  // all rows and heads reduce in lockstep, then the online-softmax updates
-  // run in row order. Rows past the count or invisible get score -inf
-  // (weight 0) and load a safe row (position 0).
-  int64_t R = rowsInFlight;
-  auto forOp = scf::ForOp::create(
-      b, loc, warp, count, e.index(W * R), init,
-      [&](OpBuilder &nested, Location, Value j, ValueRange carried) {
-        OpBuilder::InsertionGuard guard(b);
-        b.setInsertionPoint(nested.getInsertionBlock(),
-                            nested.getInsertionPoint());
-        SmallVector<Value> positions, visibles;
-        SmallVector<SmallVector<Value>> kRows, vRows;
-        for (int64_t r = 0; r < R; ++r) {
-          Value jr = e.add(j, e.index(r * W));
-          Value inRange = e.cmpi(arith::CmpIPredicate::slt, jr, count);
-          Value jl = arith::MinSIOp::create(b, loc, jr, e.index(K - 1));
-          Value s = e.i32ToIndex(e.load(indices, {e.add(e.mul(row, cK), jl)}));
-          Value nonNegative = e.cmpi(arith::CmpIPredicate::sge, s, zero);
-          Value causal = e.cmpi(arith::CmpIPredicate::sle, s, t);
-          Value visible = e.andi(inRange, e.andi(nonNegative, causal));
-          Value safe = e.select(visible, s, zero);
-          positions.push_back(safe);
-          visibles.push_back(visible);
-          Value kvRow = e.add(e.mul(bi, cL), safe);
-          Value kvBase = e.mul(e.add(e.mul(kvRow, cNKV), kvh), cD);
-          Value rowStart = e.add(kvBase, laneBase);
-          kRows.push_back(loadLaneRow(b, loc, k, rowStart, E));
-          vRows.push_back(loadLaneRow(b, loc, v, rowStart, E));
-          if (hasGV) {
-            SmallVector<Value> gates = loadLaneRow(b, loc, gv, rowStart, E);
-            for (int64_t i = 0; i < E; ++i)
-              vRows.back()[i] = e.mul(vRows.back()[i], e.sigmoid(gates[i]));
+    auto forOp = scf::ForOp::create(
+        b, loc, e.mul(warp, e.index(16)), count, e.index(16 * W), init,
+        [&](OpBuilder &nested, Location, Value j0, ValueRange carried) {
+          OpBuilder::InsertionGuard guard(b);
+          b.setInsertionPoint(nested.getInsertionBlock(),
+                              nested.getInsertionPoint());
+          // The position of block entry kk, and whether it is visible.
+          auto entryAt = [&](Value kk) -> std::pair<Value, Value> {
+            Value jj = e.add(j0, kk);
+            Value inRange = e.cmpi(arith::CmpIPredicate::slt, jj, count);
+            Value jl = arith::MinSIOp::create(b, loc, jj, e.index(K - 1));
+            Value s = e.i32ToIndex(e.load(indices, {e.add(e.mul(row, cK), jl)}));
+            Value visible = e.andi(
+                inRange, e.andi(e.cmpi(arith::CmpIPredicate::sge, s, zero),
+                                e.cmpi(arith::CmpIPredicate::sle, s, t)));
+            return {e.select(visible, s, zero), visible};
+          };
+          // Scores: keys 2c, 2c+1 of n-tiles 0 and 1 (this lane's C slots).
+          SmallVector<Value> pos, vis, scores;
+          for (int64_t nt = 0; nt < 2; ++nt) {
+            auto [sB, visB] = entryAt(e.add(g, e.index(nt * 8)));
+            (void)visB;
+            Value kBase = kvBaseOf(sB);
+            SmallVector<Value> acc = {zeroF, zeroF, zeroF, zeroF};
+            for (int64_t ks = 0; ks < D / 16; ++ks) {
+              Value at = e.add(kBase, e.add(col, e.index(ks * 16)));
+              SmallVector<Value> bFrag = {loadPair(b, loc, k, at),
+                                          loadPair(b, loc, k, e.add(at, e.index(8)))};
+              acc = mmaSync(b, loc, kind, qFrag[ks], bFrag, acc);
+            }
+            for (int64_t x = 0; x < 2; ++x) {
+              auto [sC, visC] = entryAt(e.add(col, e.index(nt * 8 + x)));
+              Value score = e.mul(acc[x], e.f32(scale));
+              if (hasScoreMod)
+                score = e.inlineRegion(op.getScoreMod(), {score, bi, head, t, sC});
+              pos.push_back(sC);
+              vis.push_back(visC);
+              scores.push_back(e.select(visC, score, negInf));
+            }
           }
-        }
-        // partial[r][g]: this lane's share of q_g . k_r.
-        SmallVector<SmallVector<Value>> partial(R);
-        for (int64_t r = 0; r < R; ++r)
-          for (int64_t g = 0; g < G; ++g) {
-            Value acc = e.f32(0.0);
-            for (int64_t i = 0; i < E; ++i)
-              acc = LLVM::FMAOp::create(b, loc, qReg[g][i], kRows[r][i], acc);
-            partial[r].push_back(acc);
+          // Online softmax on head g's row (4 lanes x 4 scores).
+          Value blockMax = scores[0];
+          for (int64_t i = 1; i < 4; ++i)
+            blockMax = arith::MaximumFOp::create(b, loc, blockMax, scores[i]);
+          for (int32_t off : {1, 2})
+            blockMax = arith::MaximumFOp::create(
+                b, loc, blockMax,
+                gpu::ShuffleOp::create(b, loc, blockMax, off, kWarpSize,
+                                       gpu::ShuffleMode::XOR)
+                    .getShuffleResult());
+          Value m = carried[0], l = carried[1];
+          Value mNew = arith::MaximumFOp::create(b, loc, m, blockMax);
+          Value stillEmpty = e.cmpf(arith::CmpFPredicate::OEQ, mNew, negInf);
+          Value alpha = e.select(stillEmpty, e.f32(1.0),
+                                 exp2Approx(b, loc, e.mul(e.sub(m, mNew), log2e)));
+          SmallVector<Value> p;
+          Value lNew = e.mul(l, alpha);
+          for (Value sc : scores) {
+            Value raw = exp2Approx(b, loc, e.mul(e.sub(sc, mNew), log2e));
+            Value pi = e.select(e.cmpf(arith::CmpFPredicate::OEQ, sc, negInf),
+                                e.f32(0.0), raw);
+            p.push_back(pi);
+            lNew = e.add(lNew, pi);
           }
-        // R x G reductions in lockstep: independent shuffles overlap.
-        for (int32_t offset = kWarpSize / 2; offset >= 1; offset /= 2)
+          SmallVector<Value> pFrag = {pack(p[0], p[1]), zeroI, pack(p[2], p[3]), zeroI};
+          // V (gated) B fragments: rows = keys 2c, 2c+1 (k 0..7) and
+          // 8+2c, 9+2c (k 8..15), column g of each d-tile.
+          SmallVector<Value> vBase;
+          for (int64_t i = 0; i < 4; ++i)
+            vBase.push_back(kvBaseOf(pos[i]));
+          SmallVector<Value> next = {mNew, lNew};
+          for (int64_t dt = 0; dt < DT; ++dt) {
+            Value d = e.add(e.index(dt * 8), g);
+            SmallVector<Value> vals;
+            for (int64_t i = 0; i < 4; ++i) {
+              Value x = e.loadF32(v, {e.add(vBase[i], d)});
+              if (hasGV)
+                x = e.mul(x, e.sigmoid(e.loadF32(gv, {e.add(vBase[i], d)})));
+              vals.push_back(x);
+            }
+            SmallVector<Value> vFrag = {pack(vals[0], vals[1]), pack(vals[2], vals[3])};
+            SmallVector<Value> acc = {e.mul(carried[2 + 2 * dt], alpha),
+                                      e.mul(carried[3 + 2 * dt], alpha), zeroF, zeroF};
+            acc = mmaSync(b, loc, kind, pFrag, vFrag, acc);
+            next.push_back(acc[0]);
+            next.push_back(acc[1]);
+          }
+          scf::YieldOp::create(b, loc, next);
+        });
+    // Publish: head g's m, its row sum over the 4 lanes, and columns 2c,
+    // 2c+1 of every d-tile, in the layout the combine below reads.
+    Value l = forOp.getResult(1);
+    for (int32_t off : {1, 2})
+      l = e.add(l, gpu::ShuffleOp::create(b, loc, l, off, kWarpSize,
+                                          gpu::ShuffleMode::XOR)
+                       .getShuffleResult());
+    Value slot = e.add(e.mul(warp, cG), g);
+    e.ifThen(realRow, [&]() {
+      e.ifThen(e.cmpi(arith::CmpIPredicate::eq, c, zero), [&]() {
+        e.store(forOp.getResult(0), smemM, {slot});
+        e.store(l, smemL, {slot});
+      });
+      for (int64_t dt = 0; dt < DT; ++dt)
+        for (int64_t x = 0; x < 2; ++x)
+          e.store(forOp.getResult(2 + 2 * dt + x), smemAcc,
+                  {e.add(e.mul(slot, cD), e.add(col, e.index(dt * 8 + x)))});
+    });
+  };
+
+  Value lane0 = e.cmpi(arith::CmpIPredicate::eq, lane, zero);
+
+  // CUDA cores (v3/v4).
+  auto cudaCoreLoop = [&]() {
+    // The group's queries, pre-scaled, in registers: qReg[g][i].
+    SmallVector<SmallVector<Value>> qReg(G);
+    SmallVector<Value> heads, qBases;
+    for (int64_t g = 0; g < G; ++g) {
+      Value h = e.add(e.mul(kvh, cG), e.index(g));
+      Value qBase = e.mul(e.add(e.mul(row, cNH), h), cD);
+      heads.push_back(h);
+      qBases.push_back(qBase);
+      for (Value x : loadLaneRow(b, loc, q, e.add(qBase, laneBase), E))
+        qReg[g].push_back(e.mul(x, e.f32(scale)));
+    }
+
+    // Loop state per head g: m, l, acc[0..E).
+    int64_t stride = 2 + E;
+    SmallVector<Value> init;
+    for (int64_t g = 0; g < G; ++g) {
+      init.push_back(negInf);
+      init.push_back(e.f32(0.0));
+      for (int64_t i = 0; i < E; ++i)
+        init.push_back(e.f32(0.0));
+    }
+    // Each warp iteration takes R selected rows (j, j + W, ..., j + (R-1)W):
+    // their K/V(/gate) loads are issued together, then the dot products of
+    // all rows and heads reduce in lockstep, then the online-softmax updates
+    // run in row order. Rows past the count or invisible get score -inf
+    // (weight 0) and load a safe row (position 0).
+    int64_t R = rowsInFlight;
+    auto forOp = scf::ForOp::create(
+        b, loc, warp, count, e.index(W * R), init,
+        [&](OpBuilder &nested, Location, Value j, ValueRange carried) {
+          OpBuilder::InsertionGuard guard(b);
+          b.setInsertionPoint(nested.getInsertionBlock(),
+                              nested.getInsertionPoint());
+          SmallVector<Value> positions, visibles;
+          SmallVector<SmallVector<Value>> kRows, vRows;
+          for (int64_t r = 0; r < R; ++r) {
+            Value jr = e.add(j, e.index(r * W));
+            Value inRange = e.cmpi(arith::CmpIPredicate::slt, jr, count);
+            Value jl = arith::MinSIOp::create(b, loc, jr, e.index(K - 1));
+            Value s = e.i32ToIndex(e.load(indices, {e.add(e.mul(row, cK), jl)}));
+            Value nonNegative = e.cmpi(arith::CmpIPredicate::sge, s, zero);
+            Value causal = e.cmpi(arith::CmpIPredicate::sle, s, t);
+            Value visible = e.andi(inRange, e.andi(nonNegative, causal));
+            Value safe = e.select(visible, s, zero);
+            positions.push_back(safe);
+            visibles.push_back(visible);
+            Value kvRow = e.add(e.mul(bi, cL), safe);
+            Value kvBase = e.mul(e.add(e.mul(kvRow, cNKV), kvh), cD);
+            Value rowStart = e.add(kvBase, laneBase);
+            kRows.push_back(loadLaneRow(b, loc, k, rowStart, E));
+            vRows.push_back(loadLaneRow(b, loc, v, rowStart, E));
+            if (hasGV) {
+              SmallVector<Value> gates = loadLaneRow(b, loc, gv, rowStart, E);
+              for (int64_t i = 0; i < E; ++i)
+                vRows.back()[i] = e.mul(vRows.back()[i], e.sigmoid(gates[i]));
+            }
+          }
+          // partial[r][g]: this lane's share of q_g . k_r.
+          SmallVector<SmallVector<Value>> partial(R);
           for (int64_t r = 0; r < R; ++r)
             for (int64_t g = 0; g < G; ++g) {
-              auto shuffle = gpu::ShuffleOp::create(
-                  b, loc, partial[r][g], offset, kWarpSize,
-                  gpu::ShuffleMode::XOR);
-              partial[r][g] = arith::AddFOp::create(
-                  b, loc, partial[r][g], shuffle.getShuffleResult());
+              Value acc = e.f32(0.0);
+              for (int64_t i = 0; i < E; ++i)
+                acc = LLVM::FMAOp::create(b, loc, qReg[g][i], kRows[r][i], acc);
+              partial[r].push_back(acc);
             }
-        SmallVector<Value> state(carried.begin(), carried.end());
-        for (int64_t r = 0; r < R; ++r) {
-          SmallVector<Value> next;
-          for (int64_t g = 0; g < G; ++g) {
-            Value score = partial[r][g];
-            if (hasScoreMod)
-              score = e.inlineRegion(op.getScoreMod(),
-                                     {score, bi, heads[g], t, positions[r]});
-            score = e.select(visibles[r], score, negInf);
-            Value m = state[g * stride], l = state[g * stride + 1];
-            // Branch-free update; a -inf score (invisible, or masked by
-            // score_mod) has weight 0 and leaves the state as it was.
-            Value mNew = arith::MaximumFOp::create(b, loc, m, score);
-            Value stillEmpty = e.cmpf(arith::CmpFPredicate::OEQ, mNew, negInf);
-            Value alphaRaw = exp2Approx(b, loc, e.mul(e.sub(m, mNew), log2e));
-            Value alpha = e.select(stillEmpty, e.f32(1.0), alphaRaw);
-            Value pRaw = exp2Approx(b, loc, e.mul(e.sub(score, mNew), log2e));
-            Value masked = e.cmpf(arith::CmpFPredicate::OEQ, score, negInf);
-            Value p = e.select(masked, e.f32(0.0), pRaw);
-            next.push_back(mNew);
-            next.push_back(LLVM::FMAOp::create(b, loc, l, alpha, p));
-            for (int64_t i = 0; i < E; ++i) {
-              Value kept = e.mul(state[g * stride + 2 + i], alpha);
-              next.push_back(LLVM::FMAOp::create(b, loc, p, vRows[r][i], kept));
+          // R x G reductions in lockstep: independent shuffles overlap.
+          for (int32_t offset = kWarpSize / 2; offset >= 1; offset /= 2)
+            for (int64_t r = 0; r < R; ++r)
+              for (int64_t g = 0; g < G; ++g) {
+                auto shuffle = gpu::ShuffleOp::create(
+                    b, loc, partial[r][g], offset, kWarpSize,
+                    gpu::ShuffleMode::XOR);
+                partial[r][g] = arith::AddFOp::create(
+                    b, loc, partial[r][g], shuffle.getShuffleResult());
+              }
+          SmallVector<Value> state(carried.begin(), carried.end());
+          for (int64_t r = 0; r < R; ++r) {
+            SmallVector<Value> next;
+            for (int64_t g = 0; g < G; ++g) {
+              Value score = partial[r][g];
+              if (hasScoreMod)
+                score = e.inlineRegion(op.getScoreMod(),
+                                       {score, bi, heads[g], t, positions[r]});
+              score = e.select(visibles[r], score, negInf);
+              Value m = state[g * stride], l = state[g * stride + 1];
+              // Branch-free update; a -inf score (invisible, or masked by
+              // score_mod) has weight 0 and leaves the state as it was.
+              Value mNew = arith::MaximumFOp::create(b, loc, m, score);
+              Value stillEmpty = e.cmpf(arith::CmpFPredicate::OEQ, mNew, negInf);
+              Value alphaRaw = exp2Approx(b, loc, e.mul(e.sub(m, mNew), log2e));
+              Value alpha = e.select(stillEmpty, e.f32(1.0), alphaRaw);
+              Value pRaw = exp2Approx(b, loc, e.mul(e.sub(score, mNew), log2e));
+              Value masked = e.cmpf(arith::CmpFPredicate::OEQ, score, negInf);
+              Value p = e.select(masked, e.f32(0.0), pRaw);
+              next.push_back(mNew);
+              next.push_back(LLVM::FMAOp::create(b, loc, l, alpha, p));
+              for (int64_t i = 0; i < E; ++i) {
+                Value kept = e.mul(state[g * stride + 2 + i], alpha);
+                next.push_back(LLVM::FMAOp::create(b, loc, p, vRows[r][i], kept));
+              }
             }
+            state = next;
           }
-          state = next;
-        }
-        scf::YieldOp::create(b, loc, state);
-      });
+          scf::YieldOp::create(b, loc, state);
+        });
 
-  // Publish this warp's partial states.
-  Value lane0 = e.cmpi(arith::CmpIPredicate::eq, lane, zero);
-  for (int64_t g = 0; g < G; ++g) {
-    Value slot = e.add(e.mul(warp, cG), e.index(g));
-    Value m = forOp.getResult(g * stride), l = forOp.getResult(g * stride + 1);
-    e.ifThen(lane0, [&]() {
-      e.store(m, smemM, {slot});
-      e.store(l, smemL, {slot});
-    });
-    for (auto [i, off] : llvm::enumerate(laneOffsets))
-      e.store(forOp.getResult(g * stride + 2 + i), smemAcc,
-              {e.add(e.mul(slot, cD), off)});
-  }
+    // Publish this warp's partial states.
+    for (int64_t g = 0; g < G; ++g) {
+      Value slot = e.add(e.mul(warp, cG), e.index(g));
+      Value m = forOp.getResult(g * stride), l = forOp.getResult(g * stride + 1);
+      e.ifThen(lane0, [&]() {
+        e.store(m, smemM, {slot});
+        e.store(l, smemL, {slot});
+      });
+      for (auto [i, off] : llvm::enumerate(laneOffsets))
+        e.store(forOp.getResult(g * stride + 2 + i), smemAcc,
+                {e.add(e.mul(slot, cD), off)});
+    }
+  };
+  if (tensorCores && usableTensorCores(op))
+    tensorCoreLoop();
+  else
+    cudaCoreLoop();
   gpu::BarrierOp::create(b, loc);
 
   // Each warp finishes heads w, w+4, ... of the group.
@@ -439,7 +612,8 @@ struct ConvertGSAToGPUPass
                       UnitAttr::get(ctx));
       kernel.setKnownBlockSizeAttr(DenseI32ArrayAttr::get(
           ctx, {int32_t(kWarpSize * kWarpsPerBlock), 1, 1}));
-      buildAttentionKernel(op, kernel, attentionRowsInFlight);
+      buildAttentionKernel(op, kernel, attentionRowsInFlight,
+                           attentionTensorCores);
 
       // Host side: flat buffers in, a launch, tensors out.
       rewriter.setInsertionPoint(op);

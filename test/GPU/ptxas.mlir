@@ -1,8 +1,14 @@
 // REQUIRES: ptxas
 // RUN: gsa-compile %s -o %t.ptx
+// RUN: gsa-compile %s --attention-tensor-cores -o %t.mma.ptx
+// RUN: %ptxas -arch=sm_90a -v %t.mma.ptx -o %t.mma.cubin 2>&1 | FileCheck %s
+// RUN: grep -c mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 %t.mma.ptx | FileCheck %s --check-prefix=MMA
 // RUN: %ptxas -arch=sm_90a -v %t.ptx -o %t.cubin 2>&1 | FileCheck %s
 
-// The emitted PTX assembles for sm_90a without spills.
+// The emitted PTX assembles for sm_90a without spills, also with the
+// attention on tensor cores: 2 n-tiles x 8 k-steps of Q K^T and 16 d-tiles
+// of P V per block of 16 selected rows.
+// MMA: 32
 // CHECK: Compiling entry function 'attend_sparse_attention_0' for 'sm_90a'
 // CHECK: 0 bytes spill stores, 0 bytes spill loads
 func.func @attend(%q: tensor<1x33x8x128xbf16>, %k: tensor<1x33x1x128xbf16>,

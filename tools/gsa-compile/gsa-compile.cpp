@@ -52,6 +52,9 @@ static cl::opt<bool> selectTensorCores(
     cl::desc("selection kernels: qi . ki products on mma.sync (default; "
              "=false for CUDA cores)"),
     cl::init(true));
+static cl::opt<bool> attentionTensorCores(
+    "attention-tensor-cores",
+    cl::desc("attention kernel: Q K^T and P V on mma.sync"), cl::init(false));
 static cl::opt<bool> ptxasInfo(
     "ptxas-info", cl::desc("assemble with ptxas -v and print resource use"));
 static cl::opt<std::string> ptxasPath("ptxas",
@@ -115,6 +118,7 @@ int main(int argc, char **argv) {
   PassManager pm(&ctx);
   gsa::GPUPipelineOptions options;
   options.selectTensorCores = selectTensorCores;
+  options.attentionTensorCores = attentionTensorCores;
   options.chip = chip;
   options.libdevice = gsa::defaultLibdevicePath();
   gsa::buildGPUPipeline(pm, options);

@@ -30,6 +30,7 @@ struct GPUPipelineOptions {
   int64_t selectRowsPerTile = 8;
   bool selectTensorCores = true;
   int64_t attentionRowsInFlight = 4;
+  bool attentionTensorCores = false;
 };
 
 /// Builds the GPU pipeline: decompose, lower sparse attention to kernels
