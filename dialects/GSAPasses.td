@@ -78,6 +78,11 @@ def ConvertGSAToGPU : Pass<"convert-gsa-to-gpu", "::mlir::ModuleOp"> {
            /*default=*/"4",
            "selected rows each warp of the attention kernel loads per "
            "iteration (1 to 8): more loads in flight, more registers">,
+    Option<"attentionPregateValues", "attention-pregate-values", "bool",
+           /*default=*/"true",
+           "apply the value gate G2 once per key row in a separate kernel "
+           "(v' = v * sigmoid(gv) in v's type) so that the attention "
+           "gathers K and v' only">,
     Option<"attentionTensorCores", "attention-tensor-cores", "bool",
            /*default=*/"false",
            "attention products (Q K^T, P V) with mma.sync: blocks of 16 "

@@ -223,7 +223,8 @@ def run_case(rt, case, gen, log):
     # the attention's rows in flight per warp.
     os.environ["GSA_GPU_OPTIONS"] = (f"select-tensor-cores={int(case.get('tc', True))}"
                                      f" attention-rows-in-flight={case.get('rif', 4)}"
-                                     f" attention-tensor-cores={int(case.get('atc', False))}")
+                                     f" attention-tensor-cores={int(case.get('atc', False))}"
+                                     f" attention-pregate-values={int(case.get('pg', True))}")
     B, L, dtype, policy, training, whole = (case["B"], case["L"], case["dtype"], case["policy"],
                                             case["training"], case["whole"])
     NH, NKV, D, H, DI = 32, 8, 128, 4, 64
@@ -324,7 +325,8 @@ def case_name(c):
     cores = "" if c.get("tc", True) else " [cuda cores]"
     rif = f" [rows in flight {c['rif']}]" if "rif" in c else ""
     atc = " [attention mma]" if c.get("atc") else ""
-    return f"{what} B{c['B']} L{c['L']} {dt} {c['policy']} {mode}{cores}{rif}{atc}"
+    pg = " [gate in attention]" if not c.get("pg", True) else ""
+    return f"{what} B{c['B']} L{c['L']} {dt} {c['policy']} {mode}{cores}{rif}{atc}{pg}"
 
 
 def main():
@@ -338,6 +340,8 @@ def main():
                         help="selection on tensor cores vs CUDA cores, side by side")
     parser.add_argument("--attention-tc", action="store_true",
                         help="the attention on tensor cores vs CUDA cores, side by side")
+    parser.add_argument("--pregate", action="store_true",
+                        help="value gate once per key row vs inside the attention, side by side")
     parser.add_argument("--first", type=int, default=0,
                         help="run only the first N cases (e.g. under compute-sanitizer)")
     args = parser.parse_args()
@@ -400,6 +404,15 @@ def main():
             for atc in (True, False):
                 cases.append(dict(B=B, L=L, dtype=dt, policy=pol, training=train,
                                   whole=True, atc=atc))
+    if args.pregate:
+        cases = []
+        for B, L, dt, pol, train in ((2, 1024, fp, "inverse", True),
+                                     (1, 5000, bf, "proportional", False),
+                                     (1, 16384, bf, "inverse", False),
+                                     (1, 65536, bf, "fixed", False)):
+            for pg in (True, False):
+                cases.append(dict(B=B, L=L, dtype=dt, policy=pol, training=train,
+                                  whole=True, pg=pg))
     if args.first:
         cases = cases[:args.first]
     results = []

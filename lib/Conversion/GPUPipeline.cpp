@@ -35,6 +35,7 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
   lowering.selectTensorCores = options.selectTensorCores;
   lowering.attentionRowsInFlight = options.attentionRowsInFlight;
   lowering.attentionTensorCores = options.attentionTensorCores;
+  lowering.attentionPregateValues = options.attentionPregateValues;
   pm.addPass(createConvertGSAToGPU(lowering));
 
   // The kernels: structured control flow, then NVVM (memrefs as bare

@@ -43,6 +43,8 @@ using namespace gsa::detail;
 namespace {
 
 constexpr int64_t kWarpsPerBlock = 4;
+constexpr int64_t kValueGateThreads = 256;
+constexpr int64_t kValueGateWidth = 8; // d_k is a multiple of 32
 
 /// Builds the kernel body of one gsa.sparse_attention.
 ///
@@ -63,8 +65,34 @@ bool usableTensorCores(SparseAttentionOp op) {
          op.getQ().getType().getDimSize(3) % 16 == 0;
 }
 
+/// v' = v * sigmoid(gv), elementwise over the flat buffers, rounded to
+/// v's type; each thread takes kValueGateWidth contiguous elements (one
+/// 16-byte vector for 16-bit types).
+void buildValueGateKernel(gpu::GPUFuncOp kernel, int64_t n) {
+  Location loc = kernel.getLoc();
+  Block &entry = kernel.getBody().front();
+  Value v = entry.getArgument(0), gv = entry.getArgument(1),
+        out = entry.getArgument(2);
+  OpBuilder b = OpBuilder::atBlockBegin(&entry);
+  Emitter e(b, loc);
+  Value tid = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
+  Value blockId = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
+  Value first = e.mul(e.add(e.mul(blockId, e.index(kValueGateThreads)), tid),
+                      e.index(kValueGateWidth));
+  e.ifThen(e.cmpi(arith::CmpIPredicate::ult, first, e.index(n)), [&]() {
+    SmallVector<Value> x = loadLaneRow(b, loc, v, first, kValueGateWidth);
+    SmallVector<Value> g = loadLaneRow(b, loc, gv, first, kValueGateWidth);
+    SmallVector<Value> y;
+    for (int64_t i = 0; i < kValueGateWidth; ++i)
+      y.push_back(e.mul(x[i], e.sigmoid(g[i])));
+    storeLaneRow(b, loc, y, out, first);
+  });
+  gpu::ReturnOp::create(b, loc);
+}
+
 void buildAttentionKernel(SparseAttentionOp op, gpu::GPUFuncOp kernel,
-                          int64_t rowsInFlight, bool tensorCores) {
+                          int64_t rowsInFlight, bool tensorCores,
+                          bool gateInKernel) {
   MLIRContext *ctx = op.getContext();
   auto qType = op.getQ().getType();
   int64_t L = qType.getDimSize(1), NH = qType.getDimSize(2),
@@ -74,7 +102,7 @@ void buildAttentionKernel(SparseAttentionOp op, gpu::GPUFuncOp kernel,
   int64_t G = NH / NKV;
   int64_t E = D / kWarpSize;
   int64_t W = kWarpsPerBlock;
-  bool hasGV = static_cast<bool>(op.getValueGate());
+  bool hasGV = op.getValueGate() && gateInKernel;
   bool hasGO = static_cast<bool>(op.getOutputGate());
   bool hasScoreMod = !op.getScoreMod().empty();
   Location loc = op.getLoc();
@@ -588,23 +616,58 @@ struct ConvertGSAToGPUPass
     }
     for (auto [n, op] : llvm::enumerate(attentions)) {
       Location loc = op.getLoc();
-      // Kernel signature: flat buffers, inputs then outputs.
-      SmallVector<Value> inputs = {op.getQ(), op.getK(), op.getV(),
-                                   op.getIndices(), op.getCounts()};
-      if (op.getValueGate())
-        inputs.push_back(op.getValueGate());
-      if (op.getOutputGate())
-        inputs.push_back(op.getOutputGate());
-      SmallVector<Type> argTypes;
-      for (Value in : inputs)
-        argTypes.push_back(flatType(in.getType()));
-      argTypes.push_back(flatType(op.getO().getType()));
-      argTypes.push_back(flatType(op.getLse().getType()));
-
       auto parent = op->getParentOfType<FunctionOpInterface>();
       std::string name = fmt::format(
           "{}_sparse_attention_{}",
           parent ? parent.getName().str() : std::string("gsa"), n);
+      rewriter.setInsertionPoint(op);
+      Emitter e(rewriter, loc);
+
+      // The value gate applied once per key row (v' = v * sigmoid(gv),
+      // rounded to v's type) instead of once per (query, selected row): the
+      // attention then gathers K and v' only, 2/3 of the bytes.
+      Value values = flatBuffer(e, op.getV());
+      bool pregate = op.getValueGate() && attentionPregateValues;
+      if (pregate) {
+        Value gates = flatBuffer(e, op.getValueGate());
+        auto type = cast<MemRefType>(values.getType());
+        Value gated = memref::AllocOp::create(rewriter, loc, type);
+        KernelArgs args;
+        args.add(values);
+        args.add(gates);
+        args.add(gated);
+        auto kernel = createKernel(kernels, loc, name + "_value_gate", args,
+                                   kValueGateThreads);
+        buildValueGateKernel(kernel, type.getNumElements());
+        int64_t perBlock = kValueGateThreads * kValueGateWidth;
+        gpu::KernelDim3 grid{
+            e.index((type.getNumElements() + perBlock - 1) / perBlock),
+            e.index(1), e.index(1)};
+        gpu::KernelDim3 block{e.index(kValueGateThreads), e.index(1),
+                              e.index(1)};
+        gpu::LaunchFuncOp::create(rewriter, loc, kernel, grid, block,
+                                  /*dynamicSharedMemorySize=*/Value(),
+                                  args.operands());
+        values = gated;
+      }
+
+      // Kernel signature: flat buffers, inputs then outputs.
+      SmallVector<Value> operands = {flatBuffer(e, op.getQ()),
+                                     flatBuffer(e, op.getK()), values,
+                                     flatBuffer(e, op.getIndices()),
+                                     flatBuffer(e, op.getCounts())};
+      if (op.getValueGate() && !pregate)
+        operands.push_back(flatBuffer(e, op.getValueGate()));
+      if (op.getOutputGate())
+        operands.push_back(flatBuffer(e, op.getOutputGate()));
+      Value outBuffer = e.alloc(op.getO().getType(), {});
+      Value lseBuffer = e.alloc(op.getLse().getType(), {});
+      operands.push_back(collapse(rewriter, loc, outBuffer));
+      operands.push_back(collapse(rewriter, loc, lseBuffer));
+      SmallVector<Type> argTypes;
+      for (Value operand : operands)
+        argTypes.push_back(operand.getType());
+
       OpBuilder kb = OpBuilder::atBlockEnd(kernels.getBody());
       auto kernel = gpu::GPUFuncOp::create(kb, loc, name,
                                            FunctionType::get(ctx, argTypes, {}));
@@ -613,18 +676,8 @@ struct ConvertGSAToGPUPass
       kernel.setKnownBlockSizeAttr(DenseI32ArrayAttr::get(
           ctx, {int32_t(kWarpSize * kWarpsPerBlock), 1, 1}));
       buildAttentionKernel(op, kernel, attentionRowsInFlight,
-                           attentionTensorCores);
+                           attentionTensorCores, /*gateInKernel=*/!pregate);
 
-      // Host side: flat buffers in, a launch, tensors out.
-      rewriter.setInsertionPoint(op);
-      Emitter e(rewriter, loc);
-      SmallVector<Value> operands;
-      for (Value in : inputs)
-        operands.push_back(flatBuffer(e, in));
-      Value outBuffer = e.alloc(op.getO().getType(), {});
-      Value lseBuffer = e.alloc(op.getLse().getType(), {});
-      operands.push_back(collapse(rewriter, loc, outBuffer));
-      operands.push_back(collapse(rewriter, loc, lseBuffer));
       auto qType = op.getQ().getType();
       gpu::KernelDim3 grid{e.index(qType.getDimSize(1)),
                            e.index(op.getK().getType().getDimSize(2)),

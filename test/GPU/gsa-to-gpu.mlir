@@ -1,7 +1,21 @@
-// RUN: gsa-opt %s --convert-gsa-to-gpu | FileCheck %s
+// RUN: gsa-opt %s --convert-gsa-to-gpu="attention-pregate-values=0" | FileCheck %s
+// RUN: gsa-opt %s --convert-gsa-to-gpu | FileCheck %s --check-prefix=PREGATE
 // RUN: gsa-opt %s --convert-gsa-to-gpu="attention-rows-in-flight=1" | FileCheck %s --check-prefix=ONE
 // RUN: not gsa-opt %s --convert-gsa-to-gpu="attention-rows-in-flight=9" 2>&1 | FileCheck %s --check-prefix=BAD
 
+// By default the value gate runs first, once per key row: v' = v *
+// sigmoid(gv) into a buffer of v's shape (scratch for the runtime), 8
+// elements per thread (2 x 64 x 2 x 128 / 2048 = 16 blocks); the attention
+// kernel then takes v' and no gate.
+// PREGATE: %[[GATED:.*]] = memref.alloc() : memref<32768xbf16>
+// PREGATE: gpu.launch_func @gsa_kernels::@attend_sparse_attention_0_value_gate blocks in (%c16{{.*}}) threads in (%c256{{.*}}) args(%{{.*}} : memref<32768xbf16>, %{{.*}} : memref<32768xbf16>, %[[GATED]] : memref<32768xbf16>)
+// PREGATE: gpu.launch_func @gsa_kernels::@attend_sparse_attention_0 {{.*}} args(%{{.*}} : memref<131072xbf16>, %{{.*}} : memref<32768xbf16>, %[[GATED]] : memref<32768xbf16>, %{{.*}} : memref<2048xi32>, %{{.*}} : memref<128xi32>, %{{.*}} : memref<131072xbf16>, %{{.*}} : memref<131072xbf16>, %{{.*}} : memref<1024xf32>)
+// PREGATE: gpu.func @attend_sparse_attention_0_value_gate(
+// PREGATE: nvvm.inline_ptx "tanh.approx.f32 $0, $1;"
+// PREGATE: gpu.func @attend_sparse_attention_0(
+// PREGATE-NOT: tanh.approx
+// PREGATE: scf.for
+// PREGATE: gpu.return
 // One row in flight: the loop steps by the 4 warps.
 // ONE: scf.for %{{.*}} step %c4{{.*}} iter_args
 // BAD: error: 'gsa.sparse_attention' op the attention kernel takes 1 to 8 rows in flight per warp, but attention-rows-in-flight = 9

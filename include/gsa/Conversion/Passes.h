@@ -31,6 +31,7 @@ struct GPUPipelineOptions {
   bool selectTensorCores = true;
   int64_t attentionRowsInFlight = 4;
   bool attentionTensorCores = false;
+  bool attentionPregateValues = true;
 };
 
 /// Builds the GPU pipeline: decompose, lower sparse attention to kernels
