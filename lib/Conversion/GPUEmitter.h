@@ -35,16 +35,6 @@ inline Value exp2Approx(OpBuilder &b, Location loc, Value x) {
   return ptxUnary(b, loc, "ex2.approx.ftz.f32", x);
 }
 
-/// Sum of `value` over the 32 lanes of a warp, in every lane.
-inline Value warpSum(OpBuilder &b, Location loc, Value value) {
-  for (int32_t offset = kWarpSize / 2; offset >= 1; offset /= 2) {
-    auto shuffle = gpu::ShuffleOp::create(b, loc, value, offset, kWarpSize,
-                                          gpu::ShuffleMode::XOR);
-    value = arith::AddFOp::create(b, loc, value, shuffle.getShuffleResult());
-  }
-  return value;
-}
-
 /// The E contiguous elements of a row that one lane owns, loaded with one
 /// vector load (E * element-size bytes, aligned as such: rows start at
 /// multiples of d_k elements and lanes at multiples of E), extended to f32.
@@ -85,20 +75,7 @@ inline void storeLaneRow(OpBuilder &b, Location loc, ArrayRef<Value> values,
                           /*nontemporal=*/false, llvm::MaybeAlign(bytes));
 }
 
-/// Flattens a tensor operand to the 1-D buffer a kernel takes.
-inline Value flatBuffer(Emitter &e, Value tensor) {
-  OpBuilder &b = e.builder();
-  Value buffer = e.toBuffer(tensor);
-  auto type = cast<MemRefType>(buffer.getType());
-  if (type.getRank() <= 1) // rank 0 (a scalar) stays as it is
-    return buffer;
-  ReassociationIndices all;
-  for (int64_t i = 0; i < type.getRank(); ++i)
-    all.push_back(i);
-  return memref::CollapseShapeOp::create(b, e.location(), buffer,
-                                         ArrayRef<ReassociationIndices>{all});
-}
-
+/// A buffer viewed as 1-D (rank 0, a scalar, and rank 1 stay as they are).
 inline Value collapse(OpBuilder &b, Location loc, Value buffer) {
   auto type = cast<MemRefType>(buffer.getType());
   if (type.getRank() <= 1)
@@ -110,13 +87,10 @@ inline Value collapse(OpBuilder &b, Location loc, Value buffer) {
                                          ArrayRef<ReassociationIndices>{all});
 }
 
-inline MemRefType flatType(Type tensorType) {
-  auto t = cast<RankedTensorType>(tensorType);
-  if (t.getRank() == 0)
-    return MemRefType::get({}, t.getElementType());
-  return MemRefType::get({t.getNumElements()}, t.getElementType());
+/// Flattens a tensor operand to the 1-D buffer a kernel takes.
+inline Value flatBuffer(Emitter &e, Value tensor) {
+  return collapse(e.builder(), e.location(), e.toBuffer(tensor));
 }
-
 
 /// The 32-bit mask of the lanes of this warp whose predicate holds.
 inline Value warpBallot(OpBuilder &b, Location loc, Value predicate) {
@@ -130,6 +104,22 @@ inline Value popCount(OpBuilder &b, Location loc, Value bits) {
   // LLVM's intrinsic directly: the GPU lowering has no math.ctpop pattern.
   Value n = LLVM::CtPopOp::create(b, loc, b.getI32Type(), bits);
   return arith::IndexCastUIOp::create(b, loc, b.getIndexType(), n);
+}
+
+/// xor-shuffle of a 32-bit value within the warp.
+inline Value shuffleXor(OpBuilder &b, Location loc, Value v, int32_t offset) {
+  return gpu::ShuffleOp::create(b, loc, v, offset, kWarpSize,
+                                gpu::ShuffleMode::XOR)
+      .getShuffleResult();
+}
+
+/// An i32 0 that is not a constant op (lane / 32 is 0): the inline-asm
+/// lowering gives constant operands an immediate ("n") constraint, which
+/// mma's register operands cannot take.
+inline Value opaqueZeroI32(OpBuilder &b, Location loc, Value lane) {
+  Value high = arith::ShRUIOp::create(
+      b, loc, lane, arith::ConstantIndexOp::create(b, loc, 5));
+  return arith::IndexCastUIOp::create(b, loc, b.getI32Type(), high);
 }
 
 /// Leading zero bits of an i32 (32 for zero).
@@ -230,6 +220,28 @@ inline Value sharedBuffer(gpu::GPUFuncOp kernel, Type elem, int64_t n) {
       LLVM::LLVMDialect::getAlignAttrName(),
       IntegerAttr::get(IntegerType::get(kernel.getContext(), 64), 16));
   return buffer;
+}
+
+/// Launches `kernel` on a (gridX, gridY, gridZ) grid of 1-D blocks.
+inline void launchKernel(Emitter &host, gpu::GPUFuncOp kernel,
+                         ArrayRef<Value> operands, int64_t gridX,
+                         int64_t gridY, int64_t gridZ, int64_t threads) {
+  gpu::KernelDim3 grid{host.index(gridX), host.index(gridY), host.index(gridZ)};
+  gpu::KernelDim3 block{host.index(threads), host.index(1), host.index(1)};
+  gpu::LaunchFuncOp::create(host.builder(), host.location(), kernel, grid,
+                            block, /*dynamicSharedMemorySize=*/Value(),
+                            operands);
+}
+
+/// Fails with a located error unless every operand of `op` has a static
+/// shape (the runtime specialises programs per shape before lowering).
+inline LogicalResult checkStaticOperands(Operation *op) {
+  for (Value v : op->getOperands())
+    if (!cast<RankedTensorType>(v.getType()).hasStaticShape())
+      return op->emitOpError(
+          "needs static shapes on the GPU path (the runtime specialises the "
+          "program per shape before lowering)");
+  return success();
 }
 
 /// A new kernel `name` in `kernels` taking `args`, with a known block size.

@@ -154,7 +154,6 @@ public:
            rows % 4 == 0;
   }
 
-  bool tensorCores() const { return mma; }
   /// Keys per iteration of a sweep.
   int64_t chunk() const { return mma ? kWarps * 8 : kThreads; }
   /// Visits per thread and iteration.
@@ -259,13 +258,9 @@ public:
     Value j0 = arith::ShRUIOp::create(b, loc, g, e.index(2));
     Value j2 = e.add(j0, e.index(2));
     heads = {j0, j2};
-    // 0.0 that is not a constant op: the inline-asm lowering gives constant
-    // operands an immediate ("n") constraint, which mma's accumulator
-    // registers cannot take. lane / 32 is 0.
-    Value laneHigh = arith::ShRUIOp::create(b, loc, ids.lane, e.index(5));
-    zeroAccumulator = arith::UIToFPOp::create(
-        b, loc, b.getF32Type(),
-        arith::IndexCastUIOp::create(b, loc, b.getI32Type(), laneHigh));
+    // The accumulators start at a 0.0 that is not a constant op.
+    zeroAccumulator = arith::BitcastOp::create(
+        b, loc, b.getF32Type(), opaqueZeroI32(b, loc, ids.lane));
     bias = {e.load(biasShared, {j0}), e.load(biasShared, {j2})};
     Value col = e.mul(c, e.index(2));
     for (int64_t m = 0; m < slots(); ++m) {
@@ -342,13 +337,9 @@ private:
       };
       Value even = e.add(headScore(acc[0], 0), headScore(acc[2], 1));
       Value odd = e.add(headScore(acc[1], 0), headScore(acc[3], 1));
-      auto otherHeads = [&](Value v) {
-        return gpu::ShuffleOp::create(b, loc, v, 16, kWarpSize,
-                                      gpu::ShuffleMode::XOR)
-            .getShuffleResult();
-      };
-      even = e.add(even, otherHeads(even));
-      odd = e.add(odd, otherHeads(odd));
+      // Lane ^ 16 holds the other two heads.
+      even = e.add(even, shuffleXor(b, loc, even, 16));
+      odd = e.add(odd, shuffleXor(b, loc, odd, 16));
       out.push_back({slotRow(m), s, e.select(hi, odd, even)});
     }
     return out;
@@ -439,11 +430,13 @@ std::array<Value, 4> rowStatsArgs(Block &entry, int first) {
           entry.getArgument(first + 2), entry.getArgument(first + 3)};
 }
 
-/// xor-shuffle of a 32-bit value within the warp.
-Value shuffleXor(OpBuilder &b, Location loc, Value v, int32_t offset) {
-  return gpu::ShuffleOp::create(b, loc, v, offset, kWarpSize,
-                                gpu::ShuffleMode::XOR)
-      .getShuffleResult();
+/// Adds the four per-row statistics buffers to a kernel's parameters;
+/// returns the position of the first (see rowStatsArgs).
+int addRowStatsArgs(KernelArgs &args, ArrayRef<Value> stats) {
+  int first = args.add(stats[0]);
+  for (Value buffer : stats.drop_front())
+    args.add(buffer);
+  return first;
 }
 
 //===----------------------------------------------------------------------===//
@@ -742,11 +735,8 @@ void buildTopKKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, IndexerOp fused,
     Value owner =
         e.cmpi(arith::CmpIPredicate::ult, ids.tid, e.index(rows));
     e.ifThen(owner, [&]() {
-      Value mode = e.load(modeShared, {r});
       Value shift = e.load(shiftShared, {r});
-      Value live = e.andi(e.cmpi(arith::CmpIPredicate::eq, mode, e.i32(0)),
-                          e.cmpi(arith::CmpIPredicate::ugt, shift, e.i32(0)));
-      e.ifThen(live, [&]() {
+      e.ifThen(activeRow(r), [&]() {
         Value remain = e.load(remainShared, {r});
         Value falseV = arith::ConstantOp::create(b, loc, b.getBoolAttr(false));
         // From the top bin down: the first bin where the running count
@@ -944,29 +934,9 @@ void buildIndexerKernel(gpu::GPUFuncOp kernel, IndexerOp op, SourceArgs src,
   gpu::ReturnOp::create(b, loc);
 }
 
-Value launch(Emitter &host, gpu::GPUFuncOp kernel, const KernelArgs &args,
-             int64_t gridX, int64_t gridY, int64_t threads) {
-  OpBuilder &b = host.builder();
-  gpu::KernelDim3 grid{host.index(gridX), host.index(gridY), host.index(1)};
-  gpu::KernelDim3 block{host.index(threads), host.index(1), host.index(1)};
-  gpu::LaunchFuncOp::create(b, host.location(), kernel, grid, block,
-                            /*dynamicSharedMemorySize=*/Value(),
-                            args.operands());
-  return Value();
-}
-
 Value scratch(Emitter &host, Type elem, int64_t n) {
   return memref::AllocOp::create(host.builder(), host.location(),
                                  MemRefType::get({n}, elem));
-}
-
-LogicalResult checkStaticOperands(Operation *op) {
-  for (Value v : op->getOperands())
-    if (!cast<RankedTensorType>(v.getType()).hasStaticShape())
-      return op->emitOpError(
-          "needs static shapes on the GPU path (the runtime specialises the "
-          "program per shape before lowering)");
-  return success();
 }
 
 } // namespace
@@ -1017,9 +987,11 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
 
   rewriter.setInsertionPoint(op);
   Emitter host(rewriter, loc);
-  Value means = scratch(host, f64, B * L), vars = scratch(host, f64, B * L),
-        minKeys = scratch(host, i32, B * L),
-        maxKeys = scratch(host, i32, B * L);
+  // Per row: mean, variance, smallest and largest key.
+  SmallVector<Value> stats;
+  for (Type elem : {f64, f64, i32, i32})
+    stats.push_back(scratch(host, elem, B * L));
+  Value vars = stats[1];
   Value indices = host.alloc(op.getIndices().getType(), {});
   Value counts = host.alloc(op.getCounts().getType(), {});
 
@@ -1027,14 +999,11 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
   {
     KernelArgs args;
     SourceArgs src = addSourceArgs(host, args, fused, op.getScores());
-    int first = args.add(means);
-    args.add(vars);
-    args.add(minKeys);
-    args.add(maxKeys);
+    int first = addRowStatsArgs(args, stats);
     auto kernel = createKernel(kernels, loc, (prefix + "_select_stats").str(),
                                args, kThreads);
     buildStatsKernel(kernel, fused, src, L, rows, tensorCores, first);
-    launch(host, kernel, args, tiles, B, kThreads);
+    launchKernel(host, kernel, args.operands(), tiles, B, 1, kThreads);
   }
 
   // vbar (training)
@@ -1056,7 +1025,7 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
     auto kernel = createKernel(kernels, loc, (prefix + "_select_vbar").str(),
                                args, kThreads);
     buildReferenceVarianceKernel(kernel, op, B * L);
-    launch(host, kernel, args, 1, 1, kThreads);
+    launchKernel(host, kernel, args.operands(), 1, 1, 1, kThreads);
   } else if (op.getRunningVar()) {
     reference = flatBuffer(host, op.getRunningVar());
     refSource = ReferenceSource::RunningVar;
@@ -1066,10 +1035,7 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
   {
     KernelArgs args;
     SourceArgs src = addSourceArgs(host, args, fused, op.getScores());
-    int first = args.add(means);
-    args.add(vars);
-    args.add(minKeys);
-    args.add(maxKeys);
+    int first = addRowStatsArgs(args, stats);
     int refArg = reference ? int(args.add(reference)) : -1;
     int indicesArg = args.add(collapse(rewriter, loc, indices));
     int countsArg = args.add(collapse(rewriter, loc, counts));
@@ -1078,7 +1044,7 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
     buildTopKKernel(kernel, op, fused, src, L, rows, tensorCores, first,
                     refSource, refArg,
                     indicesArg, countsArg);
-    launch(host, kernel, args, tiles, B, kThreads);
+    launchKernel(host, kernel, args.operands(), tiles, B, 1, kThreads);
   }
 
   SmallVector<Value> results = {
@@ -1105,8 +1071,8 @@ void lowerIndexerToGPU(IndexerOp op, gpu::GPUModuleOp kernels,
   auto kernel =
       createKernel(kernels, loc, (prefix + "_indexer").str(), args, kThreads);
   buildIndexerKernel(kernel, op, src, L, rows, outArg);
-  launch(host, kernel, args, (L + rows - 1) / rows, B,
-         kThreads);
+  launchKernel(host, kernel, args.operands(), (L + rows - 1) / rows, B, 1,
+               kThreads);
   rewriter.replaceOp(op, host.toTensor(out, op.getScores().getType()));
 }
 

@@ -172,8 +172,7 @@ void buildAttentionKernel(SparseAttentionOp op, gpu::GPUFuncOp kernel,
     Value col = e.mul(c, e.index(2));
     Value realRow = e.cmpi(arith::CmpIPredicate::ult, g, cG);
     // Zeros that are not constant ops (inline asm would want immediates).
-    Value laneHigh = arith::ShRUIOp::create(b, loc, lane, e.index(5));
-    Value zeroI = arith::IndexCastUIOp::create(b, loc, i32, laneHigh);
+    Value zeroI = opaqueZeroI32(b, loc, lane);
     Value zeroF = arith::BitcastOp::create(b, loc, f32, zeroI);
     Value head = e.add(e.mul(kvh, cG), arith::MinUIOp::create(b, loc, g, e.index(G - 1)));
     Value qBase = e.mul(e.add(e.mul(row, cNH), head), cD);
@@ -246,10 +245,7 @@ void buildAttentionKernel(SparseAttentionOp op, gpu::GPUFuncOp kernel,
             blockMax = arith::MaximumFOp::create(b, loc, blockMax, scores[i]);
           for (int32_t off : {1, 2})
             blockMax = arith::MaximumFOp::create(
-                b, loc, blockMax,
-                gpu::ShuffleOp::create(b, loc, blockMax, off, kWarpSize,
-                                       gpu::ShuffleMode::XOR)
-                    .getShuffleResult());
+                b, loc, blockMax, shuffleXor(b, loc, blockMax, off));
           Value m = carried[0], l = carried[1];
           Value mNew = arith::MaximumFOp::create(b, loc, m, blockMax);
           Value stillEmpty = e.cmpf(arith::CmpFPredicate::OEQ, mNew, negInf);
@@ -293,9 +289,7 @@ void buildAttentionKernel(SparseAttentionOp op, gpu::GPUFuncOp kernel,
     // 2c+1 of every d-tile, in the layout the combine below reads.
     Value l = forOp.getResult(1);
     for (int32_t off : {1, 2})
-      l = e.add(l, gpu::ShuffleOp::create(b, loc, l, off, kWarpSize,
-                                          gpu::ShuffleMode::XOR)
-                       .getShuffleResult());
+      l = e.add(l, shuffleXor(b, loc, l, off));
     Value slot = e.add(e.mul(warp, cG), g);
     e.ifThen(realRow, [&]() {
       e.ifThen(e.cmpi(arith::CmpIPredicate::eq, c, zero), [&]() {
@@ -513,11 +507,8 @@ void lowerSigmoidForGPU(SigmoidOp op, IRRewriter &rewriter) {
 }
 
 LogicalResult checkStatic(SparseAttentionOp op) {
-  for (Value v : op->getOperands())
-    if (!cast<RankedTensorType>(v.getType()).hasStaticShape())
-      return op.emitOpError(
-          "needs static shapes on the GPU path (the runtime specialises the "
-          "program per shape before lowering)");
+  if (failed(checkStaticOperands(op)))
+    return failure();
   int64_t D = op.getQ().getType().getDimSize(3);
   int64_t group = op.getQ().getType().getDimSize(2) /
                   op.getK().getType().getDimSize(2);
@@ -640,52 +631,35 @@ struct ConvertGSAToGPUPass
                                    kValueGateThreads);
         buildValueGateKernel(kernel, type.getNumElements());
         int64_t perBlock = kValueGateThreads * kValueGateWidth;
-        gpu::KernelDim3 grid{
-            e.index((type.getNumElements() + perBlock - 1) / perBlock),
-            e.index(1), e.index(1)};
-        gpu::KernelDim3 block{e.index(kValueGateThreads), e.index(1),
-                              e.index(1)};
-        gpu::LaunchFuncOp::create(rewriter, loc, kernel, grid, block,
-                                  /*dynamicSharedMemorySize=*/Value(),
-                                  args.operands());
+        launchKernel(e, kernel, args.operands(),
+                     (type.getNumElements() + perBlock - 1) / perBlock, 1, 1,
+                     kValueGateThreads);
         values = gated;
       }
 
       // Kernel signature: flat buffers, inputs then outputs.
-      SmallVector<Value> operands = {flatBuffer(e, op.getQ()),
-                                     flatBuffer(e, op.getK()), values,
-                                     flatBuffer(e, op.getIndices()),
-                                     flatBuffer(e, op.getCounts())};
+      KernelArgs args;
+      args.add(flatBuffer(e, op.getQ()));
+      args.add(flatBuffer(e, op.getK()));
+      args.add(values);
+      args.add(flatBuffer(e, op.getIndices()));
+      args.add(flatBuffer(e, op.getCounts()));
       if (op.getValueGate() && !pregate)
-        operands.push_back(flatBuffer(e, op.getValueGate()));
+        args.add(flatBuffer(e, op.getValueGate()));
       if (op.getOutputGate())
-        operands.push_back(flatBuffer(e, op.getOutputGate()));
+        args.add(flatBuffer(e, op.getOutputGate()));
       Value outBuffer = e.alloc(op.getO().getType(), {});
       Value lseBuffer = e.alloc(op.getLse().getType(), {});
-      operands.push_back(collapse(rewriter, loc, outBuffer));
-      operands.push_back(collapse(rewriter, loc, lseBuffer));
-      SmallVector<Type> argTypes;
-      for (Value operand : operands)
-        argTypes.push_back(operand.getType());
-
-      OpBuilder kb = OpBuilder::atBlockEnd(kernels.getBody());
-      auto kernel = gpu::GPUFuncOp::create(kb, loc, name,
-                                           FunctionType::get(ctx, argTypes, {}));
-      kernel->setAttr(gpu::GPUDialect::getKernelFuncAttrName(),
-                      UnitAttr::get(ctx));
-      kernel.setKnownBlockSizeAttr(DenseI32ArrayAttr::get(
-          ctx, {int32_t(kWarpSize * kWarpsPerBlock), 1, 1}));
+      args.add(collapse(rewriter, loc, outBuffer));
+      args.add(collapse(rewriter, loc, lseBuffer));
+      auto kernel = createKernel(kernels, loc, name, args,
+                                 kWarpSize * kWarpsPerBlock);
       buildAttentionKernel(op, kernel, attentionRowsInFlight,
                            attentionTensorCores, /*gateInKernel=*/!pregate);
-
       auto qType = op.getQ().getType();
-      gpu::KernelDim3 grid{e.index(qType.getDimSize(1)),
-                           e.index(op.getK().getType().getDimSize(2)),
-                           e.index(qType.getDimSize(0))};
-      gpu::KernelDim3 block{e.index(kWarpSize * kWarpsPerBlock), e.index(1),
-                            e.index(1)};
-      gpu::LaunchFuncOp::create(rewriter, loc, kernel, grid, block,
-                                /*dynamicSharedMemorySize=*/Value(), operands);
+      launchKernel(e, kernel, args.operands(), qType.getDimSize(1),
+                   op.getK().getType().getDimSize(2), qType.getDimSize(0),
+                   kWarpSize * kWarpsPerBlock);
       Value oTensor = e.toTensor(outBuffer, op.getO().getType());
       Value lseTensor = e.toTensor(lseBuffer, op.getLse().getType());
       rewriter.replaceOp(op, {oTensor, lseTensor});
