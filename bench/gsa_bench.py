@@ -30,10 +30,7 @@ Input kinds (the indexer decides the selection):
 
 import argparse
 import json
-import lzma
-import math
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -46,24 +43,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "bench" / "device"))
 
+from device_check import time_ms  # noqa: E402 (after the path)
+
 NH, NKV, D, H, DI = 32, 8, 128, 4, 64
 K_BASE, K_MIN, K_MAX = 2048, 256, 4096
 MUFU_PER_S = 16 * 132 * 1.755e9  # H100 SXM: 16 MUFU ops/clk/SM, 132 SMs, boost clock
 
 
 def timed(fn, warmup=2, repeat=5):
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeat):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b))
-    return statistics.median(times)
+    """Median CUDA-event time in ms."""
+    return time_ms(fn, warmup, repeat)[0]
 
 
 def machine_rates():
@@ -108,23 +97,6 @@ def indexer_inputs(L, kind, gen):
             dict(qi=qi, ki=ki, wi=wi, bi=bi).items()}
 
 
-def tensor_type(shape, elem):
-    return "tensor<" + "x".join(str(d) for d in shape) + ("x" if shape else "") + elem + ">"
-
-
-def attend_program(L):
-    t = lambda *s: tensor_type(s, "bf16")
-    q, kv = t(1, L, NH, D), t(1, L, NKV, D)
-    idx, cnt = tensor_type((1, L, K_MAX), "i32"), tensor_type((1, L), "i32")
-    res = f"{q}, {tensor_type((1, L, NH), 'f32')}"
-    return (f"func.func @attend(%q: {q}, %k: {kv}, %v: {kv}, %idx: {idx}, %cnt: {cnt}, "
-            f"%gv: {kv}, %go: {q}) -> ({res}) {{\n"
-            f"  %o, %lse = gsa.sparse_attention %q, %k, %v select(%idx, %cnt) "
-            f"value_gate(%gv) output_gate(%go)\n"
-            f"  : ({q}, {kv}, {kv}, {idx}, {cnt}, {kv}, {q}) -> ({res})\n"
-            f"  return %o, %lse : {res}\n}}\n")
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--lib", default=str(ROOT / "dist" / "libgsa.so.xz"))
@@ -132,12 +104,10 @@ def main():
     parser.add_argument("--policies", default="fixed,inverse")
     args = parser.parse_args()
     out_dir = Path(os.environ.get("OUT", tempfile.mkdtemp()))
-    lib = Path(tempfile.gettempdir()) / "libgsa-bench.so"
-    lib.write_bytes(lzma.decompress(Path(args.lib).read_bytes()))
-    os.environ["GSA_LIBRARY"] = str(lib)
-    os.environ.setdefault("GSA_CACHE_DIR", tempfile.mkdtemp(prefix="gsa-bench-"))
+    from select_check import gsa_program, use_libgsa
+    use_libgsa(args.lib, "libgsa-bench.so")
     from gsa._capi import Runtime
-    from select_check import gsa_program
+    from gsa.program import sparse_attention as attend_program
     rt = Runtime()
     gemm, copy = machine_rates()
     print(f"measured: bf16 GEMM {gemm / 1e12:.0f} TFLOP/s, copy {copy / 1e12:.2f} TB/s", flush=True)
@@ -195,13 +165,16 @@ def main():
                             ((idx == -1) | live).all())
                 sel_ms = timed(launch_sel)
                 # stage 2: gated sparse attention on those sets
-                att = rt.compile(attend_program(L), [
-                    ("bf16", tuple(q.shape)), ("bf16", tuple(k.shape)), ("bf16", tuple(v.shape)),
-                    ("i32", tuple(idx.shape)), ("i32", tuple(cnt.shape)),
-                    ("bf16", tuple(gv.shape)), ("bf16", tuple(go.shape))], backend="cuda")
+                named = dict(q=q, k=k, v=v, indices=idx, counts=cnt, gv=gv, go=go)
+                elems = {n: "i32" if t.dtype == torch.int32 else "bf16"
+                         for n, t in named.items()}
+                shapes_att = {n: tuple(t.shape) for n, t in named.items()}
+                att_text, att_order = attend_program(shapes_att, elems)
+                att = rt.compile(att_text, [(elems[n], shapes_att[n]) for n in att_order],
+                                 backend="cuda")
                 o = torch.full_like(q, float("nan"))
                 lse = torch.empty(1, L, NH, device="cuda")
-                ins = [q, k, v, idx, cnt, gv, go]
+                ins = [named[n] for n in att_order]
                 launch_att = lambda: att.launch([t.data_ptr() for t in ins],
                                                 [o.data_ptr(), lse.data_ptr()], stream())
                 launch_att()
