@@ -97,11 +97,32 @@ def indexer_inputs(L, kind, gen):
             dict(qi=qi, ki=ki, wi=wi, bi=bi).items()}
 
 
+def union_stats(idx, cnt, T=16, samples=256):
+    """Mean size of the union of T consecutive queries' selections over
+    evenly spaced sample tiles, and the mean number of selections per union
+    entry (how many queries share a staged row)."""
+    L = idx.shape[1]
+    tiles = torch.linspace(0, L // T - 1, min(samples, L // T)).long().tolist()
+    sizes, selected = [], 0
+    for i in tiles:
+        rows = idx[0, i * T:(i + 1) * T]
+        live = torch.arange(rows.shape[1], device=rows.device)[None] < \
+            cnt[0, i * T:(i + 1) * T, None]
+        chosen = rows[live]
+        sizes.append(torch.unique(chosen).numel())
+        selected += chosen.numel()
+    total = sum(sizes)
+    return total / len(sizes), selected / max(total, 1)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--lib", default=str(ROOT / "dist" / "libgsa.so.xz"))
     parser.add_argument("--lengths", default="4096,16384,65536,131072")
     parser.add_argument("--policies", default="fixed,inverse")
+    parser.add_argument("--per-query", action="store_true",
+                        help="also time the per-query attention kernel "
+                             "(attention-query-tiles=0) side by side")
     args = parser.parse_args()
     out_dir = Path(os.environ.get("OUT", tempfile.mkdtemp()))
     from select_check import gsa_program, use_libgsa
@@ -181,6 +202,21 @@ def main():
                 torch.cuda.synchronize()
                 sane = sane and bool(torch.isfinite(o).all())
                 att_ms = timed(launch_att)
+                union = union_stats(idx, cnt)
+                pq_ms, pq_diff = None, None
+                if args.per_query:
+                    os.environ["GSA_GPU_OPTIONS"] = "attention-query-tiles=0"
+                    pq = rt.compile(att_text, [(elems[n], shapes_att[n]) for n in att_order],
+                                    backend="cuda")
+                    del os.environ["GSA_GPU_OPTIONS"]
+                    o_pq = torch.full_like(q, float("nan"))
+                    launch_pq = lambda: pq.launch([t.data_ptr() for t in ins],
+                                                  [o_pq.data_ptr(), lse.data_ptr()], stream())
+                    launch_pq()
+                    torch.cuda.synchronize()
+                    pq_diff = ((o_pq.float() - o.float()).norm() / o_pq.float().norm()).item()
+                    pq_ms = timed(launch_pq)
+                    del pq, o_pq
                 # the whole op
                 cshapes = dict(shapes, q=tuple(q.shape), k=tuple(k.shape), v=tuple(v.shape),
                                gv=tuple(gv.shape), go=tuple(go.shape))
@@ -202,12 +238,22 @@ def main():
                 att_flops = 4 * NH * D * kt_total
                 gathered = kt_total * NKV * 3 * D * 2
                 att_floor = max(att_flops / gemm, gathered / copy) * 1e3
+                # The query-tile kernel reads each union row's K and v' once
+                # per tile and KV head, and computes every union row for all
+                # T x G rows of the tile (masked where not selected).
+                tiles = (L + 15) // 16
+                union_bytes = tiles * union[0] * NKV * 2 * D * 2
+                union_flops = tiles * union[0] * NKV * 16 * (NH // NKV) * 4 * D
+                union_floor = max(union_flops / gemm, union_bytes / copy) * 1e3
                 r = dict(L=L, inputs=kind, policy=policy, mean_k=kt_total / L,
                          select_ms=sel_ms, select_floor_ms=sel_floor,
                          select_tflops=idx_flops / sel_ms / 1e9,
                          attend_ms=att_ms, attend_floor_ms=att_floor,
                          attend_tflops=att_flops / att_ms / 1e9,
                          attend_gathered_gbs=gathered / att_ms / 1e6,
+                         union_per_tile=union[0], union_share=union[1],
+                         attend_union_floor_ms=union_floor,
+                         attend_per_query_ms=pq_ms, per_query_rel_diff=pq_diff,
                          core_ms=core_ms, cudnn_ms=cudnn_ms,
                          cudnn_tflops=dense_flops / cudnn_ms / 1e9,
                          vs_cudnn=cudnn_ms / core_ms, cold_compile_s=cold_s,
@@ -223,11 +269,15 @@ def main():
         torch.cuda.empty_cache()
     print()
     print(f"{'L':>7} {'inputs':>10} {'policy':>7} {'mean k':>7} {'select ms':>10} {'(floor)':>8} "
-          f"{'attend ms':>10} {'(floor)':>8} {'core ms':>9} {'cuDNN ms':>9} {'vs cuDNN':>9} ok")
+          f"{'attend ms':>10} {'(floor)':>8} {'per-query':>9} {'union':>7} {'share':>6} "
+          f"{'core ms':>9} {'cuDNN ms':>9} {'vs cuDNN':>9} ok")
     for r in rows:
         print(f"{r['L']:>7} {r['inputs']:>10} {r['policy']:>7} {r['mean_k']:7.0f} "
               f"{r['select_ms']:10.2f} {r['select_floor_ms']:8.2f} {r['attend_ms']:10.2f} "
-              f"{r['attend_floor_ms']:8.2f} {r['core_ms']:9.2f} {r['cudnn_ms']:9.2f} "
+              f"{r['attend_floor_ms']:8.2f} "
+              f"{r['attend_per_query_ms'] if r['attend_per_query_ms'] else float('nan'):9.2f} "
+              f"{r['union_per_tile']:7.0f} {r['union_share']:6.1f} "
+              f"{r['core_ms']:9.2f} {r['cudnn_ms']:9.2f} "
               f"{r['vs_cudnn']:8.2f}x {'yes' if r['sane'] else 'NO'}")
     return 0 if all(r["sane"] for r in rows) else 1
 

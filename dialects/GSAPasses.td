@@ -83,6 +83,14 @@ def ConvertGSAToGPU : Pass<"convert-gsa-to-gpu", "::mlir::ModuleOp"> {
            "apply the value gate G2 once per key row in a separate kernel "
            "(v' = v * sigmoid(gv) in v's type) so that the attention "
            "gathers K and v' only">,
+    Option<"attentionQueryTiles", "attention-query-tiles", "bool",
+           /*default=*/"true",
+           "sparse attention over query tiles: a kernel builds each tile's "
+           "union of selected keys with per-query masks, and the attention "
+           "stages every union row once per tile (cp.async, ldmatrix, "
+           "mma.sync); needs bf16/f16, d_k 64 or 128, n_h / n_kv in "
+           "{2, 4, 8, 16} and a pre-gated (or no) value gate, otherwise "
+           "the per-query kernel runs">,
     Option<"attentionTensorCores", "attention-tensor-cores", "bool",
            /*default=*/"false",
            "attention products (Q K^T, P V) with mma.sync: blocks of 16 "

@@ -231,7 +231,8 @@ def run_case(rt, case, gen, log):
     os.environ["GSA_GPU_OPTIONS"] = (f"select-tensor-cores={int(case.get('tc', True))}"
                                      f" attention-rows-in-flight={case.get('rif', 4)}"
                                      f" attention-tensor-cores={int(case.get('atc', False))}"
-                                     f" attention-pregate-values={int(case.get('pg', True))}")
+                                     f" attention-pregate-values={int(case.get('pg', True))}"
+                                     f" attention-query-tiles={int(case.get('qt', True))}")
     B, L, dtype, policy, training, whole = (case["B"], case["L"], case["dtype"], case["policy"],
                                             case["training"], case["whole"])
     NH, NKV, D, H, DI = 32, 8, 128, 4, 64
@@ -313,9 +314,14 @@ def run_case(rt, case, gen, log):
         got = o[rows[:, 0], rows[:, 1]].double()
         err = (torch.linalg.norm(got - o_ref) / torch.linalg.norm(o_ref)).item()
         result["o_rel_err"] = err
+        # lse (f32): equal where the reference is -inf (nothing selected).
+        lse_got = lse[rows[:, 0], rows[:, 1]].double()
+        both_empty = torch.isinf(lse_ref) & (lse_got == lse_ref)
+        lse_err = torch.where(both_empty, 0.0, (lse_got - lse_ref).abs()).max().item()
+        result["lse_abs_err"] = lse_err
         result["finite"] = bool(torch.isfinite(o).all().item() and not torch.isnan(lse).any().item())
         tol = 1e-2 if dtype == torch.bfloat16 else 3e-3
-        ok = ok and err < tol and result["finite"]
+        ok = ok and err < tol and result["finite"] and lse_err < 1e-3
     result["ms"] = round(time_ms(launch)[0], 3)  # median
     result["ok"] = bool(ok)
     log.write(json.dumps(result) + "\n")
@@ -333,7 +339,8 @@ def case_name(c):
     rif = f" [rows in flight {c['rif']}]" if "rif" in c else ""
     atc = " [attention mma]" if c.get("atc") else ""
     pg = " [gate in attention]" if not c.get("pg", True) else ""
-    return f"{what} B{c['B']} L{c['L']} {dt} {c['policy']} {mode}{cores}{rif}{atc}{pg}"
+    qt = " [per-query attention]" if not c.get("qt", True) else ""
+    return f"{what} B{c['B']} L{c['L']} {dt} {c['policy']} {mode}{cores}{rif}{atc}{pg}{qt}"
 
 
 def main():
@@ -349,6 +356,8 @@ def main():
                         help="the attention on tensor cores vs CUDA cores, side by side")
     parser.add_argument("--pregate", action="store_true",
                         help="value gate once per key row vs inside the attention, side by side")
+    parser.add_argument("--query-tiles", action="store_true",
+                        help="attention over query tiles vs per query, side by side")
     parser.add_argument("--first", type=int, default=0,
                         help="run only the first N cases (e.g. under compute-sanitizer)")
     args = parser.parse_args()
@@ -414,6 +423,12 @@ def main():
                               (1, 5000, bf, "proportional", False),
                               (1, 16384, bf, "inverse", False),
                               (1, 65536, bf, "fixed", False)), "pg")
+    if args.query_tiles:
+        cases = side_by_side(((1, 1024, bf, "fixed", False), (2, 1024, fp, "inverse", True),
+                              (1, 5000, bf, "proportional", False),
+                              (2, 4096, fp, "inverse", False),
+                              (1, 16384, bf, "inverse", False),
+                              (1, 65536, bf, "fixed", False)), "qt")
     if args.first:
         cases = cases[:args.first]
     results = []
@@ -428,7 +443,7 @@ def main():
             print(json.dumps(results[-1]), flush=True)
     print()
     print(f"{'case':44} {'ok':>3} {'ms':>9} {'cold ms':>8} {'hit us':>7} {'counts':>7} "
-          f"{'recall':>7} {'ident':>8} {'o err':>9}")
+          f"{'recall':>7} {'ident':>8} {'o err':>9} {'lse err':>9}")
     for r in results:
         if "error" in r:
             print(f"{r['case']:44} {'NO':>3} error: {r['error'][:150]}")
@@ -440,7 +455,8 @@ def main():
             continue
         print(f"{r['case']:44} {'yes' if r['ok'] else 'NO':>3} {r['ms']:9.3f} {r['cold_ms']:8.1f} "
               f"{r['hit_us']:7.1f} {r['count_agree']:7.4f} {r['min_recall']:7.4f} "
-              f"{r['identical']:>8} {r.get('o_rel_err', float('nan')):9.2e}")
+              f"{r['identical']:>8} {r.get('o_rel_err', float('nan')):9.2e} "
+              f"{r.get('lse_abs_err', float('nan')):9.2e}")
     return 0 if all(r["ok"] for r in results) else 1
 
 

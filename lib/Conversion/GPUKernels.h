@@ -39,6 +39,19 @@ void lowerIndexerToGPU(IndexerOp op, mlir::gpu::GPUModuleOp kernels,
                        mlir::IRRewriter &rewriter, llvm::StringRef prefix,
                        int64_t rows);
 
+/// Whether gsa.sparse_attention can run over query tiles (bf16/f16, d_k 64
+/// or 128, GQA group of 2 to 16 heads dividing 16, the value gate applied
+/// beforehand or absent).
+bool usableQueryTiles(SparseAttentionOp op, bool valuesPregated);
+
+/// gsa.sparse_attention as the query-tile union kernel and the tile
+/// attention kernel (GPUQueryTiles.cpp); `values` is the flat v buffer the
+/// attention reads (pre-gated where the op has a value gate).
+void lowerAttentionByQueryTiles(SparseAttentionOp op, mlir::Value values,
+                                mlir::gpu::GPUModuleOp kernels,
+                                mlir::IRRewriter &rewriter,
+                                llvm::StringRef name);
+
 } // namespace gsa::detail
 
 #endif // GSA_LIB_CONVERSION_GPUKERNELS_H

@@ -36,6 +36,7 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
   lowering.attentionRowsInFlight = options.attentionRowsInFlight;
   lowering.attentionTensorCores = options.attentionTensorCores;
   lowering.attentionPregateValues = options.attentionPregateValues;
+  lowering.attentionQueryTiles = options.attentionQueryTiles;
   pm.addPass(createConvertGSAToGPU(lowering));
 
   // The kernels: structured control flow, then NVVM (memrefs as bare

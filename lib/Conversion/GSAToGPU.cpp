@@ -637,6 +637,11 @@ struct ConvertGSAToGPUPass
         values = gated;
       }
 
+      if (attentionQueryTiles && usableQueryTiles(op, pregate)) {
+        lowerAttentionByQueryTiles(op, values, kernels, rewriter, name);
+        continue;
+      }
+
       // Kernel signature: flat buffers, inputs then outputs.
       KernelArgs args;
       args.add(flatBuffer(e, op.getQ()));

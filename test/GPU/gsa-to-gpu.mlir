@@ -1,8 +1,10 @@
-// RUN: gsa-opt %s --convert-gsa-to-gpu="attention-pregate-values=0" | FileCheck %s
-// RUN: gsa-opt %s --convert-gsa-to-gpu | FileCheck %s --check-prefix=PREGATE
-// RUN: gsa-opt %s --convert-gsa-to-gpu="attention-rows-in-flight=1" | FileCheck %s --check-prefix=ONE
-// RUN: not gsa-opt %s --convert-gsa-to-gpu="attention-rows-in-flight=9" 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: gsa-opt %s --convert-gsa-to-gpu="attention-pregate-values=0 attention-query-tiles=0" | FileCheck %s
+// RUN: gsa-opt %s --convert-gsa-to-gpu="attention-query-tiles=0" | FileCheck %s --check-prefix=PREGATE
+// RUN: gsa-opt %s --convert-gsa-to-gpu="attention-rows-in-flight=1 attention-query-tiles=0" | FileCheck %s --check-prefix=ONE
+// RUN: not gsa-opt %s --convert-gsa-to-gpu="attention-rows-in-flight=9 attention-query-tiles=0" 2>&1 | FileCheck %s --check-prefix=BAD
 
+// The per-query attention kernel (attention-query-tiles=0; the query-tile
+// kernels are in gsa-to-gpu-query-tiles.mlir).
 // By default the value gate runs first, once per key row: v' = v *
 // sigmoid(gv) into a buffer of v's shape (scratch for the runtime), 8
 // elements per thread (2 x 64 x 2 x 128 / 2048 = 16 blocks); the attention

@@ -1,8 +1,9 @@
-// RUN: gsa-compile %s -o %t.ptx --manifest %t.json
+// RUN: gsa-compile %s --attention-query-tiles=false -o %t.ptx --manifest %t.json
 // RUN: FileCheck %s --input-file=%t.ptx
 // RUN: FileCheck %s --input-file=%t.json --check-prefix=MANIFEST
 
-// In-process PTX through LLVM's NVPTX backend, for sm_90a, with the
+// In-process PTX through LLVM's NVPTX backend, for sm_90a (the per-query
+// attention kernel; the query-tile one is in ptxas.mlir), with the
 // score_mod region (a clamp from below, arith only) inlined.
 // CHECK: .version 8.0
 // CHECK: .target sm_90a

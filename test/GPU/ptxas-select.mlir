@@ -3,7 +3,7 @@
 // RUN: %ptxas -arch=sm_90a -v %t.ptx -o %t.cubin 2>&1 | FileCheck %s
 // RUN: %ptxas -arch=sm_90a -v %t.ptx -o %t.cubin 2>&1 | FileCheck %s --check-prefix=SPILL
 // RUN: grep -c mma.sync.aligned.m16n8k16 %t.ptx | FileCheck %s --check-prefix=MMA
-// RUN: gsa-compile %s --select-tensor-cores=false -o %t.cuda-cores.ptx
+// RUN: gsa-compile %s --select-tensor-cores=false --attention-query-tiles=false -o %t.cuda-cores.ptx
 // RUN: %ptxas -arch=sm_90a -v %t.cuda-cores.ptx -o %t.cubin 2>&1 | FileCheck %s
 // RUN: %ptxas -arch=sm_90a -v %t.cuda-cores.ptx -o %t.cubin 2>&1 | FileCheck %s --check-prefix=SPILL
 // RUN: not grep -q mma.sync %t.cuda-cores.ptx
@@ -17,8 +17,10 @@
 // CHECK-DAG: Compiling entry function 'gsa_core_sparse_attention_0' for 'sm_90a'
 // SPILL-NOT: {{[1-9][0-9]*}} bytes spill
 // Tensor cores (the default): 2 m-tiles x 4 k-steps, in the stats kernel
-// and twice in the top-k kernel (radix passes, write-out).
-// MMA: 24
+// and twice in the top-k kernel (radix passes, write-out), 24; and the
+// query-tile attention's 64 (ptxas.mlir). On CUDA cores (with the
+// per-query attention) none.
+// MMA: 88
 func.func @gsa_core(%q: tensor<1x100x8x128xbf16>, %k: tensor<1x100x2x128xbf16>,
                     %v: tensor<1x100x2x128xbf16>, %qi: tensor<1x100x4x64xbf16>,
                     %ki: tensor<1x100x64xbf16>, %wi: tensor<1x100x4xbf16>,

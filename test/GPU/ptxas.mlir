@@ -1,6 +1,10 @@
 // REQUIRES: ptxas
-// RUN: gsa-compile %s -o %t.ptx
-// RUN: gsa-compile %s --attention-tensor-cores -o %t.mma.ptx
+// RUN: gsa-compile %s --attention-query-tiles=false -o %t.ptx
+// RUN: gsa-compile %s --attention-query-tiles=false --attention-tensor-cores -o %t.mma.ptx
+// RUN: gsa-compile %s -o %t.tiles.ptx
+// RUN: %ptxas -arch=sm_90a -v %t.tiles.ptx -o %t.tiles.cubin 2>&1 | FileCheck %s --check-prefix=TILES
+// RUN: grep -c mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 %t.tiles.ptx | FileCheck %s --check-prefix=TILEMMA
+// RUN: grep -c ldmatrix.sync.aligned.m8n8.x4 %t.tiles.ptx | FileCheck %s --check-prefix=LDMATRIX
 // RUN: %ptxas -arch=sm_90a -v %t.mma.ptx -o %t.mma.cubin 2>&1 | FileCheck %s
 // RUN: grep -c mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 %t.mma.ptx | FileCheck %s --check-prefix=MMA
 // RUN: %ptxas -arch=sm_90a -v %t.ptx -o %t.cubin 2>&1 | FileCheck %s
@@ -11,6 +15,17 @@
 // MMA: 32
 // CHECK: Compiling entry function 'attend_sparse_attention_0' for 'sm_90a'
 // CHECK: 0 bytes spill stores, 0 bytes spill loads
+
+// The default, attention over query tiles (one KV head of 8 query heads:
+// 8-query tiles): the union kernel and the tile attention assemble without
+// spills; per 32-key chunk 4 n-tiles x 8 k-steps of Q K^T and 2 k-steps x
+// 16 d-tiles of P V on mma, their B fragments by 16 + 16 ldmatrix.x4
+// (non-transposed for K, transposed for V).
+// TILES-DAG: Compiling entry function 'attend_sparse_attention_0_query_tiles' for 'sm_90a'
+// TILES-DAG: Compiling entry function 'attend_sparse_attention_0' for 'sm_90a'
+// TILES-NOT: {{[1-9][0-9]*}} bytes spill
+// TILEMMA: 64
+// LDMATRIX: 32
 func.func @attend(%q: tensor<1x33x8x128xbf16>, %k: tensor<1x33x1x128xbf16>,
                   %v: tensor<1x33x1x128xbf16>, %idx: tensor<1x33x16xi32>,
                   %cnt: tensor<1x33xi32>, %gv: tensor<1x33x1x128xbf16>,

@@ -55,6 +55,11 @@ static cl::opt<bool> selectTensorCores(
 static cl::opt<bool> attentionTensorCores(
     "attention-tensor-cores",
     cl::desc("attention kernel: Q K^T and P V on mma.sync"), cl::init(false));
+static cl::opt<bool> attentionQueryTiles(
+    "attention-query-tiles",
+    cl::desc("attention over query tiles sharing their selected rows "
+             "(default; =false for the per-query kernel)"),
+    cl::init(true));
 static cl::opt<bool> ptxasInfo(
     "ptxas-info", cl::desc("assemble with ptxas -v and print resource use"));
 static cl::opt<std::string> ptxasPath("ptxas",
@@ -119,6 +124,7 @@ int main(int argc, char **argv) {
   gsa::GPUPipelineOptions options;
   options.selectTensorCores = selectTensorCores;
   options.attentionTensorCores = attentionTensorCores;
+  options.attentionQueryTiles = attentionQueryTiles;
   options.chip = chip;
   options.libdevice = gsa::defaultLibdevicePath();
   gsa::buildGPUPipeline(pm, options);

@@ -32,6 +32,7 @@ struct GPUPipelineOptions {
   int64_t attentionRowsInFlight = 4;
   bool attentionTensorCores = false;
   bool attentionPregateValues = true;
+  bool attentionQueryTiles = true;
 };
 
 /// Builds the GPU pipeline: decompose, lower sparse attention to kernels
