@@ -96,6 +96,14 @@ def ConvertGSAToGPU : Pass<"convert-gsa-to-gpu", "::mlir::ModuleOp"> {
            "attention products (Q K^T, P V) with mma.sync: blocks of 16 "
            "selected rows per warp, the GQA group's heads as the M rows "
            "(bf16/f16, d_k a multiple of 16; other shapes use CUDA cores)">,
+    Option<"selectSampled", "select-sampled", "bool",
+           /*default=*/"true",
+           "sampled selection in front of the radix top-k (tensor-core "
+           "indexer, k_max <= 8192): a sampled histogram gives each row a "
+           "cut key, the statistics sweep collects the keys above it, and "
+           "an exact per-row select finishes the row; rows it cannot "
+           "finish (too few candidates, overflow, many ties) go through "
+           "the radix passes">,
     Option<"selectTensorCores", "select-tensor-cores", "bool",
            /*default=*/"true",
            "compute the fused indexer's qi . ki products of the selection "

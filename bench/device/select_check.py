@@ -232,7 +232,8 @@ def run_case(rt, case, gen, log):
                                      f" attention-rows-in-flight={case.get('rif', 4)}"
                                      f" attention-tensor-cores={int(case.get('atc', False))}"
                                      f" attention-pregate-values={int(case.get('pg', True))}"
-                                     f" attention-query-tiles={int(case.get('qt', True))}")
+                                     f" attention-query-tiles={int(case.get('qt', True))}"
+                                     f" select-sampled={int(case.get('ss', True))}")
     B, L, dtype, policy, training, whole = (case["B"], case["L"], case["dtype"], case["policy"],
                                             case["training"], case["whole"])
     NH, NKV, D, H, DI = 32, 8, 128, 4, 64
@@ -340,7 +341,8 @@ def case_name(c):
     atc = " [attention mma]" if c.get("atc") else ""
     pg = " [gate in attention]" if not c.get("pg", True) else ""
     qt = " [per-query attention]" if not c.get("qt", True) else ""
-    return f"{what} B{c['B']} L{c['L']} {dt} {c['policy']} {mode}{cores}{rif}{atc}{pg}{qt}"
+    ss = " [radix only]" if not c.get("ss", True) else ""
+    return f"{what} B{c['B']} L{c['L']} {dt} {c['policy']} {mode}{cores}{rif}{atc}{pg}{qt}{ss}"
 
 
 def main():
@@ -358,6 +360,8 @@ def main():
                         help="value gate once per key row vs inside the attention, side by side")
     parser.add_argument("--query-tiles", action="store_true",
                         help="attention over query tiles vs per query, side by side")
+    parser.add_argument("--sampled", action="store_true",
+                        help="sampled selection vs the radix passes alone, side by side")
     parser.add_argument("--first", type=int, default=0,
                         help="run only the first N cases (e.g. under compute-sanitizer)")
     args = parser.parse_args()
@@ -429,6 +433,16 @@ def main():
                               (2, 4096, fp, "inverse", False),
                               (1, 16384, bf, "inverse", False),
                               (1, 65536, bf, "fixed", False)), "qt")
+    if args.sampled:
+        cases = [dict(B=B, L=L, dtype=dt, policy=pol, training=train, whole=whole, ss=on)
+                 for B, L, dt, pol, train, whole in (
+                     (1, 300, bf, "inverse", True, False), (2, 1000, bf, "inverse", False, False),
+                     (2, 4096, fp, "inverse", True, True), (1, 5000, bf, "proportional", False, True),
+                     (1, 4096, bf, "custom", False, True), (1, 16384, bf, "fixed", False, False),
+                     (1, 16384, bf, "inverse", False, True), (1, 65536, bf, "inverse", False, False))
+                 for on in (True, False)]
+        for c in cases[:4]:
+            c.update(k=(64, 16, 128))
     if args.first:
         cases = cases[:args.first]
     results = []

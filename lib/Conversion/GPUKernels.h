@@ -31,7 +31,8 @@ mlir::LogicalResult checkSelectionForGPU(AdaptiveTopKOp op, int64_t rows);
 void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
                          mlir::gpu::GPUModuleOp kernels,
                          mlir::IRRewriter &rewriter, llvm::StringRef prefix,
-                         int64_t rows, bool tensorCores);
+                         int64_t rows, bool tensorCores,
+                         bool sampledSelection);
 
 /// gsa.indexer as a kernel writing the causal score matrix (for programs
 /// that return or reuse the scores themselves).

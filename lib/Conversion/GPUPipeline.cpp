@@ -37,6 +37,7 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
   lowering.attentionTensorCores = options.attentionTensorCores;
   lowering.attentionPregateValues = options.attentionPregateValues;
   lowering.attentionQueryTiles = options.attentionQueryTiles;
+  lowering.selectSampled = options.selectSampled;
   pm.addPass(createConvertGSAToGPU(lowering));
 
   // The kernels: structured control flow, then NVVM (memrefs as bare

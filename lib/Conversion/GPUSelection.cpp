@@ -45,6 +45,9 @@ constexpr int64_t kWarps = kThreads / kWarpSize;
 constexpr int64_t kRadixBits = 8;
 constexpr int64_t kBins = int64_t(1) << kRadixBits;
 constexpr int64_t kMaxIndexerDim = 128; // ki row in registers
+/// k_max up to which the sampled selection's finish kernel sorts a row's
+/// selection in shared memory (32 KiB).
+constexpr int64_t kMaxSampledBudget = 8192;
 
 /// x * y + z in one rounding (LLVM's intrinsic: fma.rn on the GPU).
 Value fusedMulAdd(Emitter &e, Value x, Value y, Value z) {
@@ -153,6 +156,9 @@ public:
            qiType.getDimSize(2) == 4 && qiType.getDimSize(3) % 16 == 0 &&
            rows % 4 == 0;
   }
+
+  /// Whether the products run on tensor cores (8-key n-tiles per warp).
+  bool tensorCores() const { return mma; }
 
   /// Keys per iteration of a sweep.
   int64_t chunk() const { return mma ? kWarps * 8 : kThreads; }
@@ -282,10 +288,16 @@ public:
     }
   }
 
+  /// Tensor cores only: the visits of the 8 keys [warpBase, warpBase + 8),
+  /// each warp at its own base (a sampled sweep).
+  SmallVector<Visit> warpVisits(Value warpBase) {
+    return tensorCoreVisits(warpBase);
+  }
+
   /// The visits of the iteration covering keys [s0, s0 + chunk()).
   SmallVector<Visit> visits(Value s0) {
     if (mma)
-      return tensorCoreVisits(s0);
+      return tensorCoreVisits(e.add(s0, e.mul(ids.warp, e.index(8))));
     Value s = e.add(s0, ids.tid);
     SmallVector<Value> values = rowScores(s);
     SmallVector<Visit> out;
@@ -304,13 +316,12 @@ private:
         e.index(3));
   }
 
-  SmallVector<Visit> tensorCoreVisits(Value s0) {
+  SmallVector<Visit> tensorCoreVisits(Value warpBase) {
     OpBuilder &b = e.builder();
     Location loc = e.location();
     Value g = arith::ShRUIOp::create(b, loc, ids.lane, e.index(2));
     Value c = arith::AndIOp::create(b, loc, ids.lane, e.index(3));
     Value hi = e.cmpi(arith::CmpIPredicate::uge, ids.lane, e.index(16));
-    Value warpBase = e.add(s0, e.mul(ids.warp, e.index(8)));
     // B fragments: column n = g is key warpBase + g, rows k = d.
     Value key = e.minui(e.add(warpBase, g), e.index(L - 1));
     Value kiBase = e.mul(e.add(e.mul(ids.batch, e.index(L)), key), e.index(DI));
@@ -443,9 +454,18 @@ int addRowStatsArgs(KernelArgs &args, ArrayRef<Value> stats) {
 // stats: mean, variance and key range of every row
 //===----------------------------------------------------------------------===//
 
+/// The candidate collection the stats kernel can do in the same sweep (the
+/// sampled selection, see buildSampleKernel): parameter positions of the
+/// per-row cut keys (in), candidate keys and positions (rows x capacity)
+/// and candidate counts (out; a count above the capacity means overflow).
+struct Collect {
+  int cuts = -1, keys = -1, positions = -1, counts = -1;
+  int64_t capacity = 0;
+};
+
 void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
                       int64_t L, int64_t rows, bool tensorCores,
-                      int firstOut) {
+                      int firstOut, const Collect *collect = nullptr) {
   Location loc = kernel.getLoc();
   Block &entry = kernel.getBody().front();
   auto [meanOut, varOut, minOut, maxOut] = rowStatsArgs(entry, firstOut);
@@ -455,14 +475,26 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   Value sqShared = sharedBuffer(kernel, f64, rows * kWarps);
   Value minShared = sharedBuffer(kernel, i32, rows * kWarps);
   Value maxShared = sharedBuffer(kernel, i32, rows * kWarps);
+  Value collected = collect ? sharedBuffer(kernel, i32, rows) : Value();
 
   OpBuilder b = OpBuilder::atBlockBegin(&entry);
   Emitter e(b, loc);
   TileIds ids = tileIds(e, L, rows);
   TileScores source(fused, src, kernel, e, L, rows, ids, tensorCores);
   source.stage();
+  if (collect)
+    e.ifThen(e.cmpi(arith::CmpIPredicate::ult, ids.tid, e.index(rows)),
+             [&]() { e.store(e.i32(0), collected, {ids.tid}); });
   gpu::BarrierOp::create(b, loc);
   source.prepare();
+  // Per visit slot: the row's cut key (candidates are the keys >= it).
+  SmallVector<Value> cuts;
+  if (collect)
+    for (int64_t m = 0; m < source.slots(); ++m) {
+      Value t = e.minui(e.add(ids.t0, source.slotRow(m)), e.index(L - 1));
+      cuts.push_back(e.load(entry.getArgument(collect->cuts),
+                            {e.add(e.mul(ids.batch, e.index(L)), t)}));
+    }
 
   // Per thread and visit slot: f64 sum and sum of squares (exact enough
   // for E[x^2] - E[x]^2 at any L), smallest and largest key.
@@ -489,6 +521,27 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
                                   carried[4 * m + 2]));
           next.push_back(e.select(visible, e.maxui(carried[4 * m + 3], key),
                                   carried[4 * m + 3]));
+          if (!collect)
+            continue;
+          Value take = e.andi(
+              visible, e.cmpi(arith::CmpIPredicate::uge, key, cuts[m]));
+          e.ifThen(take, [&]() {
+            Value n = memref::AtomicRMWOp::create(
+                b, loc, arith::AtomicRMWKind::addi, e.i32(1), collected,
+                ValueRange{v.row});
+            Value slot = e.i32ToIndex(n);
+            e.ifThen(e.cmpi(arith::CmpIPredicate::slt, slot,
+                            e.index(collect->capacity)),
+                     [&]() {
+                       Value row = e.add(e.mul(ids.batch, e.index(L)),
+                                         e.add(ids.t0, v.row));
+                       Value at = e.add(e.mul(row, e.index(collect->capacity)),
+                                        slot);
+                       e.store(key, entry.getArgument(collect->keys), {at});
+                       e.store(e.indexToI32(v.s),
+                               entry.getArgument(collect->positions), {at});
+                     });
+          });
         }
         return next;
       });
@@ -538,6 +591,203 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     e.store(var, varOut, {row});
     e.store(mn, minOut, {row});
     e.store(mx, maxOut, {row});
+    if (collect)
+      e.store(e.load(collected, {ids.tid}), entry.getArgument(collect->counts),
+              {row});
+  });
+  gpu::ReturnOp::create(b, loc);
+}
+
+//===----------------------------------------------------------------------===//
+// sample: per row, a cut key above which about `target` keys lie
+//===----------------------------------------------------------------------===//
+
+/// Keys every row's sample takes whole: the first kSampleHead (sinks) and
+/// the last kSampleTail before the tile's end (local windows); of the keys
+/// between, one 8-key n-tile in every 16, at a pseudo-random offset per
+/// 128-key block and tile, counted 16 times.
+constexpr int64_t kSampleHead = 64;
+constexpr int64_t kSampleTail = 1024;
+constexpr int64_t kSampleStride = 16;
+
+/// Tensor cores only (8-key n-tiles per warp). Per row of the tile: the
+/// sample's smallest and largest key (one sweep over the sampled keys),
+/// then a 256-bin histogram of the sample over that key range (a second
+/// sweep, weighted) and the bin where the weighted count from the top
+/// reaches `target`, then a 256-bin histogram inside that bin (a third
+/// sweep) and the cut: the lower edge of the sub-bin where the count
+/// reaches `target`. The cut is 0 (every key a candidate) where the row has
+/// at most `capacity` visible keys or the sample holds fewer than `target`.
+void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
+                       int64_t L, int64_t rows, int cutArg, int64_t target,
+                       int64_t capacity) {
+  Location loc = kernel.getLoc();
+  Block &entry = kernel.getBody().front();
+  Value cutOut = entry.getArgument(cutArg);
+  Type i32 = IntegerType::get(kernel.getContext(), 32);
+  Value minShared = sharedBuffer(kernel, i32, rows);
+  Value maxShared = sharedBuffer(kernel, i32, rows);
+  Value hist = sharedBuffer(kernel, i32, rows * kBins);
+  Value edgeShared = sharedBuffer(kernel, i32, rows);
+  Value goalShared = sharedBuffer(kernel, i32, rows);
+
+  OpBuilder b = OpBuilder::atBlockBegin(&entry);
+  Emitter e(b, loc);
+  TileIds ids = tileIds(e, L, rows);
+  TileScores source(fused, src, kernel, e, L, rows, ids, /*tensorCores=*/true);
+  source.stage();
+  e.ifThen(e.cmpi(arith::CmpIPredicate::ult, ids.tid, e.index(rows)), [&]() {
+    e.store(e.i32(-1), minShared, {ids.tid});
+    e.store(e.i32(0), maxShared, {ids.tid});
+  });
+  e.loopStep(ids.tid, e.index(rows * kBins), e.index(kThreads),
+             [&](Value i) { e.store(e.i32(0), hist, {i}); });
+  gpu::BarrierOp::create(b, loc);
+  source.prepare();
+  Value zero = e.index(0), chunk = e.index(source.chunk());
+  Value tile = arith::DivUIOp::create(b, loc, ids.t0, e.index(rows));
+
+  // [0, head) and [tail, keyEnd) whole (chunk-aligned), [head, tail) sampled.
+  Value head = e.minui(e.index(kSampleHead), ids.keyEnd);
+  Value late = e.cmpi(arith::CmpIPredicate::ugt, ids.keyEnd,
+                      e.index(kSampleHead + kSampleTail));
+  Value tailFrom = e.mul(
+      arith::DivUIOp::create(b, loc, e.sub(ids.keyEnd, e.index(kSampleTail)),
+                             chunk),
+      chunk);
+  Value tail = e.select(late, e.maxui(tailFrom, head), head);
+  Value block = e.index(8 * kSampleStride);
+  Value blocks = arith::DivUIOp::create(
+      b, loc, e.add(e.sub(tail, head), e.index(8 * kSampleStride - 1)), block);
+  auto forEachSampled = [&](function_ref<void(const Visit &, Value, Value)> use) {
+    auto whole = [&](Value from, Value to) {
+      e.loopStep(from, to, chunk, [&](Value s0) {
+        for (const Visit &v : source.visits(s0))
+          use(v, visibleFrom(e, ids, L, v), e.i32(1));
+      });
+    };
+    whole(zero, head);
+    whole(tail, ids.keyEnd);
+    // Warp w takes block i * 8 + w of the sampled span, one n-tile of it.
+    Value rounds = arith::DivUIOp::create(
+        b, loc, e.add(blocks, e.index(kWarps - 1)), e.index(kWarps));
+    e.loop(zero, rounds, [&](Value i) {
+      Value blk = e.add(e.mul(i, e.index(kWarps)), ids.warp);
+      Value mixed = e.add(e.mul(blk, e.index(7)), e.mul(tile, e.index(5)));
+      Value pick = arith::AndIOp::create(b, loc, mixed, e.index(kSampleStride - 1));
+      Value base = e.add(head, e.add(e.mul(blk, block), e.mul(pick, e.index(8))));
+      for (const Visit &v : source.warpVisits(base)) {
+        Value inSpan = e.cmpi(arith::CmpIPredicate::ult, v.s, tail);
+        use(v, e.andi(visibleFrom(e, ids, L, v), inSpan), e.i32(kSampleStride));
+      }
+    });
+  };
+
+  forEachSampled([&](const Visit &v, Value visible, Value) {
+    e.ifThen(visible, [&]() {
+      Value key = orderKey(e, v.score);
+      memref::AtomicRMWOp::create(b, loc, arith::AtomicRMWKind::minu, key,
+                                  minShared, ValueRange{v.row});
+      memref::AtomicRMWOp::create(b, loc, arith::AtomicRMWKind::maxu, key,
+                                  maxShared, ValueRange{v.row});
+    });
+  });
+  gpu::BarrierOp::create(b, loc);
+  // Bins of the sample's key range: key - min shifted right until the
+  // range spans at most 256 bins.
+  auto shiftOf = [&](Value row) {
+    Value span = e.sub(e.load(maxShared, {row}), e.load(minShared, {row}));
+    Value bits = e.sub(e.i32(32), countLeadingZeros(b, loc, span));
+    return arith::MaxSIOp::create(b, loc, e.sub(bits, e.i32(kRadixBits)),
+                                  e.i32(0))
+        .getResult();
+  };
+  forEachSampled([&](const Visit &v, Value visible, Value weight) {
+    e.ifThen(visible, [&]() {
+      Value key = orderKey(e, v.score);
+      Value rowMin = e.load(minShared, {v.row});
+      Value bin = arith::ShRUIOp::create(b, loc, e.sub(key, rowMin),
+                                         shiftOf(v.row));
+      Value at = e.add(e.mul(v.row, e.index(kBins)),
+                       arith::IndexCastUIOp::create(b, loc, b.getIndexType(),
+                                                    e.minui(bin, e.i32(kBins - 1))));
+      memref::AtomicRMWOp::create(b, loc, arith::AtomicRMWKind::addi, weight,
+                                  hist, ValueRange{at});
+    });
+  });
+  gpu::BarrierOp::create(b, loc);
+
+  // Thread r: the bin of row t0 + r where the weighted count from the top
+  // reaches `target`; a second histogram of the sample inside that bin
+  // (256 sub-bins) then places the cut within it, so that the candidates
+  // number about `target` even where many scores crowd one bin (saturated
+  // activations).
+  Value r = ids.tid;
+  Value t = e.add(ids.t0, r);
+  Value owner = e.andi(e.cmpi(arith::CmpIPredicate::ult, r, e.index(rows)),
+                       e.cmpi(arith::CmpIPredicate::ult, t, e.index(L)));
+  Value falseV = arith::ConstantOp::create(b, loc, b.getBoolAttr(false));
+  // From the top bin down: (count so far, found, bin, count above it).
+  auto scanFromTop = [&](Value base, Value goal) {
+    return e.loopCarry(
+        zero, e.index(kBins), ValueRange{e.i32(0), falseV, e.i32(0), e.i32(0)},
+        [&](Value i, ValueRange c) -> SmallVector<Value> {
+          Value d = e.sub(e.index(kBins - 1), i);
+          Value cum = e.add(c[0], e.load(hist, {e.add(base, d)}));
+          Value hit = e.andi(e.cmpi(arith::CmpIPredicate::eq, c[1], falseV),
+                             e.cmpi(arith::CmpIPredicate::sge, cum, goal));
+          return {cum, e.ori(c[1], hit), e.select(hit, e.indexToI32(d), c[2]),
+                  e.select(hit, c[0], c[3])};
+        });
+  };
+  e.ifThen(owner, [&]() {
+    SmallVector<Value> scan =
+        scanFromTop(e.mul(r, e.index(kBins)), e.i32(target));
+    Value shift = shiftOf(r);
+    Value edge = e.add(e.load(minShared, {r}),
+                       arith::ShLIOp::create(b, loc, scan[2], shift));
+    e.store(edge, edgeShared, {r});
+    e.store(e.select(scan[1], e.sub(e.i32(target), scan[3]), e.i32(-1)),
+            goalShared, {r});
+  });
+  gpu::BarrierOp::create(b, loc);
+  e.loopStep(ids.tid, e.index(rows * kBins), e.index(kThreads),
+             [&](Value i) { e.store(e.i32(0), hist, {i}); });
+  gpu::BarrierOp::create(b, loc);
+  auto subShiftOf = [&](Value row) {
+    return arith::MaxSIOp::create(b, loc, e.sub(shiftOf(row), e.i32(kRadixBits)),
+                                  e.i32(0))
+        .getResult();
+  };
+  forEachSampled([&](const Visit &v, Value visible, Value weight) {
+    Value key = orderKey(e, v.score);
+    Value edge = e.load(edgeShared, {v.row});
+    Value inBin = e.andi(
+        e.cmpi(arith::CmpIPredicate::uge, key, edge),
+        e.cmpi(arith::CmpIPredicate::eq,
+               arith::ShRUIOp::create(b, loc, e.sub(key, edge), shiftOf(v.row)),
+               e.i32(0)));
+    e.ifThen(e.andi(visible, inBin), [&]() {
+      Value sub = arith::ShRUIOp::create(b, loc, e.sub(key, edge), subShiftOf(v.row));
+      Value at = e.add(e.mul(v.row, e.index(kBins)),
+                       arith::IndexCastUIOp::create(b, loc, b.getIndexType(),
+                                                    e.minui(sub, e.i32(kBins - 1))));
+      memref::AtomicRMWOp::create(b, loc, arith::AtomicRMWKind::addi, weight,
+                                  hist, ValueRange{at});
+    });
+  });
+  gpu::BarrierOp::create(b, loc);
+  e.ifThen(owner, [&]() {
+    Value goal = e.load(goalShared, {r});
+    Value found = e.cmpi(arith::CmpIPredicate::sge, goal, e.i32(0));
+    SmallVector<Value> scan = scanFromTop(e.mul(r, e.index(kBins)), goal);
+    Value cut = e.add(e.load(edgeShared, {r}),
+                      arith::ShLIOp::create(b, loc, scan[2], subShiftOf(r)));
+    Value few = e.cmpi(arith::CmpIPredicate::ule, e.add(t, e.index(1)),
+                       e.index(capacity));
+    Value none = e.cmpi(arith::CmpIPredicate::eq, found, falseV);
+    e.store(e.select(e.ori(few, none), e.i32(0), cut), cutOut,
+            {e.add(e.mul(ids.batch, e.index(L)), t)});
   });
   gpu::ReturnOp::create(b, loc);
 }
@@ -602,7 +852,7 @@ void buildTopKKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, IndexerOp fused,
                      SourceArgs src, int64_t L, int64_t rows, bool tensorCores,
                      int firstStats,
                      ReferenceSource refSource, int refArg, int indicesArg,
-                     int countsArg) {
+                     int countsArg, int doneArg = -1) {
   MLIRContext *ctx = kernel.getContext();
   Location loc = kernel.getLoc();
   Block &entry = kernel.getBody().front();
@@ -651,7 +901,14 @@ void buildTopKKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, IndexerOp fused,
             vBar = e.f32ToF64(e.load(reference, {}));
           Value n = e.add(t, one);
           Value k = e.minui(rowBudget(e, op, mean, var, vBar, t), n);
-          e.store(e.indexToI32(k), counts, {row});
+          // A row the sampled selection finished is left alone (mode 2).
+          Value finished = arith::ConstantOp::create(b, loc, b.getBoolAttr(false));
+          if (doneArg >= 0)
+            finished = e.cmpi(arith::CmpIPredicate::eq,
+                              e.load(entry.getArgument(doneArg), {row}), e.i32(1));
+          e.ifThen(e.cmpi(arith::CmpIPredicate::eq, finished,
+                          arith::ConstantOp::create(b, loc, b.getBoolAttr(false))),
+                   [&]() { e.store(e.indexToI32(k), counts, {row}); });
           Value mn = e.load(minKeys, {row}), mx = e.load(maxKeys, {row});
           // The bits every key of the row shares need no pass.
           Value diff = arith::XOrIOp::create(b, loc, mn, mx);
@@ -661,7 +918,8 @@ void buildTopKKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, IndexerOp fused,
           Value top = arith::ShRUIOp::create(b, loc, u64(e, mn), shift64);
           Value prefix = i32Of(e, arith::ShLIOp::create(b, loc, top, shift64));
           Value all = e.cmpi(arith::CmpIPredicate::eq, k, n);
-          Value mode = e.select(all, e.i32(1), e.i32(0));
+          Value mode = e.select(finished, e.i32(2),
+                                e.select(all, e.i32(1), e.i32(0)));
           return {mode, prefix, shift, e.indexToI32(k), e.indexToI32(n)};
         },
         [&]() -> SmallVector<Value> {
@@ -674,6 +932,17 @@ void buildTopKKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, IndexerOp fused,
     e.store(state[4], equalShared, {r});
   });
   gpu::BarrierOp::create(b, loc);
+  // With the sampled selection in front, a tile whose rows are all done
+  // skips every pass.
+  scf::IfOp liveTile;
+  if (doneArg >= 0) {
+    Value anyLive = arith::ConstantOp::create(b, loc, b.getBoolAttr(false));
+    for (int64_t r = 0; r < rows; ++r)
+      anyLive = e.ori(anyLive, e.cmpi(arith::CmpIPredicate::ne,
+                                      e.load(modeShared, {e.index(r)}), e.i32(2)));
+    liveTile = scf::IfOp::create(b, loc, anyLive, /*withElseRegion=*/false);
+    b.setInsertionPoint(liveTile.thenBlock()->getTerminator());
+  }
   source.prepare();
   int64_t slots = source.slots();
   SmallVector<Value> slotRows;
@@ -876,7 +1145,9 @@ void buildTopKKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, IndexerOp fused,
   gpu::BarrierOp::create(b, loc);
   for (int64_t r = 0; r < rows; ++r) {
     Value t = e.add(ids.t0, e.index(r));
-    e.ifThen(e.cmpi(arith::CmpIPredicate::ult, t, cL), [&]() {
+    // Rows past L and rows done before (mode 2) are not written.
+    Value mode = e.load(modeShared, {e.index(r)});
+    e.ifThen(e.cmpi(arith::CmpIPredicate::ne, mode, e.i32(2)), [&]() {
       Value row = e.add(e.mul(ids.batch, cL), t);
       Value count = e.i32ToIndex(e.load(writtenShared, {e.index(r)}));
       e.loopStep(e.add(count, ids.tid), e.index(K), e.index(kThreads),
@@ -886,6 +1157,270 @@ void buildTopKKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, IndexerOp fused,
                  });
     });
   }
+  if (liveTile)
+    b.setInsertionPointAfter(liveTile);
+  gpu::ReturnOp::create(b, loc);
+}
+
+//===----------------------------------------------------------------------===//
+// finish: the exact top-k_t of each row among its candidates
+//===----------------------------------------------------------------------===//
+
+constexpr int64_t kMaxTies = 1024;
+
+/// One warp (all 32 lanes): the bin of a 256-bin histogram, counted from
+/// the top, where the running count first reaches `remain` (i32), the
+/// count above it and its own count. Lane l sums bins 255 - 8l .. 248 - 8l,
+/// a shuffle scan finds the lane whose range holds the answer, and that
+/// lane walks its 8 bins; the other lanes return digit -1.
+std::array<Value, 3> thresholdBin(Emitter &e, Value hist, Value lane,
+                                  Value remain) {
+  OpBuilder &b = e.builder();
+  Location loc = e.location();
+  constexpr int64_t perLane = kBins / kWarpSize;
+  SmallVector<Value> h;
+  Value top = e.sub(e.index(kBins - 1), e.mul(lane, e.index(perLane)));
+  Value own = e.i32(0);
+  for (int64_t i = 0; i < perLane; ++i) {
+    h.push_back(e.load(hist, {e.sub(top, e.index(i))}));
+    own = e.add(own, h.back());
+  }
+  Value inclusive = own;
+  for (int32_t off = 1; off < kWarpSize; off *= 2) {
+    Value up = gpu::ShuffleOp::create(b, loc, inclusive, off, kWarpSize,
+                                      gpu::ShuffleMode::UP)
+                   .getShuffleResult();
+    Value take = e.cmpi(arith::CmpIPredicate::uge, lane, e.index(off));
+    inclusive = e.add(inclusive, e.select(take, up, e.i32(0)));
+  }
+  Value exclusive = e.sub(inclusive, own);
+  Value mine = e.andi(
+      e.cmpi(arith::CmpIPredicate::uge, inclusive, remain),
+      e.ori(e.cmpi(arith::CmpIPredicate::ult, exclusive, remain),
+            e.cmpi(arith::CmpIPredicate::eq, lane, e.index(0))));
+  Value digit = e.i32(-1), above = e.i32(0), equal = e.i32(0);
+  Value found = arith::ConstantOp::create(b, loc, b.getBoolAttr(false));
+  Value cum = exclusive;
+  for (int64_t i = 0; i < perLane; ++i) {
+    Value next = e.add(cum, h[i]);
+    Value hit = e.andi(e.andi(mine, e.cmpi(arith::CmpIPredicate::eq, found,
+                                           arith::ConstantOp::create(
+                                               b, loc, b.getBoolAttr(false)))),
+                       e.cmpi(arith::CmpIPredicate::uge, next, remain));
+    digit = e.select(hit, e.indexToI32(e.sub(top, e.index(i))), digit);
+    above = e.select(hit, cum, above);
+    equal = e.select(hit, h[i], equal);
+    found = e.ori(found, hit);
+    cum = next;
+  }
+  return {digit, above, equal};
+}
+
+/// Buffers of the sampled selection's candidates and the finish kernel.
+struct Candidates {
+  int keys = -1, positions = -1, counts = -1, done = -1;
+  int64_t capacity = 0;
+};
+
+/// One CTA per row. k_t from the row's statistics (as the topk kernel);
+/// a row whose k_t is all its keys takes 0..t. Otherwise, when the row's
+/// candidates hold at least k_t keys and did not overflow (so the k_t-th
+/// largest key and all its ties are among them), an exact radix select
+/// over the candidates (4 passes of 8 bits, the keys read from L2), ties
+/// at the threshold to the largest positions, and the selected positions
+/// sorted ascending (bitonic, in shared memory); the row is marked done.
+/// Any other row (too few candidates, overflow, more than kMaxTies ties)
+/// is left to the topk kernel (done = 0).
+void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
+                       int firstStats, ReferenceSource refSource, int refArg,
+                       const Candidates &cand, int indicesArg, int countsArg) {
+  MLIRContext *ctx = kernel.getContext();
+  Location loc = kernel.getLoc();
+  Block &entry = kernel.getBody().front();
+  auto [means, vars, minKeys, maxKeys] = rowStatsArgs(entry, firstStats);
+  (void)minKeys;
+  (void)maxKeys;
+  Value reference = refArg >= 0 ? entry.getArgument(refArg) : Value();
+  Value keys = entry.getArgument(cand.keys),
+        positions = entry.getArgument(cand.positions),
+        candCounts = entry.getArgument(cand.counts),
+        done = entry.getArgument(cand.done);
+  Value indices = entry.getArgument(indicesArg);
+  Value counts = entry.getArgument(countsArg);
+  int64_t K = op.getKMax();
+  int64_t sorted = int64_t(llvm::PowerOf2Ceil(uint64_t(K)));
+  Type i32 = IntegerType::get(ctx, 32);
+  Value sel = sharedBuffer(kernel, i32, sorted);
+  Value hist = sharedBuffer(kernel, i32, kBins);
+  Value ties = sharedBuffer(kernel, i32, kMaxTies);
+  // prefix, remain, equal, selected count, tie count
+  Value scalars = sharedBuffer(kernel, i32, 8);
+
+  OpBuilder b = OpBuilder::atBlockBegin(&entry);
+  Emitter e(b, loc);
+  Value tid = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
+  Value t = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
+  Value batch = gpu::BlockIdOp::create(b, loc, gpu::Dimension::y);
+  Value zero = e.index(0), cK = e.index(K), nt = e.index(kThreads);
+  Value lead = e.cmpi(arith::CmpIPredicate::eq, tid, zero);
+  Value warp0 = e.cmpi(arith::CmpIPredicate::ult, tid, e.index(kWarpSize));
+  Value lane = arith::RemUIOp::create(b, loc, tid, e.index(kWarpSize));
+  Value row = e.add(e.mul(batch, e.index(L)), t);
+  Value n = e.add(t, e.index(1));
+  Value vBar = e.f64(0.0);
+  if (refSource == ReferenceSource::Scratch)
+    vBar = e.load(reference, {zero});
+  else if (refSource == ReferenceSource::RunningVar)
+    vBar = e.f32ToF64(e.load(reference, {}));
+  Value k = e.minui(rowBudget(e, op, e.load(means, {row}), e.load(vars, {row}),
+                              vBar, t),
+                    n);
+  Value count = e.i32ToIndex(e.load(candCounts, {row}));
+  Value rowBase = e.mul(row, e.index(cand.capacity));
+  Value all = e.cmpi(arith::CmpIPredicate::eq, k, n);
+  Value usable = e.andi(
+      e.cmpi(arith::CmpIPredicate::ule, count, e.index(cand.capacity)),
+      e.cmpi(arith::CmpIPredicate::uge, count, k));
+  Value falseV = arith::ConstantOp::create(b, loc, b.getBoolAttr(false));
+  Value notAll = e.cmpi(arith::CmpIPredicate::eq, all, falseV);
+  auto finishRow = [&](function_ref<Value(Value)> entryAt) {
+    e.loopStep(tid, cK, nt, [&](Value j) {
+      e.store(entryAt(j), indices, {e.add(e.mul(row, cK), j)});
+    });
+    e.ifThen(lead, [&]() {
+      e.store(e.indexToI32(k), counts, {row});
+      e.store(e.i32(1), done, {row});
+    });
+  };
+  e.ifThen(all, [&]() {
+    finishRow([&](Value j) {
+      return e.select(e.cmpi(arith::CmpIPredicate::ult, j, n), e.indexToI32(j),
+                      e.i32(-1));
+    });
+  });
+  e.ifThen(e.andi(notAll, e.cmpi(arith::CmpIPredicate::eq, usable, falseV)),
+           [&]() { e.ifThen(lead, [&]() { e.store(e.i32(0), done, {row}); }); });
+  e.ifThen(e.andi(notAll, usable), [&]() {
+    e.ifThen(lead, [&]() {
+      e.store(e.i32(0), scalars, {e.index(0)});
+      e.store(e.indexToI32(k), scalars, {e.index(1)});
+    });
+    // Radix select of the k-th largest candidate key, 8 bits per pass.
+    for (int64_t pass = 0; pass < 4; ++pass) {
+      int64_t shift = 24 - 8 * pass;
+      e.store(e.i32(0), hist, {tid});
+      gpu::BarrierOp::create(b, loc);
+      Value prefix = e.load(scalars, {e.index(0)});
+      e.loopStep(tid, count, nt, [&](Value j) {
+        Value key = e.load(keys, {e.add(rowBase, j)});
+        Value match = arith::ConstantOp::create(b, loc, b.getBoolAttr(true));
+        if (pass > 0)
+          match = e.cmpi(arith::CmpIPredicate::eq,
+                         arith::ShRUIOp::create(b, loc, key, e.i32(shift + 8)),
+                         arith::ShRUIOp::create(b, loc, prefix, e.i32(shift + 8)));
+        e.ifThen(match, [&]() {
+          Value digit = arith::AndIOp::create(
+              b, loc, arith::ShRUIOp::create(b, loc, key, e.i32(shift)),
+              e.i32(kBins - 1));
+          memref::AtomicRMWOp::create(
+              b, loc, arith::AtomicRMWKind::addi, e.i32(1), hist,
+              ValueRange{arith::IndexCastUIOp::create(b, loc, b.getIndexType(),
+                                                      digit)});
+        });
+      });
+      gpu::BarrierOp::create(b, loc);
+      e.ifThen(warp0, [&]() {
+        Value remain = e.load(scalars, {e.index(1)});
+        auto [digit, above, equal] = thresholdBin(e, hist, lane, remain);
+        e.ifThen(e.cmpi(arith::CmpIPredicate::ne, digit, e.i32(-1)), [&]() {
+          Value prefixNow = e.load(scalars, {e.index(0)});
+          e.store(e.ori(prefixNow, arith::ShLIOp::create(b, loc, digit, e.i32(shift))),
+                  scalars, {e.index(0)});
+          e.store(e.sub(remain, above), scalars, {e.index(1)});
+          e.store(equal, scalars, {e.index(2)});
+        });
+      });
+      gpu::BarrierOp::create(b, loc);
+    }
+    Value threshold = e.load(scalars, {e.index(0)});
+    Value need = e.i32ToIndex(e.load(scalars, {e.index(1)}));
+    Value equal = e.i32ToIndex(e.load(scalars, {e.index(2)}));
+    Value fewTies = e.cmpi(arith::CmpIPredicate::ule, equal, e.index(kMaxTies));
+    e.ifThen(e.cmpi(arith::CmpIPredicate::eq, fewTies, falseV), [&]() {
+      e.ifThen(lead, [&]() { e.store(e.i32(0), done, {row}); });
+    });
+    e.ifThen(fewTies, [&]() {
+      e.loopStep(tid, e.index(sorted), nt, [&](Value i) {
+        e.store(e.i32(std::numeric_limits<int32_t>::max()), sel, {i});
+      });
+      e.ifThen(lead, [&]() {
+        e.store(e.i32(0), scalars, {e.index(3)});
+        e.store(e.i32(0), scalars, {e.index(4)});
+      });
+      gpu::BarrierOp::create(b, loc);
+      // The tied positions, then every selected position at a free slot.
+      e.loopStep(tid, count, nt, [&](Value j) {
+        Value key = e.load(keys, {e.add(rowBase, j)});
+        e.ifThen(e.cmpi(arith::CmpIPredicate::eq, key, threshold), [&]() {
+          Value slot = memref::AtomicRMWOp::create(
+              b, loc, arith::AtomicRMWKind::addi, e.i32(1), scalars,
+              ValueRange{e.index(4)});
+          e.store(e.load(positions, {e.add(rowBase, j)}), ties,
+                  {e.i32ToIndex(slot)});
+        });
+      });
+      gpu::BarrierOp::create(b, loc);
+      e.loopStep(tid, count, nt, [&](Value j) {
+        Value key = e.load(keys, {e.add(rowBase, j)});
+        Value pos = e.load(positions, {e.add(rowBase, j)});
+        Value above = e.cmpi(arith::CmpIPredicate::ugt, key, threshold);
+        Value tie = e.cmpi(arith::CmpIPredicate::eq, key, threshold);
+        // A tie's rank: the tied positions after it.
+        Value rank = e.ifElse(
+            tie,
+            [&]() -> SmallVector<Value> {
+              return {e.count(zero, equal, [&](Value i) {
+                return e.cmpi(arith::CmpIPredicate::sgt, e.load(ties, {i}), pos);
+              })};
+            },
+            [&]() -> SmallVector<Value> { return {zero}; })[0];
+        Value take = e.ori(above, e.andi(tie, e.cmpi(arith::CmpIPredicate::ult,
+                                                     rank, need)));
+        e.ifThen(take, [&]() {
+          Value slot = memref::AtomicRMWOp::create(
+              b, loc, arith::AtomicRMWKind::addi, e.i32(1), scalars,
+              ValueRange{e.index(3)});
+          e.store(pos, sel, {e.i32ToIndex(slot)});
+        });
+      });
+      gpu::BarrierOp::create(b, loc);
+      // Ascending positions: bitonic sort of the padded buffer.
+      for (int64_t size = 2; size <= sorted; size <<= 1)
+        for (int64_t stride = size >> 1; stride > 0; stride >>= 1) {
+          int64_t logStride = llvm::Log2_64(uint64_t(stride));
+          e.loopStep(tid, e.index(sorted / 2), nt, [&](Value p) {
+            Value high = arith::ShLIOp::create(
+                b, loc, arith::ShRUIOp::create(b, loc, p, e.index(logStride)),
+                e.index(logStride + 1));
+            Value i = e.ori(high, arith::AndIOp::create(b, loc, p,
+                                                         e.index(stride - 1)));
+            Value partner = e.add(i, e.index(stride));
+            Value x = e.load(sel, {i}), y = e.load(sel, {partner});
+            Value up = e.cmpi(arith::CmpIPredicate::eq,
+                              arith::AndIOp::create(b, loc, i, e.index(size)), zero);
+            Value lo = arith::MinSIOp::create(b, loc, x, y);
+            Value hi = arith::MaxSIOp::create(b, loc, x, y);
+            e.store(e.select(up, lo, hi), sel, {i});
+            e.store(e.select(up, hi, lo), sel, {partner});
+          });
+          gpu::BarrierOp::create(b, loc);
+        }
+      finishRow([&](Value j) {
+        return e.select(e.cmpi(arith::CmpIPredicate::ult, j, k),
+                        e.load(sel, {e.minui(j, e.index(sorted - 1))}), e.i32(-1));
+      });
+    });
+  });
   gpu::ReturnOp::create(b, loc);
 }
 
@@ -977,7 +1512,8 @@ LogicalResult checkSelectionForGPU(AdaptiveTopKOp op, int64_t rows) {
 
 void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
                          gpu::GPUModuleOp kernels, IRRewriter &rewriter,
-                         StringRef prefix, int64_t rows, bool tensorCores) {
+                         StringRef prefix, int64_t rows, bool tensorCores,
+                         bool sampledSelection) {
   Location loc = op.getLoc();
   MLIRContext *ctx = op.getContext();
   auto scoresType = op.getScores().getType();
@@ -995,14 +1531,48 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
   Value indices = host.alloc(op.getIndices().getType(), {});
   Value counts = host.alloc(op.getCounts().getType(), {});
 
-  // stats
+  // The sampled selection (tensor cores, fused indexer): a sample gives
+  // each row a cut key, the stats sweep collects the keys above it, and a
+  // per-row kernel selects exactly among them; the radix topk kernel then
+  // only runs for the rows that kernel could not finish.
+  int64_t K = op.getKMax();
+  bool sampled = sampledSelection && fused && tensorCores &&
+                 TileScores::usable(fused, rows) &&
+                 K <= kMaxSampledBudget;
+  int64_t capacity = K + K / 2 + 256, target = K + K / 8 + 128;
+  Value cuts, candKeys, candPositions, candCounts, done;
+  if (sampled) {
+    cuts = scratch(host, i32, B * L);
+    candKeys = scratch(host, i32, B * L * capacity);
+    candPositions = scratch(host, i32, B * L * capacity);
+    candCounts = scratch(host, i32, B * L);
+    done = scratch(host, i32, B * L);
+    KernelArgs args;
+    SourceArgs src = addSourceArgs(host, args, fused, op.getScores());
+    int cutArg = args.add(cuts);
+    auto kernel = createKernel(kernels, loc, (prefix + "_select_sample").str(),
+                               args, kThreads);
+    buildSampleKernel(kernel, fused, src, L, rows, cutArg, target, capacity);
+    launchKernel(host, kernel, args.operands(), tiles, B, 1, kThreads);
+  }
+
+  // stats (and, sampled, the candidates)
   {
     KernelArgs args;
     SourceArgs src = addSourceArgs(host, args, fused, op.getScores());
     int first = addRowStatsArgs(args, stats);
+    Collect collect;
+    if (sampled) {
+      collect.cuts = args.add(cuts);
+      collect.keys = args.add(candKeys);
+      collect.positions = args.add(candPositions);
+      collect.counts = args.add(candCounts);
+      collect.capacity = capacity;
+    }
     auto kernel = createKernel(kernels, loc, (prefix + "_select_stats").str(),
                                args, kThreads);
-    buildStatsKernel(kernel, fused, src, L, rows, tensorCores, first);
+    buildStatsKernel(kernel, fused, src, L, rows, tensorCores, first,
+                     sampled ? &collect : nullptr);
     launchKernel(host, kernel, args.operands(), tiles, B, 1, kThreads);
   }
 
@@ -1031,7 +1601,27 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
     refSource = ReferenceSource::RunningVar;
   }
 
-  // topk
+  // finish (sampled): one CTA per row
+  if (sampled) {
+    KernelArgs args;
+    int first = addRowStatsArgs(args, stats);
+    int refArg = reference ? int(args.add(reference)) : -1;
+    Candidates cand;
+    cand.keys = args.add(candKeys);
+    cand.positions = args.add(candPositions);
+    cand.counts = args.add(candCounts);
+    cand.done = args.add(done);
+    cand.capacity = capacity;
+    int indicesArg = args.add(collapse(rewriter, loc, indices));
+    int countsArg = args.add(collapse(rewriter, loc, counts));
+    auto kernel = createKernel(kernels, loc, (prefix + "_select_finish").str(),
+                               args, kThreads);
+    buildFinishKernel(kernel, op, L, first, refSource, refArg, cand,
+                      indicesArg, countsArg);
+    launchKernel(host, kernel, args.operands(), L, B, 1, kThreads);
+  }
+
+  // topk (sampled: only the rows the finish kernel left)
   {
     KernelArgs args;
     SourceArgs src = addSourceArgs(host, args, fused, op.getScores());
@@ -1039,11 +1629,11 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
     int refArg = reference ? int(args.add(reference)) : -1;
     int indicesArg = args.add(collapse(rewriter, loc, indices));
     int countsArg = args.add(collapse(rewriter, loc, counts));
+    int doneArg = sampled ? int(args.add(done)) : -1;
     auto kernel = createKernel(kernels, loc, (prefix + "_select_topk").str(),
                                args, kThreads);
     buildTopKKernel(kernel, op, fused, src, L, rows, tensorCores, first,
-                    refSource, refArg,
-                    indicesArg, countsArg);
+                    refSource, refArg, indicesArg, countsArg, doneArg);
     launchKernel(host, kernel, args.operands(), tiles, B, 1, kThreads);
   }
 

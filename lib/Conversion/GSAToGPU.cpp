@@ -595,7 +595,8 @@ struct ConvertGSAToGPUPass
       if (auto select = dyn_cast<AdaptiveTopKOp>(op)) {
         IndexerOp indexer = fusedIndexer(select);
         lowerSelectionToGPU(select, indexer, kernels, rewriter, prefix,
-                            selectRowsPerTile, selectTensorCores);
+                            selectRowsPerTile, selectTensorCores,
+                            selectSampled);
       } else if (auto indexer = dyn_cast<IndexerOp>(op)) {
         if (!indexer->hasOneUse() ||
             !isa<AdaptiveTopKOp>(*indexer->getUsers().begin()))

@@ -64,7 +64,7 @@ Error makeError(const std::string &message) {
 /// process compiles, as "key=value" words (select-tensor-cores=0|1,
 /// select-rows-per-tile=N, attention-rows-in-flight=N,
 /// attention-tensor-cores=0|1, attention-pregate-values=0|1,
-/// attention-query-tiles=0|1): an A/B
+/// attention-query-tiles=0|1, select-sampled=0|1): an A/B
 /// switch for
 /// users and benchmarks. The text is part of the cache key.
 Expected<GPUPipelineOptions> gpuOptionsFromEnvironment() {
@@ -93,12 +93,15 @@ Expected<GPUPipelineOptions> gpuOptionsFromEnvironment() {
       options.attentionPregateValues = number == 1;
     else if (key == "attention-query-tiles" && (number == 0 || number == 1))
       options.attentionQueryTiles = number == 1;
+    else if (key == "select-sampled" && (number == 0 || number == 1))
+      options.selectSampled = number == 1;
     else
       return makeError(fmt::format(
           "GSA_GPU_OPTIONS: unknown or invalid option '{}' (known: "
           "select-tensor-cores=0|1, select-rows-per-tile=N, "
           "attention-rows-in-flight=N, attention-tensor-cores=0|1, "
-          "attention-pregate-values=0|1, attention-query-tiles=0|1)",
+          "attention-pregate-values=0|1, attention-query-tiles=0|1, "
+          "select-sampled=0|1)",
           word.str()));
   }
   return options;

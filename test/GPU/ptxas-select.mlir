@@ -2,11 +2,13 @@
 // RUN: gsa-compile %s -o %t.ptx
 // RUN: %ptxas -arch=sm_90a -v %t.ptx -o %t.cubin 2>&1 | FileCheck %s
 // RUN: %ptxas -arch=sm_90a -v %t.ptx -o %t.cubin 2>&1 | FileCheck %s --check-prefix=SPILL
+// RUN: %ptxas -arch=sm_90a -v %t.ptx -o %t.cubin 2>&1 | FileCheck %s --check-prefix=SAMPLED
 // RUN: grep -c mma.sync.aligned.m16n8k16 %t.ptx | FileCheck %s --check-prefix=MMA
 // RUN: gsa-compile %s --select-tensor-cores=false --attention-query-tiles=false -o %t.cuda-cores.ptx
 // RUN: %ptxas -arch=sm_90a -v %t.cuda-cores.ptx -o %t.cubin 2>&1 | FileCheck %s
 // RUN: %ptxas -arch=sm_90a -v %t.cuda-cores.ptx -o %t.cubin 2>&1 | FileCheck %s --check-prefix=SPILL
 // RUN: not grep -q mma.sync %t.cuda-cores.ptx
+// RUN: not grep -q select_sample %t.cuda-cores.ptx
 
 // The whole GSA core in training mode (every selection kernel: stats,
 // V_bar, top-k; then the attention) assembles for sm_90a without spills,
@@ -14,13 +16,18 @@
 // CHECK-DAG: Compiling entry function 'gsa_core_1_select_stats' for 'sm_90a'
 // CHECK-DAG: Compiling entry function 'gsa_core_1_select_vbar' for 'sm_90a'
 // CHECK-DAG: Compiling entry function 'gsa_core_1_select_topk' for 'sm_90a'
+// With tensor cores, the sampled selection's kernels too (none on CUDA cores).
+// SAMPLED-DAG: Compiling entry function 'gsa_core_1_select_sample' for 'sm_90a'
+// SAMPLED-DAG: Compiling entry function 'gsa_core_1_select_finish' for 'sm_90a'
 // CHECK-DAG: Compiling entry function 'gsa_core_sparse_attention_0' for 'sm_90a'
 // SPILL-NOT: {{[1-9][0-9]*}} bytes spill
 // Tensor cores (the default): 2 m-tiles x 4 k-steps, in the stats kernel
-// and twice in the top-k kernel (radix passes, write-out), 24; and the
-// query-tile attention's 64 (ptxas.mlir). On CUDA cores (with the
-// per-query attention) none.
-// MMA: 88
+// and twice in the top-k kernel (radix passes, write-out), 24; in the
+// sampled selection's sample kernel, three sweeps over the whole head and
+// tail of each row (at L = 100 there is no sampled middle: LLVM folds that
+// loop away), 48; and the query-tile attention's 64 (ptxas.mlir). On CUDA
+// cores (with the per-query attention) none.
+// MMA: 136
 func.func @gsa_core(%q: tensor<1x100x8x128xbf16>, %k: tensor<1x100x2x128xbf16>,
                     %v: tensor<1x100x2x128xbf16>, %qi: tensor<1x100x4x64xbf16>,
                     %ki: tensor<1x100x64xbf16>, %wi: tensor<1x100x4xbf16>,

@@ -60,6 +60,11 @@ static cl::opt<bool> attentionQueryTiles(
     cl::desc("attention over query tiles sharing their selected rows "
              "(default; =false for the per-query kernel)"),
     cl::init(true));
+static cl::opt<bool> selectSampled(
+    "select-sampled",
+    cl::desc("sampled selection in front of the radix top-k (default; "
+             "=false for the radix passes alone)"),
+    cl::init(true));
 static cl::opt<bool> ptxasInfo(
     "ptxas-info", cl::desc("assemble with ptxas -v and print resource use"));
 static cl::opt<std::string> ptxasPath("ptxas",
@@ -125,6 +130,7 @@ int main(int argc, char **argv) {
   options.selectTensorCores = selectTensorCores;
   options.attentionTensorCores = attentionTensorCores;
   options.attentionQueryTiles = attentionQueryTiles;
+  options.selectSampled = selectSampled;
   options.chip = chip;
   options.libdevice = gsa::defaultLibdevicePath();
   gsa::buildGPUPipeline(pm, options);

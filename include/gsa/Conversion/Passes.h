@@ -29,6 +29,7 @@ struct GPUPipelineOptions {
   /// convert-gsa-to-gpu's options (see GSAPasses.td).
   int64_t selectRowsPerTile = 8;
   bool selectTensorCores = true;
+  bool selectSampled = true;
   int64_t attentionRowsInFlight = 4;
   bool attentionTensorCores = false;
   bool attentionPregateValues = true;
