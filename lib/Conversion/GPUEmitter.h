@@ -113,6 +113,24 @@ inline Value shuffleXor(OpBuilder &b, Location loc, Value v, int32_t offset) {
       .getShuffleResult();
 }
 
+/// Inclusive prefix sum of an i32 over the lanes of a warp (lane 0 first),
+/// by shuffles up; `lane` is the lane id (index).
+inline Value warpInclusiveSum(OpBuilder &b, Location loc, Value value,
+                              Value lane) {
+  Value zero = arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(0));
+  for (int32_t off = 1; off < kWarpSize; off *= 2) {
+    Value up = gpu::ShuffleOp::create(b, loc, value, off, kWarpSize,
+                                      gpu::ShuffleMode::UP)
+                   .getShuffleResult();
+    Value take = arith::CmpIOp::create(
+        b, loc, arith::CmpIPredicate::uge, lane,
+        arith::ConstantIndexOp::create(b, loc, off));
+    value = arith::AddIOp::create(
+        b, loc, value, arith::SelectOp::create(b, loc, take, up, zero));
+  }
+  return value;
+}
+
 /// An i32 0 that is not a constant op (lane / 32 is 0): the inline-asm
 /// lowering gives constant operands an immediate ("n") constraint, which
 /// mma's register operands cannot take.

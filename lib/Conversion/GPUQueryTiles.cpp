@@ -215,14 +215,7 @@ void buildUnionKernel(gpu::GPUFuncOp kernel, const TileShape &s) {
         // Block-wide exclusive prefix of the words' popcounts.
         Value bits = e.load(bitmap, {tid});
         Value own = LLVM::CtPopOp::create(b, loc, i32, bits);
-        Value inclusive = own;
-        for (int32_t off = 1; off < kWarpSize; off *= 2) {
-          Value up = gpu::ShuffleOp::create(b, loc, inclusive, off, kWarpSize,
-                                            gpu::ShuffleMode::UP)
-                         .getShuffleResult();
-          Value take = e.cmpi(arith::CmpIPredicate::uge, lane, e.index(off));
-          inclusive = e.add(inclusive, e.select(take, up, zeroI));
-        }
+        Value inclusive = warpInclusiveSum(b, loc, own, lane);
         e.ifThen(e.cmpi(arith::CmpIPredicate::eq, lane, e.index(kWarpSize - 1)),
                  [&]() { e.store(inclusive, warpTotals, {warp}); });
         gpu::BarrierOp::create(b, loc);

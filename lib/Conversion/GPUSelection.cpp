@@ -317,21 +317,42 @@ private:
   }
 
   SmallVector<Visit> tensorCoreVisits(Value warpBase) {
+    return visitsWith(keyFragments(warpBase), warpBase);
+  }
+
+public:
+  /// Tensor cores: the B fragments of the 8 keys [warpBase, warpBase + 8)
+  /// (2 registers per k-step), loads only, so that a sweep can issue the
+  /// next iteration's loads before this one's products (visitsWith).
+  SmallVector<Value> keyFragments(Value warpBase) {
     OpBuilder &b = e.builder();
     Location loc = e.location();
     Value g = arith::ShRUIOp::create(b, loc, ids.lane, e.index(2));
     Value c = arith::AndIOp::create(b, loc, ids.lane, e.index(3));
-    Value hi = e.cmpi(arith::CmpIPredicate::uge, ids.lane, e.index(16));
-    // B fragments: column n = g is key warpBase + g, rows k = d.
+    // Column n = g is key warpBase + g, rows k = d.
     Value key = e.minui(e.add(warpBase, g), e.index(L - 1));
     Value kiBase = e.mul(e.add(e.mul(ids.batch, e.index(L)), key), e.index(DI));
     Value col = e.mul(c, e.index(2));
-    SmallVector<SmallVector<Value>> bFrags;
+    SmallVector<Value> frags;
     for (int64_t ks = 0; ks < DI / 16; ++ks) {
       Value at = e.add(kiBase, e.add(col, e.index(ks * 16)));
-      bFrags.push_back(
-          {loadPair(b, loc, ki, at), loadPair(b, loc, ki, e.add(at, e.index(8)))});
+      frags.push_back(loadPair(b, loc, ki, at));
+      frags.push_back(loadPair(b, loc, ki, e.add(at, e.index(8))));
     }
+    return frags;
+  }
+
+  /// Tensor cores: the visits of the keys [warpBase, warpBase + 8) from
+  /// their B fragments (keyFragments).
+  SmallVector<Visit> visitsWith(ArrayRef<Value> frags, Value warpBase) {
+    OpBuilder &b = e.builder();
+    Location loc = e.location();
+    Value c = arith::AndIOp::create(b, loc, ids.lane, e.index(3));
+    Value hi = e.cmpi(arith::CmpIPredicate::uge, ids.lane, e.index(16));
+    Value col = e.mul(c, e.index(2));
+    SmallVector<SmallVector<Value>> bFrags;
+    for (int64_t ks = 0; ks < DI / 16; ++ks)
+      bFrags.push_back({frags[2 * ks], frags[2 * ks + 1]});
     StringRef kind = elem.isBF16() ? "bf16" : "f16";
     float scale = fused.getScaleOrDefault();
     Value s = e.add(warpBase, e.add(col, e.select(hi, e.index(1), e.index(0))));
@@ -355,6 +376,8 @@ private:
     }
     return out;
   }
+
+private:
 
   /// CUDA cores: the scores I[t0 + r, s] for every row r of the tile
   /// (garbage where s > t or t >= L; the caller masks those).
@@ -506,10 +529,27 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     init.push_back(e.i32(-1)); // the largest unsigned key
     init.push_back(e.i32(0));
   }
+  // Tensor cores: the next iteration's key fragments are loaded before this
+  // iteration's products (one iteration of lookahead).
+  bool prefetch = source.tensorCores();
+  Value warpOffset = e.mul(ids.warp, e.index(8));
+  size_t statsValues = init.size();
+  if (prefetch)
+    for (Value f : source.keyFragments(warpOffset))
+      init.push_back(f);
   SmallVector<Value> acc = e.loopStepCarry(
       e.index(0), ids.keyEnd, e.index(source.chunk()), init,
       [&](Value s0, ValueRange carried) -> SmallVector<Value> {
-        SmallVector<Visit> visits = source.visits(s0);
+        SmallVector<Value> ahead;
+        SmallVector<Visit> visits;
+        if (prefetch) {
+          ahead = source.keyFragments(
+              e.add(e.add(s0, e.index(source.chunk())), warpOffset));
+          SmallVector<Value> frags(carried.begin() + statsValues, carried.end());
+          visits = source.visitsWith(frags, e.add(s0, warpOffset));
+        } else {
+          visits = source.visits(s0);
+        }
         SmallVector<Value> next;
         for (auto [m, v] : llvm::enumerate(visits)) {
           Value visible = visibleFrom(e, ids, L, v);
@@ -543,6 +583,7 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
                      });
           });
         }
+        next.append(ahead.begin(), ahead.end());
         return next;
       });
 
@@ -683,6 +724,14 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     });
   };
 
+  // Adds `weight` to bin `bin` (i32, clamped to the last) of a row.
+  auto count = [&](Value row, Value bin, Value weight) {
+    Value at = e.add(e.mul(row, e.index(kBins)),
+                     arith::IndexCastUIOp::create(b, loc, b.getIndexType(),
+                                                  e.minui(bin, e.i32(kBins - 1))));
+    memref::AtomicRMWOp::create(b, loc, arith::AtomicRMWKind::addi, weight,
+                                hist, ValueRange{at});
+  };
   forEachSampled([&](const Visit &v, Value visible, Value) {
     e.ifThen(visible, [&]() {
       Value key = orderKey(e, v.score);
@@ -706,13 +755,9 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     e.ifThen(visible, [&]() {
       Value key = orderKey(e, v.score);
       Value rowMin = e.load(minShared, {v.row});
-      Value bin = arith::ShRUIOp::create(b, loc, e.sub(key, rowMin),
-                                         shiftOf(v.row));
-      Value at = e.add(e.mul(v.row, e.index(kBins)),
-                       arith::IndexCastUIOp::create(b, loc, b.getIndexType(),
-                                                    e.minui(bin, e.i32(kBins - 1))));
-      memref::AtomicRMWOp::create(b, loc, arith::AtomicRMWKind::addi, weight,
-                                  hist, ValueRange{at});
+      count(v.row, arith::ShRUIOp::create(b, loc, e.sub(key, rowMin),
+                                          shiftOf(v.row)),
+            weight);
     });
   });
   gpu::BarrierOp::create(b, loc);
@@ -768,12 +813,9 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
                arith::ShRUIOp::create(b, loc, e.sub(key, edge), shiftOf(v.row)),
                e.i32(0)));
     e.ifThen(e.andi(visible, inBin), [&]() {
-      Value sub = arith::ShRUIOp::create(b, loc, e.sub(key, edge), subShiftOf(v.row));
-      Value at = e.add(e.mul(v.row, e.index(kBins)),
-                       arith::IndexCastUIOp::create(b, loc, b.getIndexType(),
-                                                    e.minui(sub, e.i32(kBins - 1))));
-      memref::AtomicRMWOp::create(b, loc, arith::AtomicRMWKind::addi, weight,
-                                  hist, ValueRange{at});
+      count(v.row,
+            arith::ShRUIOp::create(b, loc, e.sub(key, edge), subShiftOf(v.row)),
+            weight);
     });
   });
   gpu::BarrierOp::create(b, loc);
@@ -1185,14 +1227,7 @@ std::array<Value, 3> thresholdBin(Emitter &e, Value hist, Value lane,
     h.push_back(e.load(hist, {e.sub(top, e.index(i))}));
     own = e.add(own, h.back());
   }
-  Value inclusive = own;
-  for (int32_t off = 1; off < kWarpSize; off *= 2) {
-    Value up = gpu::ShuffleOp::create(b, loc, inclusive, off, kWarpSize,
-                                      gpu::ShuffleMode::UP)
-                   .getShuffleResult();
-    Value take = e.cmpi(arith::CmpIPredicate::uge, lane, e.index(off));
-    inclusive = e.add(inclusive, e.select(take, up, e.i32(0)));
-  }
+  Value inclusive = warpInclusiveSum(b, loc, own, lane);
   Value exclusive = e.sub(inclusive, own);
   Value mine = e.andi(
       e.cmpi(arith::CmpIPredicate::uge, inclusive, remain),
@@ -1225,12 +1260,17 @@ struct Candidates {
 /// One CTA per row. k_t from the row's statistics (as the topk kernel);
 /// a row whose k_t is all its keys takes 0..t. Otherwise, when the row's
 /// candidates hold at least k_t keys and did not overflow (so the k_t-th
-/// largest key and all its ties are among them), an exact radix select
-/// over the candidates (4 passes of 8 bits, the keys read from L2), ties
-/// at the threshold to the largest positions, and the selected positions
-/// sorted ascending (bitonic, in shared memory); the row is marked done.
-/// Any other row (too few candidates, overflow, more than kMaxTies ties)
-/// is left to the topk kernel (done = 0).
+/// largest key and all its ties are among them): an exact radix select of the k_t-th largest key (4 passes of 8 bits over a shared
+/// histogram, the bin found by one warp), ties at the threshold to the
+/// largest positions, and the selected positions written in ascending
+/// order through a bitmap over the positions (a window of 32 x
+/// bitmapWords positions at a time: set bits, a block-wide prefix count of
+/// the words, each thread writing its words' positions); the row is marked
+/// done. Any other row (too few candidates, overflow, more than kMaxTies
+/// ties) is left to the topk kernel (done = 0). The candidates are read
+/// from L2 in every pass (4 per thread and iteration, loads first): held in
+/// registers instead, they cost occupancy (2 CTAs per SM) and measured
+/// slower.
 void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
                        int firstStats, ReferenceSource refSource, int refArg,
                        const Candidates &cand, int indicesArg, int countsArg) {
@@ -1248,12 +1288,15 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
   Value indices = entry.getArgument(indicesArg);
   Value counts = entry.getArgument(countsArg);
   int64_t K = op.getKMax();
-  int64_t sorted = int64_t(llvm::PowerOf2Ceil(uint64_t(K)));
+  constexpr int64_t unroll = 4;
+  constexpr int64_t bitmapWords = 4096;
+  constexpr int64_t wordsPerThread = bitmapWords / kThreads;
   Type i32 = IntegerType::get(ctx, 32);
-  Value sel = sharedBuffer(kernel, i32, sorted);
+  Value bitmap = sharedBuffer(kernel, i32, bitmapWords);
   Value hist = sharedBuffer(kernel, i32, kBins);
   Value ties = sharedBuffer(kernel, i32, kMaxTies);
-  // prefix, remain, equal, selected count, tie count
+  Value warpTotals = sharedBuffer(kernel, i32, kWarps);
+  // prefix, remain, equal, -, tie count, k_t
   Value scalars = sharedBuffer(kernel, i32, 8);
 
   OpBuilder b = OpBuilder::atBlockBegin(&entry);
@@ -1263,6 +1306,7 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
   Value batch = gpu::BlockIdOp::create(b, loc, gpu::Dimension::y);
   Value zero = e.index(0), cK = e.index(K), nt = e.index(kThreads);
   Value lead = e.cmpi(arith::CmpIPredicate::eq, tid, zero);
+  Value warp = arith::DivUIOp::create(b, loc, tid, e.index(kWarpSize));
   Value warp0 = e.cmpi(arith::CmpIPredicate::ult, tid, e.index(kWarpSize));
   Value lane = arith::RemUIOp::create(b, loc, tid, e.index(kWarpSize));
   Value row = e.add(e.mul(batch, e.index(L)), t);
@@ -1272,9 +1316,16 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
     vBar = e.load(reference, {zero});
   else if (refSource == ReferenceSource::RunningVar)
     vBar = e.f32ToF64(e.load(reference, {}));
-  Value k = e.minui(rowBudget(e, op, e.load(means, {row}), e.load(vars, {row}),
-                              vBar, t),
-                    n);
+  // k_t by one thread (the f64 division's slow path is a call whose
+  // register saves ptxas counts as spills in every thread otherwise).
+  e.ifThen(lead, [&]() {
+    Value budget = e.minui(rowBudget(e, op, e.load(means, {row}),
+                                     e.load(vars, {row}), vBar, t),
+                           n);
+    e.store(e.indexToI32(budget), scalars, {e.index(5)});
+  });
+  gpu::BarrierOp::create(b, loc);
+  Value k = e.i32ToIndex(e.load(scalars, {e.index(5)}));
   Value count = e.i32ToIndex(e.load(candCounts, {row}));
   Value rowBase = e.mul(row, e.index(cand.capacity));
   Value all = e.cmpi(arith::CmpIPredicate::eq, k, n);
@@ -1283,27 +1334,44 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
       e.cmpi(arith::CmpIPredicate::uge, count, k));
   Value falseV = arith::ConstantOp::create(b, loc, b.getBoolAttr(false));
   Value notAll = e.cmpi(arith::CmpIPredicate::eq, all, falseV);
-  auto finishRow = [&](function_ref<Value(Value)> entryAt) {
-    e.loopStep(tid, cK, nt, [&](Value j) {
-      e.store(entryAt(j), indices, {e.add(e.mul(row, cK), j)});
-    });
+  auto markDone = [&]() {
     e.ifThen(lead, [&]() {
       e.store(e.indexToI32(k), counts, {row});
       e.store(e.i32(1), done, {row});
     });
   };
   e.ifThen(all, [&]() {
-    finishRow([&](Value j) {
-      return e.select(e.cmpi(arith::CmpIPredicate::ult, j, n), e.indexToI32(j),
-                      e.i32(-1));
+    e.loopStep(tid, cK, nt, [&](Value j) {
+      Value entryAt = e.select(e.cmpi(arith::CmpIPredicate::ult, j, n),
+                               e.indexToI32(j), e.i32(-1));
+      e.store(entryAt, indices, {e.add(e.mul(row, cK), j)});
     });
+    markDone();
   });
   e.ifThen(e.andi(notAll, e.cmpi(arith::CmpIPredicate::eq, usable, falseV)),
            [&]() { e.ifThen(lead, [&]() { e.store(e.i32(0), done, {row}); }); });
   e.ifThen(e.andi(notAll, usable), [&]() {
+    // Every candidate once, `unroll` per thread and iteration with their
+    // loads issued first: use(key, position, live) per candidate.
+    auto forEachCandidate = [&](bool withPositions,
+                                function_ref<void(Value, Value, Value)> use) {
+      e.loopStep(tid, count, e.index(unroll * kThreads), [&](Value i0) {
+        SmallVector<Value> cKey, cPos, cLive;
+        for (int64_t u = 0; u < unroll; ++u) {
+          Value i = e.add(i0, e.index(u * kThreads));
+          cLive.push_back(e.cmpi(arith::CmpIPredicate::ult, i, count));
+          Value at = e.add(rowBase, e.minui(i, e.index(cand.capacity - 1)));
+          cKey.push_back(e.load(keys, {at}));
+          cPos.push_back(withPositions ? e.load(positions, {at}) : Value());
+        }
+        for (int64_t u = 0; u < unroll; ++u)
+          use(cKey[u], cPos[u], cLive[u]);
+      });
+    };
     e.ifThen(lead, [&]() {
       e.store(e.i32(0), scalars, {e.index(0)});
       e.store(e.indexToI32(k), scalars, {e.index(1)});
+      e.store(e.i32(0), scalars, {e.index(4)});
     });
     // Radix select of the k-th largest candidate key, 8 bits per pass.
     for (int64_t pass = 0; pass < 4; ++pass) {
@@ -1311,13 +1379,12 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
       e.store(e.i32(0), hist, {tid});
       gpu::BarrierOp::create(b, loc);
       Value prefix = e.load(scalars, {e.index(0)});
-      e.loopStep(tid, count, nt, [&](Value j) {
-        Value key = e.load(keys, {e.add(rowBase, j)});
-        Value match = arith::ConstantOp::create(b, loc, b.getBoolAttr(true));
+      forEachCandidate(false, [&](Value key, Value, Value live) {
+        Value match = live;
         if (pass > 0)
-          match = e.cmpi(arith::CmpIPredicate::eq,
-                         arith::ShRUIOp::create(b, loc, key, e.i32(shift + 8)),
-                         arith::ShRUIOp::create(b, loc, prefix, e.i32(shift + 8)));
+          match = e.andi(match, e.cmpi(arith::CmpIPredicate::eq,
+                                       arith::ShRUIOp::create(b, loc, key, e.i32(shift + 8)),
+                                       arith::ShRUIOp::create(b, loc, prefix, e.i32(shift + 8))));
         e.ifThen(match, [&]() {
           Value digit = arith::AndIOp::create(
               b, loc, arith::ShRUIOp::create(b, loc, key, e.i32(shift)),
@@ -1350,75 +1417,105 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
       e.ifThen(lead, [&]() { e.store(e.i32(0), done, {row}); });
     });
     e.ifThen(fewTies, [&]() {
-      e.loopStep(tid, e.index(sorted), nt, [&](Value i) {
-        e.store(e.i32(std::numeric_limits<int32_t>::max()), sel, {i});
-      });
-      e.ifThen(lead, [&]() {
-        e.store(e.i32(0), scalars, {e.index(3)});
-        e.store(e.i32(0), scalars, {e.index(4)});
-      });
-      gpu::BarrierOp::create(b, loc);
-      // The tied positions, then every selected position at a free slot.
-      e.loopStep(tid, count, nt, [&](Value j) {
-        Value key = e.load(keys, {e.add(rowBase, j)});
-        e.ifThen(e.cmpi(arith::CmpIPredicate::eq, key, threshold), [&]() {
+      // The tied positions; a tie is taken if fewer than `need` ties come
+      // after it.
+      forEachCandidate(true, [&](Value key, Value pos, Value live) {
+        Value isTie = e.andi(live, e.cmpi(arith::CmpIPredicate::eq, key, threshold));
+        e.ifThen(isTie, [&]() {
           Value slot = memref::AtomicRMWOp::create(
               b, loc, arith::AtomicRMWKind::addi, e.i32(1), scalars,
               ValueRange{e.index(4)});
-          e.store(e.load(positions, {e.add(rowBase, j)}), ties,
-                  {e.i32ToIndex(slot)});
+          e.store(pos, ties, {e.i32ToIndex(slot)});
         });
       });
       gpu::BarrierOp::create(b, loc);
-      e.loopStep(tid, count, nt, [&](Value j) {
-        Value key = e.load(keys, {e.add(rowBase, j)});
-        Value pos = e.load(positions, {e.add(rowBase, j)});
-        Value above = e.cmpi(arith::CmpIPredicate::ugt, key, threshold);
-        Value tie = e.cmpi(arith::CmpIPredicate::eq, key, threshold);
-        // A tie's rank: the tied positions after it.
+      auto taken = [&](Value key, Value pos, Value live) {
+        Value above = e.andi(live, e.cmpi(arith::CmpIPredicate::ugt, key, threshold));
+        Value isTie = e.andi(live, e.cmpi(arith::CmpIPredicate::eq, key, threshold));
         Value rank = e.ifElse(
-            tie,
+            isTie,
             [&]() -> SmallVector<Value> {
               return {e.count(zero, equal, [&](Value i) {
                 return e.cmpi(arith::CmpIPredicate::sgt, e.load(ties, {i}), pos);
               })};
             },
             [&]() -> SmallVector<Value> { return {zero}; })[0];
-        Value take = e.ori(above, e.andi(tie, e.cmpi(arith::CmpIPredicate::ult,
-                                                     rank, need)));
-        e.ifThen(take, [&]() {
-          Value slot = memref::AtomicRMWOp::create(
-              b, loc, arith::AtomicRMWKind::addi, e.i32(1), scalars,
-              ValueRange{e.index(3)});
-          e.store(pos, sel, {e.i32ToIndex(slot)});
-        });
-      });
-      gpu::BarrierOp::create(b, loc);
-      // Ascending positions: bitonic sort of the padded buffer.
-      for (int64_t size = 2; size <= sorted; size <<= 1)
-        for (int64_t stride = size >> 1; stride > 0; stride >>= 1) {
-          int64_t logStride = llvm::Log2_64(uint64_t(stride));
-          e.loopStep(tid, e.index(sorted / 2), nt, [&](Value p) {
-            Value high = arith::ShLIOp::create(
-                b, loc, arith::ShRUIOp::create(b, loc, p, e.index(logStride)),
-                e.index(logStride + 1));
-            Value i = e.ori(high, arith::AndIOp::create(b, loc, p,
-                                                         e.index(stride - 1)));
-            Value partner = e.add(i, e.index(stride));
-            Value x = e.load(sel, {i}), y = e.load(sel, {partner});
-            Value up = e.cmpi(arith::CmpIPredicate::eq,
-                              arith::AndIOp::create(b, loc, i, e.index(size)), zero);
-            Value lo = arith::MinSIOp::create(b, loc, x, y);
-            Value hi = arith::MaxSIOp::create(b, loc, x, y);
-            e.store(e.select(up, lo, hi), sel, {i});
-            e.store(e.select(up, hi, lo), sel, {partner});
+        return e.ori(above, e.andi(isTie, e.cmpi(arith::CmpIPredicate::ult,
+                                                 rank, need)));
+      };
+      // Ascending write-out, window by window of positions.
+      int64_t window = 32 * bitmapWords;
+      Value rowOut = e.mul(row, cK);
+      SmallVector<Value> written = e.loopStepCarry(
+          zero, n, e.index(window), ValueRange{zero},
+          [&](Value w0, ValueRange carried) -> SmallVector<Value> {
+            for (int64_t i = 0; i < wordsPerThread; ++i)
+              e.store(e.i32(0), bitmap, {e.add(tid, e.index(i * kThreads))});
+            gpu::BarrierOp::create(b, loc);
+            forEachCandidate(true, [&](Value key, Value pos32, Value live) {
+              Value pos = e.i32ToIndex(pos32);
+              Value inWindow = e.andi(
+                  live, e.andi(e.cmpi(arith::CmpIPredicate::uge, pos, w0),
+                               e.cmpi(arith::CmpIPredicate::ult, pos,
+                                      e.add(w0, e.index(window)))));
+              e.ifThen(e.andi(inWindow, taken(key, pos32, live)), [&]() {
+                Value local = e.sub(pos, w0);
+                Value bit = e.indexToI32(arith::RemUIOp::create(b, loc, local, e.index(32)));
+                memref::AtomicRMWOp::create(
+                    b, loc, arith::AtomicRMWKind::ori,
+                    arith::ShLIOp::create(b, loc, e.i32(1), bit), bitmap,
+                    ValueRange{arith::DivUIOp::create(b, loc, local, e.index(32))});
+              });
+            });
+            gpu::BarrierOp::create(b, loc);
+            // Thread i owns words [i * wordsPerThread, ...): their set bits
+            // go after those of the threads before it.
+            // (The words are read again below rather than held: registers.)
+            Value firstWord = e.mul(tid, e.index(wordsPerThread));
+            Value own = e.i32(0);
+            for (int64_t i = 0; i < wordsPerThread; ++i)
+              own = e.add(own, LLVM::CtPopOp::create(
+                                   b, loc, i32,
+                                   e.load(bitmap, {e.add(firstWord, e.index(i))})));
+            Value inclusive = warpInclusiveSum(b, loc, own, lane);
+            e.ifThen(e.cmpi(arith::CmpIPredicate::eq, lane, e.index(kWarpSize - 1)),
+                     [&]() { e.store(inclusive, warpTotals, {warp}); });
+            gpu::BarrierOp::create(b, loc);
+            Value before = e.i32(0), total = e.i32(0);
+            for (int64_t w = 0; w < kWarps; ++w) {
+              Value x = e.load(warpTotals, {e.index(w)});
+              total = e.add(total, x);
+              before = e.add(before, e.select(e.cmpi(arith::CmpIPredicate::ult,
+                                                     e.index(w), warp),
+                                              x, e.i32(0)));
+            }
+            Value at = e.add(carried[0],
+                             e.i32ToIndex(e.sub(e.add(before, inclusive), own)));
+            for (int64_t i = 0; i < wordsPerThread; ++i) {
+              Value wordStart = e.add(w0, e.mul(e.add(firstWord, e.index(i)),
+                                                e.index(32)));
+              Value word = e.load(bitmap, {e.add(firstWord, e.index(i))});
+              at = e.loopCarry(
+                  zero, e.i32ToIndex(LLVM::CtPopOp::create(b, loc, i32, word)),
+                  ValueRange{word, at},
+                  [&](Value, ValueRange c) -> SmallVector<Value> {
+                    Value bit = LLVM::CountTrailingZerosOp::create(
+                        b, loc, i32, c[0], b.getBoolAttr(false));
+                    e.store(e.indexToI32(e.add(wordStart, e.i32ToIndex(bit))),
+                            indices, {e.add(rowOut, c[1])});
+                    return {e.andi(c[0], e.sub(c[0], e.i32(1))),
+                            e.add(c[1], e.index(1))};
+                  })[1];
+            }
+            // Everyone has read the window before the next one clears it.
+            gpu::BarrierOp::create(b, loc);
+            return {e.add(carried[0], e.i32ToIndex(total))};
           });
-          gpu::BarrierOp::create(b, loc);
-        }
-      finishRow([&](Value j) {
-        return e.select(e.cmpi(arith::CmpIPredicate::ult, j, k),
-                        e.load(sel, {e.minui(j, e.index(sorted - 1))}), e.i32(-1));
+      (void)written;
+      e.loopStep(e.add(k, tid), cK, nt, [&](Value j) {
+        e.store(e.i32(-1), indices, {e.add(rowOut, j)});
       });
+      markDone();
     });
   });
   gpu::ReturnOp::create(b, loc);
