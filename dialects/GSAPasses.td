@@ -96,6 +96,11 @@ def ConvertGSAToGPU : Pass<"convert-gsa-to-gpu", "::mlir::ModuleOp"> {
            "attention products (Q K^T, P V) with mma.sync: blocks of 16 "
            "selected rows per warp, the GQA group's heads as the M rows "
            "(bf16/f16, d_k a multiple of 16; other shapes use CUDA cores)">,
+    Option<"selectMaxRegisters", "select-max-registers", "int64_t",
+           /*default=*/"0",
+           "register cap (ptxas .maxnreg) of the selection's sweep kernels "
+           "(sample, stats, topk), 0 for none: fewer registers, more warps "
+           "per SM">,
     Option<"selectSampled", "select-sampled", "bool",
            /*default=*/"true",
            "sampled selection in front of the radix top-k (tensor-core "

@@ -330,8 +330,64 @@ def run_case(rt, case, gen, log):
     return result
 
 
+def run_attention_case(rt, case, gen, log):
+    """gsa.sparse_attention alone on random causal selections (unsorted,
+    with -1 entries inside the counts), any GQA group and head size: the
+    query-tile kernels (or, qt=False, the per-query kernel) against the
+    float64 reference on sampled rows (the last rows always: ragged tiles)."""
+    from gsa.program import sparse_attention as attend_program
+    os.environ["GSA_GPU_OPTIONS"] = f"attention-query-tiles={int(case.get('qt', True))}"
+    B, L, NH, NKV, D, K = (case[x] for x in ("B", "L", "NH", "NKV", "D", "K"))
+    dtype = case["dtype"]
+    dev = torch.device("cuda")
+    rnd = lambda *s: torch.randn(*s, device=dev, generator=gen).to(dtype)
+    named = dict(q=rnd(B, L, NH, D), k=rnd(B, L, NKV, D), v=rnd(B, L, NKV, D))
+    idx, cnt = random_selection(B, L, K, dev, gen)
+    named.update(indices=idx, counts=cnt)
+    if case["gates"]:
+        named.update(gv=rnd(B, L, NKV, D), go=rnd(B, L, NH, D))
+    elems = {n: "i32" if t.dtype == torch.int32 else ELEM[dtype] for n, t in named.items()}
+    shapes = {n: tuple(t.shape) for n, t in named.items()}
+    text, order = attend_program(shapes, elems)
+    t0 = time.perf_counter()
+    kernel = rt.compile(text, [(elems[n], shapes[n]) for n in order], backend="cuda")
+    cold_ms = (time.perf_counter() - t0) * 1e3
+    o = torch.full((B, L, NH, D), float("nan"), dtype=dtype, device=dev)
+    lse = torch.full((B, L, NH), float("nan"), dtype=torch.float32, device=dev)
+    stream = torch.cuda.current_stream().cuda_stream
+    launch = lambda: kernel.launch([named[n].data_ptr() for n in order],
+                                   [o.data_ptr(), lse.data_ptr()], stream)
+    launch()
+    torch.cuda.synchronize()
+    rows = torch.cat([
+        torch.stack([torch.randint(0, B, (128,), device=dev, generator=gen),
+                     torch.randint(0, L, (128,), device=dev, generator=gen)], -1),
+        torch.tensor([[B - 1, L - 1], [B - 1, L - 2], [0, 0], [0, 1]], device=dev)])
+    o_ref, lse_ref = reference_rows(named["q"], named["k"], named["v"], named.get("gv"),
+                                    named.get("go"), idx, cnt, rows, 1 / math.sqrt(D))
+    got = o[rows[:, 0], rows[:, 1]].double()
+    err = (torch.linalg.norm(got - o_ref) / torch.linalg.norm(o_ref)).item()
+    lse_got = lse[rows[:, 0], rows[:, 1]].double()
+    both_empty = torch.isinf(lse_ref) & (lse_got == lse_ref)
+    lse_err = torch.where(both_empty, 0.0, (lse_got - lse_ref).abs()).max().item()
+    finite = bool(torch.isfinite(o).all().item() and not torch.isnan(lse).any().item())
+    tol = 1e-2 if dtype == torch.bfloat16 else 3e-3
+    result = dict(case=case_name(case), cold_ms=round(cold_ms, 1), hit_us=0.0,
+                  count_agree=1.0, min_recall=1.0, identical="-", o_rel_err=err,
+                  lse_abs_err=lse_err, finite=finite,
+                  ms=round(time_ms(launch)[0], 3),
+                  ok=bool(finite and err < tol and lse_err < 1e-3))
+    log.write(json.dumps(result) + "\n")
+    log.flush()
+    return result
+
+
 def case_name(c):
     dt = {torch.bfloat16: "bf16", torch.float16: "fp16"}[c["dtype"]]
+    if c.get("attention"):
+        qt = "" if c.get("qt", True) else " [per-query]"
+        return (f"attend B{c['B']} L{c['L']} {c['NH']}/{c['NKV']}x{c['D']} K{c['K']} {dt}"
+                f"{' gates' if c['gates'] else ''}{qt}")
     if c.get("indexer"):
         return f"indexer B{c['B']} L{c['L']} {dt}"
     what = "core" if c["whole"] else "select"
@@ -362,6 +418,9 @@ def main():
                         help="attention over query tiles vs per query, side by side")
     parser.add_argument("--sampled", action="store_true",
                         help="sampled selection vs the radix passes alone, side by side")
+    parser.add_argument("--attention-shapes", action="store_true",
+                        help="sparse attention alone over GQA groups 1-16, d_k 64/128, "
+                             "query tiles vs per query")
     parser.add_argument("--first", type=int, default=0,
                         help="run only the first N cases (e.g. under compute-sanitizer)")
     args = parser.parse_args()
@@ -369,7 +428,8 @@ def main():
     use_libgsa(args.lib, "libgsa-select.so")
     from gsa._capi import Runtime
     global reference_rows, time_ms
-    from device_check import reference_rows, time_ms
+    global random_selection
+    from device_check import reference_rows, time_ms, random_selection
     rt = Runtime()
     gen = torch.Generator(device="cuda")
     gen.manual_seed(11)
@@ -443,13 +503,23 @@ def main():
                  for on in (True, False)]
         for c in cases[:4]:
             c.update(k=(64, 16, 128))
+    if args.attention_shapes:
+        A = lambda B, L, NH, NKV, D, K, dt, gates: dict(
+            attention=True, B=B, L=L, NH=NH, NKV=NKV, D=D, K=K, dtype=dt, gates=gates)
+        shapes = [A(2, 1000, 8, 4, 128, 64, bf, True), A(1, 777, 32, 4, 64, 128, fp, True),
+                  A(1, 1500, 16, 1, 128, 256, bf, False), A(2, 3001, 32, 8, 64, 512, fp, True),
+                  A(1, 2048, 32, 16, 128, 2048, bf, True), A(1, 500, 8, 8, 128, 64, bf, True)]
+        # (The per-query kernel refuses groups above 8: query tiles only.)
+        cases = [dict(c, qt=on) for c in shapes
+                 for on in ((True, False) if c["NH"] // c["NKV"] <= 8 else (True,))]
     if args.first:
         cases = cases[:args.first]
     results = []
     with open(out_dir / "select_check.jsonl", "w") as log:
         for case in cases:
             try:
-                run = run_indexer_case if case.get("indexer") else run_case
+                run = (run_indexer_case if case.get("indexer") else
+                       run_attention_case if case.get("attention") else run_case)
                 results.append(run(rt, case, gen, log))
             except Exception as exc:  # report and go on
                 results.append(dict(case=case_name(case), ok=False, error=str(exc)[:400]))

@@ -32,7 +32,7 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
                          mlir::gpu::GPUModuleOp kernels,
                          mlir::IRRewriter &rewriter, llvm::StringRef prefix,
                          int64_t rows, bool tensorCores,
-                         bool sampledSelection);
+                         bool sampledSelection, int64_t maxRegisters = 0);
 
 /// gsa.indexer as a kernel writing the causal score matrix (for programs
 /// that return or reuse the scores themselves).

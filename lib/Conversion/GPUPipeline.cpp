@@ -38,6 +38,7 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
   lowering.attentionPregateValues = options.attentionPregateValues;
   lowering.attentionQueryTiles = options.attentionQueryTiles;
   lowering.selectSampled = options.selectSampled;
+  lowering.selectMaxRegisters = options.selectMaxRegisters;
   pm.addPass(createConvertGSAToGPU(lowering));
 
   // The kernels: structured control flow, then NVVM (memrefs as bare

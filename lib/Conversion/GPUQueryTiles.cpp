@@ -6,7 +6,8 @@
 //  1. query-tile union: per tile of T consecutive queries (T = 4 warps x
 //     16 / G queries, G the GQA group size) the sorted union of their
 //     selected positions, and per union entry a T-bit mask of the queries
-//     that selected it. Built window by window (8192 keys) in shared memory:
+//     that selected it. Built window by window (16384 keys for T = 16) in
+//     shared memory:
 //     a bitmap of the window's selected keys and a mask per key (shared
 //     atomics), a block-wide prefix count over the bitmap words, then every
 //     set bit written out in position order. Invisible entries (past the
@@ -55,8 +56,8 @@ using namespace gsa::detail;
 namespace {
 
 constexpr int64_t kUnionThreads = 256;
-/// Keys per window of the union kernel: one 32-bit bitmap word per thread.
-constexpr int64_t kUnionWindow = kUnionThreads * 32;
+/// 32-bit words of the union kernel's shared query-mask buffer (32 KiB).
+constexpr int64_t kUnionMaskWords = 8192;
 constexpr int64_t kTileWarps = 4;
 /// mma's M: the rows (query, head) one warp owns.
 constexpr int64_t kRowsPerWarp = 16;
@@ -148,17 +149,24 @@ Value i32Const(OpBuilder &b, Location loc, int64_t v) {
 }
 
 /// Kernel 1: the union of each query tile's selections and the per-entry
-/// query masks (see the file comment).
+/// query masks (see the file comment). The masks are packed: keysPerWord =
+/// 32 / pow2ceil(T) keys share a 32-bit word of the shared mask buffer
+/// (8192 words), so a window covers 8192 x keysPerWord keys (16384 for
+/// T = 16) and each thread owns keysPerWord bitmap words.
 void buildUnionKernel(gpu::GPUFuncOp kernel, const TileShape &s) {
   Location loc = kernel.getLoc();
   Block &entry = kernel.getBody().front();
   Value indices = entry.getArgument(0), counts = entry.getArgument(1),
         keysOut = entry.getArgument(2), masksOut = entry.getArgument(3),
         sizesOut = entry.getArgument(4);
+  int64_t maskBits = int64_t(llvm::PowerOf2Ceil(uint64_t(s.T)));
+  int64_t keysPerWord = 32 / maskBits;
+  int64_t wordsPerThread = keysPerWord;
+  int64_t window = kUnionThreads * 32 * wordsPerThread;
   OpBuilder b = OpBuilder::atBlockBegin(&entry);
   Type i32 = b.getI32Type();
-  Value bitmap = sharedBuffer(kernel, i32, kUnionWindow / 32);
-  Value members = sharedBuffer(kernel, i32, kUnionWindow);
+  Value bitmap = sharedBuffer(kernel, i32, window / 32);
+  Value members = sharedBuffer(kernel, i32, kUnionMaskWords);
   Value warpTotals = sharedBuffer(kernel, i32, kUnionThreads / kWarpSize);
   Emitter e(b, loc);
   Value tid = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
@@ -167,35 +175,37 @@ void buildUnionKernel(gpu::GPUFuncOp kernel, const TileShape &s) {
   Value lane = arith::RemUIOp::create(b, loc, tid, e.index(kWarpSize));
   Value warp = arith::DivUIOp::create(b, loc, tid, e.index(kWarpSize));
   Value zero = e.index(0), zeroI = i32Const(b, loc, 0), oneI = i32Const(b, loc, 1);
-  Value cK = e.index(s.K), cL = e.index(s.L);
+  Value cK = e.index(s.K), cL = e.index(s.L), nt = e.index(kUnionThreads);
   Value t0 = e.mul(tile, e.index(s.T));
   Value hi = e.minui(e.add(t0, e.index(s.T)), cL);
   Value tileIndex = e.add(e.mul(bi, e.index(s.numTiles)), tile);
   Value outBase = e.mul(tileIndex, e.index(s.T * s.K));
+  Value maskOf = i32Const(b, loc, maskBits == 32 ? -1 : (int64_t(1) << maskBits) - 1);
 
   SmallVector<Value> total = e.loopStepCarry(
-      zero, hi, e.index(kUnionWindow), ValueRange{zero},
+      zero, hi, e.index(window), ValueRange{zero},
       [&](Value w0, ValueRange carried) -> SmallVector<Value> {
         Value base = carried[0];
-        e.store(zeroI, bitmap, {tid});
-        for (int64_t i = 0; i < kUnionWindow / kUnionThreads; ++i)
-          e.store(zeroI, members, {e.add(tid, e.index(i * kUnionThreads))});
+        e.loopStep(tid, e.index(window / 32), nt,
+                   [&](Value i) { e.store(zeroI, bitmap, {i}); });
+        e.loopStep(tid, e.index(kUnionMaskWords), nt,
+                   [&](Value i) { e.store(zeroI, members, {i}); });
         gpu::BarrierOp::create(b, loc);
-        // Mark the window's visible selected keys.
-        e.loopStep(tid, e.index(s.T * s.K), e.index(kUnionThreads), [&](Value n) {
-          Value q = arith::DivUIOp::create(b, loc, n, cK);
-          Value j = arith::RemUIOp::create(b, loc, n, cK);
-          Value t = e.add(t0, q);
+        // Mark the window's visible selected keys, query by query (each
+        // query's live entries only).
+        for (int64_t q = 0; q < s.T; ++q) {
+          Value t = e.add(t0, e.index(q));
           Value inRows = e.cmpi(arith::CmpIPredicate::ult, t, cL);
           Value row = e.add(e.mul(bi, cL), e.minui(t, e.index(s.L - 1)));
-          Value count = e.i32ToIndex(e.load(counts, {row}));
-          Value live = e.andi(inRows, e.cmpi(arith::CmpIPredicate::slt, j, count));
-          e.ifThen(live, [&]() {
+          Value count = arith::MinSIOp::create(
+              b, loc, e.i32ToIndex(e.load(counts, {row})), cK);
+          count = e.select(inRows, count, zero);
+          e.loopStep(tid, count, nt, [&](Value j) {
             Value sel = e.i32ToIndex(e.load(indices, {e.add(e.mul(row, cK), j)}));
             Value inWindow = e.andi(
                 e.andi(e.cmpi(arith::CmpIPredicate::sge, sel, w0),
                        e.cmpi(arith::CmpIPredicate::slt, sel,
-                              e.add(w0, e.index(kUnionWindow)))),
+                              e.add(w0, e.index(window)))),
                 e.cmpi(arith::CmpIPredicate::sle, sel, t));
             e.ifThen(inWindow, [&]() {
               Value local = e.sub(sel, w0);
@@ -204,17 +214,26 @@ void buildUnionKernel(gpu::GPUFuncOp kernel, const TileShape &s) {
               memref::AtomicRMWOp::create(b, loc, arith::AtomicRMWKind::ori,
                                           arith::ShLIOp::create(b, loc, oneI, bit),
                                           bitmap, ValueRange{word});
+              Value slot = arith::RemUIOp::create(b, loc, local, e.index(keysPerWord));
+              Value memberBit = e.indexToI32(e.add(e.mul(slot, e.index(maskBits)),
+                                                   e.index(q)));
               memref::AtomicRMWOp::create(
                   b, loc, arith::AtomicRMWKind::ori,
-                  arith::ShLIOp::create(b, loc, oneI, e.indexToI32(q)), members,
-                  ValueRange{local});
+                  arith::ShLIOp::create(b, loc, oneI, memberBit), members,
+                  ValueRange{arith::DivUIOp::create(b, loc, local,
+                                                    e.index(keysPerWord))});
             });
           });
-        });
+        }
         gpu::BarrierOp::create(b, loc);
-        // Block-wide exclusive prefix of the words' popcounts.
-        Value bits = e.load(bitmap, {tid});
-        Value own = LLVM::CtPopOp::create(b, loc, i32, bits);
+        // Block-wide exclusive prefix of the popcounts of each thread's
+        // words.
+        Value firstWord = e.mul(tid, e.index(wordsPerThread));
+        Value own = zeroI;
+        for (int64_t i = 0; i < wordsPerThread; ++i)
+          own = e.add(own, LLVM::CtPopOp::create(
+                               b, loc, i32,
+                               e.load(bitmap, {e.add(firstWord, e.index(i))})));
         Value inclusive = warpInclusiveSum(b, loc, own, lane);
         e.ifThen(e.cmpi(arith::CmpIPredicate::eq, lane, e.index(kWarpSize - 1)),
                  [&]() { e.store(inclusive, warpTotals, {warp}); });
@@ -227,19 +246,31 @@ void buildUnionKernel(gpu::GPUFuncOp kernel, const TileShape &s) {
                                                  e.index(w), warp),
                                           x, zeroI));
         }
-        Value first = e.add(base, e.i32ToIndex(e.sub(e.add(before, inclusive), own)));
-        // This word's keys, in position order.
-        e.loopCarry(zero, e.i32ToIndex(own), ValueRange{bits},
-                    [&](Value i, ValueRange rest) -> SmallVector<Value> {
-                      Value x = rest[0];
-                      Value bit = LLVM::CountTrailingZerosOp::create(
-                          b, loc, i32, x, b.getBoolAttr(false));
-                      Value local = e.add(e.mul(tid, e.index(32)), e.i32ToIndex(bit));
-                      Value at = e.add(outBase, e.add(first, i));
-                      e.store(e.indexToI32(e.add(w0, local)), keysOut, {at});
-                      e.store(e.load(members, {local}), masksOut, {at});
-                      return {e.andi(x, e.sub(x, oneI))};
-                    });
+        Value at = e.add(base, e.i32ToIndex(e.sub(e.add(before, inclusive), own)));
+        // This thread's keys, in position order.
+        for (int64_t i = 0; i < wordsPerThread; ++i) {
+          Value wordIndex = e.add(firstWord, e.index(i));
+          Value bits = e.load(bitmap, {wordIndex});
+          at = e.loopCarry(
+              zero, e.i32ToIndex(LLVM::CtPopOp::create(b, loc, i32, bits)),
+              ValueRange{bits, at},
+              [&](Value, ValueRange rest) -> SmallVector<Value> {
+                Value x = rest[0];
+                Value bit = LLVM::CountTrailingZerosOp::create(
+                    b, loc, i32, x, b.getBoolAttr(false));
+                Value local = e.add(e.mul(wordIndex, e.index(32)), e.i32ToIndex(bit));
+                Value packed = e.load(members, {arith::DivUIOp::create(
+                                                   b, loc, local, e.index(keysPerWord))});
+                Value shift = e.indexToI32(e.mul(
+                    arith::RemUIOp::create(b, loc, local, e.index(keysPerWord)),
+                    e.index(maskBits)));
+                Value mask = e.andi(arith::ShRUIOp::create(b, loc, packed, shift), maskOf);
+                Value out = e.add(outBase, rest[1]);
+                e.store(e.indexToI32(e.add(w0, local)), keysOut, {out});
+                e.store(mask, masksOut, {out});
+                return {e.andi(x, e.sub(x, oneI)), e.add(rest[1], e.index(1))};
+              })[1];
+        }
         // Everyone has read the window before the next one clears it.
         gpu::BarrierOp::create(b, loc);
         return {e.add(base, e.i32ToIndex(all))};
@@ -570,6 +601,8 @@ void lowerAttentionByQueryTiles(SparseAttentionOp op, Value values,
   args.add(collapse(rewriter, loc, lseBuffer));
   int64_t threads = kTileWarps * kWarpSize;
   auto kernel = createKernel(kernels, loc, name, args, threads);
+  // (Capping it at 168 registers for 3 CTAs per SM instead of 2 measured
+  // 1.34x slower at 128K: docs/perf-log.md.)
   buildTileAttentionKernel(op, kernel, s);
   launchKernel(e, kernel, args.operands(), s.numTiles, s.NKV, s.B, threads);
   Value oTensor = e.toTensor(outBuffer, op.getO().getType());

@@ -97,6 +97,17 @@ TileIds tileIds(Emitter &e, int64_t L, int64_t rows) {
   return ids;
 }
 
+/// Whether an activation region is exactly `gsa.sigmoid` of its input.
+bool isSigmoid(Region &region) {
+  Block &block = region.front();
+  if (block.getOperations().size() != 2)
+    return false;
+  auto sigmoid = dyn_cast<SigmoidOp>(block.front());
+  auto yield = dyn_cast<YieldOp>(block.getTerminator());
+  return sigmoid && yield && sigmoid.getX() == block.getArgument(0) &&
+         yield.getValues().front() == sigmoid.getResult();
+}
+
 /// One score a thread holds in an iteration of a sweep over the keys: tile
 /// row `row` (index, 0..rows-1), key position `s`.
 struct Visit {
@@ -268,6 +279,9 @@ public:
     zeroAccumulator = arith::BitcastOp::create(
         b, loc, b.getF32Type(), opaqueZeroI32(b, loc, ids.lane));
     bias = {e.load(biasShared, {j0}), e.load(biasShared, {j2})};
+    sigmoidActivation = isSigmoid(fused.getActivation());
+    if (sigmoidActivation)
+      bias = {e.mul(bias[0], e.f32(0.5)), e.mul(bias[1], e.f32(0.5))};
     Value col = e.mul(c, e.index(2));
     for (int64_t m = 0; m < slots(); ++m) {
       Value r = slotRow(m);
@@ -275,6 +289,18 @@ public:
       Value row = e.add(e.mul(ids.batch, e.index(L)), t);
       weights.push_back({e.load(weightShared, {e.add(e.mul(r, e.index(H)), j0)}),
                          e.load(weightShared, {e.add(e.mul(r, e.index(H)), j2)})});
+      if (sigmoidActivation) {
+        // sum_h w_h sigmoid(x_h) = sum_h (w_h/2) tanh(x_h/2) + sum_h w_h/2:
+        // per head one fma, one tanh, one fma instead of five operations.
+        Value half = e.f32(0.5);
+        Value constant = e.f32(0.0);
+        for (int64_t j = 0; j < H; ++j)
+          constant = e.add(constant, e.load(weightShared,
+                                            {e.add(e.mul(r, e.index(H)), e.index(j))}));
+        rowConstant.push_back(e.mul(constant, half));
+        weights.back() = {e.mul(weights.back()[0], half),
+                          e.mul(weights.back()[1], half)};
+      }
       SmallVector<SmallVector<Value>> frags;
       for (int64_t ks = 0; ks < DI / 16; ++ks) {
         auto at = [&](Value j, int64_t extra) {
@@ -367,11 +393,27 @@ public:
         Value act = e.inlineRegion(fused.getActivation(), {x, heads[h]});
         return e.mul(weights[m][h], act);
       };
-      Value even = e.add(headScore(acc[0], 0), headScore(acc[2], 1));
-      Value odd = e.add(headScore(acc[1], 0), headScore(acc[3], 1));
+      // Sigmoid activation: weights and bias pre-halved (prepare), the
+      // row's constant added after the head sum.
+      auto headPair = [&](Value dot0, Value dot2) {
+        if (!sigmoidActivation)
+          return e.add(headScore(dot0, 0), headScore(dot2, 1));
+        auto halfTanh = [&](Value dot, int h) {
+          return ptxUnary(b, loc, "tanh.approx.f32",
+                          fusedMulAdd(e, dot, e.f32(0.5f * scale), bias[h]));
+        };
+        Value second = e.mul(weights[m][1], halfTanh(dot2, 1));
+        return fusedMulAdd(e, weights[m][0], halfTanh(dot0, 0), second);
+      };
+      Value even = headPair(acc[0], acc[2]);
+      Value odd = headPair(acc[1], acc[3]);
       // Lane ^ 16 holds the other two heads.
       even = e.add(even, shuffleXor(b, loc, even, 16));
       odd = e.add(odd, shuffleXor(b, loc, odd, 16));
+      if (sigmoidActivation) {
+        even = e.add(even, rowConstant[m]);
+        odd = e.add(odd, rowConstant[m]);
+      }
       out.push_back({slotRow(m), s, e.select(hi, odd, even)});
     }
     return out;
@@ -438,6 +480,10 @@ private:
   SmallVector<SmallVector<SmallVector<Value>>> aFrags;
   SmallVector<Value> heads, bias;
   SmallVector<SmallVector<Value>> weights;
+  // Sigmoid activation (the paper's): halved weights and bias, and per slot
+  // the row's sum_h w_h / 2.
+  bool sigmoidActivation = false;
+  SmallVector<Value> rowConstant;
   Value zeroAccumulator;
 };
 
@@ -1610,7 +1656,13 @@ LogicalResult checkSelectionForGPU(AdaptiveTopKOp op, int64_t rows) {
 void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
                          gpu::GPUModuleOp kernels, IRRewriter &rewriter,
                          StringRef prefix, int64_t rows, bool tensorCores,
-                         bool sampledSelection) {
+                         bool sampledSelection, int64_t maxRegisters) {
+  // The sweep kernels' register cap (.maxnreg), where asked for.
+  auto capRegisters = [&](gpu::GPUFuncOp kernel) {
+    if (maxRegisters > 0)
+      kernel->setAttr(NVVM::NVVMDialect::getMaxnregAttrName(),
+                      rewriter.getI32IntegerAttr(int32_t(maxRegisters)));
+  };
   Location loc = op.getLoc();
   MLIRContext *ctx = op.getContext();
   auto scoresType = op.getScores().getType();
@@ -1649,6 +1701,7 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
     int cutArg = args.add(cuts);
     auto kernel = createKernel(kernels, loc, (prefix + "_select_sample").str(),
                                args, kThreads);
+    capRegisters(kernel);
     buildSampleKernel(kernel, fused, src, L, rows, cutArg, target, capacity);
     launchKernel(host, kernel, args.operands(), tiles, B, 1, kThreads);
   }
@@ -1668,6 +1721,7 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
     }
     auto kernel = createKernel(kernels, loc, (prefix + "_select_stats").str(),
                                args, kThreads);
+    capRegisters(kernel);
     buildStatsKernel(kernel, fused, src, L, rows, tensorCores, first,
                      sampled ? &collect : nullptr);
     launchKernel(host, kernel, args.operands(), tiles, B, 1, kThreads);
@@ -1729,6 +1783,7 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
     int doneArg = sampled ? int(args.add(done)) : -1;
     auto kernel = createKernel(kernels, loc, (prefix + "_select_topk").str(),
                                args, kThreads);
+    capRegisters(kernel);
     buildTopKKernel(kernel, op, fused, src, L, rows, tensorCores, first,
                     refSource, refArg, indicesArg, countsArg, doneArg);
     launchKernel(host, kernel, args.operands(), tiles, B, 1, kThreads);

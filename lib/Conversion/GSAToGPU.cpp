@@ -506,12 +506,16 @@ void lowerSigmoidForGPU(SigmoidOp op, IRRewriter &rewriter) {
   rewriter.replaceOp(op, fma);
 }
 
-LogicalResult checkStatic(SparseAttentionOp op) {
+/// `queryTiles`, `pregate`: the pass options; an op that runs over query
+/// tiles takes any GQA group of 2 to 16 (usableQueryTiles).
+LogicalResult checkStatic(SparseAttentionOp op, bool queryTiles, bool pregate) {
   if (failed(checkStaticOperands(op)))
     return failure();
   int64_t D = op.getQ().getType().getDimSize(3);
   int64_t group = op.getQ().getType().getDimSize(2) /
                   op.getK().getType().getDimSize(2);
+  if (queryTiles && usableQueryTiles(op, pregate || !op.getValueGate()))
+    return success();
   if (group > 8)
     return op.emitOpError(fmt::format(
         "GPU kernel keeps the query heads of a GQA group in registers and "
@@ -558,7 +562,7 @@ struct ConvertGSAToGPUPass
     for (Operation *op : ops) {
       LogicalResult ok = success();
       if (auto o = dyn_cast<SparseAttentionOp>(op))
-        ok = checkStatic(o);
+        ok = checkStatic(o, attentionQueryTiles, attentionPregateValues);
       else if (auto o = dyn_cast<IndexerOp>(op))
         ok = checkIndexerForGPU(o, selectRowsPerTile);
       else
@@ -596,7 +600,7 @@ struct ConvertGSAToGPUPass
         IndexerOp indexer = fusedIndexer(select);
         lowerSelectionToGPU(select, indexer, kernels, rewriter, prefix,
                             selectRowsPerTile, selectTensorCores,
-                            selectSampled);
+                            selectSampled, selectMaxRegisters);
       } else if (auto indexer = dyn_cast<IndexerOp>(op)) {
         if (!indexer->hasOneUse() ||
             !isa<AdaptiveTopKOp>(*indexer->getUsers().begin()))

@@ -64,7 +64,8 @@ Error makeError(const std::string &message) {
 /// process compiles, as "key=value" words (select-tensor-cores=0|1,
 /// select-rows-per-tile=N, attention-rows-in-flight=N,
 /// attention-tensor-cores=0|1, attention-pregate-values=0|1,
-/// attention-query-tiles=0|1, select-sampled=0|1): an A/B
+/// attention-query-tiles=0|1, select-sampled=0|1,
+/// select-max-registers=N): an A/B
 /// switch for
 /// users and benchmarks. The text is part of the cache key.
 Expected<GPUPipelineOptions> gpuOptionsFromEnvironment() {
@@ -95,13 +96,15 @@ Expected<GPUPipelineOptions> gpuOptionsFromEnvironment() {
       options.attentionQueryTiles = number == 1;
     else if (key == "select-sampled" && (number == 0 || number == 1))
       options.selectSampled = number == 1;
+    else if (key == "select-max-registers" && number >= 0 && number <= 255)
+      options.selectMaxRegisters = number;
     else
       return makeError(fmt::format(
           "GSA_GPU_OPTIONS: unknown or invalid option '{}' (known: "
           "select-tensor-cores=0|1, select-rows-per-tile=N, "
           "attention-rows-in-flight=N, attention-tensor-cores=0|1, "
           "attention-pregate-values=0|1, attention-query-tiles=0|1, "
-          "select-sampled=0|1)",
+          "select-sampled=0|1, select-max-registers=0..255)",
           word.str()));
   }
   return options;

@@ -11,6 +11,20 @@ func.func @dynamic(%q: tensor<1x?x4x64xf16>, %k: tensor<1x?x1x64xf16>, %v: tenso
 
 // -----
 
+// f32 operands cannot run over query tiles; the per-query kernel keeps at
+// most 8 query heads of a group in registers. (16 heads of bf16 lower over
+// query tiles: gsa-to-gpu-query-tiles.mlir.)
+func.func @group(%q: tensor<1x8x16x64xf32>, %k: tensor<1x8x1x64xf32>, %v: tensor<1x8x1x64xf32>,
+                 %idx: tensor<1x8x8xi32>, %cnt: tensor<1x8xi32>) {
+  // expected-error @+1 {{GPU kernel keeps the query heads of a GQA group in registers and supports n_h / n_kv <= 8, but it is 16}}
+  %o, %lse = gsa.sparse_attention %q, %k, %v select(%idx, %cnt)
+      : (tensor<1x8x16x64xf32>, tensor<1x8x1x64xf32>, tensor<1x8x1x64xf32>, tensor<1x8x8xi32>, tensor<1x8xi32>)
+        -> (tensor<1x8x16x64xf32>, tensor<1x8x16xf32>)
+  return
+}
+
+// -----
+
 func.func @head_dim(%q: tensor<1x8x4x48xf16>, %k: tensor<1x8x1x48xf16>, %v: tensor<1x8x1x48xf16>,
                     %idx: tensor<1x8x8xi32>, %cnt: tensor<1x8xi32>) {
   // expected-error @+1 {{GPU kernel needs d_k to be a multiple of 32 and at most 256, but d_k = 48}}

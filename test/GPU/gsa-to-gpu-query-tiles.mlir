@@ -18,11 +18,12 @@
 // CHECK: gpu.launch_func @gsa_kernels::@attend_sparse_attention_0 blocks in (%c3{{.*}}, %c2, %c1{{.*}}) threads in (%c128
 // CHECK-SAME: %[[VG]] : memref<8448xbf16>, %[[KEYS]] : memref<768xi32>, %[[MASKS]] : memref<768xi32>, %[[SIZES]] : memref<3xi32>
 
-// The union kernel: a window bitmap and per-key query masks in shared
-// memory, set with shared atomics, a block-wide prefix count (shuffle up),
-// then the keys and masks written out in position order.
+// The union kernel: a window bitmap (16384 keys: 512 words) and per-key
+// query masks (16 bits, two keys per word) in shared memory, set with
+// shared atomics, a block-wide prefix count (shuffle up), then the keys and
+// masks written out in position order.
 // CHECK: gpu.func @attend_sparse_attention_0_query_tiles
-// CHECK-SAME: workgroup(%[[BITMAP:.*]] : memref<256xi32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[MEMBERS:.*]] : memref<8192xi32, #gpu.address_space<workgroup>>
+// CHECK-SAME: workgroup(%[[BITMAP:.*]] : memref<512xi32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[MEMBERS:.*]] : memref<8192xi32, #gpu.address_space<workgroup>>
 // CHECK: scf.for
 // CHECK: memref.atomic_rmw ori %{{.*}}, %[[BITMAP]]
 // CHECK: memref.atomic_rmw ori %{{.*}}, %[[MEMBERS]]

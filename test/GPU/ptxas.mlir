@@ -24,6 +24,7 @@
 // TILES-DAG: Compiling entry function 'attend_sparse_attention_0_query_tiles' for 'sm_90a'
 // TILES-DAG: Compiling entry function 'attend_sparse_attention_0' for 'sm_90a'
 // TILES-NOT: {{[1-9][0-9]*}} bytes spill
+
 // TILEMMA: 64
 // LDMATRIX: 32
 func.func @attend(%q: tensor<1x33x8x128xbf16>, %k: tensor<1x33x1x128xbf16>,

@@ -65,6 +65,11 @@ static cl::opt<bool> selectSampled(
     cl::desc("sampled selection in front of the radix top-k (default; "
              "=false for the radix passes alone)"),
     cl::init(true));
+static cl::opt<int> selectMaxRegisters(
+    "select-max-registers",
+    cl::desc("register cap (.maxnreg) of the selection's sweep kernels "
+             "(0: none)"),
+    cl::init(0));
 static cl::opt<bool> ptxasInfo(
     "ptxas-info", cl::desc("assemble with ptxas -v and print resource use"));
 static cl::opt<std::string> ptxasPath("ptxas",
@@ -131,6 +136,7 @@ int main(int argc, char **argv) {
   options.attentionTensorCores = attentionTensorCores;
   options.attentionQueryTiles = attentionQueryTiles;
   options.selectSampled = selectSampled;
+  options.selectMaxRegisters = selectMaxRegisters;
   options.chip = chip;
   options.libdevice = gsa::defaultLibdevicePath();
   gsa::buildGPUPipeline(pm, options);

@@ -30,6 +30,7 @@ struct GPUPipelineOptions {
   int64_t selectRowsPerTile = 8;
   bool selectTensorCores = true;
   bool selectSampled = true;
+  int64_t selectMaxRegisters = 0;
   int64_t attentionRowsInFlight = 4;
   bool attentionTensorCores = false;
   bool attentionPregateValues = true;

@@ -1,0 +1,84 @@
+// RUN: gsa-opt %s --convert-gsa-to-gpu | FileCheck %s
+// RUN: gsa-opt %s --convert-gsa-to-gpu="select-sampled=0" | FileCheck %s --check-prefix=RADIX
+// RUN: gsa-opt %s --convert-gsa-to-gpu="select-max-registers=96" | FileCheck %s --check-prefix=CAP
+
+// The sampled selection (the default with the tensor-core indexer): B = 2,
+// L = 100, k_max = 32, so a row keeps at most 32 + 16 + 256 = 304
+// candidates (60800 for the 200 rows). The sample kernel writes each row's
+// cut; the stats kernel reads it and collects candidate keys, positions and
+// counts; after V_bar the finish kernel (one CTA per row: a 100 x 2 grid)
+// selects among them and marks the rows it finished, which the radix topk
+// kernel then leaves alone.
+// CHECK-LABEL: func.func @select
+// CHECK: memref.alloc() : memref<2x100xi32>
+// CHECK: %[[CUTS:.*]] = memref.alloc() : memref<200xi32>
+// CHECK: %[[KEYS:.*]] = memref.alloc() : memref<60800xi32>
+// CHECK: %[[POS:.*]] = memref.alloc() : memref<60800xi32>
+// CHECK: %[[COUNTS:.*]] = memref.alloc() : memref<200xi32>
+// CHECK: %[[DONE:.*]] = memref.alloc() : memref<200xi32>
+// CHECK: gpu.launch_func @gsa_kernels::@select_1_select_sample blocks in (%c13, %c2, %c1) threads in (%c256
+// CHECK-SAME: %[[CUTS]] : memref<200xi32>)
+// CHECK: gpu.launch_func @gsa_kernels::@select_1_select_stats
+// CHECK-SAME: %[[CUTS]] : memref<200xi32>, %[[KEYS]] : memref<60800xi32>, %[[POS]] : memref<60800xi32>, %[[COUNTS]] : memref<200xi32>)
+// CHECK: gpu.launch_func @gsa_kernels::@select_1_select_vbar
+// CHECK: gpu.launch_func @gsa_kernels::@select_1_select_finish blocks in (%c100, %c2
+// CHECK-SAME: %[[KEYS]] : memref<60800xi32>, %[[POS]] : memref<60800xi32>, %[[COUNTS]] : memref<200xi32>, %[[DONE]] : memref<200xi32>
+// CHECK: gpu.launch_func @gsa_kernels::@select_1_select_topk
+// CHECK-SAME: %[[DONE]] : memref<200xi32>)
+
+// The sample kernel: three sweeps (min/max, histogram, histogram inside the
+// chosen bin) with shared atomics; the sweeps' products on mma.
+// CHECK: gpu.func @select_1_select_sample
+// CHECK: memref.atomic_rmw minu
+// CHECK: memref.atomic_rmw maxu
+// CHECK: mma.sync
+// CHECK: memref.atomic_rmw addi
+// CHECK: memref.atomic_rmw addi
+// The sigmoid activation folded into one tanh per head (no sigmoid op, no
+// 0.5 * tanh + 0.5 left per head).
+// CHECK: gpu.func @select_1_select_stats
+// CHECK: tanh.approx.f32
+// The finish kernel: radix passes over the candidates with a warp scan of
+// the histogram, the bitmap write-out with its block prefix.
+// CHECK: gpu.func @select_1_select_finish
+// CHECK: memref.atomic_rmw addi
+// CHECK: gpu.shuffle up
+// CHECK: memref.atomic_rmw ori
+// CHECK: llvm.intr.cttz
+// CHECK: gpu.func @select_1_select_topk
+
+// RADIX-LABEL: func.func @select
+// RADIX-NOT: select_sample
+// RADIX-NOT: select_finish
+// RADIX: gpu.launch_func @gsa_kernels::@select_1_select_stats
+// RADIX: gpu.launch_func @gsa_kernels::@select_1_select_vbar
+// RADIX: gpu.launch_func @gsa_kernels::@select_1_select_topk
+
+// CAP: gpu.func @select_1_select_sample
+// CAP-SAME: nvvm.maxnreg = 96
+// CAP: gpu.func @select_1_select_stats
+// CAP-SAME: nvvm.maxnreg = 96
+// The finish kernel is not capped: its attributes are the block size only.
+// CAP: gpu.func @select_1_select_finish
+// CAP-SAME: attributes {known_block_size = array<i32: 256, 1, 1>} {{[{]}}{{$}}
+// CAP: gpu.func @select_1_select_topk
+// CAP-SAME: nvvm.maxnreg = 96
+func.func @select(%qi: tensor<2x100x4x64xbf16>, %ki: tensor<2x100x64xbf16>,
+                  %wi: tensor<2x100x4xbf16>, %bi: tensor<4xbf16>, %rv: tensor<f32>)
+    -> (tensor<2x100x32xi32>, tensor<2x100xi32>, tensor<f32>) {
+  %I = gsa.indexer %qi, %ki weights(%wi) bias(%bi)
+      activation {
+      ^bb0(%x: f32, %j: index):
+        %s = gsa.sigmoid %x : f32
+        gsa.yield %s : f32
+      } weighting {
+      ^bb0(%w: f32, %j: index):
+        %s = gsa.sigmoid %w : f32
+        gsa.yield %s : f32
+      } : (tensor<2x100x4x64xbf16>, tensor<2x100x64xbf16>, tensor<2x100x4xbf16>, tensor<4xbf16>)
+        -> tensor<2x100x100xf32>
+  %idx, %cnt, %nv = gsa.adaptive_topk %I policy = inverse k = 16 in [4, 32]
+      running_var(%rv) training
+      : (tensor<2x100x100xf32>, tensor<f32>) -> (tensor<2x100x32xi32>, tensor<2x100xi32>, tensor<f32>)
+  return %idx, %cnt, %nv : tensor<2x100x32xi32>, tensor<2x100xi32>, tensor<f32>
+}
