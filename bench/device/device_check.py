@@ -15,6 +15,11 @@ manifest from gsa-compile), this script:
 and prints one table last. Full results go to $OUT/device_check.json.
 
     python3 bench/device/device_check.py --cases build-device/cases.json [--only NAME]
+
+Historical (attention v1-v3): it launches each manifest's first kernel only,
+so it does not fit today's default lowering (value-gate pre-pass, union
+kernel, tile attention, runtime scratch); bench/device/select_check.py checks
+the current kernels through the runtime.
 """
 
 import argparse

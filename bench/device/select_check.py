@@ -233,7 +233,8 @@ def run_case(rt, case, gen, log):
                                      f" attention-tensor-cores={int(case.get('atc', False))}"
                                      f" attention-pregate-values={int(case.get('pg', True))}"
                                      f" attention-query-tiles={int(case.get('qt', True))}"
-                                     f" select-sampled={int(case.get('ss', True))}")
+                                     f" select-sampled={int(case.get('ss', True))}"
+                                     f" {os.environ.get('GSA_CHECK_OPTIONS', '')}")
     B, L, dtype, policy, training, whole = (case["B"], case["L"], case["dtype"], case["policy"],
                                             case["training"], case["whole"])
     NH, NKV, D, H, DI = 32, 8, 128, 4, 64
@@ -336,7 +337,8 @@ def run_attention_case(rt, case, gen, log):
     query-tile kernels (or, qt=False, the per-query kernel) against the
     float64 reference on sampled rows (the last rows always: ragged tiles)."""
     from gsa.program import sparse_attention as attend_program
-    os.environ["GSA_GPU_OPTIONS"] = f"attention-query-tiles={int(case.get('qt', True))}"
+    os.environ["GSA_GPU_OPTIONS"] = (f"attention-query-tiles={int(case.get('qt', True))}"
+                                     f" {os.environ.get('GSA_CHECK_OPTIONS', '')}")
     B, L, NH, NKV, D, K = (case[x] for x in ("B", "L", "NH", "NKV", "D", "K"))
     dtype = case["dtype"]
     dev = torch.device("cuda")
@@ -421,6 +423,8 @@ def main():
     parser.add_argument("--attention-shapes", action="store_true",
                         help="sparse attention alone over GQA groups 1-16, d_k 64/128, "
                              "query tiles vs per query")
+    # GSA_CHECK_OPTIONS="key=value ...": lowering options added to every
+    # case's GSA_GPU_OPTIONS (e.g. attention-stages=4).
     parser.add_argument("--first", type=int, default=0,
                         help="run only the first N cases (e.g. under compute-sanitizer)")
     args = parser.parse_args()

@@ -45,6 +45,9 @@ constexpr int64_t kWarps = kThreads / kWarpSize;
 constexpr int64_t kRadixBits = 8;
 constexpr int64_t kBins = int64_t(1) << kRadixBits;
 constexpr int64_t kMaxIndexerDim = 128; // ki row in registers
+/// Iterations of key fragments the stats sweep keeps in flight (3 measured
+/// no faster than 1 at 128K: the sweep is not waiting on these loads).
+constexpr int64_t kLookahead = 1;
 /// k_max up to which the sampled selection's finish kernel sorts a row's
 /// selection in shared memory (32 KiB).
 constexpr int64_t kMaxSampledBudget = 8192;
@@ -575,23 +578,32 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     init.push_back(e.i32(-1)); // the largest unsigned key
     init.push_back(e.i32(0));
   }
-  // Tensor cores: the next iteration's key fragments are loaded before this
-  // iteration's products (one iteration of lookahead).
+  // Tensor cores: the key fragments of the next kLookahead iterations are in
+  // flight while this iteration computes.
   bool prefetch = source.tensorCores();
   Value warpOffset = e.mul(ids.warp, e.index(8));
   size_t statsValues = init.size();
+  size_t fragsPerSet = 0;
   if (prefetch)
-    for (Value f : source.keyFragments(warpOffset))
-      init.push_back(f);
+    for (int64_t d = 0; d < kLookahead; ++d) {
+      SmallVector<Value> set = source.keyFragments(
+          e.add(e.index(d * source.chunk()), warpOffset));
+      fragsPerSet = set.size();
+      init.append(set.begin(), set.end());
+    }
   SmallVector<Value> acc = e.loopStepCarry(
       e.index(0), ids.keyEnd, e.index(source.chunk()), init,
       [&](Value s0, ValueRange carried) -> SmallVector<Value> {
         SmallVector<Value> ahead;
         SmallVector<Visit> visits;
         if (prefetch) {
-          ahead = source.keyFragments(
-              e.add(e.add(s0, e.index(source.chunk())), warpOffset));
-          SmallVector<Value> frags(carried.begin() + statsValues, carried.end());
+          // Sets for s0, s0 + chunk, ...: use the first, load one more.
+          SmallVector<Value> frags(carried.begin() + statsValues,
+                                   carried.begin() + statsValues + fragsPerSet);
+          ahead.append(carried.begin() + statsValues + fragsPerSet, carried.end());
+          SmallVector<Value> last = source.keyFragments(e.add(
+              e.add(s0, e.index(kLookahead * source.chunk())), warpOffset));
+          ahead.append(last.begin(), last.end());
           visits = source.visitsWith(frags, e.add(s0, warpOffset));
         } else {
           visits = source.visits(s0);
