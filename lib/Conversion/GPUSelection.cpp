@@ -759,14 +759,18 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   Value blocks = arith::DivUIOp::create(
       b, loc, e.add(e.sub(tail, head), e.index(8 * kSampleStride - 1)), block);
   auto forEachSampled = [&](function_ref<void(const Visit &, Value, Value)> use) {
-    auto whole = [&](Value from, Value to) {
-      e.loopStep(from, to, chunk, [&](Value s0) {
-        for (const Visit &v : source.visits(s0))
-          use(v, visibleFrom(e, ids, L, v), e.i32(1));
-      });
-    };
-    whole(zero, head);
-    whole(tail, ids.keyEnd);
+    // The head chunk and then the tail chunks, in one loop (one copy of the
+    // visit code: compile time).
+    Value tailChunks = arith::DivUIOp::create(
+        b, loc, e.add(e.sub(ids.keyEnd, tail), e.index(source.chunk() - 1)),
+        chunk);
+    e.loop(zero, e.add(tailChunks, e.index(1)), [&](Value i) {
+      Value first = e.cmpi(arith::CmpIPredicate::eq, i, zero);
+      Value s0 = e.select(first, zero,
+                          e.add(tail, e.mul(e.sub(i, e.index(1)), chunk)));
+      for (const Visit &v : source.visits(s0))
+        use(v, visibleFrom(e, ids, L, v), e.i32(1));
+    });
     // Warp w takes block i * 8 + w of the sampled span, one n-tile of it.
     Value rounds = arith::DivUIOp::create(
         b, loc, e.add(blocks, e.index(kWarps - 1)), e.index(kWarps));
@@ -1549,22 +1553,25 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
             }
             Value at = e.add(carried[0],
                              e.i32ToIndex(e.sub(e.add(before, inclusive), own)));
-            for (int64_t i = 0; i < wordsPerThread; ++i) {
-              Value wordStart = e.add(w0, e.mul(e.add(firstWord, e.index(i)),
-                                                e.index(32)));
-              Value word = e.load(bitmap, {e.add(firstWord, e.index(i))});
-              at = e.loopCarry(
-                  zero, e.i32ToIndex(LLVM::CtPopOp::create(b, loc, i32, word)),
-                  ValueRange{word, at},
-                  [&](Value, ValueRange c) -> SmallVector<Value> {
-                    Value bit = LLVM::CountTrailingZerosOp::create(
-                        b, loc, i32, c[0], b.getBoolAttr(false));
-                    e.store(e.indexToI32(e.add(wordStart, e.i32ToIndex(bit))),
-                            indices, {e.add(rowOut, c[1])});
-                    return {e.andi(c[0], e.sub(c[0], e.i32(1))),
-                            e.add(c[1], e.index(1))};
-                  })[1];
-            }
+            // (Loops rather than unrolled copies: code size, compile time.)
+            e.loopCarry(
+                zero, e.index(wordsPerThread), ValueRange{at},
+                [&](Value i, ValueRange outer) -> SmallVector<Value> {
+                  Value wordIndex = e.add(firstWord, i);
+                  Value wordStart = e.add(w0, e.mul(wordIndex, e.index(32)));
+                  Value word = e.load(bitmap, {wordIndex});
+                  return {e.loopCarry(
+                      zero, e.i32ToIndex(LLVM::CtPopOp::create(b, loc, i32, word)),
+                      ValueRange{word, outer[0]},
+                      [&](Value, ValueRange c) -> SmallVector<Value> {
+                        Value bit = LLVM::CountTrailingZerosOp::create(
+                            b, loc, i32, c[0], b.getBoolAttr(false));
+                        e.store(e.indexToI32(e.add(wordStart, e.i32ToIndex(bit))),
+                                indices, {e.add(rowOut, c[1])});
+                        return {e.andi(c[0], e.sub(c[0], e.i32(1))),
+                                e.add(c[1], e.index(1))};
+                      })[1]};
+                });
             // Everyone has read the window before the next one clears it.
             gpu::BarrierOp::create(b, loc);
             return {e.add(carried[0], e.i32ToIndex(total))};

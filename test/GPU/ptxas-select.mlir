@@ -50,10 +50,10 @@
 // TCSPILL-NEXT: 0 bytes spill stores, 0 bytes spill loads
 // Tensor cores (the default): 2 m-tiles x 4 k-steps, in the stats kernel
 // and twice in the top-k kernel (radix passes, write-out), 24; in the
-// sampled selection's sample kernel, three sweeps over the whole head and
-// tail of each row (at L = 100 there is no sampled middle: LLVM folds that
-// loop away), 48; and the query-tile attention's 64 (ptxas.mlir). On CUDA
-// cores (with the per-query attention) none.
+// sampled selection's sample kernel, three sweeps, each one loop over the
+// whole head and tail chunks and one over the sampled n-tiles, 48; and the
+// query-tile attention's 64 (ptxas.mlir). On CUDA cores (with the per-query
+// attention) none.
 // MMA: 136
 func.func @gsa_core(%q: tensor<1x100x8x128xbf16>, %k: tensor<1x100x2x128xbf16>,
                     %v: tensor<1x100x2x128xbf16>, %qi: tensor<1x100x4x64xbf16>,
