@@ -100,6 +100,15 @@ Expected<CUmodule> Driver::loadPTX(const std::string &ptx) {
   return module;
 }
 
+Expected<CUmodule> Driver::loadCubin(const std::string &cubin) {
+  CUmodule module = nullptr;
+  if (Error err = check(cuModuleLoadDataEx(&module, cubin.data(), 0, nullptr,
+                                           nullptr),
+                        "cuModuleLoadDataEx (cubin)"))
+    return std::move(err);
+  return module;
+}
+
 Expected<CUfunction> Driver::function(CUmodule module,
                                       const std::string &name) {
   CUfunction fn = nullptr;

@@ -31,6 +31,8 @@ public:
   /// The current context's device compute capability (major * 10 + minor).
   llvm::Expected<int> currentComputeCapability();
   llvm::Expected<CUmodule> loadPTX(const std::string &ptx);
+  /// A module from a cubin (ptxas's output for this device).
+  llvm::Expected<CUmodule> loadCubin(const std::string &cubin);
   llvm::Expected<CUfunction> function(CUmodule module, const std::string &name);
   llvm::Error launch(CUfunction fn, const uint32_t grid[3],
                      const uint32_t block[3], void **params, CUstream stream);

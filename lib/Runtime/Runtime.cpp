@@ -25,7 +25,11 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "llvm/ADT/DenseSet.h"
+#include "llvm/Support/Base64.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Program.h"
 #include "llvm/Support/SHA256.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/TargetSelect.h"
@@ -68,6 +72,54 @@ Error makeError(const std::string &message) {
 /// select-max-registers=N): an A/B
 /// switch for
 /// users and benchmarks. The text is part of the cache key.
+/// The ptxas that assembles kernels into cubins at compile time: $GSA_PTXAS
+/// (a path; "0" for none), else ptxas on PATH or in /usr/local/cuda/bin.
+/// Empty: none, and the driver JIT-compiles the PTX at load time.
+std::string ptxasForCubins() {
+  if (const char *env = std::getenv("GSA_PTXAS")) {
+    if (StringRef(env) == "0" || StringRef(env).empty())
+      return "";
+    return env;
+  }
+  auto found = llvm::sys::findProgramByName("ptxas");
+  if (!found)
+    found = llvm::sys::findProgramByName("ptxas", {"/usr/local/cuda/bin"});
+  return found ? *found : "";
+}
+
+/// `ptx` assembled by `ptxas` for `chip` into a cubin (the module image the
+/// driver loads without JIT), or the reason it could not be.
+Expected<std::string> assembleCubin(StringRef ptxas, StringRef ptx,
+                                    StringRef chip) {
+  SmallString<128> in, out;
+  int fd = -1;
+  if (std::error_code ec =
+          llvm::sys::fs::createTemporaryFile("gsa-kernel", "ptx", fd, in))
+    return makeError("ptxas: cannot create a temporary file: " + ec.message());
+  {
+    llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);
+    os << ptx;
+  }
+  if (std::error_code ec =
+          llvm::sys::fs::createTemporaryFile("gsa-kernel", "cubin", out)) {
+    llvm::sys::fs::remove(in);
+    return makeError("ptxas: cannot create a temporary file: " + ec.message());
+  }
+  std::string message;
+  SmallVector<StringRef> args = {ptxas, "-arch", chip, in, "-o", out};
+  int rc = llvm::sys::ExecuteAndWait(ptxas, args, std::nullopt, {}, 0, 0,
+                                     &message);
+  auto image = llvm::MemoryBuffer::getFile(out, /*IsText=*/false);
+  llvm::sys::fs::remove(in);
+  llvm::sys::fs::remove(out);
+  if (rc != 0)
+    return makeError(fmt::format("ptxas ({}) failed with status {}: {}",
+                                 ptxas.str(), rc, message));
+  if (!image)
+    return makeError("ptxas wrote no cubin: " + image.getError().message());
+  return (*image)->getBuffer().str();
+}
+
 Expected<GPUPipelineOptions> gpuOptionsFromEnvironment() {
   GPUPipelineOptions options;
   options.libdevice = defaultLibdevicePath();
@@ -482,11 +534,11 @@ StringRef paramKindName(ParamKind kind) {
 
 class CUDAKernel : public Kernel {
 public:
-  CUDAKernel(std::string ptx, std::vector<LaunchStep> steps,
-             std::vector<uint64_t> scratchBytes,
+  CUDAKernel(std::string ptx, std::string cubin,
+             std::vector<LaunchStep> steps, std::vector<uint64_t> scratchBytes,
              std::vector<TensorSpec> inputs, std::vector<TensorSpec> results,
              std::vector<std::string> names)
-      : ptx(std::move(ptx)), steps(std::move(steps)),
+      : ptx(std::move(ptx)), cubin(std::move(cubin)), steps(std::move(steps)),
         scratchBytes(std::move(scratchBytes)) {
     backend_ = Backend::CUDA;
     inputs_ = std::move(inputs);
@@ -583,7 +635,8 @@ public:
                                                {"results", std::move(outs)},
                                                {"names", std::move(names)},
                                                {"launches", std::move(plan)},
-                                               {"ptx", ptx}});
+                                               {"ptx", ptx},
+                                               {"cubin", llvm::encodeBase64(cubin)}});
     return out;
   }
 
@@ -662,10 +715,16 @@ public:
       }
       steps.push_back(std::move(step));
     }
-    return std::make_shared<CUDAKernel>(ptx->str(), std::move(steps),
-                                        std::move(scratchBytes),
-                                        std::move(ins), std::move(outs),
-                                        std::move(names));
+    std::vector<char> cubin;
+    if (auto encoded = obj->getString("cubin"))
+      if (llvm::Error err = llvm::decodeBase64(*encoded, cubin)) {
+        llvm::consumeError(std::move(err));
+        return nullptr; // a damaged entry is rebuilt
+      }
+    return std::make_shared<CUDAKernel>(
+        ptx->str(), std::string(cubin.begin(), cubin.end()), std::move(steps),
+        std::move(scratchBytes), std::move(ins), std::move(outs),
+        std::move(names));
   }
 
 private:
@@ -683,7 +742,9 @@ private:
           "the kernels were compiled for sm_90a (compute capability 9.0), "
           "but the current device has compute capability {}.{}",
           *cc / 10, *cc % 10));
-    auto module = driver.loadPTX(ptx);
+    // The cubin ptxas made at compile time, else the PTX through the
+    // driver's JIT.
+    auto module = cubin.empty() ? driver.loadPTX(ptx) : driver.loadCubin(cubin);
     if (!module)
       return module.takeError();
     for (const LaunchStep &step : steps) {
@@ -696,6 +757,7 @@ private:
   }
 
   std::string ptx;
+  std::string cubin; // empty: none (no ptxas at compile time)
   std::vector<LaunchStep> steps;
   std::vector<uint64_t> scratchBytes;
   std::mutex mutex;
@@ -1076,9 +1138,20 @@ Runtime::compile(StringRef program, ArrayRef<TensorSpec> inputs,
       return staticResultsOr.takeError();
     std::vector<TensorSpec> staticResults = std::move(*staticResultsOr);
     std::vector<TensorSpec> inputSpecs(inputs.begin(), inputs.end());
+    // A cubin where ptxas is at hand (no JIT at load time, and the disk
+    // cache keeps it); a ptxas that fails leaves the PTX to the driver's
+    // JIT, which reports any real problem in the PTX when the module loads.
+    std::string cubin;
+    if (std::string ptxas = ptxasForCubins(); !ptxas.empty()) {
+      auto image = assembleCubin(ptxas, ptx, gpuOptions.chip);
+      if (image)
+        cubin = std::move(*image);
+      else
+        llvm::consumeError(image.takeError());
+    }
     auto kernel = std::make_shared<CUDAKernel>(
-        std::move(ptx), std::move(steps), std::move(scratchBytes),
-        std::move(inputSpecs),
+        std::move(ptx), std::move(cubin), std::move(steps),
+        std::move(scratchBytes), std::move(inputSpecs),
         std::move(staticResults), std::move(names));
     DiskCache disk = DiskCache::fromEnvironment();
     if (Error err = disk.store(key, version(), kernel->serialise()))

@@ -9,6 +9,7 @@
 
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Program.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <cstdlib>
@@ -120,6 +121,46 @@ TEST_F(CUDARuntimeTest, DiskCacheHitsAcrossRuntimesAndRebuildsCorruptEntries) {
   Runtime fifth;
   ASSERT_TRUE(bool(fifth.compile(kAttention, specsFor(41), cuda())));
   EXPECT_EQ(cacheFiles().size(), 2u);
+}
+
+// Where ptxas is at hand, the kernels are assembled into a cubin at compile
+// time and the disk cache keeps it (base64 in the entry; "f0VMRg" is the
+// ELF magic "\x7fELF"); GSA_PTXAS=0 keeps the PTX only.
+TEST_F(CUDARuntimeTest, AssemblesACubinWherePtxasIsPresent) {
+  unsetenv("GSA_PTXAS");
+  if (!llvm::sys::findProgramByName("ptxas") &&
+      !llvm::sys::findProgramByName("ptxas", {"/usr/local/cuda/bin"}))
+    GTEST_SKIP() << "no ptxas on this machine: the PTX-only path is checked "
+                    "by the other tests";
+  {
+    Runtime runtime;
+    ASSERT_TRUE(bool(runtime.compile(kAttention, specsFor(40), cuda())));
+  }
+  auto files = cacheFiles();
+  ASSERT_EQ(files.size(), 1u);
+  auto content = llvm::MemoryBuffer::getFile(files[0]);
+  ASSERT_TRUE(bool(content));
+  EXPECT_NE((*content)->getBuffer().find("\"cubin\":\"f0VMRg"), llvm::StringRef::npos);
+  // A second process loads the entry, cubin and all.
+  {
+    Runtime second;
+    ASSERT_TRUE(bool(second.compile(kAttention, specsFor(40), cuda())));
+    EXPECT_EQ(second.cacheStats().diskHits, 1u);
+  }
+  setenv("GSA_PTXAS", "0", 1);
+  {
+    Runtime third;
+    ASSERT_TRUE(bool(third.compile(kAttention, specsFor(41), cuda())));
+  }
+  unsetenv("GSA_PTXAS");
+  bool sawPtxOnly = false;
+  for (const std::string &file : cacheFiles()) {
+    auto text = llvm::MemoryBuffer::getFile(file);
+    ASSERT_TRUE(bool(text));
+    if ((*text)->getBuffer().contains("\"cubin\":\"\""))
+      sawPtxOnly = true;
+  }
+  EXPECT_TRUE(sawPtxOnly) << "GSA_PTXAS=0 leaves an entry without a cubin";
 }
 
 TEST_F(CUDARuntimeTest, CacheCanBeDisabled) {
