@@ -6,6 +6,9 @@
 |* nonzero status and leaves a message for gsa_last_error().                 *|
 |* Kernels are cached per specialisation in memory and, for CUDA, on disk    *|
 |* (GSA_CACHE_DIR, default ~/.cache/gsa; GSA_DISABLE_CACHE=1 turns it off).  *|
+|* CUDA kernels are assembled into cubins where ptxas is found (GSA_PTXAS: a *|
+|* path, or 0 for the driver's PTX JIT); GSA_GPU_OPTIONS sets the lowering's *|
+|* options (docs/gpu-path.md).                                               *|
 \*===----------------------------------------------------------------------===*/
 
 #ifndef GSA_C_GSA_H
