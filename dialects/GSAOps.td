@@ -149,6 +149,9 @@ def GSA_SparseAttentionOp : GSA_Op<"sparse_attention",
     A row with no selected position gives `o = 0`, `lse = -inf`. `scale`
     defaults to `1 / sqrt(d_k)`. The `score_mod` region receives
     `(%score: f32, %b: index, %h: index, %t: index, %s: index)`.
+    The selected positions of a row are a set (as `gsa.adaptive_topk`
+    returns them): a position listed twice counts twice on the CPU path and
+    in the per-query GPU kernel, once in the GPU's query-tile kernel.
   }];
   let arguments = (ins AnyRankedTensor:$q,
                        AnyRankedTensor:$k,
