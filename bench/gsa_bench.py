@@ -120,6 +120,9 @@ def main():
     parser.add_argument("--lib", default=str(ROOT / "dist" / "libgsa.so.xz"))
     parser.add_argument("--lengths", default="4096,16384,65536,131072")
     parser.add_argument("--policies", default="fixed,inverse")
+    parser.add_argument("--triton", action="store_true",
+                        help="also time the Triton peer of the attention stage "
+                             "(bench/triton_peer.py) on the same selections")
     parser.add_argument("--per-query", action="store_true",
                         help="also time the per-query attention kernel "
                              "(attention-query-tiles=0) side by side")
@@ -203,6 +206,15 @@ def main():
                 sane = sane and bool(torch.isfinite(o).all())
                 att_ms = timed(launch_att)
                 union = union_stats(idx, cnt)
+                tr_ms, tr_diff = None, None
+                if args.triton:
+                    from triton_peer import gated_sparse_attention as triton_attend
+                    run_tr = lambda: triton_attend(q, k, v, idx, cnt, gv, go)
+                    o_tr, _ = run_tr()
+                    torch.cuda.synchronize()
+                    tr_diff = ((o_tr.float() - o.float()).norm() / o.float().norm()).item()
+                    tr_ms = timed(run_tr)
+                    del o_tr
                 pq_ms, pq_diff = None, None
                 if args.per_query:
                     os.environ["GSA_GPU_OPTIONS"] = "attention-query-tiles=0"
@@ -254,6 +266,7 @@ def main():
                          union_per_tile=union[0], union_share=union[1],
                          attend_union_floor_ms=union_floor,
                          attend_per_query_ms=pq_ms, per_query_rel_diff=pq_diff,
+                         attend_triton_ms=tr_ms, triton_rel_diff=tr_diff,
                          core_ms=core_ms, cudnn_ms=cudnn_ms,
                          cudnn_tflops=dense_flops / cudnn_ms / 1e9,
                          vs_cudnn=cudnn_ms / core_ms, cold_compile_s=cold_s,
@@ -269,13 +282,14 @@ def main():
         torch.cuda.empty_cache()
     print()
     print(f"{'L':>7} {'inputs':>10} {'policy':>7} {'mean k':>7} {'select ms':>10} {'(floor)':>8} "
-          f"{'attend ms':>10} {'(floor)':>8} {'per-query':>9} {'union':>7} {'share':>6} "
+          f"{'attend ms':>10} {'(floor)':>8} {'per-query':>9} {'triton':>8} {'union':>7} {'share':>6} "
           f"{'core ms':>9} {'cuDNN ms':>9} {'vs cuDNN':>9} ok")
     for r in rows:
         print(f"{r['L']:>7} {r['inputs']:>10} {r['policy']:>7} {r['mean_k']:7.0f} "
               f"{r['select_ms']:10.2f} {r['select_floor_ms']:8.2f} {r['attend_ms']:10.2f} "
               f"{r['attend_floor_ms']:8.2f} "
               f"{r['attend_per_query_ms'] if r['attend_per_query_ms'] else float('nan'):9.2f} "
+              f"{r['attend_triton_ms'] if r['attend_triton_ms'] else float('nan'):8.2f} "
               f"{r['union_per_tile']:7.0f} {r['union_share']:6.1f} "
               f"{r['core_ms']:9.2f} {r['cudnn_ms']:9.2f} "
               f"{r['vs_cudnn']:8.2f}x {'yes' if r['sane'] else 'NO'}")
