@@ -480,35 +480,31 @@ def main():
                 cases.append(dict(B=1, L=L, dtype=bf, policy="inverse", training=False,
                                   whole=True, rif=rif))
     def side_by_side(shapes, option):
-        """Whole-core cases, each with `option` on, then off."""
-        return [dict(B=B, L=L, dtype=dt, policy=pol, training=train, whole=True,
-                     **{option: on})
-                for B, L, dt, pol, train in shapes for on in (True, False)]
+        """Cases (B, L, dtype, policy, training[, whole]; whole cores unless
+        said), each with `option` on, then off."""
+        return [dict(B=c[0], L=c[1], dtype=c[2], policy=c[3], training=c[4],
+                     whole=c[5] if len(c) > 5 else True, **{option: on})
+                for c in shapes for on in (True, False)]
+    # The attention variants' side-by-side shapes.
+    attention_cores = ((1, 1024, bf, "fixed", False), (2, 1024, fp, "inverse", True),
+                       (1, 5000, bf, "proportional", False), (2, 4096, fp, "inverse", False),
+                       (1, 16384, bf, "inverse", False), (1, 65536, bf, "fixed", False))
     if args.attention_tc:
-        cases = side_by_side(((1, 1024, bf, "fixed", False), (2, 1024, fp, "inverse", True),
-                              (1, 5000, bf, "proportional", False),
-                              (2, 4096, fp, "inverse", False),
-                              (1, 16384, bf, "inverse", False),
-                              (1, 65536, bf, "fixed", False)), "atc")
+        cases = side_by_side(attention_cores, "atc")
     if args.pregate:
         cases = side_by_side(((2, 1024, fp, "inverse", True),
                               (1, 5000, bf, "proportional", False),
                               (1, 16384, bf, "inverse", False),
                               (1, 65536, bf, "fixed", False)), "pg")
     if args.query_tiles:
-        cases = side_by_side(((1, 1024, bf, "fixed", False), (2, 1024, fp, "inverse", True),
-                              (1, 5000, bf, "proportional", False),
-                              (2, 4096, fp, "inverse", False),
-                              (1, 16384, bf, "inverse", False),
-                              (1, 65536, bf, "fixed", False)), "qt")
+        cases = side_by_side(attention_cores, "qt")
     if args.sampled:
-        cases = [dict(B=B, L=L, dtype=dt, policy=pol, training=train, whole=whole, ss=on)
-                 for B, L, dt, pol, train, whole in (
-                     (1, 300, bf, "inverse", True, False), (2, 1000, bf, "inverse", False, False),
-                     (2, 4096, fp, "inverse", True, True), (1, 5000, bf, "proportional", False, True),
-                     (1, 4096, bf, "custom", False, True), (1, 16384, bf, "fixed", False, False),
-                     (1, 16384, bf, "inverse", False, True), (1, 65536, bf, "inverse", False, False))
-                 for on in (True, False)]
+        cases = side_by_side((
+            (1, 300, bf, "inverse", True, False), (2, 1000, bf, "inverse", False, False),
+            (2, 4096, fp, "inverse", True, True), (1, 5000, bf, "proportional", False, True),
+            (1, 4096, bf, "custom", False, True), (1, 16384, bf, "fixed", False, False),
+            (1, 16384, bf, "inverse", False, True), (1, 65536, bf, "inverse", False, False)),
+            "ss")
         for c in cases[:4]:
             c.update(k=(64, 16, 128))
     if args.attention_shapes:

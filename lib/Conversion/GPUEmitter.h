@@ -131,6 +131,52 @@ inline Value warpInclusiveSum(OpBuilder &b, Location loc, Value value,
   return value;
 }
 
+/// Two f32 values rounded to `elem` (bf16/f16) and packed into one 32-bit
+/// register, the first in the low half (an mma operand pair).
+inline Value packPair(OpBuilder &b, Location loc, Type elem, Value x, Value y) {
+  Value xs = arith::TruncFOp::create(b, loc, elem, x);
+  Value ys = arith::TruncFOp::create(b, loc, elem, y);
+  Value pair = vector::FromElementsOp::create(
+      b, loc, VectorType::get({2}, elem), ValueRange{xs, ys});
+  Value bits = vector::BitCastOp::create(
+      b, loc, VectorType::get({1}, b.getI32Type()), pair);
+  return vector::ExtractOp::create(b, loc, bits, ArrayRef<int64_t>{0});
+}
+
+/// Block-wide exclusive prefix sum of one i32 per thread (thread order) and
+/// the block's total, for `warps` warps: a shuffle scan per warp, the warp
+/// totals through `warpTotals` (a shared buffer of `warps` i32), one
+/// barrier. Every thread of the block must call it.
+inline std::pair<Value, Value> blockExclusiveSum(OpBuilder &b, Location loc,
+                                                 Value value, Value lane,
+                                                 Value warp, Value warpTotals,
+                                                 int64_t warps) {
+  auto index = [&](int64_t v) {
+    return arith::ConstantIndexOp::create(b, loc, v).getResult();
+  };
+  Value zero = arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(0));
+  Value inclusive = warpInclusiveSum(b, loc, value, lane);
+  Value last = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, lane,
+                                     index(kWarpSize - 1));
+  scf::IfOp::create(b, loc, last, [&](OpBuilder &nested, Location) {
+    memref::StoreOp::create(nested, loc, inclusive, warpTotals, ValueRange{warp});
+    scf::YieldOp::create(nested, loc);
+  });
+  gpu::BarrierOp::create(b, loc);
+  Value before = zero, total = zero;
+  for (int64_t w = 0; w < warps; ++w) {
+    Value x = memref::LoadOp::create(b, loc, warpTotals, ValueRange{index(w)});
+    total = arith::AddIOp::create(b, loc, total, x);
+    Value earlier = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
+                                          index(w), warp);
+    before = arith::AddIOp::create(
+        b, loc, before, arith::SelectOp::create(b, loc, earlier, x, zero));
+  }
+  Value exclusive = arith::SubIOp::create(
+      b, loc, arith::AddIOp::create(b, loc, before, inclusive), value);
+  return {exclusive, total};
+}
+
 /// An i32 0 that is not a constant op (lane / 32 is 0): the inline-asm
 /// lowering gives constant operands an immediate ("n") constraint, which
 /// mma's register operands cannot take.

@@ -86,26 +86,23 @@ TileShape tileShapeOf(SparseAttentionOp op) {
   return s;
 }
 
-/// The 32-bit shared-window address of element `offset` of a workgroup
-/// buffer (what ldmatrix and cp.async take as `[r]`).
-Value sharedAddress(Emitter &e, Value buffer, Value offset) {
+/// The address of element `offset` of a buffer as an integer of `type`:
+/// i32 for a workgroup buffer (the shared window, what ldmatrix and
+/// cp.async take as `[r]`), i64 for a kernel's global buffer (kernel
+/// buffers arrive as bare pointers, so their offset is 0).
+Value byteAddress(Emitter &e, Value buffer, Value offset, Type type) {
   OpBuilder &b = e.builder();
   Location loc = e.location();
   Value base = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, buffer);
-  auto type = cast<MemRefType>(buffer.getType());
-  Value bytes = e.mul(offset, e.index(type.getElementTypeBitWidth() / 8));
-  return arith::IndexCastUIOp::create(b, loc, b.getI32Type(), e.add(base, bytes));
+  auto memrefType = cast<MemRefType>(buffer.getType());
+  Value bytes = e.mul(offset, e.index(memrefType.getElementTypeBitWidth() / 8));
+  return arith::IndexCastUIOp::create(b, loc, type, e.add(base, bytes));
 }
-
-/// The 64-bit address of element `offset` of a kernel's (global) buffer.
-/// Kernel buffers arrive as bare pointers, so their offset is 0.
+Value sharedAddress(Emitter &e, Value buffer, Value offset) {
+  return byteAddress(e, buffer, offset, e.builder().getI32Type());
+}
 Value globalAddress(Emitter &e, Value buffer, Value offset) {
-  OpBuilder &b = e.builder();
-  Location loc = e.location();
-  Value base = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, buffer);
-  auto type = cast<MemRefType>(buffer.getType());
-  Value bytes = e.mul(offset, e.index(type.getElementTypeBitWidth() / 8));
-  return arith::IndexCastUIOp::create(b, loc, b.getI64Type(), e.add(base, bytes));
+  return byteAddress(e, buffer, offset, e.builder().getI64Type());
 }
 
 /// 16 bytes global -> shared without registers (completion through the
@@ -130,22 +127,6 @@ SmallVector<Value> loadMatrices(OpBuilder &b, Location loc, Value sharedAddr,
                                       ValueRange{sharedAddr}, ValueRange{},
                                       b.getStringAttr(code), Value());
   return SmallVector<Value>(op.getResults());
-}
-
-/// Two f32 values rounded to `elem` and packed into one 32-bit register (the
-/// first in the low half).
-Value packPair(OpBuilder &b, Location loc, Type elem, Value x, Value y) {
-  Value xs = arith::TruncFOp::create(b, loc, elem, x);
-  Value ys = arith::TruncFOp::create(b, loc, elem, y);
-  Value pair = vector::FromElementsOp::create(
-      b, loc, VectorType::get({2}, elem), ValueRange{xs, ys});
-  Value bits = vector::BitCastOp::create(
-      b, loc, VectorType::get({1}, b.getI32Type()), pair);
-  return vector::ExtractOp::create(b, loc, bits, ArrayRef<int64_t>{0});
-}
-
-Value i32Const(OpBuilder &b, Location loc, int64_t v) {
-  return arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v));
 }
 
 /// Kernel 1: the union of each query tile's selections and the per-entry
@@ -174,13 +155,13 @@ void buildUnionKernel(gpu::GPUFuncOp kernel, const TileShape &s) {
   Value bi = gpu::BlockIdOp::create(b, loc, gpu::Dimension::y);
   Value lane = arith::RemUIOp::create(b, loc, tid, e.index(kWarpSize));
   Value warp = arith::DivUIOp::create(b, loc, tid, e.index(kWarpSize));
-  Value zero = e.index(0), zeroI = i32Const(b, loc, 0), oneI = i32Const(b, loc, 1);
+  Value zero = e.index(0), zeroI = e.i32(0), oneI = e.i32(1);
   Value cK = e.index(s.K), cL = e.index(s.L), nt = e.index(kUnionThreads);
   Value t0 = e.mul(tile, e.index(s.T));
   Value hi = e.minui(e.add(t0, e.index(s.T)), cL);
   Value tileIndex = e.add(e.mul(bi, e.index(s.numTiles)), tile);
   Value outBase = e.mul(tileIndex, e.index(s.T * s.K));
-  Value maskOf = i32Const(b, loc, maskBits == 32 ? -1 : (int64_t(1) << maskBits) - 1);
+  Value maskOf = e.i32(maskBits == 32 ? -1 : (int64_t(1) << maskBits) - 1);
 
   SmallVector<Value> total = e.loopStepCarry(
       zero, hi, e.index(window), ValueRange{zero},
@@ -235,19 +216,9 @@ void buildUnionKernel(gpu::GPUFuncOp kernel, const TileShape &s) {
           own = e.add(own, LLVM::CtPopOp::create(
                                b, loc, i32,
                                e.load(bitmap, {e.add(firstWord, e.index(i))})));
-        Value inclusive = warpInclusiveSum(b, loc, own, lane);
-        e.ifThen(e.cmpi(arith::CmpIPredicate::eq, lane, e.index(kWarpSize - 1)),
-                 [&]() { e.store(inclusive, warpTotals, {warp}); });
-        gpu::BarrierOp::create(b, loc);
-        Value before = zeroI, all = zeroI;
-        for (int64_t w = 0; w < kUnionThreads / kWarpSize; ++w) {
-          Value x = e.load(warpTotals, {e.index(w)});
-          all = e.add(all, x);
-          before = e.add(before, e.select(e.cmpi(arith::CmpIPredicate::ult,
-                                                 e.index(w), warp),
-                                          x, zeroI));
-        }
-        Value at = e.add(base, e.i32ToIndex(e.sub(e.add(before, inclusive), own)));
+        auto [exclusive, all] = blockExclusiveSum(
+            b, loc, own, lane, warp, warpTotals, kUnionThreads / kWarpSize);
+        Value at = e.add(base, e.i32ToIndex(exclusive));
         // This thread's keys, in position order.
         for (int64_t i = 0; i < wordsPerThread; ++i) {
           Value wordIndex = e.add(firstWord, e.index(i));
@@ -344,7 +315,7 @@ void buildTileAttentionKernel(SparseAttentionOp op, gpu::GPUFuncOp kernel,
     r.t = tc;
     r.head = e.add(e.mul(kvh, e.index(s.G)),
                    arith::RemUIOp::create(b, loc, m, e.index(s.G)));
-    r.queryBit = arith::ShLIOp::create(b, loc, i32Const(b, loc, 1),
+    r.queryBit = arith::ShLIOp::create(b, loc, e.i32(1),
                                        e.indexToI32(r.queryInTile));
     r.qBase = e.mul(e.add(e.mul(e.add(e.mul(bi, cL), tc), cNH), r.head), cD);
     return r;
@@ -389,9 +360,9 @@ void buildTileAttentionKernel(SparseAttentionOp op, gpu::GPUFuncOp kernel,
       Value inUnion = e.cmpi(arith::CmpIPredicate::ult, u, unionSize);
       Value at = e.add(unionBase, e.select(inUnion, u, zero));
       Value slot = e.add(e.mul(stage, e.index(kKeyChunk)), tid);
-      e.store(e.select(inUnion, e.load(unionMasks, {at}), i32Const(b, loc, 0)),
+      e.store(e.select(inUnion, e.load(unionMasks, {at}), e.i32(0)),
               maskBuf, {slot});
-      e.store(e.select(inUnion, e.load(unionKeys, {at}), i32Const(b, loc, 0)),
+      e.store(e.select(inUnion, e.load(unionKeys, {at}), e.i32(0)),
               keyBuf, {slot});
     });
   };
@@ -448,7 +419,7 @@ void buildTileAttentionKernel(SparseAttentionOp op, gpu::GPUFuncOp kernel,
                                     {sc, bi, rows[r].head, rows[r].t, pos});
               Value member = e.cmpi(arith::CmpIPredicate::ne,
                                     e.andi(mask, rows[r].queryBit),
-                                    i32Const(b, loc, 0));
+                                    e.i32(0));
               score[r].push_back(e.select(member, sc, negInf));
             }
           }

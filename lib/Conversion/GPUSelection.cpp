@@ -45,9 +45,6 @@ constexpr int64_t kWarps = kThreads / kWarpSize;
 constexpr int64_t kRadixBits = 8;
 constexpr int64_t kBins = int64_t(1) << kRadixBits;
 constexpr int64_t kMaxIndexerDim = 128; // ki row in registers
-/// Iterations of key fragments the stats sweep keeps in flight (3 measured
-/// no faster than 1 at 128K: the sweep is not waiting on these loads).
-constexpr int64_t kLookahead = 1;
 /// k_max up to which the sampled selection's finish kernel sorts a row's
 /// selection in shared memory (32 KiB).
 constexpr int64_t kMaxSampledBudget = 8192;
@@ -578,32 +575,24 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     init.push_back(e.i32(-1)); // the largest unsigned key
     init.push_back(e.i32(0));
   }
-  // Tensor cores: the key fragments of the next kLookahead iterations are in
-  // flight while this iteration computes.
+  // Tensor cores: the next iteration's key fragments are in flight while
+  // this iteration computes (three iterations ahead measured no faster at
+  // 128K: the sweep is not waiting on these loads).
   bool prefetch = source.tensorCores();
   Value warpOffset = e.mul(ids.warp, e.index(8));
   size_t statsValues = init.size();
-  size_t fragsPerSet = 0;
   if (prefetch)
-    for (int64_t d = 0; d < kLookahead; ++d) {
-      SmallVector<Value> set = source.keyFragments(
-          e.add(e.index(d * source.chunk()), warpOffset));
-      fragsPerSet = set.size();
-      init.append(set.begin(), set.end());
-    }
+    for (Value f : source.keyFragments(warpOffset))
+      init.push_back(f);
   SmallVector<Value> acc = e.loopStepCarry(
       e.index(0), ids.keyEnd, e.index(source.chunk()), init,
       [&](Value s0, ValueRange carried) -> SmallVector<Value> {
         SmallVector<Value> ahead;
         SmallVector<Visit> visits;
         if (prefetch) {
-          // Sets for s0, s0 + chunk, ...: use the first, load one more.
-          SmallVector<Value> frags(carried.begin() + statsValues,
-                                   carried.begin() + statsValues + fragsPerSet);
-          ahead.append(carried.begin() + statsValues + fragsPerSet, carried.end());
-          SmallVector<Value> last = source.keyFragments(e.add(
-              e.add(s0, e.index(kLookahead * source.chunk())), warpOffset));
-          ahead.append(last.begin(), last.end());
+          ahead = source.keyFragments(
+              e.add(e.add(s0, e.index(source.chunk())), warpOffset));
+          SmallVector<Value> frags(carried.begin() + statsValues, carried.end());
           visits = source.visitsWith(frags, e.add(s0, warpOffset));
         } else {
           visits = source.visits(s0);
@@ -1508,7 +1497,7 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
       // Ascending write-out, window by window of positions.
       int64_t window = 32 * bitmapWords;
       Value rowOut = e.mul(row, cK);
-      SmallVector<Value> written = e.loopStepCarry(
+      e.loopStepCarry(
           zero, n, e.index(window), ValueRange{zero},
           [&](Value w0, ValueRange carried) -> SmallVector<Value> {
             for (int64_t i = 0; i < wordsPerThread; ++i)
@@ -1539,20 +1528,9 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
               own = e.add(own, LLVM::CtPopOp::create(
                                    b, loc, i32,
                                    e.load(bitmap, {e.add(firstWord, e.index(i))})));
-            Value inclusive = warpInclusiveSum(b, loc, own, lane);
-            e.ifThen(e.cmpi(arith::CmpIPredicate::eq, lane, e.index(kWarpSize - 1)),
-                     [&]() { e.store(inclusive, warpTotals, {warp}); });
-            gpu::BarrierOp::create(b, loc);
-            Value before = e.i32(0), total = e.i32(0);
-            for (int64_t w = 0; w < kWarps; ++w) {
-              Value x = e.load(warpTotals, {e.index(w)});
-              total = e.add(total, x);
-              before = e.add(before, e.select(e.cmpi(arith::CmpIPredicate::ult,
-                                                     e.index(w), warp),
-                                              x, e.i32(0)));
-            }
-            Value at = e.add(carried[0],
-                             e.i32ToIndex(e.sub(e.add(before, inclusive), own)));
+            auto [exclusive, total] = blockExclusiveSum(b, loc, own, lane, warp,
+                                                        warpTotals, kWarps);
+            Value at = e.add(carried[0], e.i32ToIndex(exclusive));
             // (Loops rather than unrolled copies: code size, compile time.)
             e.loopCarry(
                 zero, e.index(wordsPerThread), ValueRange{at},
@@ -1576,7 +1554,6 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
             gpu::BarrierOp::create(b, loc);
             return {e.add(carried[0], e.i32ToIndex(total))};
           });
-      (void)written;
       e.loopStep(e.add(k, tid), cK, nt, [&](Value j) {
         e.store(e.i32(-1), indices, {e.add(rowOut, j)});
       });

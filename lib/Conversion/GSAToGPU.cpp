@@ -183,15 +183,7 @@ void buildAttentionKernel(SparseAttentionOp op, gpu::GPUFuncOp kernel,
       Value hi = e.select(realRow, loadPair(b, loc, q, e.add(at, e.index(8))), zeroI);
       qFrag.push_back({lo, zeroI, hi, zeroI});
     }
-    auto pack = [&](Value x, Value y) {
-      Value xs = arith::TruncFOp::create(b, loc, elem, x);
-      Value ys = arith::TruncFOp::create(b, loc, elem, y);
-      Value pair = vector::FromElementsOp::create(
-          b, loc, VectorType::get({2}, elem), ValueRange{xs, ys});
-      Value bits = vector::BitCastOp::create(b, loc, VectorType::get({1}, i32), pair);
-      return vector::ExtractOp::create(b, loc, bits, ArrayRef<int64_t>{0})
-          .getResult();
-    };
+    auto pack = [&](Value x, Value y) { return packPair(b, loc, elem, x, y); };
     auto kvBaseOf = [&](Value s) {
       return e.mul(e.add(e.mul(e.add(e.mul(bi, cL), s), cNKV), kvh), cD);
     };
