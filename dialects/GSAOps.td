@@ -253,11 +253,13 @@ def GSA_SigmoidOp : GSA_Op<"sigmoid", [Pure, SameOperandsAndResultType]> {
 
 def GSA_YieldOp : GSA_Op<"yield", [Pure, Terminator, ReturnLike,
     ParentOneOf<["IndexerOp", "AdaptiveTopKOp", "SparseAttentionOp",
-                 "GatedSparseAttentionOp"]>]> {
+                 "GatedSparseAttentionOp", "TileScoresOp"]>]> {
   let summary = "returns the scalar result of a gsa op's region";
   let arguments = (ins Variadic<AnyType>:$values);
   let assemblyFormat = "attr-dict ($values^ `:` type($values))?";
   let builders = [OpBuilder<(ins), [{ /* nothing to yield */ }]>];
 }
+
+include "GSATileOps.td"
 
 #endif // GSA_OPS_TD

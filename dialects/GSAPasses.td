@@ -83,14 +83,6 @@ def ConvertGSAToGPU : Pass<"convert-gsa-to-gpu", "::mlir::ModuleOp"> {
            "apply the value gate G2 once per key row in a separate kernel "
            "(v' = v * sigmoid(gv) in v's type) so that the attention "
            "gathers K and v' only">,
-    Option<"attentionQueryTiles", "attention-query-tiles", "bool",
-           /*default=*/"true",
-           "sparse attention over query tiles: a kernel builds each tile's "
-           "union of selected keys with per-query masks, and the attention "
-           "stages every union row once per tile (cp.async, ldmatrix, "
-           "mma.sync); needs bf16/f16, d_k 64 or 128, n_h / n_kv in "
-           "{2, 4, 8, 16} and a pre-gated (or no) value gate, otherwise "
-           "the per-query kernel runs">,
     Option<"attentionTensorCores", "attention-tensor-cores", "bool",
            /*default=*/"false",
            "attention products (Q K^T, P V) with mma.sync: blocks of 16 "
@@ -124,6 +116,140 @@ def ConvertGSAToGPU : Pass<"convert-gsa-to-gpu", "::mlir::ModuleOp"> {
     "::mlir::NVVM::NVVMDialect",
     "::mlir::scf::SCFDialect",
     "::mlir::vector::VectorDialect",
+  ];
+}
+
+
+def GSATile : Pass<"gsa-tile", "::mlir::ModuleOp"> {
+  let summary = "tile gsa.sparse_attention into query-tile kernels on "
+                "block-level gsa.tile ops";
+  let description = [{
+    The first stage of the GPU lowering. Every `gsa.sparse_attention` that
+    can run over query tiles (bf16/f16, d_k 64 or 128, a GQA group of 2 to
+    16 heads dividing 16, static shapes) becomes, in place:
+
+    - scratch buffers for the tiles' unions (O(L * k_max));
+    - with a value gate, a `gpu.launch` computing v' = v * sigmoid(gv)
+      once per key row;
+    - a `gpu.launch` building each tile's union of selected positions with
+      per-query masks (the masks carry the causal limit);
+    - a `gpu.launch` of one thread block per (query tile, KV head, batch)
+      whose body loads the tile's query block and loops over the union in
+      chunks of `key-chunk` keys: gather the chunk's K and v' rows and query
+      masks (`gsa.tile.gather_rows` / `gather_words`, rows past the union
+      masked), `gsa.tile.dot` for the scores, `gsa.tile.scores` (scale,
+      `score_mod`, masks), `gsa.tile.online_softmax`, `gsa.tile.rescale`,
+      `gsa.tile.dot` for P V; then `gsa.tile.store_output` (O / l, the
+      output gate, lse; rows past the sequence dropped).
+
+    A tile is `warps` x 16 rows of (query, head) pairs: 16 * warps / G
+    queries. Each launch carries its kernel's name (`gsa.kernel`) for
+    `gsa-outline-kernels`. Other attention ops are left for
+    `convert-gsa-to-gpu`'s per-query kernel.
+  }];
+  let options = [
+    Option<"keyChunk", "key-chunk", "int64_t", /*default=*/"32",
+           "union keys per step of the tile loop (16, 32, 48 or 64): the "
+           "N of the score tile">,
+    Option<"warps", "warps", "int64_t", /*default=*/"4",
+           "warps per tile (1 to 8); each owns 16 rows of the tile">,
+    Option<"pregateValues", "pregate-values", "bool", /*default=*/"true",
+           "apply the value gate once per key row in its own kernel; "
+           "without it, ops with a value gate are not tiled">
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::bufferization::BufferizationDialect",
+    "::mlir::gpu::GPUDialect",
+    "::mlir::LLVM::LLVMDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::vector::VectorDialect",
+  ];
+}
+
+def GSAStageShared : Pass<"gsa-stage-shared"> {
+  let summary = "stage the chunk gathers of tile loops in shared memory "
+                "with cp.async, multi-buffered";
+  let description = [{
+    The second stage. In every `gpu.launch`, each `scf.for` that gathers
+    chunks (`gsa.tile.gather_rows`, `gsa.tile.gather_words`) becomes a
+    software pipeline over a ring of `stages` workgroup buffers per gather:
+    the prologue issues chunks 0 .. stages-2, and iteration i issues chunk
+    i + stages - 1 into the slot chunk i - 1 used, commits the group, waits
+    until chunk i's group has landed (`cp.async.wait_group stages-1`) and
+    passes a barrier; the loop body then reads slot i % stages through
+    `gsa.tile.shared_tile`, and a barrier at its end keeps a slot from being
+    refilled while a warp still reads it.
+
+    K / V rows move by 16-byte `cp.async.cg` copies spread over the block's
+    threads, their pieces XOR-swizzled by row (piece p of row j at p ^ (j %
+    8)) so that ldmatrix reads are free of bank conflicts; the short
+    per-key words (masks, positions) by plain loads and stores. The
+    gathers' index operands are recomputed for the chunk being issued
+    (they must be pure functions of the induction variable and of values
+    defined outside the loop). Fails, located, when the rings exceed the
+    48 KiB of static shared memory.
+  }];
+  let options = [
+    Option<"stages", "stages", "int64_t", /*default=*/"2",
+           "buffers per ring (2 to 4): chunks in flight while one computes">
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::gpu::GPUDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::NVVM::NVVMDialect",
+    "::mlir::scf::SCFDialect",
+  ];
+}
+
+def GSAMapTensorCores : Pass<"gsa-map-tensor-cores"> {
+  let summary = "distribute the gsa.tile values over the lanes: mma.sync, "
+                "ldmatrix and an online softmax in registers";
+  let description = [{
+    The third stage. In every `gpu.launch` of a tile kernel, warp w owns
+    rows 16w .. 16w+15 of every [M, N] tile value, held as the m16n8k16
+    accumulator fragments (lane l: rows l/4 and l/4 + 8, columns 2 (l%4)
+    and 2 (l%4) + 1 of each 8-column n-tile):
+
+    - `gsa.tile.load_queries`: the A fragments, loaded once;
+    - `gsa.tile.dot`: `mma.sync.m16n8k16` with f32 accumulation; B
+      fragments from a shared ring by `ldmatrix` (`.trans` for the
+      non-transposed V operand), swizzled addresses where the tile is;
+      probabilities packed in registers as the next product's A operand;
+    - `gsa.tile.scores`, `online_softmax`, `rescale`: per element and per
+      row with quad shuffles (each row lives in one lane quad); a row's sum
+      stays per lane until `gsa.tile.store_output` reduces it;
+    - loops carrying tiles carry their fragments instead.
+
+    Needs `gsa-stage-shared` first (dot operands from shared memory) and a
+    tile of 16 rows per warp of the launch.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::gpu::GPUDialect",
+    "::mlir::LLVM::LLVMDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::NVVM::NVVMDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::vector::VectorDialect",
+  ];
+}
+
+def GSAOutlineKernels : Pass<"gsa-outline-kernels", "::mlir::ModuleOp"> {
+  let summary = "outline the gpu.launch ops of the tile stages into "
+                "gpu.module @gsa_kernels";
+  let description = [{
+    Every `gpu.launch` named by `gsa.kernel` becomes a `gpu.func` of that
+    name in `gpu.module @gsa_kernels` (created if needed) and a
+    `gpu.launch_func` on the values its body captured (the runtime's launch
+    manifest), with the known block size and 16-byte aligned workgroup
+    buffers. Fails, located, on a launch that still holds `gsa.tile` ops.
+  }];
+  let dependentDialects = [
+    "::mlir::gpu::GPUDialect",
+    "::mlir::LLVM::LLVMDialect",
   ];
 }
 

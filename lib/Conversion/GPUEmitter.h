@@ -19,6 +19,8 @@
 namespace gsa::detail {
 
 constexpr int64_t kWarpSize = 32;
+/// mma.sync m16n8k16's M: the rows of a tile one warp owns.
+constexpr int64_t kRowsPerWarp = 16;
 constexpr double kLog2E = 1.4426950408889634;
 constexpr double kLn2 = 0.6931471805599453;
 
@@ -295,6 +297,52 @@ inline void launchKernel(Emitter &host, gpu::GPUFuncOp kernel,
   gpu::LaunchFuncOp::create(host.builder(), host.location(), kernel, grid,
                             block, /*dynamicSharedMemorySize=*/Value(),
                             operands);
+}
+
+/// The address of element `offset` of a buffer as an integer of `type`:
+/// i32 for a workgroup buffer (the shared window, what ldmatrix and
+/// cp.async take as `[r]`), i64 for a global buffer. Kernel buffers arrive
+/// as bare pointers and workgroup buffers are whole allocations, so the
+/// aligned pointer is the buffer's start.
+inline Value byteAddress(Emitter &e, Value buffer, Value offset, Type type) {
+  OpBuilder &b = e.builder();
+  Location loc = e.location();
+  Value base = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, buffer);
+  auto memrefType = cast<MemRefType>(buffer.getType());
+  Value bytes = e.mul(offset, e.index(memrefType.getElementTypeBitWidth() / 8));
+  return arith::IndexCastUIOp::create(b, loc, type, e.add(base, bytes));
+}
+inline Value sharedAddress(Emitter &e, Value buffer, Value offset) {
+  return byteAddress(e, buffer, offset, e.builder().getI32Type());
+}
+inline Value globalAddress(Emitter &e, Value buffer, Value offset) {
+  return byteAddress(e, buffer, offset, e.builder().getI64Type());
+}
+
+/// 16 bytes global -> shared without registers (completion through the
+/// commit / wait groups).
+inline void copyAsync16(OpBuilder &b, Location loc, Value sharedAddr,
+                        Value globalAddr) {
+  NVVM::InlinePtxOp::create(
+      b, loc, TypeRange{}, ValueRange{sharedAddr, globalAddr}, ValueRange{},
+      b.getStringAttr("cp.async.cg.shared.global [$0], [$1], 16;"), Value());
+}
+
+/// Four 8x8 16-bit matrices from shared memory; lane i gives the address of
+/// row i % 8 of matrix i / 8 and receives, of each matrix, row i / 4,
+/// elements 2 (i % 4) and 2 (i % 4) + 1 (or, transposed, column i / 4,
+/// rows 2 (i % 4) and 2 (i % 4) + 1): the mma B fragment layout.
+inline SmallVector<Value> loadMatrices(OpBuilder &b, Location loc,
+                                       Value sharedAddr, bool transposed) {
+  std::string code =
+      std::string("ldmatrix.sync.aligned.m8n8.x4") +
+      (transposed ? ".trans" : "") +
+      ".shared.b16 {$0, $1, $2, $3}, [$4];";
+  Type i32 = b.getI32Type();
+  auto op = NVVM::InlinePtxOp::create(b, loc, TypeRange{i32, i32, i32, i32},
+                                      ValueRange{sharedAddr}, ValueRange{},
+                                      b.getStringAttr(code), Value());
+  return SmallVector<Value>(op.getResults());
 }
 
 /// Fails with a located error unless every operand of `op` has a static

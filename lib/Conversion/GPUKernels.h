@@ -12,7 +12,10 @@
 #include "gsa/Dialect/GSADialect.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/PatternMatch.h"
+
+#include <functional>
 
 namespace gsa::detail {
 
@@ -40,18 +43,50 @@ void lowerIndexerToGPU(IndexerOp op, mlir::gpu::GPUModuleOp kernels,
                        mlir::IRRewriter &rewriter, llvm::StringRef prefix,
                        int64_t rows);
 
-/// Whether gsa.sparse_attention can run over query tiles (bf16/f16, d_k 64
-/// or 128, GQA group of 2 to 16 heads dividing 16, the value gate applied
-/// beforehand or absent).
-bool usableQueryTiles(SparseAttentionOp op, bool valuesPregated);
+/// Threads of the query-tile union kernel, and the 32-bit words of its
+/// shared query-mask buffer (32 KiB).
+constexpr int64_t kUnionThreads = 256;
+constexpr int64_t kUnionMaskWords = 8192;
 
-/// gsa.sparse_attention as the query-tile union kernel and the tile
-/// attention kernel (GPUQueryTiles.cpp); `values` is the flat v buffer the
-/// attention reads (pre-gated where the op has a value gate).
-void lowerAttentionByQueryTiles(SparseAttentionOp op, mlir::Value values,
-                                mlir::gpu::GPUModuleOp kernels,
-                                mlir::IRRewriter &rewriter,
-                                llvm::StringRef name);
+/// Makes a workgroup buffer of `n` elements for a kernel being built (a
+/// gpu.func's or a gpu.launch's workgroup attribution).
+using SharedAllocator = std::function<mlir::Value(mlir::Type, int64_t)>;
+
+/// The shape of the query-tile union: B x L queries in tiles of T, k_max
+/// selections per query.
+struct TileUnionShape {
+  int64_t B, L, K, T, numTiles;
+};
+
+/// The body of the query-tile union kernel (GPUQueryTiles.cpp): per tile
+/// (block x) and batch (block y) of a kUnionThreads-thread block, the
+/// sorted union of the tile's selections (`keysOut`, T x K entries per
+/// tile), each entry's mask of the queries that selected it (`masksOut`)
+/// and the union's size (`sizesOut`).
+void buildTileUnion(mlir::OpBuilder &b, mlir::Location loc,
+                    const SharedAllocator &shared, const TileUnionShape &s,
+                    mlir::Value indices, mlir::Value counts,
+                    mlir::Value keysOut, mlir::Value masksOut,
+                    mlir::Value sizesOut);
+
+/// Threads and elements per thread of the value-gate kernel.
+constexpr int64_t kValueGateThreads = 256;
+constexpr int64_t kValueGateWidth = 8; // d_k is a multiple of 32
+
+/// The body of the value-gate kernel: out = v * sigmoid(gv) in v's type,
+/// kValueGateWidth contiguous elements per thread of a kValueGateThreads
+/// block (block x); `n` elements in all (flat buffers).
+void buildValueGate(mlir::OpBuilder &b, mlir::Location loc, mlir::Value v,
+                    mlir::Value gv, mlir::Value out, int64_t n);
+
+/// The lowest free kernel name `<base>` or `<base>_<n>`-style: `stem`
+/// followed by the first number n >= 0 for which neither @gsa_kernels nor
+/// a pending gpu.launch (its `gsa.kernel` name) in `module` uses
+/// `<stem><n>`.
+std::string freeKernelName(mlir::ModuleOp module, llvm::StringRef stem);
+
+/// The attribute naming the kernel a gpu.launch becomes.
+inline constexpr llvm::StringLiteral kKernelNameAttr = "gsa.kernel";
 
 } // namespace gsa::detail
 

@@ -11,6 +11,7 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/GPU/Transforms/Passes.h"
 #include "mlir/Dialect/LLVMIR/Transforms/Passes.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
 
@@ -28,15 +29,30 @@ std::string gsa::defaultLibdevicePath() {
 
 void gsa::buildGPUPipeline(OpPassManager &pm,
                            const GPUPipelineOptions &options) {
-  // gsa: the composite op into its parts, sparse attention into kernels.
+  // gsa: the composite op into its parts.
   pm.addPass(createGSADecompose());
+  // Sparse attention over query tiles, in stages: tiles on block-level ops,
+  // their chunk gathers staged in shared memory, the tiles mapped onto the
+  // lanes and tensor cores; then the launches outlined into @gsa_kernels.
+  if (options.attentionQueryTiles) {
+    GSATileOptions tile;
+    tile.keyChunk = options.attentionKeyChunk;
+    tile.pregateValues = options.attentionPregateValues;
+    pm.addPass(createGSATile(tile));
+    GSAStageSharedOptions staging;
+    staging.stages = options.attentionStages;
+    pm.addPass(createGSAStageShared(staging));
+    pm.addPass(createGSAMapTensorCores());
+  }
+  pm.addPass(createGSAOutlineKernels());
+  // The other ops straight into kernels (selection, indexer, per-query
+  // attention).
   ConvertGSAToGPUOptions lowering;
   lowering.selectRowsPerTile = options.selectRowsPerTile;
   lowering.selectTensorCores = options.selectTensorCores;
   lowering.attentionRowsInFlight = options.attentionRowsInFlight;
   lowering.attentionTensorCores = options.attentionTensorCores;
   lowering.attentionPregateValues = options.attentionPregateValues;
-  lowering.attentionQueryTiles = options.attentionQueryTiles;
   lowering.selectSampled = options.selectSampled;
   lowering.selectMaxRegisters = options.selectMaxRegisters;
   pm.addPass(createConvertGSAToGPU(lowering));
@@ -46,6 +62,9 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
   OpPassManager &kernels = pm.nest<gpu::GPUModuleOp>();
   kernels.addPass(createCanonicalizerPass());
   kernels.addPass(createCSEPass());
+  // Views of kernel buffers (the tile stages index [B, L, n_h, d_k]
+  // buffers flat) as pointer arithmetic the LLVM lowering takes.
+  kernels.addPass(memref::createExpandStridedMetadataPass());
   kernels.addPass(createSCFToControlFlowPass());
   ConvertGpuOpsToNVVMOpsOptions nvvm;
   nvvm.useBarePtrCallConv = true;

@@ -28,6 +28,8 @@
 #include "GPUEmitter.h"
 #include "GPUKernels.h"
 
+#include "llvm/ADT/StringSet.h"
+
 #include <cmath>
 #include <fmt/format.h>
 
@@ -43,8 +45,6 @@ using namespace gsa::detail;
 namespace {
 
 constexpr int64_t kWarpsPerBlock = 4;
-constexpr int64_t kValueGateThreads = 256;
-constexpr int64_t kValueGateWidth = 8; // d_k is a multiple of 32
 
 /// Builds the kernel body of one gsa.sparse_attention.
 ///
@@ -68,28 +68,6 @@ bool usableTensorCores(SparseAttentionOp op) {
 /// v' = v * sigmoid(gv), elementwise over the flat buffers, rounded to
 /// v's type; each thread takes kValueGateWidth contiguous elements (one
 /// 16-byte vector for 16-bit types).
-void buildValueGateKernel(gpu::GPUFuncOp kernel, int64_t n) {
-  Location loc = kernel.getLoc();
-  Block &entry = kernel.getBody().front();
-  Value v = entry.getArgument(0), gv = entry.getArgument(1),
-        out = entry.getArgument(2);
-  OpBuilder b = OpBuilder::atBlockBegin(&entry);
-  Emitter e(b, loc);
-  Value tid = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
-  Value blockId = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
-  Value first = e.mul(e.add(e.mul(blockId, e.index(kValueGateThreads)), tid),
-                      e.index(kValueGateWidth));
-  e.ifThen(e.cmpi(arith::CmpIPredicate::ult, first, e.index(n)), [&]() {
-    SmallVector<Value> x = loadLaneRow(b, loc, v, first, kValueGateWidth);
-    SmallVector<Value> g = loadLaneRow(b, loc, gv, first, kValueGateWidth);
-    SmallVector<Value> y;
-    for (int64_t i = 0; i < kValueGateWidth; ++i)
-      y.push_back(e.mul(x[i], e.sigmoid(g[i])));
-    storeLaneRow(b, loc, y, out, first);
-  });
-  gpu::ReturnOp::create(b, loc);
-}
-
 void buildAttentionKernel(SparseAttentionOp op, gpu::GPUFuncOp kernel,
                           int64_t rowsInFlight, bool tensorCores,
                           bool gateInKernel) {
@@ -498,20 +476,19 @@ void lowerSigmoidForGPU(SigmoidOp op, IRRewriter &rewriter) {
   rewriter.replaceOp(op, fma);
 }
 
-/// `queryTiles`, `pregate`: the pass options; an op that runs over query
-/// tiles takes any GQA group of 2 to 16 (usableQueryTiles).
-LogicalResult checkStatic(SparseAttentionOp op, bool queryTiles, bool pregate) {
+/// The per-query kernel's limits (ops that `gsa-tile` took over query tiles
+/// are gone by now).
+LogicalResult checkStatic(SparseAttentionOp op) {
   if (failed(checkStaticOperands(op)))
     return failure();
   int64_t D = op.getQ().getType().getDimSize(3);
   int64_t group = op.getQ().getType().getDimSize(2) /
                   op.getK().getType().getDimSize(2);
-  if (queryTiles && usableQueryTiles(op, pregate || !op.getValueGate()))
-    return success();
   if (group > 8)
     return op.emitOpError(fmt::format(
         "GPU kernel keeps the query heads of a GQA group in registers and "
-        "supports n_h / n_kv <= 8, but it is {}",
+        "supports n_h / n_kv <= 8, but it is {} (the query-tile kernels of "
+        "gsa-tile take groups up to 16 on bf16/f16 with d_k 64 or 128)",
         group));
   if (D % kWarpSize != 0 || D > 256)
     return op.emitOpError(fmt::format(
@@ -554,7 +531,7 @@ struct ConvertGSAToGPUPass
     for (Operation *op : ops) {
       LogicalResult ok = success();
       if (auto o = dyn_cast<SparseAttentionOp>(op))
-        ok = checkStatic(o, attentionQueryTiles, attentionPregateValues);
+        ok = checkStatic(o);
       else if (auto o = dyn_cast<IndexerOp>(op))
         ok = checkIndexerForGPU(o, selectRowsPerTile);
       else
@@ -562,8 +539,10 @@ struct ConvertGSAToGPUPass
       if (failed(ok))
         return signalPassFailure();
     }
-    if (ops.empty())
+    if (ops.empty()) {
+      lowerKernelSigmoids(module);
       return;
+    }
     if (attentionRowsInFlight < 1 || attentionRowsInFlight > 8) {
       for (Operation *op : ops)
         if (isa<SparseAttentionOp>(op)) {
@@ -602,12 +581,13 @@ struct ConvertGSAToGPUPass
         attentions.push_back(cast<SparseAttentionOp>(op));
       }
     }
-    for (auto [n, op] : llvm::enumerate(attentions)) {
+    for (SparseAttentionOp op : attentions) {
       Location loc = op.getLoc();
       auto parent = op->getParentOfType<FunctionOpInterface>();
-      std::string name = fmt::format(
-          "{}_sparse_attention_{}",
-          parent ? parent.getName().str() : std::string("gsa"), n);
+      std::string name = freeKernelName(
+          module,
+          (parent ? parent.getName().str() : std::string("gsa")) +
+              "_sparse_attention_");
       rewriter.setInsertionPoint(op);
       Emitter e(rewriter, loc);
 
@@ -626,17 +606,15 @@ struct ConvertGSAToGPUPass
         args.add(gated);
         auto kernel = createKernel(kernels, loc, name + "_value_gate", args,
                                    kValueGateThreads);
-        buildValueGateKernel(kernel, type.getNumElements());
+        OpBuilder kb = OpBuilder::atBlockBegin(&kernel.getBody().front());
+        buildValueGate(kb, loc, kernel.getArgument(0), kernel.getArgument(1),
+                       kernel.getArgument(2), type.getNumElements());
+        gpu::ReturnOp::create(kb, loc);
         int64_t perBlock = kValueGateThreads * kValueGateWidth;
         launchKernel(e, kernel, args.operands(),
                      (type.getNumElements() + perBlock - 1) / perBlock, 1, 1,
                      kValueGateThreads);
         values = gated;
-      }
-
-      if (attentionQueryTiles && usableQueryTiles(op, pregate)) {
-        lowerAttentionByQueryTiles(op, values, kernels, rewriter, name);
-        continue;
       }
 
       // Kernel signature: flat buffers, inputs then outputs.
@@ -667,6 +645,16 @@ struct ConvertGSAToGPUPass
       rewriter.replaceOp(op, {oTensor, lseTensor});
     }
 
+    lowerKernelSigmoids(module);
+  }
+
+  /// gsa.sigmoid in every kernel (also those gsa-outline-kernels moved
+  /// there) as one tanh.approx.
+  void lowerKernelSigmoids(ModuleOp module) {
+    auto kernels = module.lookupSymbol<gpu::GPUModuleOp>("gsa_kernels");
+    if (!kernels)
+      return;
+    IRRewriter rewriter(module.getContext());
     SmallVector<SigmoidOp> sigmoids;
     kernels.walk([&](SigmoidOp op) { sigmoids.push_back(op); });
     for (SigmoidOp op : sigmoids)
@@ -675,3 +663,46 @@ struct ConvertGSAToGPUPass
 };
 
 } // namespace
+
+namespace gsa::detail {
+
+void buildValueGate(OpBuilder &b, Location loc, Value v, Value gv, Value out,
+                    int64_t n) {
+  Emitter e(b, loc);
+  Value tid = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
+  Value blockId = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
+  Value first = e.mul(e.add(e.mul(blockId, e.index(kValueGateThreads)), tid),
+                      e.index(kValueGateWidth));
+  e.ifThen(e.cmpi(arith::CmpIPredicate::ult, first, e.index(n)), [&]() {
+    SmallVector<Value> x = loadLaneRow(b, loc, v, first, kValueGateWidth);
+    SmallVector<Value> g = loadLaneRow(b, loc, gv, first, kValueGateWidth);
+    SmallVector<Value> y;
+    for (int64_t i = 0; i < kValueGateWidth; ++i)
+      y.push_back(e.mul(x[i], e.sigmoid(g[i])));
+    storeLaneRow(b, loc, y, out, first);
+  });
+}
+
+std::string freeKernelName(ModuleOp module, StringRef stem) {
+  llvm::StringSet<> taken;
+  if (auto kernels = module.lookupSymbol<gpu::GPUModuleOp>("gsa_kernels"))
+    for (Operation &op : kernels.getBody()->getOperations())
+      if (auto symbol = dyn_cast<SymbolOpInterface>(op))
+        taken.insert(symbol.getName());
+  module.walk([&](gpu::LaunchOp launch) {
+    if (auto name = launch->getAttrOfType<StringAttr>(kKernelNameAttr))
+      taken.insert(name.getValue());
+  });
+  for (int64_t n = 0;; ++n) {
+    std::string name = (stem + Twine(n)).str();
+    // Also keep the kernels derived from a name (`<name>_value_gate`,
+    // `<name>_query_tiles`) apart.
+    bool used = llvm::any_of(taken.keys(), [&](StringRef t) {
+      return t == name || t.starts_with(name + "_");
+    });
+    if (!used)
+      return name;
+  }
+}
+
+} // namespace gsa::detail

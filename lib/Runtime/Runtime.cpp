@@ -68,7 +68,8 @@ Error makeError(const std::string &message) {
 /// process compiles, as "key=value" words (select-tensor-cores=0|1,
 /// select-rows-per-tile=N, attention-rows-in-flight=N,
 /// attention-tensor-cores=0|1, attention-pregate-values=0|1,
-/// attention-query-tiles=0|1, select-sampled=0|1,
+/// attention-query-tiles=0|1, attention-key-chunk=16|32|48|64,
+/// attention-stages=2..4, select-sampled=0|1,
 /// select-max-registers=N): an A/B
 /// switch for
 /// users and benchmarks. The text is part of the cache key.
@@ -146,6 +147,10 @@ Expected<GPUPipelineOptions> gpuOptionsFromEnvironment() {
       options.attentionPregateValues = number == 1;
     else if (key == "attention-query-tiles" && (number == 0 || number == 1))
       options.attentionQueryTiles = number == 1;
+    else if (key == "attention-key-chunk")
+      options.attentionKeyChunk = number; // gsa-tile reports bad values
+    else if (key == "attention-stages")
+      options.attentionStages = number; // gsa-stage-shared reports bad ones
     else if (key == "select-sampled" && (number == 0 || number == 1))
       options.selectSampled = number == 1;
     else if (key == "select-max-registers" && number >= 0 && number <= 255)
@@ -156,6 +161,7 @@ Expected<GPUPipelineOptions> gpuOptionsFromEnvironment() {
           "select-tensor-cores=0|1, select-rows-per-tile=N, "
           "attention-rows-in-flight=N, attention-tensor-cores=0|1, "
           "attention-pregate-values=0|1, attention-query-tiles=0|1, "
+          "attention-key-chunk=N, attention-stages=N, "
           "select-sampled=0|1, select-max-registers=0..255)",
           word.str()));
   }
@@ -888,7 +894,7 @@ Error Kernel::validate(ArrayRef<const Tensor *> inputs) const {
 Runtime::Runtime() = default;
 Runtime::~Runtime() = default;
 
-llvm::StringRef Runtime::version() { return "gsa-0.3.0-tiles-v1"; }
+llvm::StringRef Runtime::version() { return "gsa-0.3.0-staged-v1"; }
 
 CacheStats Runtime::cacheStats() const {
   std::lock_guard<std::mutex> lock(mutex_);

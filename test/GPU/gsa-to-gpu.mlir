@@ -1,7 +1,7 @@
-// RUN: gsa-opt %s --convert-gsa-to-gpu="attention-pregate-values=0 attention-query-tiles=0" | FileCheck %s
-// RUN: gsa-opt %s --convert-gsa-to-gpu="attention-query-tiles=0" | FileCheck %s --check-prefix=PREGATE
-// RUN: gsa-opt %s --convert-gsa-to-gpu="attention-rows-in-flight=1 attention-query-tiles=0" | FileCheck %s --check-prefix=ONE
-// RUN: not gsa-opt %s --convert-gsa-to-gpu="attention-rows-in-flight=9 attention-query-tiles=0" 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: gsa-opt %s --convert-gsa-to-gpu="attention-pregate-values=0" | FileCheck %s
+// RUN: gsa-opt %s --convert-gsa-to-gpu | FileCheck %s --check-prefix=PREGATE
+// RUN: gsa-opt %s --convert-gsa-to-gpu="attention-rows-in-flight=1" | FileCheck %s --check-prefix=ONE
+// RUN: not gsa-opt %s --convert-gsa-to-gpu="attention-rows-in-flight=9" 2>&1 | FileCheck %s --check-prefix=BAD
 
 // The per-query attention kernel (attention-query-tiles=0; the query-tile
 // kernels are in gsa-to-gpu-query-tiles.mlir).

@@ -21,18 +21,10 @@
 // SAMPLED-DAG: Compiling entry function 'gsa_core_1_select_finish' for 'sm_90a'
 // CHECK-DAG: Compiling entry function 'gsa_core_sparse_attention_0' for 'sm_90a'
 // SPILL-NOT: {{[1-9][0-9]*}} bytes spill
-// With tensor cores, kernel by kernel (ptxas's order): no spills, except a
-// few bytes in the sampled selection's finish kernel, where ptxas -O3 keeps
-// 48 registers and spills 16-24 bytes (none at -O1; not on a hot path).
-// TCSPILL: entry function 'gsa_core_sparse_attention_0' for
-// TCSPILL-NEXT: Function properties
-// TCSPILL-NEXT: 0 bytes spill stores, 0 bytes spill loads
-// TCSPILL: entry function 'gsa_core_sparse_attention_0_query_tiles'
-// TCSPILL-NEXT: Function properties
-// TCSPILL-NEXT: 0 bytes spill stores, 0 bytes spill loads
-// TCSPILL: entry function 'gsa_core_sparse_attention_0_value_gate'
-// TCSPILL-NEXT: Function properties
-// TCSPILL-NEXT: 0 bytes spill stores, 0 bytes spill loads
+// With tensor cores, kernel by kernel (ptxas's order): no spills; the
+// sampled selection's finish kernel is allowed a few bytes (ptxas -O3 kept
+// 48 registers and spilled 16-24 bytes before the kernels' buffer views
+// went through expand-strided-metadata; not on a hot path).
 // TCSPILL: entry function 'gsa_core_1_select_topk'
 // TCSPILL-NEXT: Function properties
 // TCSPILL-NEXT: 0 bytes spill stores, 0 bytes spill loads
@@ -46,6 +38,15 @@
 // TCSPILL-NEXT: Function properties
 // TCSPILL-NEXT: 0 bytes spill stores, 0 bytes spill loads
 // TCSPILL: entry function 'gsa_core_1_select_sample'
+// TCSPILL-NEXT: Function properties
+// TCSPILL-NEXT: 0 bytes spill stores, 0 bytes spill loads
+// TCSPILL: entry function 'gsa_core_sparse_attention_0' for
+// TCSPILL-NEXT: Function properties
+// TCSPILL-NEXT: 0 bytes spill stores, 0 bytes spill loads
+// TCSPILL: entry function 'gsa_core_sparse_attention_0_query_tiles'
+// TCSPILL-NEXT: Function properties
+// TCSPILL-NEXT: 0 bytes spill stores, 0 bytes spill loads
+// TCSPILL: entry function 'gsa_core_sparse_attention_0_value_gate'
 // TCSPILL-NEXT: Function properties
 // TCSPILL-NEXT: 0 bytes spill stores, 0 bytes spill loads
 // Tensor cores (the default): 2 m-tiles x 4 k-steps, in the stats kernel

@@ -60,6 +60,16 @@ static cl::opt<bool> attentionQueryTiles(
     cl::desc("attention over query tiles sharing their selected rows "
              "(default; =false for the per-query kernel)"),
     cl::init(true));
+static cl::opt<int> attentionKeyChunk(
+    "attention-key-chunk",
+    cl::desc("query-tile attention: union keys per loop step (gsa-tile's "
+             "key-chunk: 16, 32, 48 or 64)"),
+    cl::init(32));
+static cl::opt<int> attentionStages(
+    "attention-stages",
+    cl::desc("query-tile attention: shared-memory buffers per ring "
+             "(gsa-stage-shared's stages: 2 to 4)"),
+    cl::init(2));
 static cl::opt<bool> selectSampled(
     "select-sampled",
     cl::desc("sampled selection in front of the radix top-k (default; "
@@ -135,6 +145,8 @@ int main(int argc, char **argv) {
   options.selectTensorCores = selectTensorCores;
   options.attentionTensorCores = attentionTensorCores;
   options.attentionQueryTiles = attentionQueryTiles;
+  options.attentionKeyChunk = attentionKeyChunk;
+  options.attentionStages = attentionStages;
   options.selectSampled = selectSampled;
   options.selectMaxRegisters = selectMaxRegisters;
   options.chip = chip;

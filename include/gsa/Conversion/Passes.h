@@ -35,6 +35,9 @@ struct GPUPipelineOptions {
   bool attentionTensorCores = false;
   bool attentionPregateValues = true;
   bool attentionQueryTiles = true;
+  /// gsa-tile's key-chunk and gsa-stage-shared's stages.
+  int64_t attentionKeyChunk = 32;
+  int64_t attentionStages = 2;
 };
 
 /// Builds the GPU pipeline: decompose, lower sparse attention to kernels

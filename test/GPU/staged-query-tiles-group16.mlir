@@ -1,5 +1,5 @@
-// RUN: gsa-opt %s --convert-gsa-to-gpu | FileCheck %s
-// RUN: not gsa-opt %s --convert-gsa-to-gpu="attention-query-tiles=0" 2>&1 | FileCheck %s --check-prefix=PERQUERY
+// RUN: gsa-opt %s --gsa-tile --gsa-stage-shared --gsa-map-tensor-cores --gsa-outline-kernels --convert-gsa-to-gpu | FileCheck %s
+// RUN: not gsa-opt %s --convert-gsa-to-gpu 2>&1 | FileCheck %s --check-prefix=PERQUERY
 
 // G = 16 (more than the per-query kernel takes): 1 query per warp, 4-query
 // tiles (L = 9 -> 3 tiles of at most 4 x 8 = 32 entries).

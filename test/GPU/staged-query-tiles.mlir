@@ -1,14 +1,17 @@
-// RUN: gsa-opt %s --convert-gsa-to-gpu -split-input-file | FileCheck %s
-// RUN: gsa-opt %s --convert-gsa-to-gpu="attention-query-tiles=0" -split-input-file | FileCheck %s --check-prefix=PERQUERY
+// RUN: gsa-opt %s --gsa-tile --gsa-stage-shared --gsa-map-tensor-cores --gsa-outline-kernels --convert-gsa-to-gpu -split-input-file | FileCheck %s
+// RUN: gsa-opt %s --convert-gsa-to-gpu -split-input-file | FileCheck %s --check-prefix=PERQUERY
 
-// Sparse attention over query tiles (G = 4 heads per KV head, so a tile is
-// 4 warps x 4 queries = 16 queries): the value gate kernel, then the union
-// kernel (L = 33 -> 3 tiles; per tile at most 16 x 16 = 256 union entries,
-// 768 in all, with a 32-bit query mask each, and one size per tile), then
-// the attention on a (tiles, KV heads, batch) grid reading v' and the union.
+// The staged lowering of sparse attention, end to end up to the kernels
+// (each stage has its own test: tile.mlir, stage-shared.mlir,
+// map-tensor-cores.mlir, outline-kernels.mlir). G = 4 heads per KV head,
+// so a tile is 4 warps x 4 queries = 16 queries: the value gate kernel,
+// then the union kernel (L = 33 -> 3 tiles; per tile at most 16 x 16 = 256
+// union entries, 768 in all, with a 32-bit query mask each, and one size
+// per tile), then the attention on a (tiles, KV heads, batch) grid reading
+// v' and the union.
 
 // CHECK-LABEL: func.func @attend
-// CHECK: %[[VG:.*]] = memref.alloc() : memref<8448xbf16>
+// CHECK: %[[VG:.*]] = memref.alloc() : memref<1x33x2x128xbf16>
 // CHECK: gpu.launch_func @gsa_kernels::@attend_sparse_attention_0_value_gate
 // CHECK: %[[KEYS:.*]] = memref.alloc() : memref<768xi32>
 // CHECK: %[[MASKS:.*]] = memref.alloc() : memref<768xi32>
@@ -16,7 +19,7 @@
 // CHECK: gpu.launch_func @gsa_kernels::@attend_sparse_attention_0_query_tiles blocks in (%{{.*}}, %{{.*}}, %{{.*}}) threads in (%c256
 // CHECK-SAME: %[[KEYS]] : memref<768xi32>, %[[MASKS]] : memref<768xi32>, %[[SIZES]] : memref<3xi32>)
 // CHECK: gpu.launch_func @gsa_kernels::@attend_sparse_attention_0 blocks in (%c3{{.*}}, %c2, %c1{{.*}}) threads in (%c128
-// CHECK-SAME: %[[VG]] : memref<8448xbf16>, %[[KEYS]] : memref<768xi32>, %[[MASKS]] : memref<768xi32>, %[[SIZES]] : memref<3xi32>
+// CHECK-SAME: %[[SIZES]] : memref<3xi32>, %[[KEYS]] : memref<768xi32>, %{{.*}} : memref<1x33x2x128xbf16>, %[[VG]] : memref<1x33x2x128xbf16>, %[[MASKS]] : memref<768xi32>
 
 // The union kernel: a window bitmap (16384 keys: 512 words) and per-key
 // query masks (16 bits, two keys per word) in shared memory, set with
@@ -33,7 +36,7 @@
 // The attention: K and v' chunks of 32 rows, two stages, by cp.async; Q K^T
 // with ldmatrix B fragments, P V with transposed ldmatrix, both on mma.
 // CHECK: gpu.func @attend_sparse_attention_0(
-// CHECK-SAME: workgroup(%{{.*}} : memref<8192xbf16, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.*}} : memref<8192xbf16, #gpu.address_space<workgroup>>
+// CHECK-SAME: workgroup(%{{.*}} : memref<2x32x128xbf16, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.*}} : memref<2x32x128xbf16, #gpu.address_space<workgroup>>
 // CHECK: nvvm.inline_ptx "cp.async.cg.shared.global [$0], [$1], 16;"
 // CHECK: nvvm.cp.async.commit.group
 // CHECK: scf.for

@@ -1,0 +1,728 @@
+//===- MapTensorCores.cpp - gsa-map-tensor-cores: tiles onto the lanes ----===//
+//
+// The third stage of the GPU lowering (GSAPasses.td has the contract). Every
+// tile value of a launch is replaced by what each lane holds of it:
+//
+//   [M, N] f32 tiles (scores, probabilities, accumulators): per 8-column
+//     n-tile nt, four values at nt * 4 + 2 r + x: row 16 w + l / 4 + 8 r,
+//     column nt * 8 + 2 (l % 4) + x (warp w, lane l) - the m16n8k16
+//     accumulator layout, which is also, two n-tiles at a time, the A
+//     operand layout of the next product (so P never leaves registers);
+//   [M] f32 row values (max, sum, rescale): the lane's two rows; a row sum
+//     stays a per-lane partial (the quad's four lanes add up to it) until
+//     the store, which saves two shuffles per row and chunk;
+//   the query block: the A fragments of each 16-column k-step;
+//   shared tiles: nothing (their elements are loaded where used, B
+//     fragments by ldmatrix).
+//
+// Each (query, head) row lives in one lane quad, so row reductions are two
+// xor-shuffles and no shared memory or barrier is needed.
+//
+//===----------------------------------------------------------------------===//
+
+#include "gsa/Dialect/GSADialect.h"
+#include "gsa/Transforms/Passes.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+
+#include "GPUEmitter.h"
+
+#include <fmt/format.h>
+
+namespace gsa {
+#define GEN_PASS_DEF_GSAMAPTENSORCORES
+#include "gsa/Dialect/GSAPasses.h.inc"
+} // namespace gsa
+
+using namespace mlir;
+using namespace gsa;
+using namespace gsa::detail;
+
+namespace {
+
+/// What one lane holds of a tile value (file comment).
+struct Fragment {
+  enum Kind { QueryBlock, Tile, Rows, Shared } kind = Tile;
+  SmallVector<Value> values;
+  /// Rows: per-lane partial sums of the quad.
+  bool partial = false;
+  /// Rows / Tile: a splat of 0 (valid as partial sums too).
+  bool zero = false;
+  /// Shared: the ring, its slot, whether the pieces are swizzled.
+  Value ring, stage;
+  bool swizzled = false;
+};
+
+class LaunchMapper {
+public:
+  LaunchMapper(gpu::LaunchOp launch, int64_t warps)
+      : launch(launch), warps(warps) {}
+  LogicalResult run();
+
+private:
+  LogicalResult mapBlock(Block &block);
+  LogicalResult mapOp(Operation *op);
+  LogicalResult mapLoop(scf::ForOp loop);
+
+  LogicalResult loadQueries(TileLoadQueriesOp op);
+  LogicalResult dot(TileDotOp op);
+  LogicalResult scores(TileScoresOp op);
+  LogicalResult softmax(TileOnlineSoftmaxOp op);
+  LogicalResult rescale(TileRescaleOp op);
+  LogicalResult storeOutput(TileStoreOutputOp op);
+
+  /// The fragment of a tile operand of `user`, or a located error.
+  FailureOr<Fragment *> fragmentOf(Operation *user, Value v,
+                                   Fragment::Kind kind, StringRef what);
+  /// The four A-operand registers of k-step `ks` of `lhs`.
+  SmallVector<Value> aOperand(OpBuilder &b, Fragment &lhs, Type elem,
+                              int64_t ks);
+  /// A row value as full sums (reducing partial sums over the quad).
+  SmallVector<Value> fullRows(OpBuilder &b, Location loc, const Fragment &f);
+  /// A row value as partial sums.
+  SmallVector<Value> partialRows(OpBuilder &b, Location loc, const Fragment &f);
+
+  /// The rows this lane holds, for a tile at (batch, first query, KV head).
+  struct Row {
+    Value query, clamped, valid, head, queryBit;
+  };
+  std::array<Row, 2> rowsOf(OpBuilder &b, Location loc, Value batch,
+                            Value firstQuery, Value kvHead, int64_t group,
+                            int64_t seqLen);
+
+  gpu::LaunchOp launch;
+  int64_t warps;
+  DenseMap<Value, Fragment> fragments;
+  SmallVector<Operation *> mapped;
+  Value lane, warp, g, col, laneRow, laneMatrix, zeroF;
+};
+
+std::array<LaunchMapper::Row, 2>
+LaunchMapper::rowsOf(OpBuilder &b, Location loc, Value batch, Value firstQuery,
+                     Value kvHead, int64_t group, int64_t seqLen) {
+  Emitter e(b, loc);
+  std::array<Row, 2> rows;
+  for (int64_t r = 0; r < 2; ++r) {
+    // Row 16 w + g + 8 r of the tile.
+    Value m = e.add(g, e.index(8 * r));
+    Value queryInTile =
+        e.add(e.mul(warp, e.index(kRowsPerWarp / group)),
+              arith::DivUIOp::create(b, loc, m, e.index(group)));
+    Row &row = rows[r];
+    row.query = e.add(firstQuery, queryInTile);
+    row.valid = e.cmpi(arith::CmpIPredicate::ult, row.query, e.index(seqLen));
+    row.clamped = e.minui(row.query, e.index(seqLen - 1));
+    row.head = e.add(e.mul(kvHead, e.index(group)),
+                     arith::RemUIOp::create(b, loc, m, e.index(group)));
+    row.queryBit = arith::ShLIOp::create(b, loc, e.i32(1),
+                                         e.indexToI32(queryInTile));
+  }
+  return rows;
+}
+
+FailureOr<Fragment *> LaunchMapper::fragmentOf(Operation *user, Value v,
+                                               Fragment::Kind kind,
+                                               StringRef what) {
+  auto it = fragments.find(v);
+  if (it == fragments.end() || it->second.kind != kind) {
+    static const char *names[] = {"the query block", "a register tile",
+                                  "a row value", "a shared-memory tile"};
+    return user->emitOpError(fmt::format(
+        "gsa-map-tensor-cores: {} must be {} here{}", what.str(),
+        names[kind],
+        kind == Fragment::Shared ? " (run gsa-stage-shared first)" : ""));
+  }
+  return &it->second;
+}
+
+SmallVector<Value> LaunchMapper::aOperand(OpBuilder &b, Fragment &lhs,
+                                          Type elem, int64_t ks) {
+  Location loc = launch.getLoc();
+  if (lhs.kind == Fragment::QueryBlock)
+    return SmallVector<Value>(ArrayRef<Value>(lhs.values).slice(ks * 4, 4));
+  // A register tile: n-tiles 2 ks and 2 ks + 1 are k-step ks's A layout.
+  auto at = [&](int64_t nt, int64_t r, int64_t x) {
+    return lhs.values[nt * 4 + 2 * r + x];
+  };
+  return {packPair(b, loc, elem, at(2 * ks, 0, 0), at(2 * ks, 0, 1)),
+          packPair(b, loc, elem, at(2 * ks, 1, 0), at(2 * ks, 1, 1)),
+          packPair(b, loc, elem, at(2 * ks + 1, 0, 0), at(2 * ks + 1, 0, 1)),
+          packPair(b, loc, elem, at(2 * ks + 1, 1, 0), at(2 * ks + 1, 1, 1))};
+}
+
+SmallVector<Value> LaunchMapper::fullRows(OpBuilder &b, Location loc,
+                                          const Fragment &f) {
+  SmallVector<Value> out(f.values);
+  if (!f.partial)
+    return out;
+  Emitter e(b, loc);
+  for (Value &x : out)
+    for (int32_t off : {1, 2})
+      x = e.add(x, shuffleXor(b, loc, x, off));
+  return out;
+}
+
+SmallVector<Value> LaunchMapper::partialRows(OpBuilder &b, Location loc,
+                                             const Fragment &f) {
+  SmallVector<Value> out(f.values);
+  if (f.partial || f.zero)
+    return out;
+  // A full value counts once per quad: in its first lane.
+  Emitter e(b, loc);
+  Value first = e.cmpi(arith::CmpIPredicate::eq,
+                       arith::AndIOp::create(b, loc, lane, e.index(3)),
+                       e.index(0));
+  for (Value &x : out)
+    x = e.select(first, x, e.f32(0.0));
+  return out;
+}
+
+LogicalResult LaunchMapper::loadQueries(TileLoadQueriesOp op) {
+  OpBuilder b(op);
+  Location loc = op.getLoc();
+  Emitter e(b, loc);
+  auto qType = op.getQ().getType();
+  auto tile = op.getTile().getType();
+  int64_t L = qType.getDimSize(1), NH = qType.getDimSize(2),
+          D = qType.getDimSize(3);
+  if (tile.getDimSize(0) != warps * kRowsPerWarp || D % 16 != 0)
+    return op.emitOpError(fmt::format(
+        "gsa-map-tensor-cores: a tile of {} warps has {} rows and d_k a "
+        "multiple of 16, but this one is {}x{}",
+        warps, warps * kRowsPerWarp, tile.getDimSize(0), D));
+  Value q = collapse(b, loc, op.getQ());
+  auto rows = rowsOf(b, loc, op.getBatch(), op.getFirstQuery(), op.getKvHead(),
+                     op.getGroup(), L);
+  Value base[2];
+  for (int64_t r = 0; r < 2; ++r)
+    base[r] = e.mul(e.add(e.mul(e.add(e.mul(op.getBatch(), e.index(L)),
+                                      rows[r].clamped),
+                                e.index(NH)),
+                          rows[r].head),
+                    e.index(D));
+  Fragment f;
+  f.kind = Fragment::QueryBlock;
+  for (int64_t ks = 0; ks < D / 16; ++ks) {
+    Value at = e.add(col, e.index(ks * 16));
+    Value hi = e.add(at, e.index(8));
+    f.values.append({loadPair(b, loc, q, e.add(base[0], at)),
+                     loadPair(b, loc, q, e.add(base[1], at)),
+                     loadPair(b, loc, q, e.add(base[0], hi)),
+                     loadPair(b, loc, q, e.add(base[1], hi))});
+  }
+  fragments[op.getTile()] = std::move(f);
+  return success();
+}
+
+LogicalResult LaunchMapper::dot(TileDotOp op) {
+  OpBuilder b(op);
+  Location loc = op.getLoc();
+  Emitter e(b, loc);
+  auto lhsIt = fragments.find(op.getLhs());
+  if (lhsIt == fragments.end() || (lhsIt->second.kind != Fragment::QueryBlock &&
+                                   lhsIt->second.kind != Fragment::Tile))
+    return op.emitOpError("gsa-map-tensor-cores: lhs must be the query block "
+                          "or a register tile");
+  Fragment &lhs = lhsIt->second;
+  FailureOr<Fragment *> rhs = fragmentOf(op, op.getRhs(), Fragment::Shared, "rhs");
+  if (failed(rhs))
+    return failure();
+  auto rhsType = op.getRhs().getType();
+  Type elem = rhsType.getElementType();
+  StringRef kind = elem.isBF16() ? "bf16" : "f16";
+  auto result = op.getResult().getType();
+  int64_t M = result.getDimSize(0), N = result.getDimSize(1);
+  int64_t K = op.getLhs().getType().getDimSize(1);
+  int64_t rowLen = rhsType.getDimSize(1); // elements per staged row
+  int64_t perPiece = 128 / rhsType.getElementTypeBitWidth();
+  // Transposed (scores): k-steps in pairs per ldmatrix.x4 over the rows;
+  // otherwise (P V) n-tiles in pairs.
+  bool transposed = op.getTransposeRhs();
+  bool fits = transposed ? (N % 8 == 0 && K % 32 == 0)
+                         : (N % 16 == 0 && K % 16 == 0);
+  if (M != warps * kRowsPerWarp || !fits || rowLen % perPiece != 0)
+    return op.emitOpError(fmt::format(
+        "gsa-map-tensor-cores: needs {} rows (16 per warp), {}, but the "
+        "product is {}x{}x{}",
+        warps * kRowsPerWarp,
+        transposed ? "N a multiple of 8 and K of 32"
+                   : "N and K multiples of 16",
+        M, N, K));
+  if (lhs.kind == Fragment::Tile &&
+      op.getLhs().getType().getElementType() != elem)
+    return op.emitOpError("gsa-map-tensor-cores: lhs and rhs differ in type");
+
+  SmallVector<Value> acc;
+  if (op.getAcc()) {
+    FailureOr<Fragment *> a = fragmentOf(op, op.getAcc(), Fragment::Tile, "acc");
+    if (failed(a))
+      return failure();
+    acc = (*a)->values;
+  } else {
+    acc.assign(N / 8 * 4, zeroF);
+  }
+  Value stageBase = e.mul((*rhs)->stage, e.index(rhsType.getNumElements()));
+  auto pieceSlot = [&](Value piece) -> Value {
+    // Rows of one ldmatrix phase are 8 consecutive rows: row % 8 = laneRow.
+    return (*rhs)->swizzled ? arith::XOrIOp::create(b, loc, piece, laneRow)
+                                  .getResult()
+                            : piece;
+  };
+  auto address = [&](Value row, Value slot) {
+    return sharedAddress(e, (*rhs)->ring,
+                         e.add(stageBase, e.add(e.mul(row, e.index(rowLen)),
+                                                e.mul(slot, e.index(perPiece)))));
+  };
+  if (op.getTransposeRhs()) {
+    // rhs rows are the N output columns: n-tile nt reads rows nt * 8 ..,
+    // two k-steps per ldmatrix.x4.
+    for (int64_t nt = 0; nt < N / 8; ++nt) {
+      SmallVector<Value> c(ArrayRef<Value>(acc).slice(nt * 4, 4));
+      Value row = e.add(e.index(nt * 8), laneRow);
+      for (int64_t ks = 0; ks < K / 16; ks += 2) {
+        Value piece = e.add(e.index(ks * 2), laneMatrix);
+        SmallVector<Value> m =
+            loadMatrices(b, loc, address(row, pieceSlot(piece)), false);
+        c = mmaSync(b, loc, kind, aOperand(b, lhs, elem, ks), {m[0], m[1]}, c);
+        c = mmaSync(b, loc, kind, aOperand(b, lhs, elem, ks + 1), {m[2], m[3]},
+                    c);
+      }
+      std::copy(c.begin(), c.end(), acc.begin() + nt * 4);
+    }
+  } else {
+    // rhs rows are the K reduction steps: k-step kk reads rows kk * 16 ..
+    // transposed, two n-tiles per ldmatrix.x4.
+    Value rowInStep = e.add(
+        laneRow, e.mul(arith::AndIOp::create(b, loc, laneMatrix, e.index(1)),
+                       e.index(8)));
+    Value half = arith::ShRUIOp::create(b, loc, laneMatrix, e.index(1));
+    for (int64_t kk = 0; kk < K / 16; ++kk) {
+      SmallVector<Value> a = aOperand(b, lhs, elem, kk);
+      Value row = e.add(e.index(kk * 16), rowInStep);
+      for (int64_t nt = 0; nt < N / 8; nt += 2) {
+        Value piece = e.add(e.index(nt), half);
+        SmallVector<Value> m =
+            loadMatrices(b, loc, address(row, pieceSlot(piece)), true);
+        for (int64_t h = 0; h < 2; ++h) {
+          SmallVector<Value> c(ArrayRef<Value>(acc).slice((nt + h) * 4, 4));
+          c = mmaSync(b, loc, kind, a, {m[2 * h], m[2 * h + 1]}, c);
+          std::copy(c.begin(), c.end(), acc.begin() + (nt + h) * 4);
+        }
+      }
+    }
+  }
+  Fragment f;
+  f.values = std::move(acc);
+  fragments[op.getResult()] = std::move(f);
+  return success();
+}
+
+LogicalResult LaunchMapper::scores(TileScoresOp op) {
+  OpBuilder b(op);
+  Location loc = op.getLoc();
+  Emitter e(b, loc);
+  FailureOr<Fragment *> acc = fragmentOf(op, op.getAcc(), Fragment::Tile, "acc");
+  FailureOr<Fragment *> members =
+      fragmentOf(op, op.getMembers(), Fragment::Shared, "members");
+  if (failed(acc) || failed(members))
+    return failure();
+  Fragment *positions = nullptr;
+  if (op.getPositions()) {
+    FailureOr<Fragment *> p =
+        fragmentOf(op, op.getPositions(), Fragment::Shared, "positions");
+    if (failed(p))
+      return failure();
+    positions = *p;
+  }
+  int64_t N = op.getAcc().getType().getDimSize(1);
+  // (Rows past the sequence get their unclamped query: they are dropped.)
+  auto rows = rowsOf(b, loc, op.getBatch(), op.getFirstQuery(), op.getKvHead(),
+                     op.getGroup(), std::numeric_limits<int32_t>::max());
+  Value negInf = e.f32(-kInf);
+  Fragment f;
+  f.values.assign(N / 8 * 4, Value());
+  for (int64_t nt = 0; nt < N / 8; ++nt)
+    for (int64_t x = 0; x < 2; ++x) {
+      Value key = e.add(e.index(nt * 8 + x), col);
+      Value mask = e.load((*members)->ring, {(*members)->stage, key});
+      Value pos = positions ? e.i32ToIndex(e.load(positions->ring,
+                                                  {positions->stage, key}))
+                            : Value();
+      for (int64_t r = 0; r < 2; ++r) {
+        Value sc = e.mul((*acc)->values[nt * 4 + 2 * r + x],
+                         e.f32(op.getScale().convertToFloat()));
+        if (positions)
+          sc = e.inlineRegion(op.getScoreMod(), {sc, op.getBatch(),
+                                                 rows[r].head, rows[r].query,
+                                                 pos});
+        Value member = e.cmpi(arith::CmpIPredicate::ne,
+                              e.andi(mask, rows[r].queryBit), e.i32(0));
+        f.values[nt * 4 + 2 * r + x] = e.select(member, sc, negInf);
+      }
+    }
+  fragments[op.getResult()] = std::move(f);
+  return success();
+}
+
+LogicalResult LaunchMapper::softmax(TileOnlineSoftmaxOp op) {
+  OpBuilder b(op);
+  Location loc = op.getLoc();
+  Emitter e(b, loc);
+  FailureOr<Fragment *> scores =
+      fragmentOf(op, op.getScores(), Fragment::Tile, "scores");
+  FailureOr<Fragment *> max = fragmentOf(op, op.getMax(), Fragment::Rows, "max");
+  FailureOr<Fragment *> sum = fragmentOf(op, op.getSum(), Fragment::Rows, "sum");
+  if (failed(scores) || failed(max) || failed(sum))
+    return failure();
+  int64_t NT = op.getScores().getType().getDimSize(1) / 8;
+  Value negInf = e.f32(-kInf), log2e = e.f32(kLog2E);
+  SmallVector<Value> m = fullRows(b, loc, **max);
+  SmallVector<Value> l = partialRows(b, loc, **sum);
+  Fragment probs, newMax, newSum, alphas;
+  probs.values.assign(NT * 4, Value());
+  for (Fragment *f : {&newMax, &newSum, &alphas})
+    f->kind = Fragment::Rows;
+  newSum.partial = true;
+  for (int64_t r = 0; r < 2; ++r) {
+    auto at = [&](int64_t nt, int64_t x) -> Value & {
+      return (*scores)->values[nt * 4 + 2 * r + x];
+    };
+    Value mx = at(0, 0);
+    for (int64_t nt = 0; nt < NT; ++nt)
+      for (int64_t x = 0; x < 2; ++x)
+        if (nt || x)
+          mx = arith::MaximumFOp::create(b, loc, mx, at(nt, x));
+    for (int32_t off : {1, 2})
+      mx = arith::MaximumFOp::create(b, loc, mx, shuffleXor(b, loc, mx, off));
+    Value mNew = arith::MaximumFOp::create(b, loc, m[r], mx);
+    Value empty = e.cmpf(arith::CmpFPredicate::OEQ, mNew, negInf);
+    Value alpha = e.select(empty, e.f32(1.0),
+                           exp2Approx(b, loc, e.mul(e.sub(m[r], mNew), log2e)));
+    Value lNew = e.mul(l[r], alpha);
+    for (int64_t nt = 0; nt < NT; ++nt)
+      for (int64_t x = 0; x < 2; ++x) {
+        Value sc = at(nt, x);
+        Value raw = exp2Approx(b, loc, e.mul(e.sub(sc, mNew), log2e));
+        Value p = e.select(e.cmpf(arith::CmpFPredicate::OEQ, sc, negInf),
+                           e.f32(0.0), raw);
+        probs.values[nt * 4 + 2 * r + x] = p;
+        lNew = e.add(lNew, p);
+      }
+    newMax.values.push_back(mNew);
+    newSum.values.push_back(lNew);
+    alphas.values.push_back(alpha);
+  }
+  fragments[op.getProbs()] = std::move(probs);
+  fragments[op.getNewMax()] = std::move(newMax);
+  fragments[op.getNewSum()] = std::move(newSum);
+  fragments[op.getRescale()] = std::move(alphas);
+  return success();
+}
+
+LogicalResult LaunchMapper::rescale(TileRescaleOp op) {
+  OpBuilder b(op);
+  Emitter e(b, op.getLoc());
+  FailureOr<Fragment *> acc = fragmentOf(op, op.getAcc(), Fragment::Tile, "acc");
+  FailureOr<Fragment *> factor =
+      fragmentOf(op, op.getFactor(), Fragment::Rows, "factor");
+  if (failed(acc) || failed(factor))
+    return failure();
+  SmallVector<Value> rowFactor = fullRows(b, op.getLoc(), **factor);
+  Fragment f;
+  for (auto [i, x] : llvm::enumerate((*acc)->values))
+    f.values.push_back(e.mul(x, rowFactor[(i % 4) / 2]));
+  fragments[op.getResult()] = std::move(f);
+  return success();
+}
+
+LogicalResult LaunchMapper::storeOutput(TileStoreOutputOp op) {
+  OpBuilder b(op);
+  Location loc = op.getLoc();
+  Emitter e(b, loc);
+  FailureOr<Fragment *> acc = fragmentOf(op, op.getAcc(), Fragment::Tile, "acc");
+  FailureOr<Fragment *> max = fragmentOf(op, op.getMax(), Fragment::Rows, "max");
+  FailureOr<Fragment *> sum = fragmentOf(op, op.getSum(), Fragment::Rows, "sum");
+  if (failed(acc) || failed(max) || failed(sum))
+    return failure();
+  auto outType = op.getOut().getType();
+  int64_t L = outType.getDimSize(1), NH = outType.getDimSize(2),
+          D = outType.getDimSize(3);
+  Value out = collapse(b, loc, op.getOut());
+  Value lse = collapse(b, loc, op.getLse());
+  Value gate = op.getGate() ? collapse(b, loc, op.getGate()) : Value();
+  auto rows = rowsOf(b, loc, op.getBatch(), op.getFirstQuery(), op.getKvHead(),
+                     op.getGroup(), L);
+  SmallVector<Value> m = fullRows(b, loc, **max);
+  SmallVector<Value> l = fullRows(b, loc, **sum);
+  Value first = e.cmpi(arith::CmpIPredicate::eq,
+                       arith::AndIOp::create(b, loc, lane, e.index(3)),
+                       e.index(0));
+  for (int64_t r = 0; r < 2; ++r) {
+    Value empty = e.cmpf(arith::CmpFPredicate::OEQ, l[r], e.f32(0.0));
+    Value invL = e.select(empty, e.f32(0.0), e.div(e.f32(1.0), l[r]));
+    Value rowAt = e.add(e.mul(e.add(e.mul(op.getBatch(), e.index(L)),
+                                    rows[r].clamped),
+                              e.index(NH)),
+                        rows[r].head);
+    Value base = e.mul(rowAt, e.index(D));
+    e.ifThen(rows[r].valid, [&]() {
+      for (int64_t dt = 0; dt < D / 8; ++dt) {
+        Value at = e.add(base, e.add(col, e.index(dt * 8)));
+        SmallVector<Value> values = {
+            e.mul((*acc)->values[dt * 4 + 2 * r], invL),
+            e.mul((*acc)->values[dt * 4 + 2 * r + 1], invL)};
+        if (gate) {
+          SmallVector<Value> gates = loadLaneRow(b, loc, gate, at, 2);
+          for (int64_t x = 0; x < 2; ++x)
+            values[x] = e.mul(values[x], e.sigmoid(gates[x]));
+        }
+        storeLaneRow(b, loc, values, out, at);
+      }
+      e.ifThen(first, [&]() {
+        Value log2L = ptxUnary(b, loc, "lg2.approx.ftz.f32", l[r]);
+        Value logSum = e.add(m[r], e.mul(log2L, e.f32(kLn2)));
+        e.store(e.select(empty, e.f32(-kInf), logSum), lse, {rowAt});
+      });
+    });
+  }
+  return success();
+}
+
+LogicalResult LaunchMapper::mapLoop(scf::ForOp loop) {
+  OpBuilder b(loop);
+  Location loc = loop.getLoc();
+  mapped.push_back(loop);
+  // Which carried row values are partial sums: those the body yields from
+  // an online softmax's new sum.
+  auto yield = cast<scf::YieldOp>(loop.getBody()->getTerminator());
+  SmallVector<bool> partial;
+  for (Value v : yield.getOperands()) {
+    auto softmax = v.getDefiningOp<TileOnlineSoftmaxOp>();
+    partial.push_back(softmax && v == softmax.getNewSum());
+  }
+  // The carried values, flattened.
+  SmallVector<Value> inits;
+  SmallVector<std::pair<Fragment::Kind, int64_t>> layout;
+  for (auto [i, init] : llvm::enumerate(loop.getInitArgs())) {
+    if (!isa<RankedTensorType>(init.getType())) {
+      inits.push_back(init);
+      layout.push_back({Fragment::Tile, -1});
+      continue;
+    }
+    auto it = fragments.find(init);
+    if (it == fragments.end() ||
+        (it->second.kind != Fragment::Tile && it->second.kind != Fragment::Rows))
+      return loop.emitOpError(fmt::format(
+          "gsa-map-tensor-cores: carried tile #{} is not a register tile "
+          "or row value",
+          i));
+    SmallVector<Value> values =
+        it->second.kind == Fragment::Rows
+            ? (partial[i] ? partialRows(b, loc, it->second)
+                          : fullRows(b, loc, it->second))
+            : it->second.values;
+    layout.push_back({it->second.kind, int64_t(values.size())});
+    llvm::append_range(inits, values);
+  }
+  auto newLoop = scf::ForOp::create(b, loc, loop.getLowerBound(),
+                                    loop.getUpperBound(), loop.getStep(), inits);
+  Block *body = newLoop.getBody();
+  if (!body->empty())
+    body->getTerminator()->erase();
+  body->getOperations().splice(body->end(), loop.getBody()->getOperations());
+  loop.getInductionVar().replaceAllUsesWith(newLoop.getInductionVar());
+  auto unflatten = [&](ValueRange flat, auto &&onScalar, auto &&onTile) {
+    int64_t at = 0;
+    for (auto [i, entry] : llvm::enumerate(layout)) {
+      auto [kind, n] = entry;
+      if (n < 0) {
+        onScalar(i, flat[at++]);
+        continue;
+      }
+      Fragment f;
+      f.kind = kind;
+      f.partial = kind == Fragment::Rows && partial[i];
+      f.values.assign(flat.begin() + at, flat.begin() + at + n);
+      at += n;
+      onTile(i, std::move(f));
+    }
+  };
+  unflatten(
+      newLoop.getRegionIterArgs(),
+      [&](size_t i, Value v) {
+        loop.getRegionIterArg(i).replaceAllUsesWith(v);
+      },
+      [&](size_t i, Fragment f) {
+        fragments[loop.getRegionIterArg(i)] = std::move(f);
+      });
+
+  if (failed(mapBlock(*body)))
+    return failure();
+
+  // The yield, flattened like the inits.
+  b.setInsertionPoint(yield);
+  SmallVector<Value> yielded;
+  for (auto [i, v] : llvm::enumerate(yield.getOperands())) {
+    if (layout[i].second < 0) {
+      yielded.push_back(v);
+      continue;
+    }
+    auto it = fragments.find(v);
+    if (it == fragments.end() || it->second.kind != layout[i].first)
+      return yield.emitOpError(fmt::format(
+          "gsa-map-tensor-cores: yielded tile #{} is not held like the "
+          "carried one",
+          i));
+    SmallVector<Value> values =
+        it->second.kind == Fragment::Rows
+            ? (partial[i] ? partialRows(b, loc, it->second)
+                          : fullRows(b, loc, it->second))
+            : it->second.values;
+    llvm::append_range(yielded, values);
+  }
+  scf::YieldOp::create(b, yield.getLoc(), yielded);
+  yield.erase();
+
+  unflatten(
+      newLoop.getResults(),
+      [&](size_t i, Value v) { loop.getResult(i).replaceAllUsesWith(v); },
+      [&](size_t i, Fragment f) { fragments[loop.getResult(i)] = std::move(f); });
+  return success();
+}
+
+LogicalResult LaunchMapper::mapOp(Operation *op) {
+  if (auto constant = dyn_cast<arith::ConstantOp>(op)) {
+    auto type = dyn_cast<RankedTensorType>(constant.getType());
+    if (!type)
+      return success();
+    auto splat = dyn_cast<SplatElementsAttr>(constant.getValue());
+    if (!splat || !type.getElementType().isF32() || type.getRank() > 2)
+      return op->emitOpError("gsa-map-tensor-cores: a tile constant must be "
+                             "an f32 splat");
+    OpBuilder b(op);
+    Emitter e(b, op->getLoc());
+    double x = splat.getSplatValue<APFloat>().convertToDouble();
+    Fragment f;
+    f.zero = x == 0.0;
+    if (type.getRank() == 1) {
+      f.kind = Fragment::Rows;
+      f.values.assign(2, e.f32(x));
+    } else {
+      f.values.assign(type.getDimSize(1) / 8 * 4, e.f32(x));
+    }
+    fragments[constant.getResult()] = std::move(f);
+    mapped.push_back(op);
+    return success();
+  }
+  if (auto loop = dyn_cast<scf::ForOp>(op)) {
+    if (llvm::any_of(loop.getInitArgs().getTypes(),
+                     [](Type t) { return isa<RankedTensorType>(t); }))
+      return mapLoop(loop);
+    return mapBlock(*loop.getBody());
+  }
+  if (auto shared = dyn_cast<TileSharedTileOp>(op)) {
+    Fragment f;
+    f.kind = Fragment::Shared;
+    f.ring = shared.getRing();
+    f.stage = shared.getStage();
+    f.swizzled = shared.getSwizzled();
+    fragments[shared.getTile()] = std::move(f);
+    mapped.push_back(op);
+    return success();
+  }
+  LogicalResult result = success();
+  bool isTileOp = true;
+  if (auto o = dyn_cast<TileLoadQueriesOp>(op))
+    result = loadQueries(o);
+  else if (auto o = dyn_cast<TileDotOp>(op))
+    result = dot(o);
+  else if (auto o = dyn_cast<TileScoresOp>(op))
+    result = scores(o);
+  else if (auto o = dyn_cast<TileOnlineSoftmaxOp>(op))
+    result = softmax(o);
+  else if (auto o = dyn_cast<TileRescaleOp>(op))
+    result = rescale(o);
+  else if (auto o = dyn_cast<TileStoreOutputOp>(op))
+    result = storeOutput(o);
+  else if (isa<TileGatherRowsOp, TileGatherWordsOp>(op))
+    return op->emitOpError("gsa-map-tensor-cores: gathers must be staged in "
+                           "shared memory first (run gsa-stage-shared)");
+  else
+    isTileOp = false;
+  if (isTileOp) {
+    mapped.push_back(op);
+    return result;
+  }
+  if (isa<scf::YieldOp>(op))
+    return success(); // mapLoop rewrites a carrying loop's yield
+  for (Value operand : op->getOperands())
+    if (fragments.count(operand))
+      return op->emitOpError(
+          "gsa-map-tensor-cores: cannot map this op on a tile value");
+  for (Region &region : op->getRegions())
+    for (Block &block : region)
+      if (failed(mapBlock(block)))
+        return failure();
+  return success();
+}
+
+LogicalResult LaunchMapper::mapBlock(Block &block) {
+  for (Operation &op : llvm::make_early_inc_range(block))
+    if (failed(mapOp(&op)))
+      return failure();
+  return success();
+}
+
+LogicalResult LaunchMapper::run() {
+  Block &body = launch.getBody().front();
+  OpBuilder b = OpBuilder::atBlockBegin(&body);
+  Location loc = launch.getLoc();
+  Emitter e(b, loc);
+  Value tid = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
+  warp = arith::DivUIOp::create(b, loc, tid, e.index(kWarpSize));
+  lane = arith::RemUIOp::create(b, loc, tid, e.index(kWarpSize));
+  g = arith::ShRUIOp::create(b, loc, lane, e.index(2));
+  col = e.mul(arith::AndIOp::create(b, loc, lane, e.index(3)), e.index(2));
+  laneRow = arith::AndIOp::create(b, loc, lane, e.index(7));
+  laneMatrix = arith::ShRUIOp::create(b, loc, lane, e.index(3));
+  zeroF = arith::BitcastOp::create(b, loc, b.getF32Type(),
+                                   opaqueZeroI32(b, loc, lane));
+  if (failed(mapBlock(body)))
+    return failure();
+  for (Operation *op : llvm::reverse(mapped)) {
+    op->dropAllUses();
+    op->erase();
+  }
+  return success();
+}
+
+struct GSAMapTensorCoresPass
+    : gsa::impl::GSAMapTensorCoresBase<GSAMapTensorCoresPass> {
+  void runOnOperation() override {
+    SmallVector<gpu::LaunchOp> launches;
+    getOperation()->walk([&](gpu::LaunchOp launch) {
+      bool hasTiles = false;
+      launch.walk([&](Operation *op) {
+        if (op->getName().getStringRef().starts_with("gsa.tile."))
+          hasTiles = true;
+      });
+      if (hasTiles)
+        launches.push_back(launch);
+    });
+    for (gpu::LaunchOp launch : launches) {
+      auto x = launch.getBlockSizeX().getDefiningOp<arith::ConstantIndexOp>();
+      if (!x || x.value() % kWarpSize != 0) {
+        launch.emitOpError("gsa-map-tensor-cores needs a constant block of "
+                           "whole warps");
+        return signalPassFailure();
+      }
+      if (failed(LaunchMapper(launch, x.value() / kWarpSize).run()))
+        return signalPassFailure();
+    }
+  }
+};
+
+} // namespace

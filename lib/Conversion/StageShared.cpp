@@ -1,0 +1,362 @@
+//===- StageShared.cpp - gsa-stage-shared: chunk gathers via shared rings -===//
+//
+// The second stage of the GPU lowering (GSAPasses.td has the contract).
+// A tile loop's gathers become a software pipeline: while chunk i is being
+// computed from shared memory, the copies of chunks i+1 .. i+stages-1 are
+// in flight (cp.async), so the loop waits on memory only when the chunk's
+// compute is shorter than its copy. The K / V rows are copied in 16-byte
+// pieces with the piece index XOR-swizzled by row: the eight row addresses
+// of one ldmatrix phase then hit eight different 16-byte bank groups.
+//
+//===----------------------------------------------------------------------===//
+
+#include "gsa/Dialect/GSADialect.h"
+#include "gsa/Transforms/Passes.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+
+#include "GPUEmitter.h"
+
+#include <fmt/format.h>
+
+namespace gsa {
+#define GEN_PASS_DEF_GSASTAGESHARED
+#include "gsa/Dialect/GSAPasses.h.inc"
+} // namespace gsa
+
+using namespace mlir;
+using namespace gsa;
+using namespace gsa::detail;
+
+namespace {
+
+/// Static shared memory a kernel may declare.
+constexpr int64_t kStaticSharedBytes = 48 * 1024;
+
+int64_t bytesOf(MemRefType type) {
+  return type.getNumElements() * type.getElementTypeBitWidth() / 8;
+}
+
+/// Gathers that read the same rows (same positions, offset, count, batch,
+/// KV head) from different sources share their position loads; so do the
+/// words gathers of one offset and count.
+struct RowsGroup {
+  SmallVector<TileGatherRowsOp> gathers;
+  SmallVector<Value> rings;
+};
+struct WordsGroup {
+  SmallVector<TileGatherWordsOp> gathers;
+  SmallVector<Value> rings;
+};
+
+class LoopStager {
+public:
+  LoopStager(scf::ForOp loop, gpu::LaunchOp launch, int64_t threads,
+             int64_t stages)
+      : loop(loop), launch(launch), threads(threads), stages(stages) {}
+
+  LogicalResult run();
+
+private:
+  /// `v` as it would be in the iteration `map` maps the induction variable
+  /// to: the pure ops between the induction variable and `v` are cloned at
+  /// the builder's point. Fails (silently) when `v` depends on a
+  /// loop-carried value or on an op that is not pure.
+  /// The located error for a gather whose operands `at` cannot move.
+  LogicalResult notMovable(Operation *gather);
+  FailureOr<Value> at(OpBuilder &b, Value v, IRMapping &map);
+  /// The copies of chunk `iv` into ring slot `slot`.
+  LogicalResult issue(OpBuilder &b, Value iv, Value slot);
+
+  scf::ForOp loop;
+  gpu::LaunchOp launch;
+  int64_t threads, stages;
+  SmallVector<RowsGroup> rowsGroups;
+  SmallVector<WordsGroup> wordsGroups;
+};
+
+FailureOr<Value> LoopStager::at(OpBuilder &b, Value v, IRMapping &map) {
+  if (Value known = map.lookupOrNull(v))
+    return known;
+  if (!loop.getRegion().isAncestor(v.getParentRegion()))
+    return v;
+  Operation *def = v.getDefiningOp();
+  if (!def || def->getNumRegions() != 0 || !isPure(def))
+    return failure();
+  for (Value operand : def->getOperands())
+    if (failed(at(b, operand, map)))
+      return failure();
+  Operation *clone = b.clone(*def, map);
+  return clone->getResult(cast<OpResult>(v).getResultNumber());
+}
+
+LogicalResult LoopStager::notMovable(Operation *gather) {
+  return gather->emitOpError(
+      "gsa-stage-shared: the rows this gather reads are not a pure function "
+      "of the loop's induction variable (they depend on a loop-carried value "
+      "or on an op with side effects), so the copies of a later chunk "
+      "cannot be issued ahead");
+}
+
+LogicalResult LoopStager::issue(OpBuilder &b, Value iv, Value slot) {
+  Location loc = loop.getLoc();
+  Emitter e(b, loc);
+  IRMapping map;
+  map.map(loop.getInductionVar(), iv);
+  Value tid = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
+  Value zero = e.index(0);
+  for (RowsGroup &group : rowsGroups) {
+    TileGatherRowsOp first = group.gathers.front();
+    auto positions = first.getPositions();
+    FailureOr<Value> offset = at(b, first.getOffset(), map);
+    FailureOr<Value> count = at(b, first.getCount(), map);
+    FailureOr<Value> batch = at(b, first.getBatch(), map);
+    FailureOr<Value> kvHead = at(b, first.getKvHead(), map);
+    if (failed(offset) || failed(count) || failed(batch) || failed(kvHead))
+      return notMovable(first);
+    auto tile = first.getTile().getType();
+    auto source = first.getSource().getType();
+    int64_t rows = tile.getDimSize(0), D = tile.getDimSize(1);
+    int64_t perPiece = 128 / tile.getElementTypeBitWidth(); // 16 bytes
+    int64_t pieces = D / perPiece;
+    int64_t L = source.getDimSize(1), NKV = source.getDimSize(2);
+    int64_t total = rows * pieces;
+    Value slotElems = e.mul(slot, e.index(rows * D));
+    for (int64_t r = 0; r * threads < total; ++r) {
+      auto body = [&]() {
+        Value p = e.add(tid, e.index(r * threads));
+        Value j = arith::DivUIOp::create(b, loc, p, e.index(pieces));
+        Value piece = arith::RemUIOp::create(b, loc, p, e.index(pieces));
+        Value inRange = e.cmpi(arith::CmpIPredicate::slt, j, *count);
+        Value key = e.i32ToIndex(e.load(
+            positions, {e.add(*offset, e.select(inRange, j, zero))}));
+        key = e.select(inRange, key, zero);
+        Value src = e.add(
+            e.mul(e.add(e.mul(e.add(e.mul(*batch, e.index(L)), key),
+                              e.index(NKV)),
+                        *kvHead),
+                  e.index(D)),
+            e.mul(piece, e.index(perPiece)));
+        Value swizzled = arith::XOrIOp::create(
+            b, loc, piece, arith::AndIOp::create(b, loc, j, e.index(7)));
+        Value dst = e.add(slotElems, e.add(e.mul(j, e.index(D)),
+                                           e.mul(swizzled, e.index(perPiece))));
+        for (auto [gather, ring] : llvm::zip(group.gathers, group.rings))
+          copyAsync16(b, loc, sharedAddress(e, ring, dst),
+                      globalAddress(e, gather.getSource(), src));
+      };
+      if ((r + 1) * threads <= total)
+        body();
+      else
+        e.ifThen(e.cmpi(arith::CmpIPredicate::ult, tid,
+                        e.index(total - r * threads)),
+                 body);
+    }
+  }
+  for (WordsGroup &group : wordsGroups) {
+    TileGatherWordsOp first = group.gathers.front();
+    FailureOr<Value> offset = at(b, first.getOffset(), map);
+    FailureOr<Value> count = at(b, first.getCount(), map);
+    if (failed(offset) || failed(count))
+      return notMovable(first);
+    int64_t n = first.getTile().getType().getDimSize(0);
+    for (int64_t r = 0; r * threads < n; ++r) {
+      int64_t here = std::min(threads, n - r * threads);
+      e.ifThen(e.cmpi(arith::CmpIPredicate::ult, tid, e.index(here)), [&]() {
+        Value j = e.add(tid, e.index(r * threads));
+        Value inRange = e.cmpi(arith::CmpIPredicate::slt, j, *count);
+        Value at = e.add(*offset, e.select(inRange, j, zero));
+        for (auto [gather, ring] : llvm::zip(group.gathers, group.rings)) {
+          Value word = e.load(gather.getSource(), {at});
+          e.store(e.select(inRange, word, e.i32(0)), ring, {slot, j});
+        }
+      });
+    }
+  }
+  return success();
+}
+
+LogicalResult LoopStager::run() {
+  Location loc = loop.getLoc();
+  MLIRContext *ctx = loop.getContext();
+  auto workgroup = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+  auto ringOf = [&](RankedTensorType tile) -> Value {
+    SmallVector<int64_t> shape = {stages};
+    llvm::append_range(shape, tile.getShape());
+    auto type = MemRefType::get(shape, tile.getElementType(),
+                                MemRefLayoutAttrInterface(), workgroup);
+    return launch.addWorkgroupAttribution(type, loc);
+  };
+
+  // Group the gathers (see RowsGroup), one ring each.
+  for (Operation &op : loop.getBody()->without_terminator()) {
+    if (auto rows = dyn_cast<TileGatherRowsOp>(op)) {
+      auto same = [&](const RowsGroup &g) {
+        TileGatherRowsOp f = g.gathers.front();
+        return f.getPositions() == rows.getPositions() &&
+               f.getOffset() == rows.getOffset() &&
+               f.getCount() == rows.getCount() &&
+               f.getBatch() == rows.getBatch() &&
+               f.getKvHead() == rows.getKvHead() &&
+               f.getTile().getType() == rows.getTile().getType() &&
+               f.getSource().getType().getShape() ==
+                   rows.getSource().getType().getShape();
+      };
+      auto it = llvm::find_if(rowsGroups, same);
+      if (it == rowsGroups.end()) {
+        rowsGroups.push_back({});
+        it = std::prev(rowsGroups.end());
+      }
+      it->gathers.push_back(rows);
+      it->rings.push_back(ringOf(rows.getTile().getType()));
+    } else if (auto words = dyn_cast<TileGatherWordsOp>(op)) {
+      auto same = [&](const WordsGroup &g) {
+        TileGatherWordsOp f = g.gathers.front();
+        return f.getOffset() == words.getOffset() &&
+               f.getCount() == words.getCount() &&
+               f.getTile().getType() == words.getTile().getType();
+      };
+      auto it = llvm::find_if(wordsGroups, same);
+      if (it == wordsGroups.end()) {
+        wordsGroups.push_back({});
+        it = std::prev(wordsGroups.end());
+      }
+      it->gathers.push_back(words);
+      it->rings.push_back(ringOf(words.getTile().getType()));
+    }
+  }
+  for (RowsGroup &group : rowsGroups) {
+    auto tile = group.gathers.front().getTile().getType();
+    int64_t rowBytes = tile.getDimSize(1) * tile.getElementTypeBitWidth() / 8;
+    if (rowBytes % 128 != 0)
+      return group.gathers.front().emitOpError(fmt::format(
+          "gsa-stage-shared: swizzled staging needs rows of a multiple of "
+          "128 bytes, but the tile's rows have {}",
+          rowBytes));
+  }
+  int64_t bytes = 0;
+  for (BlockArgument buffer : launch.getWorkgroupAttributions())
+    bytes += bytesOf(cast<MemRefType>(buffer.getType()));
+  if (bytes > kStaticSharedBytes)
+    return loop.emitOpError(fmt::format(
+        "gsa-stage-shared: {} stages of this loop's chunks need {} bytes of "
+        "shared memory, more than the {} of static shared memory (use fewer "
+        "stages or a smaller key chunk)",
+        stages, bytes, kStaticSharedBytes));
+
+  // Prologue: chunks lb .. lb + (stages - 2) * step into slots 0 ..
+  // stages - 2, one commit group each (also when empty, so that the
+  // loop's wait_group counts line up).
+  OpBuilder b(loop);
+  Emitter e(b, loc);
+  Value lb = loop.getLowerBound(), ub = loop.getUpperBound(),
+        step = loop.getStep();
+  for (int64_t i = 0; i + 1 < stages; ++i) {
+    Value chunk = e.add(lb, e.mul(step, e.index(i)));
+    if (i == 0) {
+      // Always safe: out-of-range rows read position 0.
+      if (failed(issue(b, chunk, e.index(0))))
+        return failure();
+    } else {
+      LogicalResult ok = success();
+      e.ifThen(e.cmpi(arith::CmpIPredicate::slt, chunk, ub),
+               [&]() { ok = issue(b, chunk, e.index(i)); });
+      if (failed(ok))
+        return failure();
+    }
+    NVVM::CpAsyncCommitGroupOp::create(b, loc);
+  }
+
+  // The loop: issue chunk i + stages - 1 into the slot chunk i - 1 used,
+  // wait for chunk i, barrier; the body reads slot i % stages.
+  b.setInsertionPointToStart(loop.getBody());
+  Value iv = loop.getInductionVar();
+  Value ordinal = arith::DivUIOp::create(b, loc, e.sub(iv, lb), step);
+  Value slot = arith::RemUIOp::create(b, loc, ordinal, e.index(stages));
+  Value ahead = e.add(iv, e.mul(step, e.index(stages - 1)));
+  Value aheadSlot = arith::RemUIOp::create(
+      b, loc, e.add(slot, e.index(stages - 1)), e.index(stages));
+  LogicalResult ok = success();
+  e.ifThen(e.cmpi(arith::CmpIPredicate::slt, ahead, ub),
+           [&]() { ok = issue(b, ahead, aheadSlot); });
+  if (failed(ok))
+    return failure();
+  NVVM::CpAsyncCommitGroupOp::create(b, loc);
+  NVVM::CpAsyncWaitGroupOp::create(b, loc, stages - 1);
+  gpu::BarrierOp::create(b, loc);
+
+  for (RowsGroup &group : rowsGroups)
+    for (auto [gather, ring] : llvm::zip(group.gathers, group.rings)) {
+      b.setInsertionPoint(gather);
+      Value tile = TileSharedTileOp::create(b, gather.getLoc(),
+                                            gather.getTile().getType(), ring,
+                                            slot, b.getUnitAttr());
+      gather.getTile().replaceAllUsesWith(tile);
+      gather.erase();
+    }
+  for (WordsGroup &group : wordsGroups)
+    for (auto [gather, ring] : llvm::zip(group.gathers, group.rings)) {
+      b.setInsertionPoint(gather);
+      Value tile = TileSharedTileOp::create(b, gather.getLoc(),
+                                            gather.getTile().getType(), ring,
+                                            slot, UnitAttr());
+      gather.getTile().replaceAllUsesWith(tile);
+      gather.erase();
+    }
+
+  // Every warp is done with the slot before a later iteration refills it.
+  b.setInsertionPoint(loop.getBody()->getTerminator());
+  gpu::BarrierOp::create(b, loc);
+  b.setInsertionPointAfter(loop);
+  NVVM::CpAsyncWaitGroupOp::create(b, loc, 0);
+  return success();
+}
+
+struct GSAStageSharedPass
+    : gsa::impl::GSAStageSharedBase<GSAStageSharedPass> {
+  using GSAStageSharedBase::GSAStageSharedBase;
+
+  void runOnOperation() override {
+    if (stages < 2 || stages > 4) {
+      getOperation()->emitError(fmt::format(
+          "gsa-stage-shared: stages must be 2 to 4, but is {}",
+          int64_t(stages)));
+      return signalPassFailure();
+    }
+    SmallVector<scf::ForOp> loops;
+    bool stray = false;
+    getOperation()->walk([&](Operation *op) {
+      if (!isa<TileGatherRowsOp, TileGatherWordsOp>(op))
+        return;
+      auto loop = dyn_cast<scf::ForOp>(op->getParentOp());
+      if (!loop || !op->getParentOfType<gpu::LaunchOp>()) {
+        op->emitOpError("gsa-stage-shared stages gathers in an scf.for "
+                        "inside a gpu.launch only");
+        stray = true;
+        return;
+      }
+      if (!llvm::is_contained(loops, loop))
+        loops.push_back(loop);
+    });
+    if (stray)
+      return signalPassFailure();
+    for (scf::ForOp loop : loops) {
+      auto launch = loop->getParentOfType<gpu::LaunchOp>();
+      gpu::KernelDim3 block = launch.getBlockSizeOperandValues();
+      auto x = block.x.getDefiningOp<arith::ConstantIndexOp>();
+      auto y = block.y.getDefiningOp<arith::ConstantIndexOp>();
+      auto z = block.z.getDefiningOp<arith::ConstantIndexOp>();
+      if (!x || !y || !z || y.value() != 1 || z.value() != 1) {
+        launch.emitOpError("gsa-stage-shared needs a constant 1-D block");
+        return signalPassFailure();
+      }
+      if (failed(LoopStager(loop, launch, x.value(), stages).run()))
+        return signalPassFailure();
+    }
+  }
+};
+
+} // namespace

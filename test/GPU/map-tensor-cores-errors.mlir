@@ -1,0 +1,63 @@
+// RUN: gsa-opt %s --gsa-map-tensor-cores -split-input-file -verify-diagnostics
+
+// gsa-map-tensor-cores' located errors.
+
+func.func @unstaged(%k: memref<1x64x2x64xbf16>, %keys: memref<4096xi32>) {
+  %c1 = arith.constant 1 : index
+  %c32 = arith.constant 32 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1) {
+    %c0 = arith.constant 0 : index
+    // expected-error @+1 {{gsa-map-tensor-cores: gathers must be staged in shared memory first (run gsa-stage-shared)}}
+    %kt = gsa.tile.gather_rows %k[%c0, %c0] rows %keys[%c0] count %c32 : memref<1x64x2x64xbf16>, memref<4096xi32> -> tensor<32x64xbf16>
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+func.func @rows_per_warp(%q: memref<1x64x8x64xbf16>) {
+  %c1 = arith.constant 1 : index
+  %c32 = arith.constant 32 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1) {
+    %c0 = arith.constant 0 : index
+    // expected-error @+1 {{gsa-map-tensor-cores: a tile of 1 warps has 16 rows and d_k a multiple of 16, but this one is 32x64}}
+    %qt = gsa.tile.load_queries %q[%c0, %c0, %c0] group 4 : memref<1x64x8x64xbf16> -> tensor<32x64xbf16>
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+func.func @foreign_user(%q: memref<1x64x8x64xbf16>) {
+  %c1 = arith.constant 1 : index
+  %c32 = arith.constant 32 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1) {
+    %c0 = arith.constant 0 : index
+    %qt = gsa.tile.load_queries %q[%c0, %c0, %c0] group 4 : memref<1x64x8x64xbf16> -> tensor<16x64xbf16>
+    // expected-error @+1 {{gsa-map-tensor-cores: cannot map this op on a tile value}}
+    %x = tensor.extract %qt[%c0, %c0] : tensor<16x64xbf16>
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+func.func @unstaged_rhs(%q: memref<1x64x8x64xbf16>, %k: memref<1x64x2x64xbf16>) {
+  %c1 = arith.constant 1 : index
+  %c32 = arith.constant 32 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1) {
+    %c0 = arith.constant 0 : index
+    %qt = gsa.tile.load_queries %q[%c0, %c0, %c0] group 4 : memref<1x64x8x64xbf16> -> tensor<16x64xbf16>
+    // expected-error @+1 {{gsa-map-tensor-cores: rhs must be a shared-memory tile here (run gsa-stage-shared first)}}
+    %s = gsa.tile.dot %qt, %qt transpose_rhs : tensor<16x64xbf16>, tensor<16x64xbf16> -> tensor<16x16xf32>
+    gpu.terminator
+  }
+  return
+}

@@ -1,0 +1,115 @@
+// RUN: gsa-opt %s --gsa-stage-shared --canonicalize | FileCheck %s
+// RUN: gsa-opt %s --gsa-stage-shared=stages=3 --canonicalize | FileCheck %s --check-prefix=THREE
+// RUN: not gsa-opt %s --gsa-stage-shared=stages=5 2>&1 | FileCheck %s --check-prefix=BADSTAGES
+
+// gsa-stage-shared on a tile loop (as gsa-tile writes it; 64-column bf16
+// rows = 8 pieces of 16 bytes, 32-row chunks, 128 threads). Each gather
+// gets a ring of two slots in workgroup memory; the K and V gathers read
+// the same rows, so they share the position loads. Prologue: chunk 0 into
+// slot 0, one commit group. In the loop: chunk c + 1 into the other slot
+// (when there is one), commit, wait until one group is left in flight
+// (chunk c has landed), barrier; the body reads slot c % 2 through
+// gsa.tile.shared_tile, and a barrier ends it.
+
+// CHECK-LABEL: func.func @tile_loop
+// CHECK: gpu.launch
+// CHECK-SAME: workgroup(%[[KRING:[^ ,)]+]] : memref<2x32x64xbf16, #gpu.address_space<workgroup>>, %[[VRING:[^ ,)]+]] : memref<2x32x64xbf16, #gpu.address_space<workgroup>>, %[[MRING:[^ ,)]+]] : memref<2x32xi32, #gpu.address_space<workgroup>>)
+// Prologue (2 x 128 threads = 32 rows x 8 pieces): position, swizzle, copies.
+// CHECK: %[[POS:[^ ,)]+]] = memref.load %arg3[
+// CHECK: arith.andi %{{.*}}, %c7
+// CHECK-NEXT: arith.xori
+// CHECK: memref.extract_aligned_pointer_as_index %arg1
+// CHECK: memref.extract_aligned_pointer_as_index %[[KRING]]
+// CHECK: nvvm.inline_ptx "cp.async.cg.shared.global [$0], [$1], 16;"
+// CHECK: memref.extract_aligned_pointer_as_index %arg2
+// CHECK: memref.extract_aligned_pointer_as_index %[[VRING]]
+// CHECK: nvvm.inline_ptx "cp.async.cg.shared.global [$0], [$1], 16;"
+// CHECK-COUNT-2: nvvm.inline_ptx "cp.async.cg.shared.global
+// The masks: plain loads and stores by the first 32 threads.
+// CHECK: scf.if
+// CHECK: memref.load %arg4
+// CHECK: memref.store %{{.*}}, %[[MRING]]
+// CHECK: nvvm.cp.async.commit.group
+// CHECK: scf.for %[[C:[^ ,)]+]] = %c0{{.*}} to %[[N:[^ ,)]+]] step %c1{{.*}} iter_args
+// CHECK: %[[SLOT:[^ ,)]+]] = arith.remui %{{.*}}, %c2
+// CHECK: %[[NEXT:[^ ,)]+]] = arith.addi %[[C]], %c1
+// CHECK: arith.cmpi slt, %[[NEXT]], %[[N]]
+// CHECK: scf.if
+// CHECK-COUNT-4: nvvm.inline_ptx "cp.async.cg.shared.global
+// CHECK: nvvm.cp.async.commit.group
+// CHECK-NEXT: nvvm.cp.async.wait.group 1
+// CHECK-NEXT: gpu.barrier
+// CHECK: %[[KT:[^ ,)]+]] = gsa.tile.shared_tile %[[KRING]][%[[SLOT]]] swizzled : memref<2x32x64xbf16, #gpu.address_space<workgroup>> -> tensor<32x64xbf16>
+// CHECK: %[[VT:[^ ,)]+]] = gsa.tile.shared_tile %[[VRING]][%[[SLOT]]] swizzled
+// CHECK: %[[MT:[^ ,)]+]] = gsa.tile.shared_tile %[[MRING]][%[[SLOT]]] : memref<2x32xi32, #gpu.address_space<workgroup>> -> tensor<32xi32>
+// CHECK-NOT: gsa.tile.gather
+// CHECK: gsa.tile.dot %{{.*}}, %[[KT]] transpose_rhs
+// CHECK: gsa.tile.scores %{{.*}} members(%[[MT]])
+// CHECK: gsa.tile.dot %{{.*}}, %[[VT]] acc(
+// CHECK: gpu.barrier
+// CHECK-NEXT: scf.yield
+// CHECK: nvvm.cp.async.wait.group 0
+// CHECK: gsa.tile.store_output
+
+// Three stages: chunks 0 and 1 ahead (the second only if it exists), chunk
+// c + 2 into slot (c + 2) % 3, wait until two groups are left in flight.
+// THREE: workgroup(%{{.*}} : memref<3x32x64xbf16, #gpu.address_space<workgroup>>
+// THREE: nvvm.cp.async.commit.group
+// THREE: arith.cmpi sgt, %[[N:[^ ,)]+]], %c1 : index
+// THREE: scf.if
+// THREE: nvvm.cp.async.commit.group
+// THREE: scf.for %[[C:[^ ,)]+]] = %c0{{.*}} to %[[N]]
+// THREE: arith.remui %{{.*}}, %c3
+// THREE: arith.addi %[[C]], %c2
+// THREE: nvvm.cp.async.commit.group
+// THREE-NEXT: nvvm.cp.async.wait.group 2
+// THREE-NEXT: gpu.barrier
+
+// BADSTAGES: error: gsa-stage-shared: stages must be 2 to 4, but is 5
+func.func @tile_loop(%q: memref<1x64x8x64xbf16>, %k: memref<1x64x2x64xbf16>,
+                     %v: memref<1x64x2x64xbf16>, %keys: memref<4096xi32>,
+                     %masks: memref<4096xi32>, %sizes: memref<4xi32>,
+                     %out: memref<1x64x8x64xbf16>, %lse: memref<1x64x8xf32>) {
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c4 = arith.constant 4 : index
+  %c128 = arith.constant 128 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c4, %gy = %c2, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c128, %sy = %c1, %sz = %c1) {
+    %tile = gpu.block_id x
+    %kvh = gpu.block_id y
+    %b = gpu.block_id z
+    %c0 = arith.constant 0 : index
+    %c1i = arith.constant 1 : index
+    %c16 = arith.constant 16 : index
+    %c32 = arith.constant 32 : index
+    %c1024 = arith.constant 1024 : index
+    %t0 = arith.muli %tile, %c16 : index
+    %qt = gsa.tile.load_queries %q[%b, %t0, %kvh] group 4 : memref<1x64x8x64xbf16> -> tensor<64x64xbf16>
+    %base = arith.muli %tile, %c1024 : index
+    %size32 = memref.load %sizes[%tile] : memref<4xi32>
+    %size = arith.index_cast %size32 : i32 to index
+    %n = arith.ceildivui %size, %c32 : index
+    %m0 = arith.constant dense<0xFF800000> : tensor<64xf32>
+    %l0 = arith.constant dense<0.0> : tensor<64xf32>
+    %acc0 = arith.constant dense<0.0> : tensor<64x64xf32>
+    %r:3 = scf.for %c = %c0 to %n step %c1i iter_args(%m = %m0, %l = %l0, %acc = %acc0)
+        -> (tensor<64xf32>, tensor<64xf32>, tensor<64x64xf32>) {
+      %start = arith.muli %c, %c32 : index
+      %off = arith.addi %base, %start : index
+      %count = arith.subi %size, %start : index
+      %kt = gsa.tile.gather_rows %k[%b, %kvh] rows %keys[%off] count %count : memref<1x64x2x64xbf16>, memref<4096xi32> -> tensor<32x64xbf16>
+      %vt = gsa.tile.gather_rows %v[%b, %kvh] rows %keys[%off] count %count : memref<1x64x2x64xbf16>, memref<4096xi32> -> tensor<32x64xbf16>
+      %mt = gsa.tile.gather_words %masks[%off] count %count : memref<4096xi32> -> tensor<32xi32>
+      %s = gsa.tile.dot %qt, %kt transpose_rhs : tensor<64x64xbf16>, tensor<32x64xbf16> -> tensor<64x32xf32>
+      %sc = gsa.tile.scores %s members(%mt) rows[%b, %t0, %kvh] scale(0.125) group 4 : tensor<64x32xf32>, tensor<32xi32> -> tensor<64x32xf32>
+      %p, %m2, %l2, %alpha = gsa.tile.online_softmax %sc, %m, %l : tensor<64x32xf32>, tensor<64xf32> -> tensor<64x32xbf16>
+      %ra = gsa.tile.rescale %acc by %alpha : tensor<64x64xf32>, tensor<64xf32>
+      %pv = gsa.tile.dot %p, %vt acc(%ra : tensor<64x64xf32>) : tensor<64x32xbf16>, tensor<32x64xbf16> -> tensor<64x64xf32>
+      scf.yield %m2, %l2, %pv : tensor<64xf32>, tensor<64xf32>, tensor<64x64xf32>
+    }
+    gsa.tile.store_output %r#2, %r#0, %r#1 into %out, %lse[%b, %t0, %kvh] group 4 : tensor<64x64xf32>, tensor<64xf32>, memref<1x64x8x64xbf16>, memref<1x64x8xf32>
+    gpu.terminator
+  }
+  return
+}
