@@ -143,8 +143,12 @@ def GSATile : Pass<"gsa-tile", "::mlir::ModuleOp"> {
       output gate, lse; rows past the sequence dropped).
 
     A tile is `warps` x 16 rows of (query, head) pairs: 16 * warps / G
-    queries. Each launch carries its kernel's name (`gsa.kernel`) for
-    `gsa-outline-kernels`. Other attention ops are left for
+    queries. With `split-share`, two more launches handle the tiles whose
+    queries share few selections: the tile attention skips them, a union
+    kernel builds their two halves' unions (into the tile's region) and a
+    half-tile attention (warps / 2) runs them; the decision is per tile, on
+    the device (union size vs the queries' counts). Each launch carries its
+    kernel's name (`gsa.kernel`) for `gsa-outline-kernels`. Other attention ops are left for
     `convert-gsa-to-gpu`'s per-query kernel.
   }];
   let options = [
@@ -155,7 +159,13 @@ def GSATile : Pass<"gsa-tile", "::mlir::ModuleOp"> {
            "warps per tile (1 to 8); each owns 16 rows of the tile">,
     Option<"pregateValues", "pregate-values", "bool", /*default=*/"true",
            "apply the value gate once per key row in its own kernel; "
-           "without it, ops with a value gate are not tiled">
+           "without it, ops with a value gate are not tiled">,
+    Option<"splitShare", "split-share", "int64_t", /*default=*/"3",
+           "run a tile as two half tiles (warps / 2 each, their own "
+           "unions) when its union times this exceeds its queries' "
+           "selected entries, i.e. when its queries share fewer than this "
+           "many selections per union row on average (independent "
+           "selections); 0: never">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

@@ -58,16 +58,25 @@ struct TileUnionShape {
   int64_t B, L, K, T, numTiles;
 };
 
+/// Where the union kernel records, per tile, whether the tile should run
+/// as two half tiles: 1 when union size x `share` > the tile's selected
+/// entries (its queries share fewer than `share` selections per union
+/// row). No `flags`: no decision.
+struct TileSplit {
+  mlir::Value flags;
+  int64_t share = 0;
+};
+
 /// The body of the query-tile union kernel (GPUQueryTiles.cpp): per tile
 /// (block x) and batch (block y) of a kUnionThreads-thread block, the
 /// sorted union of the tile's selections (`keysOut`, T x K entries per
-/// tile), each entry's mask of the queries that selected it (`masksOut`)
-/// and the union's size (`sizesOut`).
+/// tile), each entry's mask of the queries that selected it (`masksOut`),
+/// the union's size (`sizesOut`) and the split decision (`split`).
 void buildTileUnion(mlir::OpBuilder &b, mlir::Location loc,
                     const SharedAllocator &shared, const TileUnionShape &s,
                     mlir::Value indices, mlir::Value counts,
                     mlir::Value keysOut, mlir::Value masksOut,
-                    mlir::Value sizesOut);
+                    mlir::Value sizesOut, TileSplit split = {});
 
 /// Threads and elements per thread of the value-gate kernel.
 constexpr int64_t kValueGateThreads = 256;

@@ -37,6 +37,8 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
   if (options.attentionQueryTiles) {
     GSATileOptions tile;
     tile.keyChunk = options.attentionKeyChunk;
+    tile.warps = options.attentionWarps;
+    tile.splitShare = options.attentionSplitShare;
     tile.pregateValues = options.attentionPregateValues;
     pm.addPass(createGSATile(tile));
     GSAStageSharedOptions staging;

@@ -41,7 +41,8 @@ namespace gsa::detail {
 /// T = 16) and each thread owns keysPerWord bitmap words.
 void buildTileUnion(OpBuilder &b, Location loc, const SharedAllocator &shared,
                     const TileUnionShape &s, Value indices, Value counts,
-                    Value keysOut, Value masksOut, Value sizesOut) {
+                    Value keysOut, Value masksOut, Value sizesOut,
+                    TileSplit split) {
   int64_t maskBits = int64_t(llvm::PowerOf2Ceil(uint64_t(s.T)));
   int64_t keysPerWord = 32 / maskBits;
   int64_t wordsPerThread = keysPerWord;
@@ -150,6 +151,18 @@ void buildTileUnion(OpBuilder &b, Location loc, const SharedAllocator &shared,
       });
   e.ifThen(e.cmpi(arith::CmpIPredicate::eq, tid, zero), [&]() {
     e.store(e.indexToI32(total[0]), sizesOut, {tileIndex});
+    if (!split.flags)
+      return;
+    // The tile's selected entries (each query's count, at most k_max)
+    // against its union: few shared rows -> split.
+    Value selected = e.sum(t0, hi, zero, [&](Value t) {
+      Value count = e.i32ToIndex(e.load(counts, {e.add(e.mul(bi, cL), t)}));
+      return e.minui(count, cK);
+    });
+    Value halves = e.cmpi(arith::CmpIPredicate::ugt,
+                          e.mul(total[0], e.index(split.share)), selected);
+    e.store(arith::ExtUIOp::create(b, loc, i32, halves), split.flags,
+            {tileIndex});
   });
 }
 

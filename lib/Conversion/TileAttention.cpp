@@ -204,13 +204,37 @@ void buildTileAttentionBody(OpBuilder &b, SparseAttentionOp op,
                             kvHead, gate, group);
 }
 
+/// Whether tile `tile` (of `s`, batch `batch`) runs as two half tiles (the
+/// union kernel's decision, TileSplit).
+Value splitDecision(OpBuilder &b, Location loc, const AttentionShape &s,
+                    Value splitFlags, Value batch, Value tile) {
+  Emitter e(b, loc);
+  Value flag =
+      e.load(splitFlags, {e.add(e.mul(batch, e.index(s.numTiles)), tile)});
+  return e.cmpi(arith::CmpIPredicate::ne, flag, e.i32(0));
+}
+
+/// `body` under `condition` (uniform over the thread block).
+void guarded(OpBuilder &b, Location loc, Value condition,
+             function_ref<void()> body) {
+  Emitter e(b, loc);
+  e.ifThen(condition, body);
+}
+
 void tileAttention(SparseAttentionOp op, ModuleOp module, int64_t warps,
-                   int64_t keyChunk) {
+                   int64_t keyChunk, int64_t splitShare) {
   Location loc = op.getLoc();
   IRRewriter rewriter(op.getContext());
   rewriter.setInsertionPoint(op);
   Emitter e(rewriter, loc);
   AttentionShape s = shapeOf(op, warps);
+  // Half tiles (warps / 2, T / 2 queries) for the tiles the split decision
+  // picks; numbered so that half tile 2i + h owns the second or first half
+  // of tile i's union region (the half-tile union overwrites it after the
+  // full-tile attention has skipped that tile).
+  bool split = splitShare > 0 && warps % 2 == 0;
+  AttentionShape half = shapeOf(op, warps / 2);
+  half.numTiles = 2 * s.numTiles;
   auto parent = op->getParentOfType<FunctionOpInterface>();
   std::string name = freeKernelName(
       module, (parent ? parent.getName().str() : std::string("gsa")) +
@@ -243,13 +267,17 @@ void tileAttention(SparseAttentionOp op, ModuleOp module, int64_t warps,
   };
   Value unionKeys = scratch(capacity), unionMasks = scratch(capacity),
         unionSizes = scratch(s.B * s.numTiles);
+  TileSplit splitFlags;
+  if (split)
+    splitFlags = {scratch(s.B * s.numTiles), splitShare};
   Value indices = flatBuffer(e, op.getIndices());
   Value counts = flatBuffer(e, op.getCounts());
   launch(rewriter, loc, name + "_query_tiles", s.numTiles, s.B, 1,
          kUnionThreads, [&](OpBuilder &b, const SharedAllocator &shared) {
            buildTileUnion(b, loc, shared,
                           TileUnionShape{s.B, s.L, s.K, s.T, s.numTiles},
-                          indices, counts, unionKeys, unionMasks, unionSizes);
+                          indices, counts, unionKeys, unionMasks, unionSizes,
+                          splitFlags);
          });
 
   Value gate = op.getOutputGate() ? e.toBuffer(op.getOutputGate()) : Value();
@@ -257,9 +285,53 @@ void tileAttention(SparseAttentionOp op, ModuleOp module, int64_t warps,
   Value lse = e.alloc(op.getLse().getType(), {});
   launch(rewriter, loc, name, s.numTiles, s.NKV, s.B, warps * kWarpSize,
          [&](OpBuilder &b, const SharedAllocator &) {
-           buildTileAttentionBody(b, op, s, keyChunk, q, k, v, unionKeys,
-                                  unionMasks, unionSizes, gate, out, lse);
+           auto body = [&]() {
+             buildTileAttentionBody(b, op, s, keyChunk, q, k, v, unionKeys,
+                                    unionMasks, unionSizes, gate, out, lse);
+           };
+           if (!split)
+             return body();
+           Value tile = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
+           Value batch = gpu::BlockIdOp::create(b, loc, gpu::Dimension::z);
+           Value whole = arith::XOrIOp::create(
+               b, loc,
+               splitDecision(b, loc, s, splitFlags.flags, batch, tile),
+               arith::ConstantIntOp::create(b, loc, 1, 1));
+           guarded(b, loc, whole, body);
          });
+  if (split) {
+    // The split tiles: their halves' unions (into the tile's region), then
+    // the half-tile attention.
+    Value halfSizes = scratch(half.B * half.numTiles);
+    auto decideParent = [&](OpBuilder &b, Value halfTile, Value batch) {
+      Value tile = arith::DivUIOp::create(
+          b, loc, halfTile,
+          arith::ConstantIndexOp::create(b, loc, 2));
+      return splitDecision(b, loc, s, splitFlags.flags, batch, tile);
+    };
+    launch(rewriter, loc, name + "_half_query_tiles", half.numTiles, half.B, 1,
+           kUnionThreads, [&](OpBuilder &b, const SharedAllocator &shared) {
+             Value halfTile = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
+             Value batch = gpu::BlockIdOp::create(b, loc, gpu::Dimension::y);
+             guarded(b, loc, decideParent(b, halfTile, batch), [&]() {
+               buildTileUnion(
+                   b, loc, shared,
+                   TileUnionShape{half.B, half.L, half.K, half.T, half.numTiles},
+                   indices, counts, unionKeys, unionMasks, halfSizes);
+             });
+           });
+    launch(rewriter, loc, name + "_half", half.numTiles, half.NKV, half.B,
+           (warps / 2) * kWarpSize,
+           [&](OpBuilder &b, const SharedAllocator &) {
+             Value halfTile = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
+             Value batch = gpu::BlockIdOp::create(b, loc, gpu::Dimension::z);
+             guarded(b, loc, decideParent(b, halfTile, batch), [&]() {
+               buildTileAttentionBody(b, op, half, keyChunk, q, k, v,
+                                      unionKeys, unionMasks, halfSizes, gate,
+                                      out, lse);
+             });
+           });
+  }
   Value oTensor = e.toTensor(out, op.getO().getType());
   Value lseTensor = e.toTensor(lse, op.getLse().getType());
   rewriter.replaceOp(op, {oTensor, lseTensor});
@@ -298,7 +370,7 @@ struct GSATilePass : gsa::impl::GSATileBase<GSATilePass> {
             int64_t(warps), s.G, s.T));
         return signalPassFailure();
       }
-      tileAttention(op, module, warps, keyChunk);
+      tileAttention(op, module, warps, keyChunk, splitShare);
     }
   }
 };

@@ -69,7 +69,7 @@ Error makeError(const std::string &message) {
 /// select-rows-per-tile=N, attention-rows-in-flight=N,
 /// attention-tensor-cores=0|1, attention-pregate-values=0|1,
 /// attention-query-tiles=0|1, attention-key-chunk=16|32|48|64,
-/// attention-stages=2..4, select-sampled=0|1,
+/// attention-warps=1..8, attention-split-share=N, attention-stages=2..4, select-sampled=0|1,
 /// select-max-registers=N): an A/B
 /// switch for
 /// users and benchmarks. The text is part of the cache key.
@@ -107,7 +107,10 @@ Expected<std::string> assembleCubin(StringRef ptxas, StringRef ptx,
     return makeError("ptxas: cannot create a temporary file: " + ec.message());
   }
   std::string message;
-  SmallVector<StringRef> args = {ptxas, "-arch", chip, in, "-o", out};
+  // -split-compile 0: the kernels of the module assembled on all cores
+  // (the module holds ten or so independent kernels; 1.5x on 2 cores).
+  SmallVector<StringRef> args = {ptxas, "-arch", chip, "-split-compile", "0",
+                                 in, "-o", out};
   int rc = llvm::sys::ExecuteAndWait(ptxas, args, std::nullopt, {}, 0, 0,
                                      &message);
   auto image = llvm::MemoryBuffer::getFile(out, /*IsText=*/false);
@@ -149,6 +152,10 @@ Expected<GPUPipelineOptions> gpuOptionsFromEnvironment() {
       options.attentionQueryTiles = number == 1;
     else if (key == "attention-key-chunk")
       options.attentionKeyChunk = number; // gsa-tile reports bad values
+    else if (key == "attention-warps")
+      options.attentionWarps = number; // gsa-tile reports bad values
+    else if (key == "attention-split-share" && number >= 0)
+      options.attentionSplitShare = number;
     else if (key == "attention-stages")
       options.attentionStages = number; // gsa-stage-shared reports bad ones
     else if (key == "select-sampled" && (number == 0 || number == 1))
@@ -161,7 +168,8 @@ Expected<GPUPipelineOptions> gpuOptionsFromEnvironment() {
           "select-tensor-cores=0|1, select-rows-per-tile=N, "
           "attention-rows-in-flight=N, attention-tensor-cores=0|1, "
           "attention-pregate-values=0|1, attention-query-tiles=0|1, "
-          "attention-key-chunk=N, attention-stages=N, "
+          "attention-key-chunk=N, attention-warps=N, "
+          "attention-split-share=N, attention-stages=N, "
           "select-sampled=0|1, select-max-registers=0..255)",
           word.str()));
   }
@@ -894,7 +902,7 @@ Error Kernel::validate(ArrayRef<const Tensor *> inputs) const {
 Runtime::Runtime() = default;
 Runtime::~Runtime() = default;
 
-llvm::StringRef Runtime::version() { return "gsa-0.3.0-staged-v1"; }
+llvm::StringRef Runtime::version() { return "gsa-0.3.0-staged-v2"; }
 
 CacheStats Runtime::cacheStats() const {
   std::lock_guard<std::mutex> lock(mutex_);

@@ -17,16 +17,19 @@
 // CHECK: 0 bytes spill stores, 0 bytes spill loads
 
 // The default, attention over query tiles (one KV head of 8 query heads:
-// 8-query tiles): the union kernel and the tile attention assemble without
-// spills; per 32-key chunk 4 n-tiles x 8 k-steps of Q K^T and 2 k-steps x
-// 16 d-tiles of P V on mma, their B fragments by 16 + 16 ldmatrix.x4
-// (non-transposed for K, transposed for V).
+// 8-query tiles, and 4-query half tiles for the tiles that split): the
+// union kernels and the tile attentions assemble without spills; per
+// 32-key chunk 4 n-tiles x 8 k-steps of Q K^T and 2 k-steps x 16 d-tiles
+// of P V on mma, their B fragments by 16 + 16 ldmatrix.x4 (non-transposed
+// for K, transposed for V): twice, once per attention kernel.
 // TILES-DAG: Compiling entry function 'attend_sparse_attention_0_query_tiles' for 'sm_90a'
 // TILES-DAG: Compiling entry function 'attend_sparse_attention_0' for 'sm_90a'
+// TILES-DAG: Compiling entry function 'attend_sparse_attention_0_half_query_tiles' for 'sm_90a'
+// TILES-DAG: Compiling entry function 'attend_sparse_attention_0_half' for 'sm_90a'
 // TILES-NOT: {{[1-9][0-9]*}} bytes spill
 
-// TILEMMA: 64
-// LDMATRIX: 32
+// TILEMMA: 128
+// LDMATRIX: 64
 func.func @attend(%q: tensor<1x33x8x128xbf16>, %k: tensor<1x33x1x128xbf16>,
                   %v: tensor<1x33x1x128xbf16>, %idx: tensor<1x33x16xi32>,
                   %cnt: tensor<1x33xi32>, %gv: tensor<1x33x1x128xbf16>,

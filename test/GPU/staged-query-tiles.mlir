@@ -17,7 +17,7 @@
 // CHECK: %[[MASKS:.*]] = memref.alloc() : memref<768xi32>
 // CHECK: %[[SIZES:.*]] = memref.alloc() : memref<3xi32>
 // CHECK: gpu.launch_func @gsa_kernels::@attend_sparse_attention_0_query_tiles blocks in (%{{.*}}, %{{.*}}, %{{.*}}) threads in (%c256
-// CHECK-SAME: %[[KEYS]] : memref<768xi32>, %[[MASKS]] : memref<768xi32>, %[[SIZES]] : memref<3xi32>)
+// CHECK-SAME: %[[KEYS]] : memref<768xi32>, %[[MASKS]] : memref<768xi32>, %[[SIZES]] : memref<3xi32>, %[[SPLIT:.*]] : memref<3xi32>)
 // CHECK: gpu.launch_func @gsa_kernels::@attend_sparse_attention_0 blocks in (%c3{{.*}}, %c2, %c1{{.*}}) threads in (%c128
 // CHECK-SAME: %[[SIZES]] : memref<3xi32>, %[[KEYS]] : memref<768xi32>, %{{.*}} : memref<1x33x2x128xbf16>, %[[VG]] : memref<1x33x2x128xbf16>, %[[MASKS]] : memref<768xi32>
 

@@ -1,6 +1,7 @@
-// RUN: gsa-opt %s --gsa-tile -split-input-file | FileCheck %s
-// RUN: gsa-opt %s --gsa-tile="key-chunk=64 warps=2" -split-input-file | FileCheck %s --check-prefix=OPTS
-// RUN: gsa-opt %s --gsa-tile="pregate-values=0" -split-input-file | FileCheck %s --check-prefix=NOPREGATE
+// RUN: gsa-opt %s --gsa-tile="split-share=0" -split-input-file | FileCheck %s
+// RUN: gsa-opt %s --gsa-tile -split-input-file | FileCheck %s --check-prefix=SPLIT
+// RUN: gsa-opt %s --gsa-tile="key-chunk=64 warps=2 split-share=0" -split-input-file | FileCheck %s --check-prefix=OPTS
+// RUN: gsa-opt %s --gsa-tile="pregate-values=0 split-share=0" -split-input-file | FileCheck %s --check-prefix=NOPREGATE
 // RUN: not gsa-opt %s --gsa-tile="key-chunk=24" -split-input-file 2>&1 | FileCheck %s --check-prefix=BADCHUNK
 // RUN: not gsa-opt %s --gsa-tile="warps=9" -split-input-file 2>&1 | FileCheck %s --check-prefix=BADWARPS
 // RUN: not gsa-opt %s --gsa-tile="warps=8" -split-input-file 2>&1 | FileCheck %s --check-prefix=WIDE
@@ -56,6 +57,42 @@
 // CHECK: } {gsa.kernel = "attend_sparse_attention_0"}
 // CHECK: bufferization.to_tensor %[[OUT]]
 // CHECK-NOT: gsa.sparse_attention
+
+// By default (split-share = 3) the union kernel also decides, per tile,
+// whether the tile's queries share few enough selections to run it as two
+// half tiles: the tile attention skips such tiles, a second union kernel
+// builds the halves' unions into the tile's region (6 half tiles of 8
+// queries) and a half-tile attention (2 warps, 32 rows) runs them.
+// SPLIT-LABEL: func.func @attend
+// SPLIT: %[[KEYS:.*]] = memref.alloc() : memref<768xi32>
+// SPLIT: %[[MASKS:.*]] = memref.alloc() : memref<768xi32>
+// SPLIT: %[[SIZES:.*]] = memref.alloc() : memref<3xi32>
+// SPLIT: %[[SPLIT:.*]] = memref.alloc() : memref<3xi32>
+// SPLIT: memref.store %{{.*}}, %[[SPLIT]]
+// SPLIT: } {gsa.kernel = "attend_sparse_attention_0_query_tiles"}
+// SPLIT: gpu.launch blocks({{.*}}) in ({{.*}} = %c3{{.*}}, {{.*}} = %c2{{.*}}, {{.*}}) threads({{.*}}) in ({{.*}} = %c128
+// SPLIT: %[[FLAG:.*]] = memref.load %[[SPLIT]]
+// SPLIT: %[[HALVES:.*]] = arith.cmpi ne, %[[FLAG]], %c0_i32
+// SPLIT: %[[WHOLE:.*]] = arith.xori %[[HALVES]], %true
+// SPLIT: scf.if %[[WHOLE]] {
+// SPLIT: gsa.tile.load_queries {{.*}} -> tensor<64x64xbf16>
+// SPLIT: } {gsa.kernel = "attend_sparse_attention_0"}
+// SPLIT: %[[HALFSIZES:.*]] = memref.alloc() : memref<6xi32>
+// SPLIT: gpu.launch blocks({{.*}}) in ({{.*}} = %c6{{.*}}, {{.*}} = %c1{{.*}}, {{.*}}) threads({{.*}}) in ({{.*}} = %c256
+// SPLIT: %[[HALFTILE:.*]] = gpu.block_id x
+// SPLIT: %[[PARENT:.*]] = arith.divui %[[HALFTILE]], %c2
+// SPLIT: memref.load %[[SPLIT]]
+// SPLIT: scf.if
+// SPLIT: memref.atomic_rmw ori
+// SPLIT: memref.store %{{.*}}, %[[HALFSIZES]]
+// SPLIT: } {gsa.kernel = "attend_sparse_attention_0_half_query_tiles"}
+// SPLIT: gpu.launch blocks({{.*}}) in ({{.*}} = %c6{{.*}}, {{.*}} = %c2{{.*}}, {{.*}}) threads({{.*}}) in ({{.*}} = %c64
+// SPLIT: memref.load %[[SPLIT]]
+// SPLIT: scf.if
+// SPLIT: gsa.tile.load_queries {{.*}} -> tensor<32x64xbf16>
+// SPLIT: memref.load %[[HALFSIZES]]
+// SPLIT: gsa.tile.gather_rows {{.*}} rows %[[KEYS]]
+// SPLIT: } {gsa.kernel = "attend_sparse_attention_0_half"}
 
 // Two warps: 32 rows, 8 queries per tile (5 tiles), 64-key chunks.
 // OPTS-LABEL: func.func @attend

@@ -65,6 +65,17 @@ static cl::opt<int> attentionKeyChunk(
     cl::desc("query-tile attention: union keys per loop step (gsa-tile's "
              "key-chunk: 16, 32, 48 or 64)"),
     cl::init(32));
+static cl::opt<int> attentionWarps(
+    "attention-warps",
+    cl::desc("query-tile attention: warps per tile of 16 rows each "
+             "(gsa-tile's warps: 1 to 8)"),
+    cl::init(4));
+static cl::opt<int> attentionSplitShare(
+    "attention-split-share",
+    cl::desc("query-tile attention: run a tile as two half tiles when its "
+             "queries share fewer than this many selections per union row "
+             "(gsa-tile's split-share; 0: never)"),
+    cl::init(3));
 static cl::opt<int> attentionStages(
     "attention-stages",
     cl::desc("query-tile attention: shared-memory buffers per ring "
@@ -147,6 +158,8 @@ int main(int argc, char **argv) {
   options.attentionQueryTiles = attentionQueryTiles;
   options.attentionKeyChunk = attentionKeyChunk;
   options.attentionStages = attentionStages;
+  options.attentionWarps = attentionWarps;
+  options.attentionSplitShare = attentionSplitShare;
   options.selectSampled = selectSampled;
   options.selectMaxRegisters = selectMaxRegisters;
   options.chip = chip;

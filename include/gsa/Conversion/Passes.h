@@ -35,8 +35,11 @@ struct GPUPipelineOptions {
   bool attentionTensorCores = false;
   bool attentionPregateValues = true;
   bool attentionQueryTiles = true;
-  /// gsa-tile's key-chunk and gsa-stage-shared's stages.
+  /// gsa-tile's key-chunk and warps, gsa-stage-shared's stages.
   int64_t attentionKeyChunk = 32;
+  int64_t attentionWarps = 4;
+  /// gsa-tile's split-share (0: no half tiles).
+  int64_t attentionSplitShare = 3;
   int64_t attentionStages = 2;
 };
 
