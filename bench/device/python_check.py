@@ -63,6 +63,50 @@ def main():
         print(f"CUDA sparse_attention {str(dtype):15s} err o {err:.2e} lse {err_lse:.1e} "
               f"first call {first:.3f} s {'ok' if good else 'FAILED'}")
 
+    # A score_mod on the GPU (the query-tile kernels inline the traced
+    # region per score): a per-head linear bias on the distance and a
+    # window that masks far keys (rows can end up empty: o = 0, lse = -inf).
+    from gsa.dsl import to_float, where
+    window = 700
+    mod = lambda s, b, h, q, kv: where(q - kv > window, -math.inf,
+                                       s - (to_float(h) + 1.0) / 64.0 * to_float(q - kv) / 64.0)
+    for dtype, tol in ((torch.bfloat16, 1e-2), (torch.float16, 3e-3)):
+        B, L, NH, NKV, D, K = 2, 2500, 32, 8, 128, 256
+        rnd = lambda *s: torch.randn(*s, device=dev, generator=gen).to(dtype)
+        q, k, v, go = rnd(B, L, NH, D), rnd(B, L, NKV, D), rnd(B, L, NKV, D), rnd(B, L, NH, D)
+        idx, cnt = random_selection(B, L, K, dev, gen)
+        o, lse = gsa.functional.sparse_attention(q, k, v, idx, cnt, None, go, score_mod=mod)
+        torch.cuda.synchronize()
+        rows = torch.stack([torch.randint(0, B, (384,), device=dev, generator=gen),
+                            torch.randperm(L, device=dev, generator=gen)[:384]], -1)
+        rows[0] = torch.tensor([0, L - 1], device=dev)
+        b, t = rows[:, 0], rows[:, 1]
+        sel = idx[b, t].long()
+        valid = (sel >= 0) & (torch.arange(K, device=dev)[None] < cnt[b, t][:, None])
+        s_safe = sel.clamp(min=0)
+        kk, vv = k[b[:, None], s_safe].double(), v[b[:, None], s_safe].double()
+        qq = q[b, t].double().view(-1, NKV, NH // NKV, D)
+        sc = torch.einsum("rngd,rknd->rngk", qq, kk) / math.sqrt(D)
+        dist = (t[:, None] - sel).double()[:, None, None, :]            # [R, 1, 1, K]
+        head = torch.arange(NH, device=dev).double().view(1, NKV, NH // NKV, 1)
+        sc = sc - (head + 1.0) / 64.0 * dist / 64.0
+        sc = sc.masked_fill(dist > window, float("-inf"))
+        sc = sc.masked_fill(~valid[:, None, None, :], float("-inf"))
+        lse_ref = torch.logsumexp(sc, -1)
+        p_ = torch.exp(sc - lse_ref[..., None]).nan_to_num(0.0)
+        o_ref = torch.einsum("rngk,rknd->rngd", p_, vv).reshape(-1, NH, D)
+        o_ref = o_ref * torch.sigmoid(go[b, t].double())
+        lse_ref = lse_ref.reshape(-1, NH)
+        err = (torch.linalg.norm(o[b, t].double() - o_ref) / torch.linalg.norm(o_ref)).item()
+        finite = torch.isfinite(lse_ref)
+        same_empty = bool((torch.isfinite(lse[b, t]) == finite).all())
+        err_lse = (torch.linalg.norm(lse[b, t].double()[finite] - lse_ref[finite])
+                   / torch.linalg.norm(lse_ref[finite])).item()
+        good = err < tol and err_lse < 1e-3 and same_empty and torch.isfinite(o).all().item()
+        ok &= good
+        print(f"CUDA sparse_attention score_mod {str(dtype):15s} err o {err:.2e} lse {err_lse:.1e} "
+              f"empty rows {int((~finite).sum())} (agree {same_empty}) {'ok' if good else 'FAILED'}")
+
     rng = np.random.default_rng(11)
     n = lambda *s: rng.standard_normal(s).astype(np.float32)
     x = dict(q=n(1, 96, 8, 64), k=n(1, 96, 2, 64), v=n(1, 96, 2, 64), qi=n(1, 96, 4, 32),
