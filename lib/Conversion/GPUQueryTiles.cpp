@@ -156,8 +156,9 @@ void buildTileUnion(OpBuilder &b, Location loc, const SharedAllocator &shared,
     // The tile's selected entries (each query's count, at most k_max)
     // against its union: few shared rows -> split.
     Value selected = e.sum(t0, hi, zero, [&](Value t) {
+      // (Clamped like the marking loop's counts: negative counts are 0.)
       Value count = e.i32ToIndex(e.load(counts, {e.add(e.mul(bi, cL), t)}));
-      return e.minui(count, cK);
+      return arith::MaxSIOp::create(b, loc, e.minsi(count, cK), zero);
     });
     Value halves = e.cmpi(arith::CmpIPredicate::ugt,
                           e.mul(total[0], e.index(split.share)), selected);

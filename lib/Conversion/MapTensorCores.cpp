@@ -97,8 +97,20 @@ private:
   int64_t warps;
   DenseMap<Value, Fragment> fragments;
   SmallVector<Operation *> mapped;
+  /// The yields of the loops mapLoop is flattening (it rewrites them).
+  llvm::SmallPtrSet<Operation *, 4> carryingYields;
   Value lane, warp, g, col, laneRow, laneMatrix, zeroF;
 };
+
+/// The row mapping gives each warp 16 / group whole queries.
+LogicalResult checkGroup(Operation *op, int64_t group) {
+  if (kRowsPerWarp % group != 0)
+    return op->emitOpError(fmt::format(
+        "gsa-map-tensor-cores: a warp's 16 rows hold whole queries only for "
+        "a group dividing 16, but the group is {}",
+        group));
+  return success();
+}
 
 std::array<LaunchMapper::Row, 2>
 LaunchMapper::rowsOf(OpBuilder &b, Location loc, Value batch, Value firstQuery,
@@ -193,6 +205,8 @@ LogicalResult LaunchMapper::loadQueries(TileLoadQueriesOp op) {
         "gsa-map-tensor-cores: a tile of {} warps has {} rows and d_k a "
         "multiple of 16, but this one is {}x{}",
         warps, warps * kRowsPerWarp, tile.getDimSize(0), D));
+  if (failed(checkGroup(op, op.getGroup())))
+    return failure();
   Value q = collapse(b, loc, op.getQ());
   auto rows = rowsOf(b, loc, op.getBatch(), op.getFirstQuery(), op.getKvHead(),
                      op.getGroup(), L);
@@ -337,6 +351,8 @@ LogicalResult LaunchMapper::scores(TileScoresOp op) {
       return failure();
     positions = *p;
   }
+  if (failed(checkGroup(op, op.getGroup())))
+    return failure();
   int64_t N = op.getAcc().getType().getDimSize(1);
   // (Rows past the sequence get their unclamped query: they are dropped.)
   auto rows = rowsOf(b, loc, op.getBatch(), op.getFirstQuery(), op.getKvHead(),
@@ -447,6 +463,8 @@ LogicalResult LaunchMapper::storeOutput(TileStoreOutputOp op) {
   FailureOr<Fragment *> sum = fragmentOf(op, op.getSum(), Fragment::Rows, "sum");
   if (failed(acc) || failed(max) || failed(sum))
     return failure();
+  if (failed(checkGroup(op, op.getGroup())))
+    return failure();
   auto outType = op.getOut().getType();
   int64_t L = outType.getDimSize(1), NH = outType.getDimSize(2),
           D = outType.getDimSize(3);
@@ -498,6 +516,7 @@ LogicalResult LaunchMapper::mapLoop(scf::ForOp loop) {
   // Which carried row values are partial sums: those the body yields from
   // an online softmax's new sum.
   auto yield = cast<scf::YieldOp>(loop.getBody()->getTerminator());
+  carryingYields.insert(yield);
   SmallVector<bool> partial;
   for (Value v : yield.getOperands()) {
     auto softmax = v.getDefiningOp<TileOnlineSoftmaxOp>();
@@ -584,6 +603,7 @@ LogicalResult LaunchMapper::mapLoop(scf::ForOp loop) {
     llvm::append_range(yielded, values);
   }
   scf::YieldOp::create(b, yield.getLoc(), yielded);
+  carryingYields.erase(yield);
   yield.erase();
 
   unflatten(
@@ -599,9 +619,10 @@ LogicalResult LaunchMapper::mapOp(Operation *op) {
     if (!type)
       return success();
     auto splat = dyn_cast<SplatElementsAttr>(constant.getValue());
-    if (!splat || !type.getElementType().isF32() || type.getRank() > 2)
+    if (!splat || !type.getElementType().isF32() || type.getRank() < 1 ||
+        type.getRank() > 2)
       return op->emitOpError("gsa-map-tensor-cores: a tile constant must be "
-                             "an f32 splat");
+                             "an f32 splat of rank 1 (rows) or 2 (a tile)");
     OpBuilder b(op);
     Emitter e(b, op->getLoc());
     double x = splat.getSplatValue<APFloat>().convertToDouble();
@@ -656,12 +677,20 @@ LogicalResult LaunchMapper::mapOp(Operation *op) {
     mapped.push_back(op);
     return result;
   }
-  if (isa<scf::YieldOp>(op))
-    return success(); // mapLoop rewrites a carrying loop's yield
+  // A carrying loop's yield is rewritten by mapLoop; anything else that
+  // takes or returns a tile (scf.if, scf.while, a yield of either, ...)
+  // has no mapping.
+  if (carryingYields.contains(op))
+    return success();
   for (Value operand : op->getOperands())
     if (fragments.count(operand))
       return op->emitOpError(
           "gsa-map-tensor-cores: cannot map this op on a tile value");
+  if (llvm::any_of(op->getResultTypes(),
+                   [](Type t) { return isa<RankedTensorType>(t); }))
+    return op->emitOpError(
+        "gsa-map-tensor-cores: tiles flow only through gsa.tile ops and "
+        "scf.for; this op returns a tile it cannot map");
   for (Region &region : op->getRegions())
     for (Block &block : region)
       if (failed(mapBlock(block)))

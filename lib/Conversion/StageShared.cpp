@@ -65,9 +65,9 @@ private:
   /// to: the pure ops between the induction variable and `v` are cloned at
   /// the builder's point. Fails (silently) when `v` depends on a
   /// loop-carried value or on an op that is not pure.
+  FailureOr<Value> at(OpBuilder &b, Value v, IRMapping &map);
   /// The located error for a gather whose operands `at` cannot move.
   LogicalResult notMovable(Operation *gather);
-  FailureOr<Value> at(OpBuilder &b, Value v, IRMapping &map);
   /// The copies of chunk `iv` into ring slot `slot`.
   LogicalResult issue(OpBuilder &b, Value iv, Value slot);
 
@@ -191,6 +191,16 @@ LogicalResult LoopStager::run() {
     return launch.addWorkgroupAttribution(type, loc);
   };
 
+  // The buffers a gather reads are used ahead of the loop body (prologue).
+  for (Operation &op : loop.getBody()->without_terminator())
+    for (Value buffer : op.getOperands())
+      if (isa<TileGatherRowsOp, TileGatherWordsOp>(op) &&
+          isa<MemRefType>(buffer.getType()) &&
+          !loop.isDefinedOutsideOfLoop(buffer))
+        return op.emitOpError(
+            "gsa-stage-shared: the buffers a gather reads must be defined "
+            "outside its loop (their chunks are copied before the loop "
+            "body runs)");
   // Group the gathers (see RowsGroup), one ring each.
   for (Operation &op : loop.getBody()->without_terminator()) {
     if (auto rows = dyn_cast<TileGatherRowsOp>(op)) {

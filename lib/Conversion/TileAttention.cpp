@@ -41,7 +41,8 @@ using namespace gsa::detail;
 
 namespace {
 
-/// mma's M: the (query, head) rows one warp owns.
+/// A tile attention's shape; a tile's rows are (query, head) pairs, 16 per
+/// warp (mma's M).
 struct AttentionShape {
   int64_t B, L, NH, NKV, D, K, G;
   /// Rows (query, head) and queries per tile, tiles per sequence.
@@ -229,12 +230,15 @@ void tileAttention(SparseAttentionOp op, ModuleOp module, int64_t warps,
   Emitter e(rewriter, loc);
   AttentionShape s = shapeOf(op, warps);
   // Half tiles (warps / 2, T / 2 queries) for the tiles the split decision
-  // picks; numbered so that half tile 2i + h owns the second or first half
-  // of tile i's union region (the half-tile union overwrites it after the
+  // picks; numbered so that half tile 2i + h owns the first (h = 0) or
+  // second (h = 1) half of tile i's union region (the half-tile union overwrites it after the
   // full-tile attention has skipped that tile).
   bool split = splitShare > 0 && warps % 2 == 0;
-  AttentionShape half = shapeOf(op, warps / 2);
-  half.numTiles = 2 * s.numTiles;
+  AttentionShape half = s;
+  if (split) {
+    half = shapeOf(op, warps / 2);
+    half.numTiles = 2 * s.numTiles;
+  }
   auto parent = op->getParentOfType<FunctionOpInterface>();
   std::string name = freeKernelName(
       module, (parent ? parent.getName().str() : std::string("gsa")) +

@@ -8,6 +8,7 @@
 
 #include "gsa/Dialect/GSADialect.h"
 
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/IR/BuiltinTypes.h"
 
 #include <fmt/format.h>
@@ -46,6 +47,16 @@ LogicalResult expectElement(Operation *op, Value value, StringRef name,
 }
 
 bool isI32(Type t) { return t.isInteger(32); }
+
+/// The buffers are addressed as dense row-major arrays from their start.
+LogicalResult expectDense(Operation *op, Value buffer, StringRef name) {
+  auto type = cast<MemRefType>(buffer.getType());
+  if (!type.getLayout().isIdentity())
+    return op->emitOpError(fmt::format(
+        "'{}' must be a dense row-major buffer (identity layout), but is {}",
+        name.str(), str(type)));
+  return success();
+}
 bool isF32(Type t) { return t.isF32(); }
 
 /// A [rows] f32 row vector matching an [rows, n] tile.
@@ -86,7 +97,10 @@ LogicalResult verifyQueryRows(Operation *op, Value tensor4d, StringRef name,
 } // namespace
 
 LogicalResult TileLoadQueriesOp::verify() {
-  if (failed(expectRank(*this, getTile(), "tile", 2)))
+  if (failed(expectRank(*this, getTile(), "tile", 2)) ||
+      failed(expectElement(*this, getTile(), "tile", isMmaElement,
+                           "bf16 or f16")) ||
+      failed(expectDense(*this, getQ(), "q")))
     return failure();
   auto tile = getTile().getType();
   if (tile.getElementType() != getQ().getType().getElementType())
@@ -99,7 +113,9 @@ LogicalResult TileGatherRowsOp::verify() {
   if (failed(expectRank(*this, getSource(), "source", 4)) ||
       failed(expectRank(*this, getTile(), "tile", 2)) ||
       failed(expectRank(*this, getPositions(), "positions", 1)) ||
-      failed(expectElement(*this, getPositions(), "positions", isI32, "i32")))
+      failed(expectElement(*this, getPositions(), "positions", isI32, "i32")) ||
+      failed(expectDense(*this, getSource(), "source")) ||
+      failed(expectDense(*this, getPositions(), "positions")))
     return failure();
   auto tile = getTile().getType();
   auto source = getSource().getType();
@@ -116,7 +132,8 @@ LogicalResult TileGatherWordsOp::verify() {
   if (failed(expectRank(*this, getSource(), "source", 1)) ||
       failed(expectRank(*this, getTile(), "tile", 1)) ||
       failed(expectElement(*this, getSource(), "source", isI32, "i32")) ||
-      failed(expectElement(*this, getTile(), "tile", isI32, "i32")))
+      failed(expectElement(*this, getTile(), "tile", isI32, "i32")) ||
+      failed(expectDense(*this, getSource(), "source")))
     return failure();
   return success();
 }
@@ -124,6 +141,12 @@ LogicalResult TileGatherWordsOp::verify() {
 LogicalResult TileSharedTileOp::verify() {
   auto ring = getRing().getType();
   auto tile = getTile().getType();
+  auto space = dyn_cast_or_null<gpu::AddressSpaceAttr>(ring.getMemorySpace());
+  if (!space || space.getValue() != gpu::AddressSpace::Workgroup)
+    return emitOpError(fmt::format(
+        "the ring must be workgroup (shared) memory, but is {}", str(ring)));
+  if (failed(expectDense(*this, getRing(), "ring")))
+    return failure();
   if (ring.getRank() != tile.getRank() + 1)
     return emitOpError(fmt::format(
         "the ring must be [stages] x the tile's shape, but got {} for a {}",
@@ -216,7 +239,7 @@ LogicalResult TileScoresOp::verify() {
     if (body.getArgumentTypes() != ArrayRef<Type>(expected))
       return emitOpError("the score_mod region takes (f32, index, index, "
                          "index, index)");
-    auto yield = dyn_cast<YieldOp>(body.getTerminator());
+    auto yield = body.empty() ? YieldOp() : dyn_cast<YieldOp>(body.back());
     if (!yield || yield.getValues().size() != 1 ||
         !yield.getValues()[0].getType().isF32())
       return emitOpError("the score_mod region must yield one f32");
@@ -256,6 +279,17 @@ LogicalResult TileStoreOutputOp::verify() {
       failed(verifyQueryRows(*this, getOut(), "out", acc.getDimSize(0),
                              acc.getDimSize(1), getGroup())) ||
       failed(expectRank(*this, getLse(), "lse", 3)))
+    return failure();
+  if (failed(expectElement(*this, getLse(), "lse", isF32, "f32")) ||
+      failed(expectElement(*this, getOut(), "out",
+                           [](Type t) { return isa<FloatType>(t); }, "float")) ||
+      failed(expectDense(*this, getOut(), "out")) ||
+      failed(expectDense(*this, getLse(), "lse")))
+    return failure();
+  if (getGate() &&
+      (failed(expectElement(*this, getGate(), "gate",
+                            [](Type t) { return isa<FloatType>(t); }, "float")) ||
+       failed(expectDense(*this, getGate(), "gate"))))
     return failure();
   auto out = getOut().getType();
   auto lse = getLse().getType();

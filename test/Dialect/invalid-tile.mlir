@@ -267,3 +267,53 @@ func.func @case31(%a: tensor<16x32xf32>, %m: tensor<16xf32>, %o: memref<1x64x8x6
   gsa.tile.store_output %a, %m, %m into %o, %l[%i, %i, %i] group 4 : tensor<16x32xf32>, tensor<16xf32>, memref<1x64x8x64xbf16>, memref<1x64x8xf32>
   return
 }
+
+// -----
+
+func.func @tile_not_mma_type(%q: memref<1x64x8x64xf32>, %i: index) {
+  // expected-error @+1 {{'tile' must have bf16 or f16 elements, but got f32}}
+  %t = gsa.tile.load_queries %q[%i, %i, %i] group 4 : memref<1x64x8x64xf32> -> tensor<16x64xf32>
+  return
+}
+
+// -----
+
+func.func @strided_source(%k: memref<1x64x2x64xbf16, strided<[32768, 256, 128, 1], offset: 64>>, %p: memref<64xi32>, %i: index) {
+  // expected-error @+1 {{'source' must be a dense row-major buffer (identity layout), but is memref<1x64x2x64xbf16, strided<[32768, 256, 128, 1], offset: 64>>}}
+  %t = gsa.tile.gather_rows %k[%i, %i] rows %p[%i] count %i : memref<1x64x2x64xbf16, strided<[32768, 256, 128, 1], offset: 64>>, memref<64xi32> -> tensor<32x64xbf16>
+  return
+}
+
+// -----
+
+func.func @global_ring(%r: memref<2x32x64xbf16>, %i: index) {
+  // expected-error @+1 {{the ring must be workgroup (shared) memory, but is memref<2x32x64xbf16>}}
+  %t = gsa.tile.shared_tile %r[%i] : memref<2x32x64xbf16> -> tensor<32x64xbf16>
+  return
+}
+
+// -----
+
+func.func @lse_not_f32(%a: tensor<16x64xf32>, %m: tensor<16xf32>, %o: memref<1x64x8x64xbf16>, %l: memref<1x64x8xf16>, %i: index) {
+  // expected-error @+1 {{'lse' must have f32 elements, but got f16}}
+  gsa.tile.store_output %a, %m, %m into %o, %l[%i, %i, %i] group 4 : tensor<16x64xf32>, tensor<16xf32>, memref<1x64x8x64xbf16>, memref<1x64x8xf16>
+  return
+}
+
+// -----
+
+func.func @out_not_float(%a: tensor<16x64xf32>, %m: tensor<16xf32>, %o: memref<1x64x8x64xi16>, %l: memref<1x64x8xf32>, %i: index) {
+  // expected-error @+1 {{'out' must have float elements, but got i16}}
+  gsa.tile.store_output %a, %m, %m into %o, %l[%i, %i, %i] group 4 : tensor<16x64xf32>, tensor<16xf32>, memref<1x64x8x64xi16>, memref<1x64x8xf32>
+  return
+}
+
+// -----
+
+func.func @empty_score_mod(%s: tensor<64x32xf32>, %m: tensor<32xi32>, %i: index) -> tensor<64x32xf32> {
+  // expected-error @+1 {{the score_mod region must yield one f32}}
+  %r = gsa.tile.scores %s members(%m) positions(%m : tensor<32xi32>) rows[%i, %i, %i] scale(1.0) group 4 score_mod {
+  ^bb0(%a: f32, %b: index, %c: index, %d: index, %e: index):
+  } : tensor<64x32xf32>, tensor<32xi32> -> tensor<64x32xf32>
+  return %r : tensor<64x32xf32>
+}

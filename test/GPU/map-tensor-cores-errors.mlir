@@ -61,3 +61,56 @@ func.func @unstaged_rhs(%q: memref<1x64x8x64xbf16>, %k: memref<1x64x2x64xbf16>) 
   }
   return
 }
+
+// -----
+
+func.func @tile_through_if(%q: memref<1x64x8x64xbf16>, %cond: i1) {
+  %c1 = arith.constant 1 : index
+  %c32 = arith.constant 32 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1) {
+    // expected-error @+1 {{gsa-map-tensor-cores: tiles flow only through gsa.tile ops and scf.for; this op returns a tile it cannot map}}
+    %r = scf.if %cond -> (tensor<16xf32>) {
+      %m0 = arith.constant dense<0.0> : tensor<16xf32>
+      scf.yield %m0 : tensor<16xf32>
+    } else {
+      %m1 = arith.constant dense<1.0> : tensor<16xf32>
+      scf.yield %m1 : tensor<16xf32>
+    }
+    %c0 = arith.constant 0 : index
+    %qt = gsa.tile.load_queries %q[%c0, %c0, %c0] group 4 : memref<1x64x8x64xbf16> -> tensor<16x64xbf16>
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+func.func @group_of_three(%q: memref<1x64x6x64xbf16>) {
+  %c1 = arith.constant 1 : index
+  %c96 = arith.constant 96 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c96, %sy = %c1, %sz = %c1) {
+    %c0 = arith.constant 0 : index
+    // expected-error @+1 {{gsa-map-tensor-cores: a warp's 16 rows hold whole queries only for a group dividing 16, but the group is 3}}
+    %qt = gsa.tile.load_queries %q[%c0, %c0, %c0] group 3 : memref<1x64x6x64xbf16> -> tensor<48x64xbf16>
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+func.func @scalar_tile_constant(%q: memref<1x64x8x64xbf16>) {
+  %c1 = arith.constant 1 : index
+  %c32 = arith.constant 32 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1) {
+    %c0 = arith.constant 0 : index
+    // expected-error @+1 {{gsa-map-tensor-cores: a tile constant must be an f32 splat of rank 1 (rows) or 2 (a tile)}}
+    %z = arith.constant dense<0.0> : tensor<f32>
+    %qt = gsa.tile.load_queries %q[%c0, %c0, %c0] group 4 : memref<1x64x8x64xbf16> -> tensor<16x64xbf16>
+    gpu.terminator
+  }
+  return
+}

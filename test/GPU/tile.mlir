@@ -5,6 +5,7 @@
 // RUN: not gsa-opt %s --gsa-tile="key-chunk=24" -split-input-file 2>&1 | FileCheck %s --check-prefix=BADCHUNK
 // RUN: not gsa-opt %s --gsa-tile="warps=9" -split-input-file 2>&1 | FileCheck %s --check-prefix=BADWARPS
 // RUN: not gsa-opt %s --gsa-tile="warps=8" -split-input-file 2>&1 | FileCheck %s --check-prefix=WIDE
+// RUN: gsa-opt %s --gsa-tile="warps=1" -split-input-file | FileCheck %s --check-prefix=ONEWARP
 
 // gsa-tile: G = 8 / 2 = 4 heads per KV head, so a tile of 4 warps x 16
 // rows holds 16 queries (L = 33 -> 3 tiles, at most 16 x 16 = 256 union
@@ -108,6 +109,12 @@
 // NOPREGATE-LABEL: func.func @attend
 // NOPREGATE-NOT: gpu.launch
 // NOPREGATE: gsa.sparse_attention
+
+// One warp: 16 rows, 4 queries per tile (9 tiles); an odd warp count has
+// no half tiles.
+// ONEWARP-LABEL: func.func @attend
+// ONEWARP: gsa.tile.load_queries {{.*}} -> tensor<16x64xbf16>
+// ONEWARP-NOT: _half
 
 // BADCHUNK: error: gsa-tile: key-chunk must be 16, 32, 48 or 64 (whole mma k-steps of the P V product), but is 24
 // BADWARPS: error: gsa-tile: warps must be 1 to 8, but is 9
