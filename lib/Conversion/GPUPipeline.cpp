@@ -88,13 +88,60 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
   pm.addPass(createGpuModuleToBinaryPass(binary));
 }
 
+namespace {
+/// gsa-gpu-pipeline's options in gsa-opt: the same switches as the
+/// runtime's GSA_GPU_OPTIONS and gsa-compile's flags.
+struct GPUPipelineCLOptions
+    : public PassPipelineOptions<GPUPipelineCLOptions> {
+  Option<bool> attentionQueryTiles{
+      *this, "attention-query-tiles",
+      llvm::cl::desc("sparse attention through the tile stages"),
+      llvm::cl::init(true)};
+  Option<int64_t> attentionKeyChunk{
+      *this, "attention-key-chunk", llvm::cl::desc("gsa-tile's key-chunk"),
+      llvm::cl::init(32)};
+  Option<int64_t> attentionWarps{*this, "attention-warps",
+                                 llvm::cl::desc("gsa-tile's warps"),
+                                 llvm::cl::init(4)};
+  Option<int64_t> attentionSplitShare{
+      *this, "attention-split-share",
+      llvm::cl::desc("gsa-tile's split-share (0: no half tiles)"),
+      llvm::cl::init(3)};
+  Option<int64_t> attentionStages{
+      *this, "attention-stages", llvm::cl::desc("gsa-stage-shared's stages"),
+      llvm::cl::init(2)};
+  Option<bool> attentionPregateValues{
+      *this, "attention-pregate-values",
+      llvm::cl::desc("the value gate once per key row"), llvm::cl::init(true)};
+  Option<bool> selectTensorCores{
+      *this, "select-tensor-cores",
+      llvm::cl::desc("the selection's products on mma.sync"),
+      llvm::cl::init(true)};
+  Option<bool> selectSampled{*this, "select-sampled",
+                             llvm::cl::desc("the sampled selection"),
+                             llvm::cl::init(true)};
+  Option<int64_t> selectRowsPerTile{
+      *this, "select-rows-per-tile",
+      llvm::cl::desc("query rows per selection tile"), llvm::cl::init(8)};
+};
+} // namespace
+
 void gsa::registerGPUPipeline() {
-  PassPipelineRegistration<>(
+  PassPipelineRegistration<GPUPipelineCLOptions>(
       "gsa-gpu-pipeline",
       "lower a gsa program to GPU kernels and PTX for sm_90a",
-      [](OpPassManager &pm) {
+      [](OpPassManager &pm, const GPUPipelineCLOptions &cl) {
         GPUPipelineOptions options;
         options.libdevice = defaultLibdevicePath();
+        options.attentionQueryTiles = cl.attentionQueryTiles;
+        options.attentionKeyChunk = cl.attentionKeyChunk;
+        options.attentionWarps = cl.attentionWarps;
+        options.attentionSplitShare = cl.attentionSplitShare;
+        options.attentionStages = cl.attentionStages;
+        options.attentionPregateValues = cl.attentionPregateValues;
+        options.selectTensorCores = cl.selectTensorCores;
+        options.selectSampled = cl.selectSampled;
+        options.selectRowsPerTile = cl.selectRowsPerTile;
         buildGPUPipeline(pm, options);
       });
 }
