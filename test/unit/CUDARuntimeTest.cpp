@@ -123,6 +123,39 @@ TEST_F(CUDARuntimeTest, DiskCacheHitsAcrossRuntimesAndRebuildsCorruptEntries) {
   EXPECT_EQ(cacheFiles().size(), 2u);
 }
 
+// GSA_GPU_OPTIONS reaches the staged lowering's passes: valid settings
+// compile (each its own cache entry), an invalid one fails with the pass's
+// message.
+TEST_F(CUDARuntimeTest, StagedLoweringOptionsComeFromTheEnvironment) {
+  setenv("GSA_PTXAS", "0", 1);
+  Runtime runtime;
+  setenv("GSA_GPU_OPTIONS",
+         "attention-key-chunk=16 attention-stages=3 attention-warps=2 "
+         "attention-split-share=0",
+         1);
+  auto tuned = runtime.compile(kAttention, specsFor(40), cuda());
+  ASSERT_TRUE(bool(tuned)) << llvm::toString(tuned.takeError());
+  setenv("GSA_GPU_OPTIONS", "attention-key-chunk=24", 1);
+  auto bad = runtime.compile(kAttention, specsFor(40), cuda());
+  ASSERT_FALSE(bool(bad));
+  std::string message = llvm::toString(bad.takeError());
+  EXPECT_NE(message.find("key-chunk must be 16, 32, 48 or 64"),
+            std::string::npos)
+      << message;
+  setenv("GSA_GPU_OPTIONS", "attention-warps=two", 1);
+  auto malformed = runtime.compile(kAttention, specsFor(40), cuda());
+  ASSERT_FALSE(bool(malformed));
+  message = llvm::toString(malformed.takeError());
+  EXPECT_NE(message.find("'attention-warps=two' is not key=integer"),
+            std::string::npos)
+      << message;
+  unsetenv("GSA_GPU_OPTIONS");
+  auto defaults = runtime.compile(kAttention, specsFor(40), cuda());
+  ASSERT_TRUE(bool(defaults)) << llvm::toString(defaults.takeError());
+  EXPECT_EQ(cacheFiles().size(), 2u) << "one entry per option set";
+  unsetenv("GSA_PTXAS");
+}
+
 // Where ptxas is at hand, the kernels are assembled into a cubin at compile
 // time and the disk cache keeps it (base64 in the entry; "f0VMRg" is the
 // ELF magic "\x7fELF"); GSA_PTXAS=0 keeps the PTX only.
