@@ -195,7 +195,9 @@ def GSAStageShared : Pass<"gsa-stage-shared"> {
     K / V rows move by 16-byte `cp.async.cg` copies spread over the block's
     threads, their pieces XOR-swizzled by row (piece p of row j at p ^ (j %
     8)) so that ldmatrix reads are free of bank conflicts; the short
-    per-key words (masks, positions) by plain loads and stores. The
+    per-key words (masks, positions) by plain loads and stores, or - when
+    their rings would not fit next to the rows' - left as gathers that
+    `gsa-map-tensor-cores` reads from global memory where used. The
     gathers' index operands are recomputed for the chunk being issued
     (they must be pure functions of the induction variable and of values
     defined outside the loop). Fails, located, when the rings exceed the

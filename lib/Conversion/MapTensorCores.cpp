@@ -45,7 +45,7 @@ namespace {
 
 /// What one lane holds of a tile value (file comment).
 struct Fragment {
-  enum Kind { QueryBlock, Tile, Rows, Shared } kind = Tile;
+  enum Kind { QueryBlock, Tile, Rows, Shared, GlobalWords } kind = Tile;
   SmallVector<Value> values;
   /// Rows: per-lane partial sums of the quad.
   bool partial = false;
@@ -54,6 +54,9 @@ struct Fragment {
   /// Shared: the ring, its slot, whether the pieces are swizzled.
   Value ring, stage;
   bool swizzled = false;
+  /// GlobalWords (an unstaged gsa.tile.gather_words): its list, offset and
+  /// count (ring / stage / the count reused: source, offset).
+  Value count;
 };
 
 class LaunchMapper {
@@ -141,7 +144,8 @@ FailureOr<Fragment *> LaunchMapper::fragmentOf(Operation *user, Value v,
   auto it = fragments.find(v);
   if (it == fragments.end() || it->second.kind != kind) {
     static const char *names[] = {"the query block", "a register tile",
-                                  "a row value", "a shared-memory tile"};
+                                  "a row value", "a shared-memory tile",
+                                  "a list of words"};
     return user->emitOpError(fmt::format(
         "gsa-map-tensor-cores: {} must be {} here{}", what.str(),
         names[kind],
@@ -339,18 +343,31 @@ LogicalResult LaunchMapper::scores(TileScoresOp op) {
   Location loc = op.getLoc();
   Emitter e(b, loc);
   FailureOr<Fragment *> acc = fragmentOf(op, op.getAcc(), Fragment::Tile, "acc");
-  FailureOr<Fragment *> members =
-      fragmentOf(op, op.getMembers(), Fragment::Shared, "members");
+  // Per-key words: staged (Shared) or read from their list (GlobalWords).
+  auto wordsOf = [&](Value v, StringRef what) -> FailureOr<Fragment *> {
+    auto it = fragments.find(v);
+    if (it != fragments.end() && it->second.kind == Fragment::GlobalWords)
+      return &it->second;
+    return fragmentOf(op, v, Fragment::Shared, what);
+  };
+  FailureOr<Fragment *> members = wordsOf(op.getMembers(), "members");
   if (failed(acc) || failed(members))
     return failure();
   Fragment *positions = nullptr;
   if (op.getPositions()) {
-    FailureOr<Fragment *> p =
-        fragmentOf(op, op.getPositions(), Fragment::Shared, "positions");
+    FailureOr<Fragment *> p = wordsOf(op.getPositions(), "positions");
     if (failed(p))
       return failure();
     positions = *p;
   }
+  auto wordAt = [&](Fragment *f, Value key) -> Value {
+    if (f->kind == Fragment::Shared)
+      return e.load(f->ring, {f->stage, key});
+    Value inRange = e.cmpi(arith::CmpIPredicate::slt, key, f->count);
+    Value word = e.load(f->ring, {e.add(f->stage, e.select(inRange, key,
+                                                            e.index(0)))});
+    return e.select(inRange, word, e.i32(0));
+  };
   if (failed(checkGroup(op, op.getGroup())))
     return failure();
   int64_t N = op.getAcc().getType().getDimSize(1);
@@ -363,10 +380,8 @@ LogicalResult LaunchMapper::scores(TileScoresOp op) {
   for (int64_t nt = 0; nt < N / 8; ++nt)
     for (int64_t x = 0; x < 2; ++x) {
       Value key = e.add(e.index(nt * 8 + x), col);
-      Value mask = e.load((*members)->ring, {(*members)->stage, key});
-      Value pos = positions ? e.i32ToIndex(e.load(positions->ring,
-                                                  {positions->stage, key}))
-                            : Value();
+      Value mask = wordAt(*members, key);
+      Value pos = positions ? e.i32ToIndex(wordAt(positions, key)) : Value();
       for (int64_t r = 0; r < 2; ++r) {
         Value sc = e.mul((*acc)->values[nt * 4 + 2 * r + x],
                          e.f32(op.getScale().convertToFloat()));
@@ -668,9 +683,17 @@ LogicalResult LaunchMapper::mapOp(Operation *op) {
     result = rescale(o);
   else if (auto o = dyn_cast<TileStoreOutputOp>(op))
     result = storeOutput(o);
-  else if (isa<TileGatherRowsOp, TileGatherWordsOp>(op))
-    return op->emitOpError("gsa-map-tensor-cores: gathers must be staged in "
-                           "shared memory first (run gsa-stage-shared)");
+  else if (auto words = dyn_cast<TileGatherWordsOp>(op)) {
+    // Unstaged per-key words: read where used.
+    Fragment f;
+    f.kind = Fragment::GlobalWords;
+    f.ring = words.getSource();
+    f.stage = words.getOffset();
+    f.count = words.getCount();
+    fragments[words.getTile()] = std::move(f);
+  } else if (isa<TileGatherRowsOp>(op))
+    return op->emitOpError("gsa-map-tensor-cores: row gathers must be staged "
+                           "in shared memory first (run gsa-stage-shared)");
   else
     isTileOp = false;
   if (isTileOp) {

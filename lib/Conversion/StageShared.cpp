@@ -221,7 +221,6 @@ LogicalResult LoopStager::run() {
         it = std::prev(rowsGroups.end());
       }
       it->gathers.push_back(rows);
-      it->rings.push_back(ringOf(rows.getTile().getType()));
     } else if (auto words = dyn_cast<TileGatherWordsOp>(op)) {
       auto same = [&](const WordsGroup &g) {
         TileGatherWordsOp f = g.gathers.front();
@@ -235,7 +234,6 @@ LogicalResult LoopStager::run() {
         it = std::prev(wordsGroups.end());
       }
       it->gathers.push_back(words);
-      it->rings.push_back(ringOf(words.getTile().getType()));
     }
   }
   for (RowsGroup &group : rowsGroups) {
@@ -247,9 +245,34 @@ LogicalResult LoopStager::run() {
           "128 bytes, but the tile's rows have {}",
           rowBytes));
   }
+  // The rings' bytes. The short per-key words (masks, positions) are
+  // staged only if they fit next to the rows' rings; otherwise they stay
+  // gathers that gsa-map-tensor-cores reads from global memory where used
+  // (a few bytes per key, L1-cached), which is what lets d_k 128 with
+  // 32-key chunks run three stages in 48 KiB.
+  auto ringBytes = [&](RankedTensorType tile) {
+    return stages * tile.getNumElements() * tile.getElementTypeBitWidth() / 8;
+  };
   int64_t bytes = 0;
   for (BlockArgument buffer : launch.getWorkgroupAttributions())
     bytes += bytesOf(cast<MemRefType>(buffer.getType()));
+  for (RowsGroup &group : rowsGroups)
+    bytes += group.gathers.size() *
+             ringBytes(group.gathers.front().getTile().getType());
+  int64_t wordBytes = 0;
+  for (WordsGroup &group : wordsGroups)
+    wordBytes += group.gathers.size() *
+                 ringBytes(group.gathers.front().getTile().getType());
+  if (bytes + wordBytes <= kStaticSharedBytes)
+    bytes += wordBytes;
+  else
+    wordsGroups.clear();
+  for (RowsGroup &group : rowsGroups)
+    for (TileGatherRowsOp gather : group.gathers)
+      group.rings.push_back(ringOf(gather.getTile().getType()));
+  for (WordsGroup &group : wordsGroups)
+    for (TileGatherWordsOp gather : group.gathers)
+      group.rings.push_back(ringOf(gather.getTile().getType()));
   if (bytes > kStaticSharedBytes)
     return loop.emitOpError(fmt::format(
         "gsa-stage-shared: {} stages of this loop's chunks need {} bytes of "

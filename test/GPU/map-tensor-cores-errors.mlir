@@ -8,7 +8,7 @@ func.func @unstaged(%k: memref<1x64x2x64xbf16>, %keys: memref<4096xi32>) {
   gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
              threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1) {
     %c0 = arith.constant 0 : index
-    // expected-error @+1 {{gsa-map-tensor-cores: gathers must be staged in shared memory first (run gsa-stage-shared)}}
+    // expected-error @+1 {{gsa-map-tensor-cores: row gathers must be staged in shared memory first (run gsa-stage-shared)}}
     %kt = gsa.tile.gather_rows %k[%c0, %c0] rows %keys[%c0] count %c32 : memref<1x64x2x64xbf16>, memref<4096xi32> -> tensor<32x64xbf16>
     gpu.terminator
   }
