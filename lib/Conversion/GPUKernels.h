@@ -88,10 +88,9 @@ constexpr int64_t kValueGateWidth = 8; // d_k is a multiple of 32
 void buildValueGate(mlir::OpBuilder &b, mlir::Location loc, mlir::Value v,
                     mlir::Value gv, mlir::Value out, int64_t n);
 
-/// The lowest free kernel name `<base>` or `<base>_<n>`-style: `stem`
-/// followed by the first number n >= 0 for which neither @gsa_kernels nor
-/// a pending gpu.launch (its `gsa.kernel` name) in `module` uses
-/// `<stem><n>`.
+/// `<stem><n>` for the first n >= 0 that neither a symbol of @gsa_kernels
+/// nor a pending gpu.launch (its `gsa.kernel` name) in `module` uses, alone
+/// or as the prefix of a derived kernel (`<stem><n>_value_gate`, ...).
 std::string freeKernelName(mlir::ModuleOp module, llvm::StringRef stem);
 
 /// The attribute naming the kernel a gpu.launch becomes.

@@ -15,19 +15,14 @@
 #include "llvm/ADT/StringMap.h"
 
 #include <cmath>
+#include "mlir/Support/DebugStringHelper.h"
+
 #include <fmt/format.h>
 
 using namespace mlir;
 using namespace gsa;
 
 namespace {
-
-std::string typeString(Type t) {
-  std::string s;
-  llvm::raw_string_ostream os(s);
-  os << t;
-  return s;
-}
 
 /// Checks ranks, element types and symbolic dimensions of an op's tensors.
 class ShapeChecker {
@@ -52,11 +47,11 @@ public:
     if (type.getRank() != static_cast<int64_t>(dimNames.size()))
       return op->emitOpError(fmt::format(
           "'{}' must have rank {} {}, but got rank {} ({})", name.str(),
-          dimNames.size(), layout, type.getRank(), typeString(type)));
+          dimNames.size(), layout, type.getRank(), debugString(type)));
     if (!elementOk(type.getElementType()))
       return op->emitOpError(fmt::format(
           "'{}' must have {} elements, but got {}", name.str(),
-          elementDesc.str(), typeString(type.getElementType())));
+          elementDesc.str(), debugString(type.getElementType())));
     for (auto [i, dim] : llvm::enumerate(dimNames)) {
       int64_t size = type.getDimSize(i);
       if (ShapedType::isDynamic(size))
@@ -108,7 +103,7 @@ LogicalResult verifyScalarRegion(Operation *op, Region &region,
   auto describe = [&]() {
     std::string got = "(";
     for (auto [i, arg] : llvm::enumerate(block.getArguments()))
-      got += (i ? ", " : "") + typeString(arg.getType());
+      got += (i ? ", " : "") + debugString(arg.getType());
     return got + ")";
   };
   bool argsOk = block.getNumArguments() == argTypes.size();
@@ -129,7 +124,7 @@ LogicalResult verifyScalarRegion(Operation *op, Region &region,
       yield.getValues().front().getType() != compute)
     return yield.emitOpError(fmt::format(
         "in region '{}' must yield exactly one {}, but yields {} value(s)",
-        regionName.str(), typeString(compute), yield.getValues().size()));
+        regionName.str(), debugString(compute), yield.getValues().size()));
   return success();
 }
 
@@ -197,11 +192,11 @@ LogicalResult verifySelectionParts(Operation *op, SelectionPolicy policy,
   if (runningVar && !isScalarF32(runningVar))
     return op->emitOpError(fmt::format(
         "'running_var' must be a tensor<f32>, but got {}",
-        typeString(runningVar.getType())));
+        debugString(runningVar.getType())));
   if (newRunningVar && !isScalarF32(newRunningVar))
     return op->emitOpError(fmt::format(
         "result 'new_running_var' must be a tensor<f32>, but got {}",
-        typeString(newRunningVar.getType())));
+        debugString(newRunningVar.getType())));
   if (!training) {
     if (policyNeedsReferenceVariance(policy) && !runningVar)
       return op->emitOpError(fmt::format(
@@ -283,7 +278,7 @@ LogicalResult verifyAttentionParts(Operation *op, ShapeChecker &shapes,
   if (failed(shapes.check(
           o, "o", {"B", "L", "n_h", "d_k"},
           [&](Type t) { return t == qElement; },
-          fmt::format("the element type of 'q' ({})", typeString(qElement)))))
+          fmt::format("the element type of 'q' ({})", debugString(qElement)))))
     return failure();
   if (failed(shapes.check(lse, "lse", {"B", "L", "n_h"}, isF32, "f32")))
     return failure();

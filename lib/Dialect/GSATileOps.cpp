@@ -11,19 +11,14 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/IR/BuiltinTypes.h"
 
+#include "mlir/Support/DebugStringHelper.h"
+
 #include <fmt/format.h>
 
 using namespace mlir;
 using namespace gsa;
 
 namespace {
-
-std::string str(Type t) {
-  std::string s;
-  llvm::raw_string_ostream os(s);
-  os << t;
-  return s;
-}
 
 bool isMmaElement(Type t) { return t.isBF16() || t.isF16(); }
 
@@ -33,7 +28,7 @@ LogicalResult expectRank(Operation *op, Value value, StringRef name,
   auto type = cast<ShapedType>(value.getType());
   if (type.getRank() != rank)
     return op->emitOpError(fmt::format("'{}' must have rank {}, but got {}",
-                                       name.str(), rank, str(type)));
+                                       name.str(), rank, debugString(type)));
   return success();
 }
 
@@ -42,7 +37,7 @@ LogicalResult expectElement(Operation *op, Value value, StringRef name,
   Type elem = cast<ShapedType>(value.getType()).getElementType();
   if (!ok(elem))
     return op->emitOpError(fmt::format("'{}' must have {} elements, but got {}",
-                                       name.str(), what.str(), str(elem)));
+                                       name.str(), what.str(), debugString(elem)));
   return success();
 }
 
@@ -54,7 +49,7 @@ LogicalResult expectDense(Operation *op, Value buffer, StringRef name) {
   if (!type.getLayout().isIdentity())
     return op->emitOpError(fmt::format(
         "'{}' must be a dense row-major buffer (identity layout), but is {}",
-        name.str(), str(type)));
+        name.str(), debugString(type)));
   return success();
 }
 bool isF32(Type t) { return t.isF32(); }
@@ -144,20 +139,20 @@ LogicalResult TileSharedTileOp::verify() {
   auto space = dyn_cast_or_null<gpu::AddressSpaceAttr>(ring.getMemorySpace());
   if (!space || space.getValue() != gpu::AddressSpace::Workgroup)
     return emitOpError(fmt::format(
-        "the ring must be workgroup (shared) memory, but is {}", str(ring)));
+        "the ring must be workgroup (shared) memory, but is {}", debugString(ring)));
   if (failed(expectDense(*this, getRing(), "ring")))
     return failure();
   if (ring.getRank() != tile.getRank() + 1)
     return emitOpError(fmt::format(
         "the ring must be [stages] x the tile's shape, but got {} for a {}",
-        str(ring), str(tile)));
+        debugString(ring), debugString(tile)));
   if (ring.getElementType() != tile.getElementType())
     return emitOpError("the tile's element type must be the ring's");
   for (int64_t i = 0; i < tile.getRank(); ++i)
     if (ring.getDimSize(i + 1) != tile.getDimSize(i))
       return emitOpError(fmt::format(
           "the ring must be [stages] x the tile's shape, but got {} for a {}",
-          str(ring), str(tile)));
+          debugString(ring), debugString(tile)));
   if (getSwizzled()) {
     int64_t rowBytes = tile.getRank() == 2
                            ? tile.getDimSize(1) *
@@ -167,7 +162,7 @@ LogicalResult TileSharedTileOp::verify() {
       return emitOpError(fmt::format(
           "a swizzled tile needs rows of a multiple of 128 bytes (8 pieces "
           "of 16), but has {}",
-          str(tile)));
+          debugString(tile)));
   }
   return success();
 }
@@ -184,21 +179,21 @@ LogicalResult TileDotOp::verify() {
   if (lhs.getElementType() != rhs.getElementType())
     return emitOpError(fmt::format("lhs ({}) and rhs ({}) must have one "
                                    "element type",
-                                   str(lhs.getElementType()),
-                                   str(rhs.getElementType())));
+                                   debugString(lhs.getElementType()),
+                                   debugString(rhs.getElementType())));
   int64_t k = lhs.getDimSize(1);
   int64_t rhsK = getTransposeRhs() ? rhs.getDimSize(1) : rhs.getDimSize(0);
   int64_t n = getTransposeRhs() ? rhs.getDimSize(0) : rhs.getDimSize(1);
   if (rhsK != k)
     return emitOpError(fmt::format(
-        "contracts lhs's {} columns with {} of rhs ({}{})", k, rhsK, str(rhs),
+        "contracts lhs's {} columns with {} of rhs ({}{})", k, rhsK, debugString(rhs),
         getTransposeRhs() ? ", transposed" : ""));
   if (result.getDimSize(0) != lhs.getDimSize(0) || result.getDimSize(1) != n)
     return emitOpError(fmt::format("the result must be {}x{}, but is {}",
-                                   lhs.getDimSize(0), n, str(result)));
+                                   lhs.getDimSize(0), n, debugString(result)));
   if (getAcc() && getAcc().getType() != result)
     return emitOpError(fmt::format("acc ({}) must have the result's type ({})",
-                                   str(getAcc().getType()), str(result)));
+                                   debugString(getAcc().getType()), debugString(result)));
   return success();
 }
 
@@ -258,7 +253,7 @@ LogicalResult TileOnlineSoftmaxOp::verify() {
     return emitOpError(fmt::format(
         "the probabilities must be bf16 or f16 of the scores' shape, but are "
         "{}",
-        str(probs)));
+        debugString(probs)));
   return expectRowVector(*this, getMax(), "max", scores.getDimSize(0));
 }
 
@@ -296,10 +291,10 @@ LogicalResult TileStoreOutputOp::verify() {
   if (lse.getShape() != out.getShape().drop_back())
     return emitOpError(fmt::format("'lse' must be [B, L, n_h] of 'out' ({}), "
                                    "but is {}",
-                                   str(out), str(lse)));
+                                   debugString(out), debugString(lse)));
   if (getGate() && getGate().getType().getShape() != out.getShape())
     return emitOpError(fmt::format("'gate' must have the shape of 'out' "
                                    "({}), but is {}",
-                                   str(out), str(getGate().getType())));
+                                   debugString(out), debugString(getGate().getType())));
   return success();
 }
