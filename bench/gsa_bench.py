@@ -55,6 +55,16 @@ def timed(fn, warmup=2, repeat=5):
     return time_ms(fn, warmup, repeat)[0]
 
 
+def workspace_of(kernel):
+    """The kernel's workspace from PyTorch's caching allocator, as launch()
+    keywords (the way gsa.functional launches)."""
+    size = kernel.workspace_bytes
+    if not size:
+        return torch.empty(0), {}
+    buf = torch.empty(size, dtype=torch.uint8, device="cuda")
+    return buf, dict(workspace=buf.data_ptr(), workspace_bytes=size)
+
+
 def machine_rates():
     """Measured bf16 GEMM rate (FLOP/s) and device copy bandwidth (B/s)."""
     a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
@@ -178,8 +188,10 @@ def main():
                 cold_s = time.perf_counter() - t0
                 idx.fill_(-7)
                 cnt.fill_(-7)
+                sel_ws, sel_kw = workspace_of(sel)
                 launch_sel = lambda: sel.launch([feed[n].data_ptr() for n in names],
-                                                [idx.data_ptr(), cnt.data_ptr()], stream())
+                                                [idx.data_ptr(), cnt.data_ptr()], stream(),
+                                                **sel_kw)
                 launch_sel()
                 torch.cuda.synchronize()
                 pos = torch.arange(K_MAX, device="cuda")[None, None]
@@ -199,8 +211,10 @@ def main():
                 o = torch.full_like(q, float("nan"))
                 lse = torch.empty(1, L, NH, device="cuda")
                 ins = [named[n] for n in att_order]
+                att_ws, att_kw = workspace_of(att)
                 launch_att = lambda: att.launch([t.data_ptr() for t in ins],
-                                                [o.data_ptr(), lse.data_ptr()], stream())
+                                                [o.data_ptr(), lse.data_ptr()], stream(),
+                                                **att_kw)
                 launch_att()
                 torch.cuda.synchronize()
                 sane = sane and bool(torch.isfinite(o).all())
@@ -239,9 +253,18 @@ def main():
                 cfeed = dict(feed, q=q, k=k, v=v, gv=gv, go=go)
                 outs = [torch.empty_like(q), torch.empty(1, L, NH, device="cuda"),
                         torch.empty_like(idx), torch.empty_like(cnt)]
+                del sel_ws, att_ws
+                core_ws, core_kw = workspace_of(core)
                 launch_core = lambda: core.launch([cfeed[n].data_ptr() for n in cnames],
-                                                  [t.data_ptr() for t in outs], stream())
+                                                  [t.data_ptr() for t in outs], stream(),
+                                                  **core_kw)
                 core_ms = timed(launch_core)
+                # the same calls with the workspace from the driver's pool
+                # (gsa_launch without a workspace), released at every sync
+                pool_ms = timed(lambda: core.launch([cfeed[n].data_ptr() for n in cnames],
+                                                    [t.data_ptr() for t in outs], stream()))
+                workspace_bytes = core.workspace_bytes
+                del core_ws
                 # floors
                 pairs = L * (L + 1) / 2
                 idx_flops = 2 * H * DI * pairs
@@ -270,7 +293,8 @@ def main():
                          core_ms=core_ms, cudnn_ms=cudnn_ms,
                          cudnn_tflops=dense_flops / cudnn_ms / 1e9,
                          vs_cudnn=cudnn_ms / core_ms, cold_compile_s=cold_s,
-                         scratch_bytes=L * 24 + 8, sane=sane,
+                         core_pool_ms=pool_ms, workspace_bytes=workspace_bytes,
+                         workspace_per_row_kmax=workspace_bytes / (L * K_MAX), sane=sane,
                          gemm_tflops=gemm / 1e12, copy_tbs=copy / 1e12)
                 rows.append(r)
                 log.write(json.dumps(r) + "\n")
@@ -283,7 +307,7 @@ def main():
     print()
     print(f"{'L':>7} {'inputs':>10} {'policy':>7} {'mean k':>7} {'select ms':>10} {'(floor)':>8} "
           f"{'attend ms':>10} {'(floor)':>8} {'per-query':>9} {'triton':>8} {'union':>7} {'share':>6} "
-          f"{'core ms':>9} {'cuDNN ms':>9} {'vs cuDNN':>9} ok")
+          f"{'core ms':>9} {'pool ms':>8} {'cuDNN ms':>9} {'vs cuDNN':>9} {'ws GB':>6} ok")
     for r in rows:
         print(f"{r['L']:>7} {r['inputs']:>10} {r['policy']:>7} {r['mean_k']:7.0f} "
               f"{r['select_ms']:10.2f} {r['select_floor_ms']:8.2f} {r['attend_ms']:10.2f} "
@@ -291,8 +315,9 @@ def main():
               f"{r['attend_per_query_ms'] if r['attend_per_query_ms'] else float('nan'):9.2f} "
               f"{r['attend_triton_ms'] if r['attend_triton_ms'] else float('nan'):8.2f} "
               f"{r['union_per_tile']:7.0f} {r['union_share']:6.1f} "
-              f"{r['core_ms']:9.2f} {r['cudnn_ms']:9.2f} "
-              f"{r['vs_cudnn']:8.2f}x {'yes' if r['sane'] else 'NO'}")
+              f"{r['core_ms']:9.2f} {r['core_pool_ms']:8.2f} {r['cudnn_ms']:9.2f} "
+              f"{r['vs_cudnn']:8.2f}x {r['workspace_bytes'] / 1e9:6.2f} "
+              f"{'yes' if r['sane'] else 'NO'}")
     return 0 if all(r["sane"] for r in rows) else 1
 
 

@@ -67,6 +67,19 @@ GSA_API int gsa_kernel_result(const gsa_kernel *kernel, int32_t i, gsa_tensor_de
 GSA_API int gsa_launch(gsa_kernel *kernel, void *const *inputs,
                        void *const *outputs, void *stream);
 
+/* Device memory a launch needs beyond its inputs and outputs (selection
+ * statistics and candidates, query-tile unions; O(B L k_max), never
+ * O(L^2)); 0 for CPU kernels. */
+GSA_API uint64_t gsa_kernel_workspace_size(const gsa_kernel *kernel);
+
+/* gsa_launch on a caller-owned device workspace of `workspace_bytes` >=
+ * gsa_kernel_workspace_size bytes, 256-byte aligned, used in stream order:
+ * nothing is allocated. gsa_launch itself takes the workspace from the
+ * driver's stream-ordered pool (cuMemAllocAsync) for each call. */
+GSA_API int gsa_launch_with_workspace(gsa_kernel *kernel, void *const *inputs,
+                                      void *const *outputs, void *workspace,
+                                      uint64_t workspace_bytes, void *stream);
+
 /* In-memory hits, compilations, kernels read back from the disk cache. */
 GSA_API void gsa_cache_stats(const gsa_context *ctx, uint64_t *hits,
                              uint64_t *misses, uint64_t *disk_hits);

@@ -125,8 +125,13 @@ int gsa_kernel_result(const gsa_kernel *kernel, int32_t i, gsa_tensor_desc *out)
   return describe(kernel->kernel->results()[i], out);
 }
 
-int gsa_launch(gsa_kernel *kernel, void *const *inputs, void *const *outputs,
-               void *stream) {
+uint64_t gsa_kernel_workspace_size(const gsa_kernel *kernel) {
+  return kernel ? kernel->kernel->workspaceBytes() : 0;
+}
+
+int gsa_launch_with_workspace(gsa_kernel *kernel, void *const *inputs,
+                              void *const *outputs, void *workspace,
+                              uint64_t workspace_bytes, void *stream) {
   if (!kernel) {
     setError("gsa_launch: null kernel");
     return 1;
@@ -138,11 +143,18 @@ int gsa_launch(gsa_kernel *kernel, void *const *inputs, void *const *outputs,
     return 1;
   }
   std::vector<void *> in(inputs, inputs + nIn), out(outputs, outputs + nOut);
-  if (llvm::Error err = kernel->kernel->launch(in, out, stream)) {
+  if (llvm::Error err = kernel->kernel->launch(in, out, stream, workspace,
+                                               workspace_bytes)) {
     setError(std::move(err));
     return 1;
   }
   return 0;
+}
+
+int gsa_launch(gsa_kernel *kernel, void *const *inputs, void *const *outputs,
+               void *stream) {
+  return gsa_launch_with_workspace(kernel, inputs, outputs, nullptr, 0,
+                                   stream);
 }
 
 void gsa_cache_stats(const gsa_context *ctx, uint64_t *hits, uint64_t *misses,

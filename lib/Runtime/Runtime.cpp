@@ -28,6 +28,7 @@
 #include "llvm/Support/Base64.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/JSON.h"
+#include "llvm/Support/MathExtras.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Program.h"
 #include "llvm/Support/SHA256.h"
@@ -477,8 +478,8 @@ public:
     return outputs;
   }
 
-  Error launch(ArrayRef<void *> inputs, ArrayRef<void *> outputs,
-               void *) override {
+  Error launch(ArrayRef<void *> inputs, ArrayRef<void *> outputs, void *,
+               void *, uint64_t) override {
     if (inputs.size() != inputs_.size() || outputs.size() != results_.size())
       return makeError(fmt::format(
           "expected {} inputs and {} outputs, got {} and {}", inputs_.size(),
@@ -565,8 +566,31 @@ public:
                      "C API's gsa_launch)");
   }
 
+  /// Scratch buffer i starts at scratchOffset(i) of the workspace.
+  static constexpr uint64_t kWorkspaceAlign = 256;
+  uint64_t scratchOffset(size_t i) const {
+    uint64_t offset = 0;
+    for (size_t j = 0; j < i; ++j)
+      offset += llvm::alignTo(scratchBytes[j], kWorkspaceAlign);
+    return offset;
+  }
+  uint64_t workspaceBytes() const override {
+    return scratchOffset(scratchBytes.size());
+  }
+
   Error launch(ArrayRef<void *> inputs, ArrayRef<void *> outputs,
-               void *stream) override {
+               void *stream, void *workspace,
+               uint64_t workspaceSize) override {
+    if (workspace) {
+      if (workspaceSize < workspaceBytes())
+        return makeError(fmt::format(
+            "the workspace holds {} bytes but this kernel needs {} "
+            "(gsa_kernel_workspace_size)",
+            workspaceSize, workspaceBytes()));
+      if (reinterpret_cast<uintptr_t>(workspace) % kWorkspaceAlign)
+        return makeError(fmt::format(
+            "the workspace must be {}-byte aligned", kWorkspaceAlign));
+    }
     if (inputs.size() != inputs_.size() || outputs.size() != results_.size())
       return makeError(fmt::format(
           "expected {} inputs and {} outputs, got {} and {}", inputs_.size(),
@@ -582,18 +606,24 @@ public:
       return err;
     // Scratch lives in stream order: allocated before the launches, freed
     // after them, so concurrent calls on other streams never share it.
-    std::vector<void *> scratch;
+    // A caller's workspace is carved instead (nothing allocated or freed).
+    std::vector<void *> scratch, owned;
     auto release = [&]() {
       Error all = Error::success();
-      for (void *p : scratch)
+      for (void *p : owned)
         all = joinErrors(std::move(all), (*driver)->freeAsync(p, stream));
       return all;
     };
-    for (uint64_t bytes : scratchBytes) {
+    for (auto [i, bytes] : llvm::enumerate(scratchBytes)) {
+      if (workspace) {
+        scratch.push_back(static_cast<char *>(workspace) + scratchOffset(i));
+        continue;
+      }
       auto p = (*driver)->allocAsync(bytes, stream);
       if (!p)
         return joinErrors(p.takeError(), release());
       scratch.push_back(*p);
+      owned.push_back(*p);
     }
     for (auto [n, step] : llvm::enumerate(steps)) {
       std::vector<void *> values;

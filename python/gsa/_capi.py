@@ -56,6 +56,12 @@ def _library():
                                               ctypes.POINTER(_Desc)]
             lib.gsa_launch.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p),
                                        ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p]
+            lib.gsa_launch_with_workspace.argtypes = [
+                ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p),
+                ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p, ctypes.c_uint64,
+                ctypes.c_void_p]
+            lib.gsa_kernel_workspace_size.restype = ctypes.c_uint64
+            lib.gsa_kernel_workspace_size.argtypes = [ctypes.c_void_p]
             lib.gsa_cache_stats.argtypes = [ctypes.c_void_p] + [ctypes.POINTER(ctypes.c_uint64)] * 3
             _lib = lib
     return _lib
@@ -77,11 +83,21 @@ class Kernel:
                 raise _error(lib)
             self.results.append((DTYPE_NAMES[d.dtype], tuple(d.shape[:d.rank])))
 
-    def launch(self, inputs, outputs, stream=None):
-        """inputs/outputs: data pointers (ints); stream: a CUstream or None."""
+    @property
+    def workspace_bytes(self):
+        """Device memory a launch needs beyond inputs and outputs (0 on CPU)."""
+        return self._lib.gsa_kernel_workspace_size(self._handle)
+
+    def launch(self, inputs, outputs, stream=None, workspace=None, workspace_bytes=0):
+        """inputs/outputs: data pointers (ints); stream: a CUstream or None;
+        workspace: a device pointer to >= workspace_bytes bytes (256-byte
+        aligned) used in stream order, or None to let the runtime take the
+        memory from the driver's pool for this call."""
         ins = (ctypes.c_void_p * len(inputs))(*inputs)
         outs = (ctypes.c_void_p * len(outputs))(*outputs)
-        if self._lib.gsa_launch(self._handle, ins, outs, ctypes.c_void_p(stream or 0)) != 0:
+        if self._lib.gsa_launch_with_workspace(
+                self._handle, ins, outs, ctypes.c_void_p(workspace or 0),
+                ctypes.c_uint64(workspace_bytes), ctypes.c_void_p(stream or 0)) != 0:
             raise _error(self._lib)
 
     def __del__(self):

@@ -155,8 +155,7 @@ def _gated_sparse_attention_cuda(tensors, running_var, options):
     kernel = runtime().compile(text, [(elems[n], shapes[n]) for n in order], backend="cuda")
     outputs = [torch.empty(shape, dtype=torch_of[dtype], device=device)
                for dtype, shape in kernel.results]
-    stream = torch.cuda.current_stream(device).cuda_stream
-    kernel.launch([named[n].data_ptr() for n in order], [o.data_ptr() for o in outputs], stream)
+    _launch_cuda(kernel, [named[n] for n in order], outputs, device)
     if len(outputs) == 5:
         return tuple(outputs[:4]) + (float(outputs[4]),)
     return tuple(outputs)
@@ -207,6 +206,17 @@ def _sparse_attention_cuda(q, k, v, indices, counts, gv, go, scale, score_mod):
     B, L, NH, D = q.shape
     o = torch.empty_like(q)
     lse = torch.empty((B, L, NH), dtype=torch.float32, device=q.device)
-    stream = torch.cuda.current_stream(q.device).cuda_stream
-    kernel.launch([named[n].data_ptr() for n in order], [o.data_ptr(), lse.data_ptr()], stream)
+    _launch_cuda(kernel, [named[n] for n in order], [o, lse], q.device)
     return o, lse
+
+
+def _launch_cuda(kernel, inputs, outputs, device):
+    """Launches on the current stream with the kernel's workspace taken from
+    PyTorch's caching allocator (so it is reused across calls, counted by
+    torch.cuda.memory_allocated, and stream-ordered like any tensor)."""
+    import torch
+    stream = torch.cuda.current_stream(device).cuda_stream
+    size = kernel.workspace_bytes
+    workspace = torch.empty(size, dtype=torch.uint8, device=device) if size else None
+    kernel.launch([t.data_ptr() for t in inputs], [o.data_ptr() for o in outputs], stream,
+                  workspace=workspace.data_ptr() if size else None, workspace_bytes=size)

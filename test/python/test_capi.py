@@ -40,6 +40,11 @@ def lib():
                                ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p]
     lib.gsa_kernel_result.argtypes = [ctypes.c_void_p, ctypes.c_int32, ctypes.POINTER(Desc)]
     lib.gsa_kernel_release.argtypes = [ctypes.c_void_p]
+    lib.gsa_kernel_workspace_size.restype = ctypes.c_uint64
+    lib.gsa_kernel_workspace_size.argtypes = [ctypes.c_void_p]
+    lib.gsa_launch_with_workspace.argtypes = [
+        ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p),
+        ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p]
     return lib
 
 
@@ -79,7 +84,9 @@ def test_cpu_kernel_on_host_buffers_matches_the_reference(lib):
     arrays = [q, k, v, idx, cnt]
     ins = (ctypes.c_void_p * 5)(*[a.ctypes.data for a in arrays])
     outs = (ctypes.c_void_p * 2)(o.ctypes.data, lse.ctypes.data)
-    assert lib.gsa_launch(kernel, ins, outs, None) == 0, lib.gsa_last_error()
+    assert lib.gsa_kernel_workspace_size(kernel) == 0, "CPU kernels allocate host memory"
+    assert lib.gsa_launch_with_workspace(kernel, ins, outs, None, 0, None) == 0, \
+        lib.gsa_last_error()
     o_ref, lse_ref = ref.sparse_attention(q, k, v, idx, cnt)
     assert ref.relative_error(o, o_ref) < 1e-5
     assert ref.relative_error(lse, lse_ref) < 1e-5
@@ -97,6 +104,41 @@ def test_cuda_kernel_compiles_without_a_gpu(lib, tmp_path, monkeypatch):
     assert lib.gsa_kernel_result(kernel, 1, ctypes.byref(out)) == 0
     assert (out.dtype, out.rank, list(out.shape[:3])) == (GSA_F32, 3, [1, 40, 4])
     assert len(list(tmp_path.iterdir())) == 1, "one disk-cache entry"
+    lib.gsa_kernel_release(kernel)
+    lib.gsa_context_destroy(ctx)
+
+
+SELECTION = """
+func.func @select(%qi: tensor<1x{L}x4x64xbf16>, %ki: tensor<1x{L}x64xbf16>, %rv: tensor<f32>)
+    -> (tensor<1x{L}x16xi32>, tensor<1x{L}xi32>) {{
+  %I = gsa.indexer %qi, %ki activation {{
+  ^bb0(%x: f32, %j: index):
+    %s = gsa.sigmoid %x : f32
+    gsa.yield %s : f32
+  }} : (tensor<1x{L}x4x64xbf16>, tensor<1x{L}x64xbf16>) -> tensor<1x{L}x{L}xf32>
+  %idx, %cnt = gsa.adaptive_topk %I policy = inverse k = 8 in [4, 16] running_var(%rv)
+      : (tensor<1x{L}x{L}xf32>, tensor<f32>) -> (tensor<1x{L}x16xi32>, tensor<1x{L}xi32>)
+  return %idx, %cnt : tensor<1x{L}x16xi32>, tensor<1x{L}xi32>
+}}
+"""
+
+
+def test_cuda_selection_states_and_checks_its_workspace(lib, tmp_path, monkeypatch):
+    monkeypatch.setenv("GSA_CACHE_DIR", str(tmp_path))
+    ctx = lib.gsa_context_create()
+    L = 256
+    inputs = (Desc * 3)(desc(GSA_BF16, (1, L, 4, 64)), desc(GSA_BF16, (1, L, 64)),
+                        desc(GSA_F32, ()))
+    kernel = lib.gsa_compile(ctx, SELECTION.format(L=L).encode(), None, 1, 3, inputs)
+    assert kernel, lib.gsa_last_error()
+    # Statistics and candidates: at least k_max keys and positions per row.
+    size = lib.gsa_kernel_workspace_size(kernel)
+    assert size >= L * 16 * 8 and size % 256 == 0
+    ins = (ctypes.c_void_p * 3)(*[0x1000] * 3)
+    outs = (ctypes.c_void_p * 2)(0x1000, 0x1000)
+    assert lib.gsa_launch_with_workspace(kernel, ins, outs, 0x100000, size - 1, None) != 0
+    assert f"the workspace holds {size - 1} bytes but this kernel needs {size}".encode() \
+        in lib.gsa_last_error()
     lib.gsa_kernel_release(kernel)
     lib.gsa_context_destroy(ctx)
 

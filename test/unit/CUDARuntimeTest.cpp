@@ -277,4 +277,74 @@ func.func @core(%qi: tensor<1x50x4x64xbf16>, %ki: tensor<1x50x64xbf16>,
   EXPECT_EQ((*kernel)->results()[2].shape, std::vector<int64_t>{});
 }
 
+// The selection of an L-row program with k_max 16 as MLIR text.
+std::string selectionProgram(int64_t L) {
+  std::string text = R"mlir(
+func.func @core(%qi: tensor<1xLx4x64xbf16>, %ki: tensor<1xLx64xbf16>,
+                %rv: tensor<f32>) -> (tensor<1xLx16xi32>, tensor<1xLxi32>) {
+  %I = gsa.indexer %qi, %ki activation {
+  ^bb0(%x: f32, %j: index):
+    %s = gsa.sigmoid %x : f32
+    gsa.yield %s : f32
+  } : (tensor<1xLx4x64xbf16>, tensor<1xLx64xbf16>) -> tensor<1xLxLxf32>
+  %idx, %cnt = gsa.adaptive_topk %I policy = inverse k = 8 in [4, 16]
+      running_var(%rv)
+      : (tensor<1xLxLxf32>, tensor<f32>) -> (tensor<1xLx16xi32>, tensor<1xLxi32>)
+  return %idx, %cnt : tensor<1xLx16xi32>, tensor<1xLxi32>
+}
+)mlir";
+  std::string n = std::to_string(L);
+  for (size_t at; (at = text.find("xLx")) != std::string::npos;)
+    text.replace(at, 3, "x" + n + "x");
+  return text;
+}
+
+// A launch's intermediate buffers (statistics, candidates) as one
+// caller-owned workspace: sized O(L k_max) (linear in L at fixed k_max,
+// never L^2), kept through the disk cache, and checked before any launch.
+TEST_F(CUDARuntimeTest, WorkspaceIsLinearInLAndCheckedBeforeLaunch) {
+  auto specsOf = [](int64_t L) {
+    return std::vector<TensorSpec>{{DType::bf16, {1, L, 4, 64}},
+                                   {DType::bf16, {1, L, 64}},
+                                   {DType::f32, {}}};
+  };
+  auto workspaceOf = [&](Runtime &runtime, int64_t L) -> uint64_t {
+    auto kernel = runtime.compile(selectionProgram(L), specsOf(L), cuda());
+    EXPECT_TRUE(bool(kernel)) << llvm::toString(kernel.takeError());
+    return kernel ? (*kernel)->workspaceBytes() : 0;
+  };
+  Runtime runtime;
+  uint64_t small = workspaceOf(runtime, 512), large = workspaceOf(runtime, 2048);
+  // Every row keeps at least its k_max candidates (key and position).
+  EXPECT_GE(small, uint64_t(512 * 16 * 8));
+  EXPECT_EQ(small % 256, 0u);
+  // Four times the rows: at most four times the bytes plus the rounding
+  // of each buffer, far from the 16x an L x L buffer would take.
+  EXPECT_GE(large, 3 * small);
+  EXPECT_LE(large, 4 * small + 16 * 256);
+  {
+    Runtime fresh; // read back from the disk cache: the plan keeps its sizes
+    EXPECT_EQ(workspaceOf(fresh, 512), small);
+    EXPECT_EQ(fresh.cacheStats().diskHits, 1u);
+  }
+
+  auto kernel = runtime.compile(selectionProgram(512), specsOf(512), cuda());
+  ASSERT_TRUE(bool(kernel));
+  std::vector<void *> in(3, reinterpret_cast<void *>(0x1000)),
+      out(2, reinterpret_cast<void *>(0x1000));
+  auto messageOf = [&](void *workspace, uint64_t bytes) {
+    llvm::Error err = (*kernel)->launch(in, out, nullptr, workspace, bytes);
+    return err ? llvm::toString(std::move(err)) : std::string();
+  };
+  std::string tooSmall = messageOf(reinterpret_cast<void *>(0x10000), small - 1);
+  EXPECT_NE(tooSmall.find("the workspace holds " + std::to_string(small - 1) +
+                          " bytes but this kernel needs " +
+                          std::to_string(small)),
+            std::string::npos)
+      << tooSmall;
+  std::string misaligned = messageOf(reinterpret_cast<void *>(0x10040), small);
+  EXPECT_NE(misaligned.find("must be 256-byte aligned"), std::string::npos)
+      << misaligned;
+}
+
 } // namespace

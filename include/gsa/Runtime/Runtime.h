@@ -64,8 +64,21 @@ public:
   /// ignored). Outputs must be allocated with the sizes of `results()`,
   /// which are static for every kernel this can launch. Contiguous,
   /// row-major buffers.
+  ///
+  /// `workspace` (device memory of at least `workspaceBytes()` bytes, 256-byte
+  /// aligned) holds the intermediate buffers the launches share (per-row
+  /// statistics, selection candidates, query-tile unions). Without one the
+  /// CUDA backend takes them from the driver's stream-ordered pool for the
+  /// call; with one, nothing is allocated, so a caller with its own
+  /// caching allocator (PyTorch) keeps the memory accounted and warm.
   virtual llvm::Error launch(llvm::ArrayRef<void *> inputs,
-                             llvm::ArrayRef<void *> outputs, void *stream) = 0;
+                             llvm::ArrayRef<void *> outputs, void *stream,
+                             void *workspace = nullptr,
+                             uint64_t workspaceBytes = 0) = 0;
+
+  /// Device memory one launch needs beyond its inputs and outputs (0 for
+  /// CPU kernels, which allocate host memory themselves).
+  virtual uint64_t workspaceBytes() const { return 0; }
 
   Backend backend() const { return backend_; }
 
