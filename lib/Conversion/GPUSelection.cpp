@@ -360,13 +360,18 @@ public:
   /// fragments (prepare) use the same order. One warp load then moves 16
   /// bytes per lane instead of 4: the sweeps were bound by L1 wavefronts
   /// (ncu: L1/TEX throughput 99.5%, 8 lines per 128 useful bytes).
-  SmallVector<Value> keyFragments(Value warpBase) {
+  ///
+  /// `inBounds`: the caller knows every key is below L, so the clamp to
+  /// L - 1 (four 64-bit integer instructions per load) is left out.
+  SmallVector<Value> keyFragments(Value warpBase, bool inBounds = false) {
     OpBuilder &b = e.builder();
     Location loc = e.location();
     Value g = arith::ShRUIOp::create(b, loc, ids.lane, e.index(2));
     Value c = arith::AndIOp::create(b, loc, ids.lane, e.index(3));
     // Column n = g is key warpBase + g.
-    Value key = e.minui(e.add(warpBase, g), e.index(L - 1));
+    Value key = e.add(warpBase, g);
+    if (!inBounds)
+      key = e.minui(key, e.index(L - 1));
     Value kiBase = e.mul(e.add(e.mul(ids.batch, e.index(L)), key), e.index(DI));
     Value slice = e.add(kiBase, e.mul(c, e.index(DI / 4)));
     Type i32 = b.getI32Type();
@@ -600,52 +605,91 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   if (prefetch)
     for (Value f : source.keyFragments(warpOffset))
       init.push_back(f);
+  // One iteration's updates. `masked`: some visits may be invisible (keys
+  // past their row, rows past L); the bulk of the sweep, chunks wholly
+  // below the tile's first row of a tile with only real rows, needs no
+  // masks (a fifth of the loop's instructions at 8 rows per tile).
+  auto sweepStep = [&](ArrayRef<Visit> visits, ValueRange carried,
+                       bool masked) {
+    SmallVector<Value> next;
+    for (auto [m, v] : llvm::enumerate(visits)) {
+      Value visible = masked ? visibleFrom(e, ids, L, v) : Value();
+      Value x0 = e.f32ToF64(v.score);
+      if (masked)
+        x0 = e.select(visible, x0, e.f64(0.0));
+      Value key = orderKey(e, v.score);
+      Value lo = e.minui(carried[4 * m + 2], key);
+      Value hi = e.maxui(carried[4 * m + 3], key);
+      next.push_back(e.add(carried[4 * m], x0));
+      next.push_back(fusedMulAdd(e, x0, x0, carried[4 * m + 1]));
+      next.push_back(masked ? e.select(visible, lo, carried[4 * m + 2]) : lo);
+      next.push_back(masked ? e.select(visible, hi, carried[4 * m + 3]) : hi);
+      if (!collect)
+        continue;
+      Value take = e.cmpi(arith::CmpIPredicate::uge, key, cuts[m]);
+      if (masked)
+        take = e.andi(visible, take);
+      e.ifThen(take, [&]() {
+        Value n = memref::AtomicRMWOp::create(
+            b, loc, arith::AtomicRMWKind::addi, e.i32(1), collected,
+            ValueRange{v.row});
+        Value slot = e.i32ToIndex(n);
+        e.ifThen(e.cmpi(arith::CmpIPredicate::slt, slot,
+                        e.index(collect->capacity)),
+                 [&]() {
+                   Value row = e.add(e.mul(ids.batch, e.index(L)),
+                                     e.add(ids.t0, v.row));
+                   Value at =
+                       e.add(e.mul(row, e.index(collect->capacity)), slot);
+                   e.store(key, entry.getArgument(collect->keys), {at});
+                   e.store(e.indexToI32(v.s),
+                           entry.getArgument(collect->positions), {at});
+                 });
+      });
+    }
+    return next;
+  };
+  Value chunk = e.index(source.chunk());
+  Value bulkEnd = e.index(0);
+  if (prefetch) {
+    // Chunks [0, bulkEnd) lie below t0, and so does the chunk each of
+    // them prefetches: neither masks nor clamps. A tile with rows past L
+    // (the last, for a ragged L) takes the masked loop throughout.
+    Value below = e.div(ids.t0, chunk);
+    Value bulkChunks = e.select(
+        e.cmpi(arith::CmpIPredicate::uge, below, e.index(1)),
+        e.sub(below, e.index(1)), e.index(0));
+    Value allReal =
+        e.cmpi(arith::CmpIPredicate::ule, e.add(ids.t0, e.index(rows)),
+               e.index(L));
+    bulkEnd = e.select(allReal, e.mul(bulkChunks, chunk), e.index(0));
+    init = e.loopStepCarry(
+        e.index(0), bulkEnd, chunk, init,
+        [&](Value s0, ValueRange carried) -> SmallVector<Value> {
+          SmallVector<Value> ahead = source.keyFragments(
+              e.add(e.add(s0, chunk), warpOffset), /*inBounds=*/true);
+          SmallVector<Value> frags(carried.begin() + statsValues,
+                                   carried.end());
+          SmallVector<Value> next =
+              sweepStep(source.visitsWith(frags, e.add(s0, warpOffset)),
+                        carried, /*masked=*/false);
+          next.append(ahead.begin(), ahead.end());
+          return next;
+        });
+  }
   SmallVector<Value> acc = e.loopStepCarry(
-      e.index(0), ids.keyEnd, e.index(source.chunk()), init,
+      bulkEnd, ids.keyEnd, chunk, init,
       [&](Value s0, ValueRange carried) -> SmallVector<Value> {
         SmallVector<Value> ahead;
         SmallVector<Visit> visits;
         if (prefetch) {
-          ahead = source.keyFragments(
-              e.add(e.add(s0, e.index(source.chunk())), warpOffset));
+          ahead = source.keyFragments(e.add(e.add(s0, chunk), warpOffset));
           SmallVector<Value> frags(carried.begin() + statsValues, carried.end());
           visits = source.visitsWith(frags, e.add(s0, warpOffset));
         } else {
           visits = source.visits(s0);
         }
-        SmallVector<Value> next;
-        for (auto [m, v] : llvm::enumerate(visits)) {
-          Value visible = visibleFrom(e, ids, L, v);
-          Value x0 = e.select(visible, e.f32ToF64(v.score), e.f64(0.0));
-          Value key = orderKey(e, v.score);
-          next.push_back(e.add(carried[4 * m], x0));
-          next.push_back(fusedMulAdd(e, x0, x0, carried[4 * m + 1]));
-          next.push_back(e.select(visible, e.minui(carried[4 * m + 2], key),
-                                  carried[4 * m + 2]));
-          next.push_back(e.select(visible, e.maxui(carried[4 * m + 3], key),
-                                  carried[4 * m + 3]));
-          if (!collect)
-            continue;
-          Value take = e.andi(
-              visible, e.cmpi(arith::CmpIPredicate::uge, key, cuts[m]));
-          e.ifThen(take, [&]() {
-            Value n = memref::AtomicRMWOp::create(
-                b, loc, arith::AtomicRMWKind::addi, e.i32(1), collected,
-                ValueRange{v.row});
-            Value slot = e.i32ToIndex(n);
-            e.ifThen(e.cmpi(arith::CmpIPredicate::slt, slot,
-                            e.index(collect->capacity)),
-                     [&]() {
-                       Value row = e.add(e.mul(ids.batch, e.index(L)),
-                                         e.add(ids.t0, v.row));
-                       Value at = e.add(e.mul(row, e.index(collect->capacity)),
-                                        slot);
-                       e.store(key, entry.getArgument(collect->keys), {at});
-                       e.store(e.indexToI32(v.s),
-                               entry.getArgument(collect->positions), {at});
-                     });
-          });
-        }
+        SmallVector<Value> next = sweepStep(visits, carried, /*masked=*/true);
         next.append(ahead.begin(), ahead.end());
         return next;
       });
