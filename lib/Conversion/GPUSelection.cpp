@@ -1364,7 +1364,7 @@ std::array<Value, 3> thresholdBin(Emitter &e, Value hist, Value lane,
 
 /// Buffers of the sampled selection's candidates and the finish kernel.
 struct Candidates {
-  int keys = -1, positions = -1, counts = -1, done = -1;
+  int cuts = -1, keys = -1, positions = -1, counts = -1, done = -1;
   int64_t capacity = 0;
 };
 
@@ -1390,7 +1390,6 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
   Block &entry = kernel.getBody().front();
   auto [means, vars, minKeys, maxKeys] = rowStatsArgs(entry, firstStats);
   (void)minKeys;
-  (void)maxKeys;
   Value reference = refArg >= 0 ? entry.getArgument(refArg) : Value();
   Value keys = entry.getArgument(cand.keys),
         positions = entry.getArgument(cand.positions),
@@ -1480,13 +1479,35 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
       });
     };
     e.ifThen(lead, [&]() {
-      e.store(e.i32(0), scalars, {e.index(0)});
       e.store(e.indexToI32(k), scalars, {e.index(1)});
       e.store(e.i32(0), scalars, {e.index(4)});
     });
-    // Radix select of the k-th largest candidate key, 8 bits per pass.
+    // Every candidate lies in [cut, the row's largest key]: the bits those
+    // two share, every candidate shares, so the passes over them are
+    // skipped and their digits taken from the largest key. Those passes
+    // are the costly ones: all candidates fall into one or two bins, and
+    // the shared atomics on one address serialise.
+    Value cut = e.load(entry.getArgument(cand.cuts), {row});
+    Value largest = e.load(maxKeys, {row});
+    Value shared =
+        countLeadingZeros(b, loc, arith::XOrIOp::create(b, loc, cut, largest));
+    Value firstPass =
+        e.minui(arith::DivUIOp::create(b, loc, shared, e.i32(8)), e.i32(3));
+    // The digits of passes [0, firstPass): largest & ~0 << (32 - 8 first).
+    Value knownBits = arith::ShLIOp::create(
+        b, loc, e.i32(-1),
+        e.sub(e.i32(32), e.mul(firstPass, e.i32(8))));
+    knownBits = e.select(e.cmpi(arith::CmpIPredicate::eq, firstPass, e.i32(0)),
+                         e.i32(0), knownBits);
+    e.ifThen(lead, [&]() {
+      e.store(e.andi(largest, knownBits), scalars, {e.index(0)}); // prefix
+    });
+    // Radix select of the k-th largest candidate key, 8 bits per pass
+    // (the pass condition is the same in every thread of the block).
     for (int64_t pass = 0; pass < 4; ++pass) {
       int64_t shift = 24 - 8 * pass;
+      e.ifThen(e.cmpi(arith::CmpIPredicate::ule, firstPass, e.i32(pass)),
+               [&]() {
       e.store(e.i32(0), hist, {tid});
       gpu::BarrierOp::create(b, loc);
       Value prefix = e.load(scalars, {e.index(0)});
@@ -1519,6 +1540,7 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
         });
       });
       gpu::BarrierOp::create(b, loc);
+      });
     }
     Value threshold = e.load(scalars, {e.index(0)});
     Value need = e.i32ToIndex(e.load(scalars, {e.index(1)}));
@@ -1814,6 +1836,7 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
     int first = addRowStatsArgs(args, stats);
     int refArg = reference ? int(args.add(reference)) : -1;
     Candidates cand;
+    cand.cuts = args.add(cuts);
     cand.keys = args.add(candKeys);
     cand.positions = args.add(candPositions);
     cand.counts = args.add(candCounts);
