@@ -318,8 +318,8 @@ public:
 
   /// Tensor cores only: the visits of the 8 keys [warpBase, warpBase + 8),
   /// each warp at its own base (a sampled sweep).
-  SmallVector<Visit> warpVisits(Value warpBase) {
-    return tensorCoreVisits(warpBase);
+  SmallVector<Visit> warpVisits(Value warpBase, bool inBounds = false) {
+    return visitsWith(keyFragments(warpBase, inBounds), warpBase);
   }
 
   /// The visits of the iteration covering keys [s0, s0 + chunk()).
@@ -807,7 +807,14 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   Value block = e.index(8 * kSampleStride);
   Value blocks = arith::DivUIOp::create(
       b, loc, e.add(e.sub(tail, head), e.index(8 * kSampleStride - 1)), block);
-  auto forEachSampled = [&](function_ref<void(const Visit &, Value, Value)> use) {
+  // Per visit slot: whether its row is a real one (t < L).
+  SmallVector<Value> realRow;
+  for (int64_t m = 0; m < source.slots(); ++m)
+    realRow.push_back(e.cmpi(arith::CmpIPredicate::ult,
+                             e.add(ids.t0, source.slotRow(m)), e.index(L)));
+  // use(visit, visible, weight, slot).
+  auto forEachSampled = [&](function_ref<void(const Visit &, Value, Value,
+                                              int64_t)> use) {
     // The head chunk and then the tail chunks, in one loop (one copy of the
     // visit code: compile time).
     Value tailChunks = arith::DivUIOp::create(
@@ -817,8 +824,8 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
       Value first = e.cmpi(arith::CmpIPredicate::eq, i, zero);
       Value s0 = e.select(first, zero,
                           e.add(tail, e.mul(e.sub(i, e.index(1)), chunk)));
-      for (const Visit &v : source.visits(s0))
-        use(v, visibleFrom(e, ids, L, v), e.i32(1));
+      for (auto [m, v] : llvm::enumerate(source.visits(s0)))
+        use(v, visibleFrom(e, ids, L, v), e.i32(1), m);
     });
     // Warp w takes block i * 8 + w of the sampled span, one n-tile of it.
     Value rounds = arith::DivUIOp::create(
@@ -828,9 +835,13 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
       Value mixed = e.add(e.mul(blk, e.index(7)), e.mul(tile, e.index(5)));
       Value pick = arith::AndIOp::create(b, loc, mixed, e.index(kSampleStride - 1));
       Value base = e.add(head, e.add(e.mul(blk, block), e.mul(pick, e.index(8))));
-      for (const Visit &v : source.warpVisits(base)) {
+      // The sampled span ends at least kSampleTail - chunk keys before
+      // the tile's first row (and the n-tiles past it, at most a block,
+      // before keyEnd): every key is below L and visible from every real
+      // row, so no clamp and no causal mask.
+      for (auto [m, v] : llvm::enumerate(source.warpVisits(base, true))) {
         Value inSpan = e.cmpi(arith::CmpIPredicate::ult, v.s, tail);
-        use(v, e.andi(visibleFrom(e, ids, L, v), inSpan), e.i32(kSampleStride));
+        use(v, e.andi(realRow[m], inSpan), e.i32(kSampleStride), m);
       }
     });
   };
@@ -843,7 +854,7 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     memref::AtomicRMWOp::create(b, loc, arith::AtomicRMWKind::addi, weight,
                                 hist, ValueRange{at});
   };
-  forEachSampled([&](const Visit &v, Value visible, Value) {
+  forEachSampled([&](const Visit &v, Value visible, Value, int64_t) {
     e.ifThen(visible, [&]() {
       Value key = orderKey(e, v.score);
       memref::AtomicRMWOp::create(b, loc, arith::AtomicRMWKind::minu, key,
@@ -862,12 +873,18 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
                                   e.i32(0))
         .getResult();
   };
-  forEachSampled([&](const Visit &v, Value visible, Value weight) {
+  // Each slot's row minimum and shift, read once (the shared atomics in
+  // the sweep keep the compiler from hoisting these loads itself).
+  SmallVector<Value> rowMins, rowShifts;
+  for (int64_t m = 0; m < source.slots(); ++m) {
+    rowMins.push_back(e.load(minShared, {source.slotRow(m)}));
+    rowShifts.push_back(shiftOf(source.slotRow(m)));
+  }
+  forEachSampled([&](const Visit &v, Value visible, Value weight, int64_t m) {
     e.ifThen(visible, [&]() {
       Value key = orderKey(e, v.score);
-      Value rowMin = e.load(minShared, {v.row});
-      count(v.row, arith::ShRUIOp::create(b, loc, e.sub(key, rowMin),
-                                          shiftOf(v.row)),
+      count(v.row, arith::ShRUIOp::create(b, loc, e.sub(key, rowMins[m]),
+                                          rowShifts[m]),
             weight);
     });
   });
@@ -915,17 +932,22 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
                                   e.i32(0))
         .getResult();
   };
-  forEachSampled([&](const Visit &v, Value visible, Value weight) {
+  SmallVector<Value> edges, subShifts;
+  for (int64_t m = 0; m < source.slots(); ++m) {
+    edges.push_back(e.load(edgeShared, {source.slotRow(m)}));
+    subShifts.push_back(subShiftOf(source.slotRow(m)));
+  }
+  forEachSampled([&](const Visit &v, Value visible, Value weight, int64_t m) {
     Value key = orderKey(e, v.score);
-    Value edge = e.load(edgeShared, {v.row});
+    Value edge = edges[m];
     Value inBin = e.andi(
         e.cmpi(arith::CmpIPredicate::uge, key, edge),
         e.cmpi(arith::CmpIPredicate::eq,
-               arith::ShRUIOp::create(b, loc, e.sub(key, edge), shiftOf(v.row)),
+               arith::ShRUIOp::create(b, loc, e.sub(key, edge), rowShifts[m]),
                e.i32(0)));
     e.ifThen(e.andi(visible, inBin), [&]() {
       count(v.row,
-            arith::ShRUIOp::create(b, loc, e.sub(key, edge), subShiftOf(v.row)),
+            arith::ShRUIOp::create(b, loc, e.sub(key, edge), subShifts[m]),
             weight);
     });
   });
