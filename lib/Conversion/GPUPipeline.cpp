@@ -83,9 +83,10 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
   if (!options.libdevice.empty())
     target.linkLibs.push_back(options.libdevice);
   pm.addPass(createGpuNVVMAttachTarget(target));
-  GpuModuleToBinaryPassOptions binary;
+  // Kernel by kernel on the context's threads (gsa-serialize-kernels).
+  GSASerializeKernelsOptions binary;
   binary.compilationTarget = "isa";
-  pm.addPass(createGpuModuleToBinaryPass(binary));
+  pm.addPass(createGSASerializeKernels(binary));
 }
 
 namespace {

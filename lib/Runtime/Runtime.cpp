@@ -216,9 +216,9 @@ std::unique_ptr<MLIRContext> makeContext() {
   registerLLVMDialectTranslation(registry);
   auto ctx = std::make_unique<MLIRContext>(registry);
   ctx->loadAllAvailableDialects();
-  // Compilation is single threaded: the kernels are small and the caller
-  // may be one of many threads.
-  ctx->disableMultithreading();
+  // Multithreaded: gsa-serialize-kernels compiles the kernels of a CUDA
+  // program on the context's threads (the LLVM back end is most of a cold
+  // compile). Every dialect a pipeline uses is loaded above.
   // Users get the located message and the source line, not an IR dump.
   ctx->printOpOnDiagnostic(false);
   return ctx;
