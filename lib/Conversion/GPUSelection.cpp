@@ -650,6 +650,29 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     return next;
   };
   Value chunk = e.index(source.chunk());
+  // The sweep over chunks [lb, ub). Tensor cores: the next chunk's key
+  // fragments are loaded while this one computes; an unmasked range also
+  // knows them in bounds (no clamp).
+  auto sweep = [&](Value lb, Value ub, ValueRange inits, bool masked) {
+    return e.loopStepCarry(
+        lb, ub, chunk, inits,
+        [&](Value s0, ValueRange carried) -> SmallVector<Value> {
+          SmallVector<Value> ahead;
+          SmallVector<Visit> visits;
+          if (prefetch) {
+            ahead = source.keyFragments(e.add(e.add(s0, chunk), warpOffset),
+                                        /*inBounds=*/!masked);
+            SmallVector<Value> frags(carried.begin() + statsValues,
+                                     carried.end());
+            visits = source.visitsWith(frags, e.add(s0, warpOffset));
+          } else {
+            visits = source.visits(s0);
+          }
+          SmallVector<Value> next = sweepStep(visits, carried, masked);
+          next.append(ahead.begin(), ahead.end());
+          return next;
+        });
+  };
   Value bulkEnd = e.index(0);
   if (prefetch) {
     // Chunks [0, bulkEnd) lie below t0, and so does the chunk each of
@@ -663,36 +686,9 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
         e.cmpi(arith::CmpIPredicate::ule, e.add(ids.t0, e.index(rows)),
                e.index(L));
     bulkEnd = e.select(allReal, e.mul(bulkChunks, chunk), e.index(0));
-    init = e.loopStepCarry(
-        e.index(0), bulkEnd, chunk, init,
-        [&](Value s0, ValueRange carried) -> SmallVector<Value> {
-          SmallVector<Value> ahead = source.keyFragments(
-              e.add(e.add(s0, chunk), warpOffset), /*inBounds=*/true);
-          SmallVector<Value> frags(carried.begin() + statsValues,
-                                   carried.end());
-          SmallVector<Value> next =
-              sweepStep(source.visitsWith(frags, e.add(s0, warpOffset)),
-                        carried, /*masked=*/false);
-          next.append(ahead.begin(), ahead.end());
-          return next;
-        });
+    init = sweep(e.index(0), bulkEnd, init, /*masked=*/false);
   }
-  SmallVector<Value> acc = e.loopStepCarry(
-      bulkEnd, ids.keyEnd, chunk, init,
-      [&](Value s0, ValueRange carried) -> SmallVector<Value> {
-        SmallVector<Value> ahead;
-        SmallVector<Visit> visits;
-        if (prefetch) {
-          ahead = source.keyFragments(e.add(e.add(s0, chunk), warpOffset));
-          SmallVector<Value> frags(carried.begin() + statsValues, carried.end());
-          visits = source.visitsWith(frags, e.add(s0, warpOffset));
-        } else {
-          visits = source.visits(s0);
-        }
-        SmallVector<Value> next = sweepStep(visits, carried, /*masked=*/true);
-        next.append(ahead.begin(), ahead.end());
-        return next;
-      });
+  SmallVector<Value> acc = sweep(bulkEnd, ids.keyEnd, init, /*masked=*/true);
 
   // Combine the lanes holding the same rows; each warp's row leader
   // publishes its warp's totals.
@@ -927,15 +923,16 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   e.loopStep(ids.tid, e.index(rows * kBins), e.index(kThreads),
              [&](Value i) { e.store(e.i32(0), hist, {i}); });
   gpu::BarrierOp::create(b, loc);
-  auto subShiftOf = [&](Value row) {
-    return arith::MaxSIOp::create(b, loc, e.sub(shiftOf(row), e.i32(kRadixBits)),
+  // The sub-bins' shift from the bins' shift of the row.
+  auto subShiftOf = [&](Value shift) {
+    return arith::MaxSIOp::create(b, loc, e.sub(shift, e.i32(kRadixBits)),
                                   e.i32(0))
         .getResult();
   };
   SmallVector<Value> edges, subShifts;
   for (int64_t m = 0; m < source.slots(); ++m) {
     edges.push_back(e.load(edgeShared, {source.slotRow(m)}));
-    subShifts.push_back(subShiftOf(source.slotRow(m)));
+    subShifts.push_back(subShiftOf(rowShifts[m]));
   }
   forEachSampled([&](const Visit &v, Value visible, Value weight, int64_t m) {
     Value key = orderKey(e, v.score);
@@ -957,7 +954,7 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     Value found = e.cmpi(arith::CmpIPredicate::sge, goal, e.i32(0));
     SmallVector<Value> scan = scanFromTop(e.mul(r, e.index(kBins)), goal);
     Value cut = e.add(e.load(edgeShared, {r}),
-                      arith::ShLIOp::create(b, loc, scan[2], subShiftOf(r)));
+                      arith::ShLIOp::create(b, loc, scan[2], subShiftOf(shiftOf(r))));
     Value few = e.cmpi(arith::CmpIPredicate::ule, e.add(t, e.index(1)),
                        e.index(capacity));
     Value none = e.cmpi(arith::CmpIPredicate::eq, found, falseV);
@@ -1528,40 +1525,39 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
     // (the pass condition is the same in every thread of the block).
     for (int64_t pass = 0; pass < 4; ++pass) {
       int64_t shift = 24 - 8 * pass;
-      e.ifThen(e.cmpi(arith::CmpIPredicate::ule, firstPass, e.i32(pass)),
-               [&]() {
-      e.store(e.i32(0), hist, {tid});
-      gpu::BarrierOp::create(b, loc);
-      Value prefix = e.load(scalars, {e.index(0)});
-      forEachCandidate(false, [&](Value key, Value, Value live) {
-        Value match = live;
-        if (pass > 0)
-          match = e.andi(match, e.cmpi(arith::CmpIPredicate::eq,
-                                       arith::ShRUIOp::create(b, loc, key, e.i32(shift + 8)),
-                                       arith::ShRUIOp::create(b, loc, prefix, e.i32(shift + 8))));
-        e.ifThen(match, [&]() {
-          Value digit = arith::AndIOp::create(
-              b, loc, arith::ShRUIOp::create(b, loc, key, e.i32(shift)),
-              e.i32(kBins - 1));
-          memref::AtomicRMWOp::create(
-              b, loc, arith::AtomicRMWKind::addi, e.i32(1), hist,
-              ValueRange{arith::IndexCastUIOp::create(b, loc, b.getIndexType(),
-                                                      digit)});
+      e.ifThen(e.cmpi(arith::CmpIPredicate::ule, firstPass, e.i32(pass)), [&]() {
+        e.store(e.i32(0), hist, {tid});
+        gpu::BarrierOp::create(b, loc);
+        Value prefix = e.load(scalars, {e.index(0)});
+        forEachCandidate(false, [&](Value key, Value, Value live) {
+          Value match = live;
+          if (pass > 0)
+            match = e.andi(match, e.cmpi(arith::CmpIPredicate::eq,
+                                         arith::ShRUIOp::create(b, loc, key, e.i32(shift + 8)),
+                                         arith::ShRUIOp::create(b, loc, prefix, e.i32(shift + 8))));
+          e.ifThen(match, [&]() {
+            Value digit = arith::AndIOp::create(
+                b, loc, arith::ShRUIOp::create(b, loc, key, e.i32(shift)),
+                e.i32(kBins - 1));
+            memref::AtomicRMWOp::create(
+                b, loc, arith::AtomicRMWKind::addi, e.i32(1), hist,
+                ValueRange{arith::IndexCastUIOp::create(b, loc, b.getIndexType(),
+                                                        digit)});
+          });
         });
-      });
-      gpu::BarrierOp::create(b, loc);
-      e.ifThen(warp0, [&]() {
-        Value remain = e.load(scalars, {e.index(1)});
-        auto [digit, above, equal] = thresholdBin(e, hist, lane, remain);
-        e.ifThen(e.cmpi(arith::CmpIPredicate::ne, digit, e.i32(-1)), [&]() {
-          Value prefixNow = e.load(scalars, {e.index(0)});
-          e.store(e.ori(prefixNow, arith::ShLIOp::create(b, loc, digit, e.i32(shift))),
-                  scalars, {e.index(0)});
-          e.store(e.sub(remain, above), scalars, {e.index(1)});
-          e.store(equal, scalars, {e.index(2)});
+        gpu::BarrierOp::create(b, loc);
+        e.ifThen(warp0, [&]() {
+          Value remain = e.load(scalars, {e.index(1)});
+          auto [digit, above, equal] = thresholdBin(e, hist, lane, remain);
+          e.ifThen(e.cmpi(arith::CmpIPredicate::ne, digit, e.i32(-1)), [&]() {
+            Value prefixNow = e.load(scalars, {e.index(0)});
+            e.store(e.ori(prefixNow, arith::ShLIOp::create(b, loc, digit, e.i32(shift))),
+                    scalars, {e.index(0)});
+            e.store(e.sub(remain, above), scalars, {e.index(1)});
+            e.store(equal, scalars, {e.index(2)});
+          });
         });
-      });
-      gpu::BarrierOp::create(b, loc);
+        gpu::BarrierOp::create(b, loc);
       });
     }
     Value threshold = e.load(scalars, {e.index(0)});

@@ -22,8 +22,6 @@
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringSwitch.h"
 
-#include <fmt/format.h>
-
 namespace gsa {
 #define GEN_PASS_DEF_GSASERIALIZEKERNELS
 #include "gsa/Dialect/GSAPasses.h.inc"

@@ -555,6 +555,11 @@ public:
              std::vector<std::string> names)
       : ptx(std::move(ptx)), cubin(std::move(cubin)), steps(std::move(steps)),
         scratchBytes(std::move(scratchBytes)) {
+    // Scratch buffer i at scratchOffsets[i] of a caller's workspace.
+    for (uint64_t bytes : this->scratchBytes) {
+      scratchOffsets.push_back(workspaceSize_);
+      workspaceSize_ += llvm::alignTo(bytes, kWorkspaceAlign);
+    }
     backend_ = Backend::CUDA;
     inputs_ = std::move(inputs);
     results_ = std::move(results);
@@ -566,27 +571,17 @@ public:
                      "C API's gsa_launch)");
   }
 
-  /// Scratch buffer i starts at scratchOffset(i) of the workspace.
-  static constexpr uint64_t kWorkspaceAlign = 256;
-  uint64_t scratchOffset(size_t i) const {
-    uint64_t offset = 0;
-    for (size_t j = 0; j < i; ++j)
-      offset += llvm::alignTo(scratchBytes[j], kWorkspaceAlign);
-    return offset;
-  }
-  uint64_t workspaceBytes() const override {
-    return scratchOffset(scratchBytes.size());
-  }
+  uint64_t workspaceBytes() const override { return workspaceSize_; }
 
   Error launch(ArrayRef<void *> inputs, ArrayRef<void *> outputs,
                void *stream, void *workspace,
                uint64_t workspaceSize) override {
     if (workspace) {
-      if (workspaceSize < workspaceBytes())
+      if (workspaceSize < workspaceSize_)
         return makeError(fmt::format(
             "the workspace holds {} bytes but this kernel needs {} "
             "(gsa_kernel_workspace_size)",
-            workspaceSize, workspaceBytes()));
+            workspaceSize, workspaceSize_));
       if (reinterpret_cast<uintptr_t>(workspace) % kWorkspaceAlign)
         return makeError(fmt::format(
             "the workspace must be {}-byte aligned", kWorkspaceAlign));
@@ -616,7 +611,7 @@ public:
     };
     for (auto [i, bytes] : llvm::enumerate(scratchBytes)) {
       if (workspace) {
-        scratch.push_back(static_cast<char *>(workspace) + scratchOffset(i));
+        scratch.push_back(static_cast<char *>(workspace) + scratchOffsets[i]);
         continue;
       }
       auto p = (*driver)->allocAsync(bytes, stream);
@@ -804,6 +799,11 @@ private:
   std::string cubin; // empty: none (no ptxas at compile time)
   std::vector<LaunchStep> steps;
   std::vector<uint64_t> scratchBytes;
+  /// Where each scratch buffer sits in a caller's workspace (256-byte
+  /// aligned), and the workspace's size.
+  static constexpr uint64_t kWorkspaceAlign = 256;
+  std::vector<uint64_t> scratchOffsets;
+  uint64_t workspaceSize_ = 0;
   std::mutex mutex;
   std::vector<cuda::CUfunction> functions;
 };
