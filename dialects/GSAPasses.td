@@ -235,9 +235,22 @@ def GSAMapTensorCores : Pass<"gsa-map-tensor-cores"> {
       stays per lane until `gsa.tile.store_output` reduces it;
     - loops carrying tiles carry their fragments instead.
 
+    With `wgmma`, the products of a launch of 4 warps (one warpgroup, a
+    64-row tile) run as `wgmma.mma_async m64nNk16` instead: the A operand
+    from the same registers, B through shared-memory descriptors of the
+    staged slot (its 128-byte column blocks are the 128-byte swizzle
+    layout), issued, committed and waited in one block per product; a
+    `fence.proxy.async.shared::cta` after each `cp.async.wait_group`
+    orders the staged copies before the wgmma reads. Launches of other
+    widths keep mma.sync.
+
     Needs `gsa-stage-shared` first (dot operands from shared memory) and a
     tile of 16 rows per warp of the launch.
   }];
+  let options = [
+    Option<"wgmma", "wgmma", "bool", /*default=*/"false",
+           "the products of 4-warp launches on wgmma.mma_async (sm_90a)">
+  ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
     "::mlir::gpu::GPUDialect",

@@ -319,6 +319,29 @@ inline Value globalAddress(Emitter &e, Value buffer, Value offset) {
   return byteAddress(e, buffer, offset, e.builder().getI64Type());
 }
 
+/// Element offset, inside one ring slot of `rows` rows, of 16-byte piece
+/// `piece` of row `row` in the swizzled layout (gsa-stage-shared writes it,
+/// gsa-map-tensor-cores reads it). A row is cut into 128-byte column blocks
+/// stored one after the other; inside a block, row r is 128 bytes at r x 128
+/// with its eight pieces permuted by p ^ (r % 8). The eight rows of an
+/// ldmatrix phase then hit eight different bank groups, and with the slot
+/// 1024-byte aligned and `rows` a multiple of 8 each block is the 128-byte
+/// swizzle layout that wgmma's shared-memory descriptors address (atoms of
+/// 8 rows x 128 bytes, swizzled on address bits 4-6 by bits 7-9).
+inline Value swizzledPieceOffset(Emitter &e, Value row, Value piece,
+                                 int64_t rows, int64_t perPiece) {
+  OpBuilder &b = e.builder();
+  Location loc = e.location();
+  int64_t blockElems = 8 * perPiece; // one 128-byte row of a column block
+  Value block = arith::ShRUIOp::create(b, loc, piece, e.index(3));
+  Value inBlock = arith::AndIOp::create(b, loc, piece, e.index(7));
+  Value permuted = arith::XOrIOp::create(
+      b, loc, inBlock, arith::AndIOp::create(b, loc, row, e.index(7)));
+  return e.add(e.mul(block, e.index(rows * blockElems)),
+               e.add(e.mul(row, e.index(blockElems)),
+                     e.mul(permuted, e.index(perPiece))));
+}
+
 /// 16 bytes global -> shared without registers (completion through the
 /// commit / wait groups).
 inline void copyAsync16(OpBuilder &b, Location loc, Value sharedAddr,

@@ -44,7 +44,9 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
     GSAStageSharedOptions staging;
     staging.stages = options.attentionStages;
     pm.addPass(createGSAStageShared(staging));
-    pm.addPass(createGSAMapTensorCores());
+    GSAMapTensorCoresOptions mapping;
+    mapping.wgmma = options.attentionWgmma && options.chip == "sm_90a";
+    pm.addPass(createGSAMapTensorCores(mapping));
   }
   pm.addPass(createGSAOutlineKernels());
   // The other ops straight into kernels (selection, indexer, per-query
@@ -111,6 +113,9 @@ struct GPUPipelineCLOptions
   Option<int64_t> attentionStages{
       *this, "attention-stages", llvm::cl::desc("gsa-stage-shared's stages"),
       llvm::cl::init(2)};
+  Option<bool> attentionWgmma{
+      *this, "attention-wgmma",
+      llvm::cl::desc("gsa-map-tensor-cores' wgmma"), llvm::cl::init(true)};
   Option<bool> attentionPregateValues{
       *this, "attention-pregate-values",
       llvm::cl::desc("the value gate once per key row"), llvm::cl::init(true)};
@@ -139,6 +144,7 @@ void gsa::registerGPUPipeline() {
         options.attentionWarps = cl.attentionWarps;
         options.attentionSplitShare = cl.attentionSplitShare;
         options.attentionStages = cl.attentionStages;
+        options.attentionWgmma = cl.attentionWgmma;
         options.attentionPregateValues = cl.attentionPregateValues;
         options.selectTensorCores = cl.selectTensorCores;
         options.selectSampled = cl.selectSampled;

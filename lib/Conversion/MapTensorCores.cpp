@@ -61,8 +61,8 @@ struct Fragment {
 
 class LaunchMapper {
 public:
-  LaunchMapper(gpu::LaunchOp launch, int64_t warps)
-      : launch(launch), warps(warps) {}
+  LaunchMapper(gpu::LaunchOp launch, int64_t warps, bool wgmma)
+      : launch(launch), warps(warps), wgmma(wgmma) {}
   LogicalResult run();
 
 private:
@@ -80,6 +80,14 @@ private:
   /// The fragment of a tile operand of `user`, or a located error.
   FailureOr<Fragment *> fragmentOf(Operation *user, Value v,
                                    Fragment::Kind kind, StringRef what);
+  /// Whether `op` runs as wgmma: asked for, one warpgroup of 4 warps, a
+  /// swizzled shared rhs (the descriptor layout) and 16-bit operands.
+  bool useWarpgroupMma(TileDotOp op, const Fragment &lhs);
+  /// The product of `op` on wgmma.mma_async (see dot).
+  SmallVector<Value> warpgroupDot(OpBuilder &b, Location loc, StringRef kind,
+                                  Fragment &lhs, Type elem, Value slotAddress,
+                                  int64_t rhsRows, int64_t N, int64_t K,
+                                  bool transposed, ArrayRef<Value> acc);
   /// The four A-operand registers of k-step `ks` of `lhs`.
   SmallVector<Value> aOperand(OpBuilder &b, Fragment &lhs, Type elem,
                               int64_t ks);
@@ -98,6 +106,10 @@ private:
 
   gpu::LaunchOp launch;
   int64_t warps;
+  bool wgmma;
+  /// Whether some product of the launch runs on wgmma (then the staged
+  /// copies need a proxy fence before the wgmma reads them).
+  bool usedWgmma = false;
   DenseMap<Value, Fragment> fragments;
   SmallVector<Operation *> mapped;
   /// The yields of the loops mapLoop is flattening (it rewrites them).
@@ -235,6 +247,117 @@ LogicalResult LaunchMapper::loadQueries(TileLoadQueriesOp op) {
   return success();
 }
 
+bool LaunchMapper::useWarpgroupMma(TileDotOp op, const Fragment &lhs) {
+  if (!wgmma || warps != 4)
+    return false;
+  auto it = fragments.find(op.getRhs());
+  if (it == fragments.end() || !it->second.swizzled)
+    return false;
+  auto rhsType = op.getRhs().getType();
+  int64_t N = op.getResult().getType().getDimSize(1);
+  return rhsType.getElementTypeBitWidth() == 16 &&
+         rhsType.getDimSize(0) % 8 == 0 && N % 8 == 0 && N <= 256 &&
+         (lhs.kind == Fragment::QueryBlock || lhs.kind == Fragment::Tile);
+}
+
+/// A wgmma shared-memory matrix descriptor for the 128-byte swizzle layout
+/// (swizzledPieceOffset): start address, leading and stride byte offsets,
+/// each in 16-byte units, and layout type 1 (128-byte swizzle) in bits
+/// 62-63.
+static Value matrixDescriptor(Emitter &e, Value address, int64_t leading,
+                              int64_t stride) {
+  OpBuilder &b = e.builder();
+  Location loc = e.location();
+  Type i64 = b.getI64Type();
+  Value start = arith::AndIOp::create(
+      b, loc,
+      arith::ShRUIOp::create(b, loc,
+                             arith::ExtUIOp::create(b, loc, i64, address),
+                             arith::ConstantIntOp::create(b, loc, i64, 4)),
+      arith::ConstantIntOp::create(b, loc, i64, 0x3FFF));
+  uint64_t fields = (uint64_t(leading >> 4) << 16) |
+                    (uint64_t(stride >> 4) << 32) | (uint64_t(1) << 62);
+  return arith::OrIOp::create(
+      b, loc, start,
+      arith::ConstantIntOp::create(b, loc, i64, int64_t(fields)));
+}
+
+SmallVector<Value> LaunchMapper::warpgroupDot(OpBuilder &b, Location loc,
+                                              StringRef kind, Fragment &lhs,
+                                              Type elem, Value slotAddress,
+                                              int64_t rhsRows, int64_t N,
+                                              int64_t K, bool transposed,
+                                              ArrayRef<Value> acc) {
+  Emitter e(b, loc);
+  usedWgmma = true;
+  // The 4 warps' 16-row slices of the m64 operand are the warps' rows of
+  // the tile, and a warp's A registers and accumulators have the mma.sync
+  // m16n8k16 layouts: the fragments stay as they are. B comes from the
+  // swizzled slot through descriptors (1024-byte atoms of 8 rows x 128
+  // bytes; 128-byte column blocks `rhsRows` x 128 bytes apart):
+  //   scores (Q K^T): K rows are the N keys, d_k contiguous ("K-major"):
+  //     k-step ks starts (ks % 4) x 32 bytes into column block ks / 4; the
+  //     8-key groups are 1024 bytes apart (stride offset);
+  //   P V: V rows are the K keys, d_k (N) contiguous ("MN-major", B
+  //     transposed): k-step kk starts at row 16 kk; the 64-column blocks of
+  //     N are rhsRows x 128 bytes apart (leading offset), the 8-key groups
+  //     1024 bytes (stride offset).
+  int64_t blockBytes = rhsRows * 128;
+  int64_t steps = K / 16, accN = N / 2;
+  SmallVector<Value> operands;
+  std::string code = "{\n.reg .pred p;\nsetp.ne.b32 p, $" +
+                     std::to_string(accN + steps * 5) +
+                     ", 0;\nwgmma.fence.sync.aligned;\n";
+  auto regs = [](int64_t first, int64_t n) {
+    std::string out = "{";
+    for (int64_t i = 0; i < n; ++i)
+      out += (i ? ", $" : "$") + std::to_string(first + i);
+    return out + "}";
+  };
+  for (int64_t ks = 0; ks < steps; ++ks) {
+    int64_t offset = transposed ? (ks / 4) * blockBytes + (ks % 4) * 32
+                                : ks * 16 * 128;
+    Value address = e.add(slotAddress, e.i32(offset));
+    Value desc = transposed ? matrixDescriptor(e, address, 16, 1024)
+                            : matrixDescriptor(e, address, blockBytes, 1024);
+    llvm::append_range(operands, aOperand(b, lhs, elem, ks));
+    operands.push_back(desc);
+    int64_t first = accN + ks * 5;
+    code += fmt::format("wgmma.mma_async.sync.aligned.m64n{}k16.f32.{}.{} "
+                        "{}, {}, ${}, p, 1, 1, {};\n",
+                        N, kind.str(), kind.str(), regs(0, accN),
+                        regs(first, 4), first + 4, transposed ? 0 : 1);
+  }
+  code += "wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned "
+          "0;\n}";
+  operands.push_back(e.i32(1)); // scale-d: accumulate
+  llvm::append_range(operands, acc);
+  std::string constraints;
+  for (int64_t i = 0; i < accN; ++i)
+    constraints += "=f,";
+  for (int64_t ks = 0; ks < steps; ++ks)
+    constraints += "r,r,r,r,l,";
+  constraints += "r";
+  for (int64_t i = 0; i < accN; ++i)
+    constraints += "," + std::to_string(i);
+  Type f32 = b.getF32Type();
+  auto structType = LLVM::LLVMStructType::getLiteral(
+      b.getContext(), SmallVector<Type>(accN, f32));
+  // Issue, commit and wait in one block: no accumulator register is read
+  // or copied while the product is in flight.
+  auto product = LLVM::InlineAsmOp::create(
+      b, loc, structType, operands, code, constraints,
+      /*has_side_effects=*/true, /*is_align_stack=*/false,
+      LLVM::tailcallkind::TailCallKind::None,
+      LLVM::AsmDialectAttr::get(b.getContext(), LLVM::AsmDialect::AD_ATT),
+      ArrayAttr());
+  SmallVector<Value> out;
+  for (int64_t i = 0; i < accN; ++i)
+    out.push_back(LLVM::ExtractValueOp::create(b, loc, product.getResult(0),
+                                               ArrayRef<int64_t>{i}));
+  return out;
+}
+
 LogicalResult LaunchMapper::dot(TileDotOp op) {
   OpBuilder b(op);
   Location loc = op.getLoc();
@@ -282,19 +405,19 @@ LogicalResult LaunchMapper::dot(TileDotOp op) {
   } else {
     acc.assign(N / 8 * 4, zeroF);
   }
+  int64_t rhsRows = rhsType.getDimSize(0);
   Value stageBase = e.mul((*rhs)->stage, e.index(rhsType.getNumElements()));
-  auto pieceSlot = [&](Value piece) -> Value {
-    // Rows of one ldmatrix phase are 8 consecutive rows: row % 8 = laneRow.
-    return (*rhs)->swizzled ? arith::XOrIOp::create(b, loc, piece, laneRow)
-                                  .getResult()
-                            : piece;
+  auto address = [&](Value row, Value piece) {
+    Value offset = (*rhs)->swizzled
+                       ? swizzledPieceOffset(e, row, piece, rhsRows, perPiece)
+                       : e.add(e.mul(row, e.index(rowLen)),
+                               e.mul(piece, e.index(perPiece)));
+    return sharedAddress(e, (*rhs)->ring, e.add(stageBase, offset));
   };
-  auto address = [&](Value row, Value slot) {
-    return sharedAddress(e, (*rhs)->ring,
-                         e.add(stageBase, e.add(e.mul(row, e.index(rowLen)),
-                                                e.mul(slot, e.index(perPiece)))));
-  };
-  if (op.getTransposeRhs()) {
+  if (useWarpgroupMma(op, lhs)) {
+    acc = warpgroupDot(b, loc, kind, lhs, elem, sharedAddress(e, (*rhs)->ring, stageBase),
+                       rhsRows, N, K, transposed, acc);
+  } else if (op.getTransposeRhs()) {
     // rhs rows are the N output columns: n-tile nt reads rows nt * 8 ..,
     // two k-steps per ldmatrix.x4.
     for (int64_t nt = 0; nt < N / 8; ++nt) {
@@ -303,7 +426,7 @@ LogicalResult LaunchMapper::dot(TileDotOp op) {
       for (int64_t ks = 0; ks < K / 16; ks += 2) {
         Value piece = e.add(e.index(ks * 2), laneMatrix);
         SmallVector<Value> m =
-            loadMatrices(b, loc, address(row, pieceSlot(piece)), false);
+            loadMatrices(b, loc, address(row, piece), false);
         c = mmaSync(b, loc, kind, aOperand(b, lhs, elem, ks), {m[0], m[1]}, c);
         c = mmaSync(b, loc, kind, aOperand(b, lhs, elem, ks + 1), {m[2], m[3]},
                     c);
@@ -323,7 +446,7 @@ LogicalResult LaunchMapper::dot(TileDotOp op) {
       for (int64_t nt = 0; nt < N / 8; nt += 2) {
         Value piece = e.add(e.index(nt), half);
         SmallVector<Value> m =
-            loadMatrices(b, loc, address(row, pieceSlot(piece)), true);
+            loadMatrices(b, loc, address(row, piece), true);
         for (int64_t h = 0; h < 2; ++h) {
           SmallVector<Value> c(ArrayRef<Value>(acc).slice((nt + h) * 4, 4));
           c = mmaSync(b, loc, kind, a, {m[2 * h], m[2 * h + 1]}, c);
@@ -744,6 +867,20 @@ LogicalResult LaunchMapper::run() {
                                    opaqueZeroI32(b, loc, lane));
   if (failed(mapBlock(body)))
     return failure();
+  if (usedWgmma) {
+    // cp.async writes through the generic proxy, wgmma reads through the
+    // async proxy: each thread orders its landed copies before the
+    // barrier that publishes them.
+    launch.walk([&](NVVM::CpAsyncWaitGroupOp wait) {
+      OpBuilder after(wait->getContext());
+      after.setInsertionPointAfter(wait);
+      NVVM::InlinePtxOp::create(after, wait.getLoc(), TypeRange{},
+                                ValueRange{}, ValueRange{},
+                                after.getStringAttr(
+                                    "fence.proxy.async.shared::cta;"),
+                                Value());
+    });
+  }
   for (Operation *op : llvm::reverse(mapped)) {
     op->dropAllUses();
     op->erase();
@@ -753,6 +890,7 @@ LogicalResult LaunchMapper::run() {
 
 struct GSAMapTensorCoresPass
     : gsa::impl::GSAMapTensorCoresBase<GSAMapTensorCoresPass> {
+  using GSAMapTensorCoresBase::GSAMapTensorCoresBase;
   void runOnOperation() override {
     SmallVector<gpu::LaunchOp> launches;
     getOperation()->walk([&](gpu::LaunchOp launch) {
@@ -771,7 +909,7 @@ struct GSAMapTensorCoresPass
                            "whole warps");
         return signalPassFailure();
       }
-      if (failed(LaunchMapper(launch, x.value() / kWarpSize).run()))
+      if (failed(LaunchMapper(launch, x.value() / kWarpSize, wgmma).run()))
         return signalPassFailure();
     }
   }

@@ -79,11 +79,17 @@ struct GSAOutlineKernelsPass
       symbols.insert(kernel);
       kernel->setAttr(gpu::GPUDialect::getKernelFuncAttrName(),
                       UnitAttr::get(ctx));
-      // 16-byte aligned, for the 16-byte cp.async / vector accesses.
-      for (unsigned i = 0; i < kernel.getNumWorkgroupAttributions(); ++i)
+      // 16-byte aligned, for the 16-byte cp.async / vector accesses; the
+      // rows rings of gsa-stage-shared (stages x rows x columns) 1024-byte
+      // aligned, where wgmma's 128-byte swizzle atoms must start.
+      for (unsigned i = 0; i < kernel.getNumWorkgroupAttributions(); ++i) {
+        auto type =
+            cast<MemRefType>(kernel.getWorkgroupAttributions()[i].getType());
         kernel.setWorkgroupAttributionAttr(
             i, LLVM::LLVMDialect::getAlignAttrName(),
-            IntegerAttr::get(IntegerType::get(ctx, 64), 16));
+            IntegerAttr::get(IntegerType::get(ctx, 64),
+                             type.getRank() == 3 ? 1024 : 16));
+      }
       gpu::KernelDim3 block = launch.getBlockSizeOperandValues();
       auto x = block.x.getDefiningOp<arith::ConstantIndexOp>();
       auto y = block.y.getDefiningOp<arith::ConstantIndexOp>();

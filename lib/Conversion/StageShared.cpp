@@ -6,7 +6,9 @@
 // in flight (cp.async), so the loop waits on memory only when the chunk's
 // compute is shorter than its copy. The K / V rows are copied in 16-byte
 // pieces with the piece index XOR-swizzled by row: the eight row addresses
-// of one ldmatrix phase then hit eight different 16-byte bank groups.
+// of one ldmatrix phase then hit eight different 16-byte bank groups, and
+// each 128-byte column block of a slot is wgmma's 128-byte swizzle layout
+// (swizzledPieceOffset).
 //
 //===----------------------------------------------------------------------===//
 
@@ -140,10 +142,8 @@ LogicalResult LoopStager::issue(OpBuilder &b, Value iv, Value slot) {
                         *kvHead),
                   e.index(D)),
             e.mul(piece, e.index(perPiece)));
-        Value swizzled = arith::XOrIOp::create(
-            b, loc, piece, arith::AndIOp::create(b, loc, j, e.index(7)));
-        Value dst = e.add(slotElems, e.add(e.mul(j, e.index(D)),
-                                           e.mul(swizzled, e.index(perPiece))));
+        Value dst = e.add(slotElems,
+                          swizzledPieceOffset(e, j, piece, rows, perPiece));
         for (auto [gather, ring] : llvm::zip(group.gathers, group.rings))
           copyAsync16(b, loc, sharedAddress(e, ring, dst),
                       globalAddress(e, gather.getSource(), src));
@@ -239,11 +239,12 @@ LogicalResult LoopStager::run() {
   for (RowsGroup &group : rowsGroups) {
     auto tile = group.gathers.front().getTile().getType();
     int64_t rowBytes = tile.getDimSize(1) * tile.getElementTypeBitWidth() / 8;
-    if (rowBytes % 128 != 0)
+    if (rowBytes % 128 != 0 || tile.getDimSize(0) % 8 != 0)
       return group.gathers.front().emitOpError(fmt::format(
           "gsa-stage-shared: swizzled staging needs rows of a multiple of "
-          "128 bytes, but the tile's rows have {}",
-          rowBytes));
+          "128 bytes and a multiple of 8 rows, but the tile is {} rows of {} "
+          "bytes",
+          tile.getDimSize(0), rowBytes));
   }
   // The rings' bytes. The short per-key words (masks, positions) are
   // staged only if they fit next to the rows' rings; otherwise they stay

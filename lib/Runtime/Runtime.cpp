@@ -70,7 +70,8 @@ Error makeError(const std::string &message) {
 /// select-rows-per-tile=N, attention-rows-in-flight=N,
 /// attention-tensor-cores=0|1, attention-pregate-values=0|1,
 /// attention-query-tiles=0|1, attention-key-chunk=16|32|48|64,
-/// attention-warps=1..8, attention-split-share=N, attention-stages=2..4, select-sampled=0|1,
+/// attention-warps=1..8, attention-split-share=N, attention-stages=2..4,
+/// attention-wgmma=0|1, select-sampled=0|1,
 /// select-max-registers=N): an A/B
 /// switch for
 /// users and benchmarks. The text is part of the cache key.
@@ -159,6 +160,8 @@ Expected<GPUPipelineOptions> gpuOptionsFromEnvironment() {
       options.attentionSplitShare = number;
     else if (key == "attention-stages")
       options.attentionStages = number; // gsa-stage-shared reports bad ones
+    else if (key == "attention-wgmma" && (number == 0 || number == 1))
+      options.attentionWgmma = number == 1;
     else if (key == "select-sampled" && (number == 0 || number == 1))
       options.selectSampled = number == 1;
     else if (key == "select-max-registers" && number >= 0 && number <= 255)
@@ -171,6 +174,7 @@ Expected<GPUPipelineOptions> gpuOptionsFromEnvironment() {
           "attention-pregate-values=0|1, attention-query-tiles=0|1, "
           "attention-key-chunk=N, attention-warps=N, "
           "attention-split-share=N, attention-stages=N, "
+          "attention-wgmma=0|1, "
           "select-sampled=0|1, select-max-registers=0..255)",
           word.str()));
   }

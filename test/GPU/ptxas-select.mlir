@@ -53,9 +53,9 @@
 // and twice in the top-k kernel (radix passes, write-out), 24; in the
 // sampled selection's sample kernel, three sweeps, each one loop over the
 // whole head and tail chunks and one over the sampled n-tiles, 48; and the
-// query-tile attention's 64, twice (the full and the half tiles,
-// ptxas.mlir). On CUDA cores (with the per-query attention) none.
-// MMA: 200
+// query-tile attention's 64 in the half tiles (the full tiles run on
+// wgmma, ptxas.mlir). On CUDA cores (with the per-query attention) none.
+// MMA: 136
 func.func @gsa_core(%q: tensor<1x100x8x128xbf16>, %k: tensor<1x100x2x128xbf16>,
                     %v: tensor<1x100x2x128xbf16>, %qi: tensor<1x100x4x64xbf16>,
                     %ki: tensor<1x100x64xbf16>, %wi: tensor<1x100x4xbf16>,

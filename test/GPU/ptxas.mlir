@@ -5,6 +5,14 @@
 // RUN: %ptxas -arch=sm_90a -v %t.tiles.ptx -o %t.tiles.cubin 2>&1 | FileCheck %s --check-prefix=TILES
 // RUN: grep -c mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 %t.tiles.ptx | FileCheck %s --check-prefix=TILEMMA
 // RUN: grep -c ldmatrix.sync.aligned.m8n8.x4 %t.tiles.ptx | FileCheck %s --check-prefix=LDMATRIX
+// RUN: grep -c wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 %t.tiles.ptx | FileCheck %s --check-prefix=WGMMA-S
+// RUN: grep -c wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 %t.tiles.ptx | FileCheck %s --check-prefix=WGMMA-PV
+// RUN: grep -c fence.proxy.async.shared::cta %t.tiles.ptx | FileCheck %s --check-prefix=FENCE
+// RUN: gsa-compile %s --attention-wgmma=false -o %t.sync.ptx
+// RUN: %ptxas -arch=sm_90a -v %t.sync.ptx -o %t.sync.cubin 2>&1 | FileCheck %s --check-prefix=TILES
+// RUN: grep -c mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 %t.sync.ptx | FileCheck %s --check-prefix=SYNCMMA
+// RUN: grep -c ldmatrix.sync.aligned.m8n8.x4 %t.sync.ptx | FileCheck %s --check-prefix=SYNCLDMATRIX
+// RUN: not grep -q wgmma %t.sync.ptx
 // RUN: %ptxas -arch=sm_90a -v %t.mma.ptx -o %t.mma.cubin 2>&1 | FileCheck %s
 // RUN: grep -c mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 %t.mma.ptx | FileCheck %s --check-prefix=MMA
 // RUN: %ptxas -arch=sm_90a -v %t.ptx -o %t.cubin 2>&1 | FileCheck %s
@@ -21,15 +29,26 @@
 // union kernels and the tile attentions assemble without spills; per
 // 32-key chunk 4 n-tiles x 8 k-steps of Q K^T and 2 k-steps x 16 d-tiles
 // of P V on mma, their B fragments by 16 + 16 ldmatrix.x4 (non-transposed
-// for K, transposed for V): twice, once per attention kernel.
+// for K, transposed for V): twice, once per attention kernel, with
+// `--attention-wgmma=false`. By default the full tile (4 warps: one
+// warpgroup) runs its products on wgmma instead - 8 k-steps of
+// m64n32k16 for Q K^T and 2 of m64n128k16 for P V, B from the swizzled
+// slots by descriptor, one proxy fence after each cp.async wait (in the
+// loop and after it) - and only the 2-warp half tile keeps mma.sync and
+// ldmatrix.
 // TILES-DAG: Compiling entry function 'attend_sparse_attention_0_query_tiles' for 'sm_90a'
 // TILES-DAG: Compiling entry function 'attend_sparse_attention_0' for 'sm_90a'
 // TILES-DAG: Compiling entry function 'attend_sparse_attention_0_half_query_tiles' for 'sm_90a'
 // TILES-DAG: Compiling entry function 'attend_sparse_attention_0_half' for 'sm_90a'
 // TILES-NOT: {{[1-9][0-9]*}} bytes spill
 
-// TILEMMA: 128
-// LDMATRIX: 64
+// TILEMMA: 64
+// LDMATRIX: 32
+// WGMMA-S: 8
+// WGMMA-PV: 2
+// FENCE: 2
+// SYNCMMA: 128
+// SYNCLDMATRIX: 64
 func.func @attend(%q: tensor<1x33x8x128xbf16>, %k: tensor<1x33x1x128xbf16>,
                   %v: tensor<1x33x1x128xbf16>, %idx: tensor<1x33x16xi32>,
                   %cnt: tensor<1x33xi32>, %gv: tensor<1x33x1x128xbf16>,

@@ -15,9 +15,18 @@
 // CHECK: gpu.launch
 // CHECK-SAME: workgroup(%[[KRING:[^ ,)]+]] : memref<2x32x64xbf16, #gpu.address_space<workgroup>>, %[[VRING:[^ ,)]+]] : memref<2x32x64xbf16, #gpu.address_space<workgroup>>, %[[MRING:[^ ,)]+]] : memref<2x32xi32, #gpu.address_space<workgroup>>)
 // Prologue (2 x 128 threads = 32 rows x 8 pieces): position, swizzle, copies.
+// Piece p of row j lands in 128-byte column block p / 8 (32 rows x 64
+// elements = 2048 apart), row j (64 elements), slot (p % 8) ^ (j % 8).
 // CHECK: %[[POS:[^ ,)]+]] = memref.load %arg3[
-// CHECK: arith.andi %{{.*}}, %c7
-// CHECK-NEXT: arith.xori
+// CHECK: %[[BLOCK:[^ ]+]] = arith.shrui %[[P:[^ ,]+]], %c3
+// CHECK-NEXT: %[[INBLOCK:[^ ]+]] = arith.andi %[[P]], %c7
+// CHECK-NEXT: %[[ROWMOD:[^ ]+]] = arith.andi %[[J:[^ ,]+]], %c7
+// CHECK-NEXT: %[[SLOTP:[^ ]+]] = arith.xori %[[INBLOCK]], %[[ROWMOD]]
+// CHECK-NEXT: %[[SLOTE:[^ ]+]] = arith.muli %[[SLOTP]], %c8
+// CHECK-NEXT: %[[ROWE:[^ ]+]] = arith.muli %[[J]], %c64
+// CHECK-NEXT: %[[INROW:[^ ]+]] = arith.addi %[[ROWE]], %[[SLOTE]]
+// CHECK-NEXT: %[[BLOCKE:[^ ]+]] = arith.muli %[[BLOCK]], %c2048
+// CHECK-NEXT: arith.addi %[[BLOCKE]], %[[INROW]]
 // CHECK: memref.extract_aligned_pointer_as_index %arg1
 // CHECK: memref.extract_aligned_pointer_as_index %[[KRING]]
 // CHECK: nvvm.inline_ptx "cp.async.cg.shared.global [$0], [$1], 16;"

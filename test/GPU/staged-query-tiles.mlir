@@ -36,7 +36,7 @@
 // The attention: K and v' chunks of 32 rows, two stages, by cp.async; Q K^T
 // with ldmatrix B fragments, P V with transposed ldmatrix, both on mma.
 // CHECK: gpu.func @attend_sparse_attention_0(
-// CHECK-SAME: workgroup(%{{.*}} : memref<2x32x128xbf16, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.*}} : memref<2x32x128xbf16, #gpu.address_space<workgroup>>
+// CHECK-SAME: workgroup(%{{.*}} : memref<2x32x128xbf16, #gpu.address_space<workgroup>> {llvm.align = 1024 : i64}, %{{.*}} : memref<2x32x128xbf16, #gpu.address_space<workgroup>> {llvm.align = 1024 : i64}
 // CHECK: nvvm.inline_ptx "cp.async.cg.shared.global [$0], [$1], 16;"
 // CHECK: nvvm.cp.async.commit.group
 // CHECK: scf.for

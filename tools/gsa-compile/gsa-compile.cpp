@@ -81,6 +81,12 @@ static cl::opt<int> attentionStages(
     cl::desc("query-tile attention: shared-memory buffers per ring "
              "(gsa-stage-shared's stages: 2 to 4)"),
     cl::init(2));
+static cl::opt<bool> attentionWgmma(
+    "attention-wgmma",
+    cl::desc("query-tile attention: products of 4-warp tiles on "
+             "wgmma.mma_async (gsa-map-tensor-cores' wgmma; sm_90a only; "
+             "=false for mma.sync)"),
+    cl::init(true));
 static cl::opt<bool> selectSampled(
     "select-sampled",
     cl::desc("sampled selection in front of the radix top-k (default; "
@@ -158,6 +164,7 @@ int main(int argc, char **argv) {
   options.attentionQueryTiles = attentionQueryTiles;
   options.attentionKeyChunk = attentionKeyChunk;
   options.attentionStages = attentionStages;
+  options.attentionWgmma = attentionWgmma;
   options.attentionWarps = attentionWarps;
   options.attentionSplitShare = attentionSplitShare;
   options.selectSampled = selectSampled;

@@ -41,6 +41,9 @@ struct GPUPipelineOptions {
   /// gsa-tile's split-share (0: no half tiles).
   int64_t attentionSplitShare = 3;
   int64_t attentionStages = 2;
+  /// gsa-map-tensor-cores' wgmma (taken only when `chip` is sm_90a, the
+  /// one target with wgmma).
+  bool attentionWgmma = true;
 };
 
 /// Builds the GPU pipeline: decompose, lower sparse attention to kernels
