@@ -52,10 +52,10 @@
 // Tensor cores (the default): 2 m-tiles x 4 k-steps, in the stats kernel
 // and twice in the top-k kernel (radix passes, write-out), 24; in the
 // sampled selection's sample kernel, three sweeps, each one loop over the
-// whole head and tail chunks and one over the sampled n-tiles, 48; and the
-// query-tile attention's 64 in the half tiles (the full tiles run on
-// wgmma, ptxas.mlir). On CUDA cores (with the per-query attention) none.
-// MMA: 136
+// whole head and tail chunks and one over the sampled n-tiles, 48 (the
+// query-tile attention runs on wgmma and does not split its tiles,
+// ptxas.mlir). On CUDA cores (with the per-query attention) none.
+// MMA: 72
 func.func @gsa_core(%q: tensor<1x100x8x128xbf16>, %k: tensor<1x100x2x128xbf16>,
                     %v: tensor<1x100x2x128xbf16>, %qi: tensor<1x100x4x64xbf16>,
                     %ki: tensor<1x100x64xbf16>, %wi: tensor<1x100x4xbf16>,

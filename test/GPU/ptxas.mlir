@@ -2,12 +2,17 @@
 // RUN: gsa-compile %s --attention-query-tiles=false -o %t.ptx
 // RUN: gsa-compile %s --attention-query-tiles=false --attention-tensor-cores -o %t.mma.ptx
 // RUN: gsa-compile %s -o %t.tiles.ptx
-// RUN: %ptxas -arch=sm_90a -v %t.tiles.ptx -o %t.tiles.cubin 2>&1 | FileCheck %s --check-prefix=TILES
-// RUN: grep -c mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 %t.tiles.ptx | FileCheck %s --check-prefix=TILEMMA
-// RUN: grep -c ldmatrix.sync.aligned.m8n8.x4 %t.tiles.ptx | FileCheck %s --check-prefix=LDMATRIX
+// RUN: %ptxas -arch=sm_90a -v %t.tiles.ptx -o %t.tiles.cubin 2>&1 | FileCheck %s --check-prefix=WGTILES
+// RUN: not grep -q mma.sync %t.tiles.ptx
+// RUN: not grep -q ldmatrix %t.tiles.ptx
 // RUN: grep -c wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 %t.tiles.ptx | FileCheck %s --check-prefix=WGMMA-S
 // RUN: grep -c wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 %t.tiles.ptx | FileCheck %s --check-prefix=WGMMA-PV
 // RUN: grep -c fence.proxy.async.shared::cta %t.tiles.ptx | FileCheck %s --check-prefix=FENCE
+// RUN: gsa-compile %s --attention-split-share=3 -o %t.split.ptx
+// RUN: %ptxas -arch=sm_90a -v %t.split.ptx -o %t.split.cubin 2>&1 | FileCheck %s --check-prefix=TILES
+// RUN: grep -c mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 %t.split.ptx | FileCheck %s --check-prefix=TILEMMA
+// RUN: grep -c ldmatrix.sync.aligned.m8n8.x4 %t.split.ptx | FileCheck %s --check-prefix=LDMATRIX
+// RUN: grep -c wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 %t.split.ptx | FileCheck %s --check-prefix=WGMMA-S
 // RUN: gsa-compile %s --attention-wgmma=false -o %t.sync.ptx
 // RUN: %ptxas -arch=sm_90a -v %t.sync.ptx -o %t.sync.cubin 2>&1 | FileCheck %s --check-prefix=TILES
 // RUN: grep -c mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 %t.sync.ptx | FileCheck %s --check-prefix=SYNCMMA
@@ -24,18 +29,23 @@
 // CHECK: Compiling entry function 'attend_sparse_attention_0' for 'sm_90a'
 // CHECK: 0 bytes spill stores, 0 bytes spill loads
 
-// The default, attention over query tiles (one KV head of 8 query heads:
-// 8-query tiles, and 4-query half tiles for the tiles that split): the
-// union kernels and the tile attentions assemble without spills; per
-// 32-key chunk 4 n-tiles x 8 k-steps of Q K^T and 2 k-steps x 16 d-tiles
-// of P V on mma, their B fragments by 16 + 16 ldmatrix.x4 (non-transposed
-// for K, transposed for V): twice, once per attention kernel, with
-// `--attention-wgmma=false`. By default the full tile (4 warps: one
-// warpgroup) runs its products on wgmma instead - 8 k-steps of
-// m64n32k16 for Q K^T and 2 of m64n128k16 for P V, B from the swizzled
-// slots by descriptor, one proxy fence after each cp.async wait (in the
-// loop and after it) - and only the 2-warp half tile keeps mma.sync and
-// ldmatrix.
+// Attention over query tiles (one KV head of 8 query heads: 8-query
+// tiles). By default the tile (4 warps: one warpgroup) runs its products
+// on wgmma - 8 k-steps of m64n32k16 for Q K^T and 2 of m64n128k16 for P V,
+// B from the swizzled slots by descriptor, one proxy fence after each
+// cp.async wait (in the loop and after it) - and no tile splits: no
+// mma.sync or ldmatrix at all. With `--attention-split-share=3` the tiles
+// that share little also get 4-query half tiles (2 warps, not a
+// warpgroup): their union kernel and attention, on mma.sync - per 32-key
+// chunk 4 n-tiles x 8 k-steps of Q K^T and 2 k-steps x 16 d-tiles of P V,
+// B fragments by 16 + 16 ldmatrix.x4 (non-transposed for K, transposed
+// for V). With `--attention-wgmma=false` both attention kernels are on
+// mma.sync (and the tiles split by default). Every kernel assembles
+// without spills.
+// WGTILES-DAG: Compiling entry function 'attend_sparse_attention_0_query_tiles' for 'sm_90a'
+// WGTILES-DAG: Compiling entry function 'attend_sparse_attention_0' for 'sm_90a'
+// WGTILES-NOT: _half
+// WGTILES-NOT: {{[1-9][0-9]*}} bytes spill
 // TILES-DAG: Compiling entry function 'attend_sparse_attention_0_query_tiles' for 'sm_90a'
 // TILES-DAG: Compiling entry function 'attend_sparse_attention_0' for 'sm_90a'
 // TILES-DAG: Compiling entry function 'attend_sparse_attention_0_half_query_tiles' for 'sm_90a'

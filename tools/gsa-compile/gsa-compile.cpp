@@ -74,8 +74,9 @@ static cl::opt<int> attentionSplitShare(
     "attention-split-share",
     cl::desc("query-tile attention: run a tile as two half tiles when its "
              "queries share fewer than this many selections per union row "
-             "(gsa-tile's split-share; 0: never)"),
-    cl::init(3));
+             "(gsa-tile's split-share; 0: never; -1, the default: 0 when "
+             "the full tiles run on wgmma, else 3)"),
+    cl::init(-1));
 static cl::opt<int> attentionStages(
     "attention-stages",
     cl::desc("query-tile attention: shared-memory buffers per ring "

@@ -38,8 +38,9 @@ struct GPUPipelineOptions {
   /// gsa-tile's key-chunk and warps, gsa-stage-shared's stages.
   int64_t attentionKeyChunk = 32;
   int64_t attentionWarps = 4;
-  /// gsa-tile's split-share (0: no half tiles).
-  int64_t attentionSplitShare = 3;
+  /// gsa-tile's split-share (0: no half tiles; -1: chosen with the
+  /// products' instructions, see buildGPUPipeline).
+  int64_t attentionSplitShare = -1;
   int64_t attentionStages = 2;
   /// gsa-map-tensor-cores' wgmma (taken only when `chip` is sm_90a, the
   /// one target with wgmma).
