@@ -200,12 +200,21 @@ def GSAStageShared : Pass<"gsa-stage-shared"> {
     `gsa-map-tensor-cores` reads from global memory where used. The
     gathers' index operands are recomputed for the chunk being issued
     (they must be pure functions of the induction variable and of values
-    defined outside the loop). Fails, located, when the rings exceed the
-    48 KiB of static shared memory.
+    defined outside the loop). With `dynamic-shared`, rings that do not fit
+    the 48 KiB of static shared memory become views of the launch's
+    `gpu.dynamic_shared_memory` (the rows' rings, at 1024-byte aligned
+    offsets; the launch carries the size). Fails, located, when the rings
+    exceed the 48 KiB of static shared memory (without `dynamic-shared`)
+    or the 227 KiB a block may use.
   }];
   let options = [
     Option<"stages", "stages", "int64_t", /*default=*/"2",
-           "buffers per ring (2 to 4): chunks in flight while one computes">
+           "buffers per ring (2 to 4): chunks in flight while one computes">,
+    Option<"dynamicShared", "dynamic-shared", "bool", /*default=*/"false",
+           "when the rings exceed the 48 KiB of static shared memory, put "
+           "the rows' rings in the launch's dynamic shared memory (up to "
+           "227 KiB per block) rather than leave the per-key words "
+           "unstaged">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

@@ -100,7 +100,7 @@ struct GSAOutlineKernelsPass
       OpBuilder b(launch);
       gpu::LaunchFuncOp::create(b, launch.getLoc(), kernel,
                                 launch.getGridSizeOperandValues(), block,
-                                /*dynamicSharedMemorySize=*/Value(), operands);
+                                launch.getDynamicSharedMemorySize(), operands);
       launch.erase();
     }
   }

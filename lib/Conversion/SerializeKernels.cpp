@@ -31,6 +31,26 @@ using namespace mlir;
 
 namespace {
 
+/// Makes the globals MLIR's NVVM lowering gives gpu.dynamic_shared_memory
+/// (internal zero-size arrays in address space 3) external declarations:
+/// LLVM's NVPTX backend demotes an internal shared global to an ordinary
+/// 1-byte `.shared` variable, which would then overlap the kernel's static
+/// shared memory; an external one is `.extern .shared ... []`, the launch's
+/// dynamic shared memory. Aligned to 1024 bytes, where wgmma's 128-byte
+/// swizzle atoms must start (the driver places dynamic shared memory after
+/// the static part at that alignment).
+void externaliseDynamicShared(gpu::GPUModuleOp module) {
+  for (auto global : module.getOps<LLVM::GlobalOp>()) {
+    auto array = dyn_cast<LLVM::LLVMArrayType>(global.getType());
+    if (global.getAddrSpace() != 3 || !array || array.getNumElements() != 0 ||
+        global.getValueOrNull() || global.getInitializerBlock())
+      continue;
+    global.setLinkage(LLVM::Linkage::External);
+    global.setDsoLocal(false);
+    global.setAlignment(1024);
+  }
+}
+
 /// The kernels of a lowered gpu.module: its llvm.func ops marked as GPU
 /// kernels by the NVVM lowering.
 SmallVector<LLVM::LLVMFuncOp> kernelsOf(gpu::GPUModuleOp module) {
@@ -98,6 +118,7 @@ struct GSASerializeKernelsPass
     auto symbolTable = [&]() -> SymbolTable * { return &symbols; };
     for (auto module :
          llvm::make_early_inc_range(top.getOps<gpu::GPUModuleOp>())) {
+      externaliseDynamicShared(module);
       if (failed(serialize(module, *target, symbolTable)))
         return signalPassFailure();
     }

@@ -37,6 +37,8 @@ namespace {
 
 /// Static shared memory a kernel may declare.
 constexpr int64_t kStaticSharedBytes = 48 * 1024;
+/// Shared memory a block may use on sm_90 (static plus dynamic).
+constexpr int64_t kBlockSharedBytes = 227 * 1024;
 
 int64_t bytesOf(MemRefType type) {
   return type.getNumElements() * type.getElementTypeBitWidth() / 8;
@@ -57,8 +59,9 @@ struct WordsGroup {
 class LoopStager {
 public:
   LoopStager(scf::ForOp loop, gpu::LaunchOp launch, int64_t threads,
-             int64_t stages)
-      : loop(loop), launch(launch), threads(threads), stages(stages) {}
+             int64_t stages, bool dynamicShared)
+      : loop(loop), launch(launch), threads(threads), stages(stages),
+        dynamicShared(dynamicShared) {}
 
   LogicalResult run();
 
@@ -76,6 +79,7 @@ private:
   scf::ForOp loop;
   gpu::LaunchOp launch;
   int64_t threads, stages;
+  bool dynamicShared;
   SmallVector<RowsGroup> rowsGroups;
   SmallVector<WordsGroup> wordsGroups;
 };
@@ -246,40 +250,87 @@ LogicalResult LoopStager::run() {
           "bytes",
           tile.getDimSize(0), rowBytes));
   }
-  // The rings' bytes. The short per-key words (masks, positions) are
-  // staged only if they fit next to the rows' rings; otherwise they stay
-  // gathers that gsa-map-tensor-cores reads from global memory where used
-  // (a few bytes per key, L1-cached), which is what lets d_k 128 with
-  // 32-key chunks run three stages in 48 KiB.
+  // The rings' bytes. Everything fits the 48 KiB of static shared memory,
+  // or, with dynamic-shared, the rows' rings move to dynamic shared memory
+  // (up to 227 KiB per block with the static part); otherwise the short
+  // per-key words (masks, positions) stay gathers that
+  // gsa-map-tensor-cores reads from global memory where used (a few bytes
+  // per key, L1-cached), which is what lets d_k 128 with 32-key chunks run
+  // three stages in 48 KiB of static memory.
   auto ringBytes = [&](RankedTensorType tile) {
     return stages * tile.getNumElements() * tile.getElementTypeBitWidth() / 8;
   };
-  int64_t bytes = 0;
+  int64_t staticBytes = 0;
   for (BlockArgument buffer : launch.getWorkgroupAttributions())
-    bytes += bytesOf(cast<MemRefType>(buffer.getType()));
+    staticBytes += bytesOf(cast<MemRefType>(buffer.getType()));
+  int64_t rowBytes = 0;
   for (RowsGroup &group : rowsGroups)
-    bytes += group.gathers.size() *
-             ringBytes(group.gathers.front().getTile().getType());
+    rowBytes += group.gathers.size() *
+                ringBytes(group.gathers.front().getTile().getType());
   int64_t wordBytes = 0;
   for (WordsGroup &group : wordsGroups)
     wordBytes += group.gathers.size() *
                  ringBytes(group.gathers.front().getTile().getType());
-  if (bytes + wordBytes <= kStaticSharedBytes)
-    bytes += wordBytes;
-  else
+  bool dynamicRows = false;
+  if (staticBytes + rowBytes + wordBytes <= kStaticSharedBytes) {
+    staticBytes += rowBytes + wordBytes;
+  } else if (dynamicShared) {
+    dynamicRows = true;
+    staticBytes += wordBytes;
+    if (staticBytes > kStaticSharedBytes ||
+        staticBytes + rowBytes > kBlockSharedBytes)
+      return loop.emitOpError(fmt::format(
+          "gsa-stage-shared: {} stages of this loop's chunks need {} bytes "
+          "of dynamic and {} of static shared memory, more than the {} a "
+          "block may use (use fewer stages or a smaller key chunk)",
+          stages, rowBytes, staticBytes, kBlockSharedBytes));
+  } else {
     wordsGroups.clear();
-  for (RowsGroup &group : rowsGroups)
-    for (TileGatherRowsOp gather : group.gathers)
-      group.rings.push_back(ringOf(gather.getTile().getType()));
-  for (WordsGroup &group : wordsGroups)
-    for (TileGatherWordsOp gather : group.gathers)
-      group.rings.push_back(ringOf(gather.getTile().getType()));
-  if (bytes > kStaticSharedBytes)
+    staticBytes += rowBytes;
+  }
+  if (staticBytes > kStaticSharedBytes)
     return loop.emitOpError(fmt::format(
         "gsa-stage-shared: {} stages of this loop's chunks need {} bytes of "
         "shared memory, more than the {} of static shared memory (use fewer "
-        "stages or a smaller key chunk)",
-        stages, bytes, kStaticSharedBytes));
+        "stages or a smaller key chunk, or dynamic-shared)",
+        stages, staticBytes, kStaticSharedBytes));
+  // Dynamic rings: views of the launch's dynamic shared memory, one after
+  // the other (each a whole number of KiB: 1024-byte aligned, as wgmma's
+  // swizzle atoms need, given the 1024-byte aligned base).
+  Value dynamicBase;
+  int64_t dynamicBytes = 0;
+  auto dynamicRingOf = [&](RankedTensorType tile) -> Value {
+    Block &body = launch.getBody().front();
+    OpBuilder at = OpBuilder::atBlockBegin(&body);
+    if (!dynamicBase)
+      dynamicBase = gpu::DynamicSharedMemoryOp::create(
+          at, loc,
+          MemRefType::get({ShapedType::kDynamic}, at.getI8Type(),
+                          MemRefLayoutAttrInterface(), workgroup));
+    at.setInsertionPointAfterValue(dynamicBase);
+    SmallVector<int64_t> shape = {stages};
+    llvm::append_range(shape, tile.getShape());
+    auto type = MemRefType::get(shape, tile.getElementType(),
+                                MemRefLayoutAttrInterface(), workgroup);
+    Value shift = arith::ConstantIndexOp::create(at, loc, dynamicBytes);
+    dynamicBytes += ringBytes(tile);
+    return memref::ViewOp::create(at, loc, type, dynamicBase, shift,
+                                  ValueRange{});
+  };
+  for (RowsGroup &group : rowsGroups)
+    for (TileGatherRowsOp gather : group.gathers)
+      group.rings.push_back(dynamicRows
+                                ? dynamicRingOf(gather.getTile().getType())
+                                : ringOf(gather.getTile().getType()));
+  for (WordsGroup &group : wordsGroups)
+    for (TileGatherWordsOp gather : group.gathers)
+      group.rings.push_back(ringOf(gather.getTile().getType()));
+  if (dynamicRows) {
+    OpBuilder before(launch);
+    launch.getDynamicSharedMemorySizeMutable().assign(
+        arith::ConstantIntOp::create(before, loc, before.getI32Type(),
+                                     dynamicBytes));
+  }
 
   // Prologue: chunks lb .. lb + (stages - 2) * step into slots 0 ..
   // stages - 2, one commit group each (also when empty, so that the
@@ -387,7 +438,8 @@ struct GSAStageSharedPass
         launch.emitOpError("gsa-stage-shared needs a constant 1-D block");
         return signalPassFailure();
       }
-      if (failed(LoopStager(loop, launch, x.value(), stages).run()))
+      if (failed(LoopStager(loop, launch, x.value(), stages, dynamicShared)
+                     .run()))
         return signalPassFailure();
     }
   }

@@ -40,6 +40,7 @@ Expected<Driver *> Driver::get() {
     bind(driver.cuModuleLoadDataEx, "cuModuleLoadDataEx");
     bind(driver.cuModuleGetFunction, "cuModuleGetFunction");
     bind(driver.cuLaunchKernel, "cuLaunchKernel");
+    bind(driver.cuFuncSetAttribute, "cuFuncSetAttribute");
     bind(driver.cuMemAllocAsync, "cuMemAllocAsync");
     bind(driver.cuMemFreeAsync, "cuMemFreeAsync");
     bind(driver.cuGetErrorName, "cuGetErrorName");
@@ -119,11 +120,19 @@ Expected<CUfunction> Driver::function(CUmodule module,
 }
 
 Error Driver::launch(CUfunction fn, const uint32_t grid[3],
-                     const uint32_t block[3], void **params,
-                     CUstream stream) {
+                     const uint32_t block[3], uint32_t dynamicShared,
+                     void **params, CUstream stream) {
   return check(cuLaunchKernel(fn, grid[0], grid[1], grid[2], block[0],
-                              block[1], block[2], 0, stream, params, nullptr),
+                              block[1], block[2], dynamicShared, stream,
+                              params, nullptr),
                "cuLaunchKernel");
+}
+
+Error Driver::allowDynamicShared(CUfunction fn, uint32_t bytes) {
+  // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+  constexpr int kMaxDynamicSharedSizeBytes = 8;
+  return check(cuFuncSetAttribute(fn, kMaxDynamicSharedSizeBytes, int(bytes)),
+               "cuFuncSetAttribute (dynamic shared memory)");
 }
 
 Expected<void *> Driver::allocAsync(size_t bytes, CUstream stream) {

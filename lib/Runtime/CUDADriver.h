@@ -34,8 +34,13 @@ public:
   /// A module from a cubin (ptxas's output for this device).
   llvm::Expected<CUmodule> loadCubin(const std::string &cubin);
   llvm::Expected<CUfunction> function(CUmodule module, const std::string &name);
+  /// Launches with `dynamicShared` bytes of dynamic shared memory.
   llvm::Error launch(CUfunction fn, const uint32_t grid[3],
-                     const uint32_t block[3], void **params, CUstream stream);
+                     const uint32_t block[3], uint32_t dynamicShared,
+                     void **params, CUstream stream);
+  /// Lets `fn` take `bytes` of dynamic shared memory (beyond the 48 KiB a
+  /// launch gets without asking).
+  llvm::Error allowDynamicShared(CUfunction fn, uint32_t bytes);
   llvm::Error check(CUresult status, const char *what);
   /// Stream-ordered device memory for the kernels' scratch buffers.
   llvm::Expected<void *> allocAsync(size_t bytes, CUstream stream);
@@ -50,6 +55,7 @@ private:
                                  void **) = nullptr;
   CUresult (*cuModuleGetFunction)(CUfunction *, CUmodule, const char *) =
       nullptr;
+  CUresult (*cuFuncSetAttribute)(CUfunction, int, int) = nullptr;
   CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned,
                              unsigned, unsigned, unsigned, unsigned, CUstream,
                              void **, void **) = nullptr;

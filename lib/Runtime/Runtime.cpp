@@ -71,7 +71,7 @@ Error makeError(const std::string &message) {
 /// attention-tensor-cores=0|1, attention-pregate-values=0|1,
 /// attention-query-tiles=0|1, attention-key-chunk=16|32|48|64,
 /// attention-warps=1..8, attention-split-share=N, attention-stages=2..4,
-/// attention-wgmma=0|1, select-sampled=0|1,
+/// attention-wgmma=0|1, attention-dynamic-shared=0|1, select-sampled=0|1,
 /// select-max-registers=N): an A/B
 /// switch for
 /// users and benchmarks. The text is part of the cache key.
@@ -162,6 +162,8 @@ Expected<GPUPipelineOptions> gpuOptionsFromEnvironment() {
       options.attentionStages = number; // gsa-stage-shared reports bad ones
     else if (key == "attention-wgmma" && (number == 0 || number == 1))
       options.attentionWgmma = number == 1;
+    else if (key == "attention-dynamic-shared" && (number == 0 || number == 1))
+      options.attentionDynamicShared = number == 1;
     else if (key == "select-sampled" && (number == 0 || number == 1))
       options.selectSampled = number == 1;
     else if (key == "select-max-registers" && number >= 0 && number <= 255)
@@ -174,7 +176,7 @@ Expected<GPUPipelineOptions> gpuOptionsFromEnvironment() {
           "attention-pregate-values=0|1, attention-query-tiles=0|1, "
           "attention-key-chunk=N, attention-warps=N, "
           "attention-split-share=N, attention-stages=N, "
-          "attention-wgmma=0|1, "
+          "attention-wgmma=0|1, attention-dynamic-shared=0|1, "
           "select-sampled=0|1, select-max-registers=0..255)",
           word.str()));
   }
@@ -536,6 +538,8 @@ struct LaunchStep {
   std::string kernel;
   uint32_t grid[3];
   uint32_t block[3];
+  /// Dynamic shared memory bytes (the staged rings beyond 48 KiB).
+  uint32_t shared = 0;
   std::vector<Param> params;
 };
 
@@ -634,7 +638,7 @@ public:
       for (void *&v : values)
         params.push_back(&v);
       if (Error err = (*driver)->launch(functions[n], step.grid, step.block,
-                                        params.data(), stream))
+                                        step.shared, params.data(), stream))
         return joinErrors(std::move(err), release());
     }
     return release();
@@ -666,6 +670,7 @@ public:
           {"grid", llvm::json::Array{step.grid[0], step.grid[1], step.grid[2]}},
           {"block",
            llvm::json::Array{step.block[0], step.block[1], step.block[2]}},
+          {"shared", int64_t(step.shared)},
           {"params", std::move(params)}});
     }
     std::string out;
@@ -739,6 +744,10 @@ public:
         step.grid[i] = (*o->getArray("grid"))[i].getAsInteger().value_or(1);
         step.block[i] = (*o->getArray("block"))[i].getAsInteger().value_or(1);
       }
+      std::optional<int64_t> shared = o->getInteger("shared");
+      if (!shared || *shared < 0)
+        return nullptr;
+      step.shared = uint32_t(*shared);
       for (const llvm::json::Value &p : *o->getArray("params")) {
         auto *po = p.getAsObject();
         if (!po)
@@ -794,6 +803,11 @@ private:
       auto fn = driver.function(*module, step.kernel);
       if (!fn)
         return fn.takeError();
+      // Static plus dynamic shared memory beyond 48 KiB needs the kernel's
+      // consent (the static part is the kernel's own business here).
+      if (step.shared > 0)
+        if (Error err = driver.allowDynamicShared(*fn, step.shared))
+          return err;
       functions.push_back(*fn);
     }
     return Error::success();
@@ -936,7 +950,7 @@ Error Kernel::validate(ArrayRef<const Tensor *> inputs) const {
 Runtime::Runtime() = default;
 Runtime::~Runtime() = default;
 
-llvm::StringRef Runtime::version() { return "gsa-0.3.0-staged-v3"; }
+llvm::StringRef Runtime::version() { return "gsa-0.4.0-wgmma"; }
 
 CacheStats Runtime::cacheStats() const {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -1164,6 +1178,17 @@ Runtime::compile(StringRef program, ArrayRef<TensorSpec> inputs,
       };
       dims(launch.getGridSizeOperandValues(), step.grid);
       dims(launch.getBlockSizeOperandValues(), step.block);
+      if (Value shared = launch.getDynamicSharedMemorySize()) {
+        auto c = shared.getDefiningOp<arith::ConstantOp>();
+        auto bytes = c ? dyn_cast<IntegerAttr>(c.getValue()) : IntegerAttr();
+        if (!bytes) {
+          planError = fmt::format("kernel '{}' takes a dynamic shared memory "
+                                  "size that is not a constant",
+                                  step.kernel);
+          return;
+        }
+        step.shared = uint32_t(bytes.getInt());
+      }
       for (Value operand : launch.getKernelOperands()) {
         std::optional<Param> param = resolve(operand);
         if (!param) {

@@ -1,23 +1,31 @@
 // REQUIRES: ptxas
 // RUN: gsa-compile %s --attention-query-tiles=false -o %t.ptx
 // RUN: gsa-compile %s --attention-query-tiles=false --attention-tensor-cores -o %t.mma.ptx
-// RUN: gsa-compile %s -o %t.tiles.ptx
+// RUN: gsa-compile %s -o %t.tiles.ptx --manifest %t.tiles.json
 // RUN: %ptxas -arch=sm_90a -v %t.tiles.ptx -o %t.tiles.cubin 2>&1 | FileCheck %s --check-prefix=WGTILES
 // RUN: not grep -q mma.sync %t.tiles.ptx
 // RUN: not grep -q ldmatrix %t.tiles.ptx
-// RUN: grep -c wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 %t.tiles.ptx | FileCheck %s --check-prefix=WGMMA-S
+// RUN: grep -c wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 %t.tiles.ptx | FileCheck %s --check-prefix=WGMMA-S
 // RUN: grep -c wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 %t.tiles.ptx | FileCheck %s --check-prefix=WGMMA-PV
 // RUN: grep -c fence.proxy.async.shared::cta %t.tiles.ptx | FileCheck %s --check-prefix=FENCE
-// RUN: gsa-compile %s --attention-split-share=3 -o %t.split.ptx
+// RUN: FileCheck %s --check-prefix=DYNPTX < %t.tiles.ptx
+// RUN: FileCheck %s --check-prefix=MANIFEST64 < %t.tiles.json
+// RUN: gsa-compile %s --attention-split-share=3 --attention-key-chunk=32 -o %t.split.ptx
 // RUN: %ptxas -arch=sm_90a -v %t.split.ptx -o %t.split.cubin 2>&1 | FileCheck %s --check-prefix=TILES
 // RUN: grep -c mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 %t.split.ptx | FileCheck %s --check-prefix=TILEMMA
 // RUN: grep -c ldmatrix.sync.aligned.m8n8.x4 %t.split.ptx | FileCheck %s --check-prefix=LDMATRIX
-// RUN: grep -c wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 %t.split.ptx | FileCheck %s --check-prefix=WGMMA-S
+// RUN: grep -c wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 %t.split.ptx | FileCheck %s --check-prefix=WGMMA-S32
 // RUN: gsa-compile %s --attention-wgmma=false -o %t.sync.ptx
 // RUN: %ptxas -arch=sm_90a -v %t.sync.ptx -o %t.sync.cubin 2>&1 | FileCheck %s --check-prefix=TILES
 // RUN: grep -c mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 %t.sync.ptx | FileCheck %s --check-prefix=SYNCMMA
 // RUN: grep -c ldmatrix.sync.aligned.m8n8.x4 %t.sync.ptx | FileCheck %s --check-prefix=SYNCLDMATRIX
 // RUN: not grep -q wgmma %t.sync.ptx
+// RUN: gsa-compile %s --attention-stages=3 --attention-key-chunk=32 -o %t.dyn.ptx --manifest %t.dyn.json
+// RUN: gsa-compile %s --attention-stages=3 --attention-key-chunk=32 --attention-dynamic-shared=false -o %t.static.ptx
+// RUN: not grep -q __dynamic_shmem %t.static.ptx
+// RUN: %ptxas -arch=sm_90a -v %t.dyn.ptx -o %t.dyn.cubin 2>&1 | FileCheck %s --check-prefix=WGTILES
+// RUN: FileCheck %s --check-prefix=DYNPTX < %t.dyn.ptx
+// RUN: FileCheck %s --check-prefix=DYNMANIFEST < %t.dyn.json
 // RUN: %ptxas -arch=sm_90a -v %t.mma.ptx -o %t.mma.cubin 2>&1 | FileCheck %s
 // RUN: grep -c mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 %t.mma.ptx | FileCheck %s --check-prefix=MMA
 // RUN: %ptxas -arch=sm_90a -v %t.ptx -o %t.cubin 2>&1 | FileCheck %s
@@ -42,6 +50,23 @@
 // for V). With `--attention-wgmma=false` both attention kernels are on
 // mma.sync (and the tiles split by default). Every kernel assembles
 // without spills.
+// By default (wgmma) the chunks have 64 keys: 8 k-steps of m64n64k16 for
+// Q K^T and 4 of m64n128k16 for P V, the K and v' rings (2 x 32 KiB) in
+// the launch's dynamic shared memory - an external 1024-byte aligned
+// declaration, the size in the launch manifest. Likewise three stages of
+// 32-key chunks (2 x 24 KiB, which with the masks' ring exceed the 48 KiB
+// of static memory); without dynamic shared memory those keep everything
+// static and leave the masks unstaged.
+// MANIFEST64: "kernel": "attend_sparse_attention_0_query_tiles"
+// MANIFEST64: "shared": 0
+// MANIFEST64: "kernel": "attend_sparse_attention_0"
+// MANIFEST64: "shared": 65536
+// DYNPTX: .extern .shared .align 1024 .b8 __dynamic_shmem__0[];
+// DYNPTX-NOT: __dynamic_shmem__0 has been demoted
+// DYNMANIFEST: "kernel": "attend_sparse_attention_0_query_tiles"
+// DYNMANIFEST: "shared": 0
+// DYNMANIFEST: "kernel": "attend_sparse_attention_0"
+// DYNMANIFEST: "shared": 49152
 // WGTILES-DAG: Compiling entry function 'attend_sparse_attention_0_query_tiles' for 'sm_90a'
 // WGTILES-DAG: Compiling entry function 'attend_sparse_attention_0' for 'sm_90a'
 // WGTILES-NOT: _half
@@ -55,7 +80,8 @@
 // TILEMMA: 64
 // LDMATRIX: 32
 // WGMMA-S: 8
-// WGMMA-PV: 2
+// WGMMA-PV: 4
+// WGMMA-S32: 8
 // FENCE: 2
 // SYNCMMA: 128
 // SYNCLDMATRIX: 64

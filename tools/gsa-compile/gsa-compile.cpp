@@ -63,8 +63,9 @@ static cl::opt<bool> attentionQueryTiles(
 static cl::opt<int> attentionKeyChunk(
     "attention-key-chunk",
     cl::desc("query-tile attention: union keys per loop step (gsa-tile's "
-             "key-chunk: 16, 32, 48 or 64)"),
-    cl::init(32));
+             "key-chunk: 16, 32, 48 or 64; -1, the default: 64 with wgmma "
+             "tiles and dynamic shared memory, else 32)"),
+    cl::init(-1));
 static cl::opt<int> attentionWarps(
     "attention-warps",
     cl::desc("query-tile attention: warps per tile of 16 rows each "
@@ -82,6 +83,12 @@ static cl::opt<int> attentionStages(
     cl::desc("query-tile attention: shared-memory buffers per ring "
              "(gsa-stage-shared's stages: 2 to 4)"),
     cl::init(2));
+static cl::opt<bool> attentionDynamicShared(
+    "attention-dynamic-shared",
+    cl::desc("query-tile attention: rings beyond 48 KiB in dynamic shared "
+             "memory (gsa-stage-shared's dynamic-shared; =false to keep "
+             "them static)"),
+    cl::init(true));
 static cl::opt<bool> attentionWgmma(
     "attention-wgmma",
     cl::desc("query-tile attention: products of 4-warp tiles on "
@@ -134,6 +141,17 @@ int64_t constantOf(Value v) {
   fail("a launch dimension is not a constant");
 }
 
+/// A launch's dynamic shared memory bytes (0 without).
+int64_t dynamicShared(gpu::LaunchFuncOp launch) {
+  Value bytes = launch.getDynamicSharedMemorySize();
+  if (!bytes)
+    return 0;
+  if (auto c = bytes.getDefiningOp<arith::ConstantOp>())
+    if (auto value = dyn_cast<IntegerAttr>(c.getValue()))
+      return value.getInt();
+  fail("a launch's dynamic shared memory size is not a constant");
+}
+
 std::string unescape(StringRef s) { return s.str(); }
 
 } // namespace
@@ -166,6 +184,7 @@ int main(int argc, char **argv) {
   options.attentionKeyChunk = attentionKeyChunk;
   options.attentionStages = attentionStages;
   options.attentionWgmma = attentionWgmma;
+  options.attentionDynamicShared = attentionDynamicShared;
   options.attentionWarps = attentionWarps;
   options.attentionSplitShare = attentionSplitShare;
   options.selectSampled = selectSampled;
@@ -203,6 +222,7 @@ int main(int argc, char **argv) {
           {"kernel", launch.getKernelName().getValue().str()},
           {"grid", dims(launch.getGridSizeOperandValues())},
           {"block", dims(launch.getBlockSizeOperandValues())},
+          {"shared", dynamicShared(launch)},
           {"params", std::move(params)}});
     });
     auto manifest = openOutputFile(manifestPath, &error);

@@ -36,12 +36,16 @@ struct GPUPipelineOptions {
   bool attentionPregateValues = true;
   bool attentionQueryTiles = true;
   /// gsa-tile's key-chunk and warps, gsa-stage-shared's stages.
-  int64_t attentionKeyChunk = 32;
+  /// (key-chunk -1: 64 when the tiles run on wgmma, else 32; see
+  /// buildGPUPipeline.)
+  int64_t attentionKeyChunk = -1;
   int64_t attentionWarps = 4;
   /// gsa-tile's split-share (0: no half tiles; -1: chosen with the
   /// products' instructions, see buildGPUPipeline).
   int64_t attentionSplitShare = -1;
   int64_t attentionStages = 2;
+  /// gsa-stage-shared's dynamic-shared.
+  bool attentionDynamicShared = true;
   /// gsa-map-tensor-cores' wgmma (taken only when `chip` is sm_90a, the
   /// one target with wgmma).
   bool attentionWgmma = true;
