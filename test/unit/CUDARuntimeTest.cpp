@@ -196,6 +196,51 @@ TEST_F(CUDARuntimeTest, AssemblesACubinWherePtxasIsPresent) {
   EXPECT_TRUE(sawPtxOnly) << "GSA_PTXAS=0 leaves an entry without a cubin";
 }
 
+// d_k 128 on the default (wgmma) lowering: the tile attention walks its
+// union in 64-key chunks whose two stages of K and v' rows (64 KiB) live in
+// dynamic shared memory; the launch plan keeps the bytes (what the launch
+// passes to the driver) through the disk cache. Without dynamic shared
+// memory the chunks have 32 keys and everything is static.
+TEST_F(CUDARuntimeTest, DynamicSharedMemoryIsPlannedAndCached) {
+  setenv("GSA_PTXAS", "0", 1);
+  std::string program = kAttention;
+  for (size_t at; (at = program.find("x64xbf16")) != std::string::npos;)
+    program.replace(at, 8, "x128xbf16");
+  std::vector<TensorSpec> specs = specsFor(40);
+  for (int i = 0; i < 3; ++i)
+    specs[i].shape[3] = 128;
+  auto entryWith = [&](llvm::StringRef text) {
+    int found = 0;
+    for (const std::string &file : cacheFiles()) {
+      auto content = llvm::MemoryBuffer::getFile(file);
+      if (content && (*content)->getBuffer().contains(text))
+        ++found;
+    }
+    return found;
+  };
+  {
+    Runtime runtime;
+    auto kernel = runtime.compile(program, specs, cuda());
+    ASSERT_TRUE(bool(kernel)) << llvm::toString(kernel.takeError());
+  }
+  EXPECT_EQ(entryWith("\"shared\":65536"), 1);
+  {
+    Runtime second;
+    ASSERT_TRUE(bool(second.compile(program, specs, cuda())));
+    EXPECT_EQ(second.cacheStats().diskHits, 1u) << "the plan reads back";
+  }
+  setenv("GSA_GPU_OPTIONS", "attention-dynamic-shared=0", 1);
+  {
+    Runtime third;
+    ASSERT_TRUE(bool(third.compile(program, specs, cuda())));
+  }
+  unsetenv("GSA_GPU_OPTIONS");
+  unsetenv("GSA_PTXAS");
+  EXPECT_EQ(cacheFiles().size(), 2u);
+  EXPECT_EQ(entryWith("\"shared\":65536"), 1)
+      << "the static lowering plans no dynamic shared memory";
+}
+
 TEST_F(CUDARuntimeTest, CacheCanBeDisabled) {
   setenv("GSA_DISABLE_CACHE", "1", 1);
   Runtime runtime;
