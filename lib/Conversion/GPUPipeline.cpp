@@ -153,7 +153,7 @@ struct GPUPipelineCLOptions
                              llvm::cl::init(true)};
   Option<int64_t> selectRowsPerTile{
       *this, "select-rows-per-tile",
-      llvm::cl::desc("query rows per selection tile"), llvm::cl::init(8)};
+      llvm::cl::desc("query rows per selection tile"), llvm::cl::init(12)};
 };
 } // namespace
 
