@@ -528,14 +528,27 @@ struct ConvertGSAToGPUPass
         return indexer;
       return IndexerOp();
     };
+    // Query rows per selection tile: the option, or with 0 chosen by the
+    // sequence length (operand 0 is qi [B, L, ..] or the scores [B, L, L]).
+    // Taller tiles serve more rows per key fragment but give fewer CTAs:
+    // on the H200, 12 rows beat 8 at 128K (whole call 61.6 -> 58.9 ms),
+    // were mixed at 64K and lost at 16K (select 2.5 -> 2.7 ms; perf-log).
+    auto rowsPerTileOf = [&](Operation *op) -> int64_t {
+      if (selectRowsPerTile != 0)
+        return selectRowsPerTile;
+      auto type = dyn_cast<ShapedType>(op->getOperand(0).getType());
+      bool longRows = type && type.hasRank() && type.getRank() > 1 &&
+                      type.getDimSize(1) >= 98304;
+      return longRows ? 12 : 8;
+    };
     for (Operation *op : ops) {
       LogicalResult ok = success();
       if (auto o = dyn_cast<SparseAttentionOp>(op))
         ok = checkStatic(o);
       else if (auto o = dyn_cast<IndexerOp>(op))
-        ok = checkIndexerForGPU(o, selectRowsPerTile);
+        ok = checkIndexerForGPU(o, rowsPerTileOf(o));
       else
-        ok = checkSelectionForGPU(cast<AdaptiveTopKOp>(op), selectRowsPerTile);
+        ok = checkSelectionForGPU(cast<AdaptiveTopKOp>(op), rowsPerTileOf(op));
       if (failed(ok))
         return signalPassFailure();
     }
@@ -570,13 +583,13 @@ struct ConvertGSAToGPUPass
       if (auto select = dyn_cast<AdaptiveTopKOp>(op)) {
         IndexerOp indexer = fusedIndexer(select);
         lowerSelectionToGPU(select, indexer, kernels, rewriter, prefix,
-                            selectRowsPerTile, selectTensorCores,
+                            rowsPerTileOf(select), selectTensorCores,
                             selectSampled, selectMaxRegisters);
       } else if (auto indexer = dyn_cast<IndexerOp>(op)) {
         if (!indexer->hasOneUse() ||
             !isa<AdaptiveTopKOp>(*indexer->getUsers().begin()))
           lowerIndexerToGPU(indexer, kernels, rewriter, prefix,
-                            selectRowsPerTile);
+                            rowsPerTileOf(indexer));
       } else {
         attentions.push_back(cast<SparseAttentionOp>(op));
       }

@@ -49,14 +49,14 @@
 // TCSPILL: entry function 'gsa_core_sparse_attention_0_value_gate'
 // TCSPILL-NEXT: Function properties
 // TCSPILL-NEXT: 0 bytes spill stores, 0 bytes spill loads
-// Tensor cores (the default, 12 query rows per selection tile): 3 m-tiles
-// x 4 k-steps, in the stats kernel and twice in the top-k kernel (radix
-// passes, write-out), 36; in the sampled selection's sample kernel's three
-// sweeps (over the whole head and tail chunks and over the sampled
-// n-tiles), 60 (the query-tile attention runs on wgmma and does not split
-// its tiles, ptxas.mlir). On CUDA cores (with the per-query attention)
-// none.
-// MMA: 96
+// Tensor cores (the default; 8 query rows per selection tile at this
+// length): 2 m-tiles x 4 k-steps, in the stats kernel and twice in the
+// top-k kernel (radix passes, write-out), 24; in the sampled selection's
+// sample kernel, three sweeps, each one loop over the whole head and tail
+// chunks and one over the sampled n-tiles, 48 (the query-tile attention
+// runs on wgmma and does not split its tiles, ptxas.mlir). On CUDA cores
+// (with the per-query attention) none.
+// MMA: 72
 func.func @gsa_core(%q: tensor<1x100x8x128xbf16>, %k: tensor<1x100x2x128xbf16>,
                     %v: tensor<1x100x2x128xbf16>, %qi: tensor<1x100x4x64xbf16>,
                     %ki: tensor<1x100x64xbf16>, %wi: tensor<1x100x4xbf16>,

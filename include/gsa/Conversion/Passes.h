@@ -26,11 +26,12 @@ struct GPUPipelineOptions {
   /// libdevice bitcode, linked when user regions call math functions that
   /// NVVM lowers to __nv_* (tanh, log, ...). Empty: not linked.
   std::string libdevice;
-  /// convert-gsa-to-gpu's options (see GSAPasses.td). Selection tiles of
-  /// 12 query rows, not the pass's 8: on the H200 the stats and sample
-  /// sweeps read each key fragment for 1.5x the rows (128K: stats 21.3 ->
-  /// 19.3 ms, sample 7.2 -> 6.0; 16 rows was slower, 27.9; perf-log).
-  int64_t selectRowsPerTile = 12;
+  /// convert-gsa-to-gpu's options (see GSAPasses.td). Selection tiles
+  /// chosen by length (0): 12 query rows from L = 98304 on, else the pass's
+  /// 8; on the H200 12 rows serve 1.5x the rows per key fragment (128K:
+  /// stats 21.3 -> 19.3 ms, sample 7.2 -> 6.0) but give fewer CTAs (16K:
+  /// select 2.5 -> 2.7 ms); 16 rows was slower at 128K (perf-log).
+  int64_t selectRowsPerTile = 0;
   bool selectTensorCores = true;
   bool selectSampled = true;
   int64_t selectMaxRegisters = 0;
