@@ -73,7 +73,7 @@ def ConvertGSAToGPU : Pass<"convert-gsa-to-gpu", "::mlir::ModuleOp"> {
     Option<"selectRowsPerTile", "select-rows-per-tile", "int64_t",
            /*default=*/"8",
            "query rows per thread block of the indexer / selection kernels "
-           "(1 to 16; each key row read serves that many queries; 0: 12 "
+           "(1 to 16; each key row read serves that many queries; -1: 12 "
            "from L = 98304 on, else 8)">,
     Option<"attentionRowsInFlight", "attention-rows-in-flight", "int64_t",
            /*default=*/"4",

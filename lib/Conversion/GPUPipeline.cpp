@@ -153,8 +153,8 @@ struct GPUPipelineCLOptions
                              llvm::cl::init(true)};
   Option<int64_t> selectRowsPerTile{
       *this, "select-rows-per-tile",
-      llvm::cl::desc("query rows per selection tile (0: by length)"),
-      llvm::cl::init(0)};
+      llvm::cl::desc("query rows per selection tile (-1: by length)"),
+      llvm::cl::init(-1)};
 };
 } // namespace
 

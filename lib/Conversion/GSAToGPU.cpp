@@ -528,13 +528,13 @@ struct ConvertGSAToGPUPass
         return indexer;
       return IndexerOp();
     };
-    // Query rows per selection tile: the option, or with 0 chosen by the
+    // Query rows per selection tile: the option, or with -1 chosen by the
     // sequence length (operand 0 is qi [B, L, ..] or the scores [B, L, L]).
     // Taller tiles serve more rows per key fragment but give fewer CTAs:
     // on the H200, 12 rows beat 8 at 128K (whole call 61.6 -> 58.9 ms),
     // were mixed at 64K and lost at 16K (select 2.5 -> 2.7 ms; perf-log).
     auto rowsPerTileOf = [&](Operation *op) -> int64_t {
-      if (selectRowsPerTile != 0)
+      if (selectRowsPerTile != -1)
         return selectRowsPerTile;
       auto type = dyn_cast<ShapedType>(op->getOperand(0).getType());
       bool longRows = type && type.hasRank() && type.getRank() > 1 &&

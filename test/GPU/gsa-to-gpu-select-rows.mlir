@@ -1,7 +1,7 @@
-// RUN: gsa-opt %s --convert-gsa-to-gpu="select-rows-per-tile=0" -split-input-file | FileCheck %s
+// RUN: gsa-opt %s --convert-gsa-to-gpu="select-rows-per-tile=-1" -split-input-file | FileCheck %s
 // RUN: gsa-opt %s --convert-gsa-to-gpu -split-input-file | FileCheck %s --check-prefix=EIGHT
 
-// select-rows-per-tile=0 (what gsa-gpu-pipeline passes by default): the
+// select-rows-per-tile=-1 (what gsa-gpu-pipeline passes by default): the
 // selection's tile height by sequence length - 12 query rows from L =
 // 98304 on (98304 / 12 = 8192 tiles), 8 below (65536 / 8 = 8192 tiles;
 // 12 rows would give 5462). The pass's own default is 8 at any length.

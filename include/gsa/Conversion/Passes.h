@@ -27,11 +27,11 @@ struct GPUPipelineOptions {
   /// NVVM lowers to __nv_* (tanh, log, ...). Empty: not linked.
   std::string libdevice;
   /// convert-gsa-to-gpu's options (see GSAPasses.td). Selection tiles
-  /// chosen by length (0): 12 query rows from L = 98304 on, else the pass's
+  /// chosen by length (-1): 12 query rows from L = 98304 on, else the pass's
   /// 8; on the H200 12 rows serve 1.5x the rows per key fragment (128K:
   /// stats 21.3 -> 19.3 ms, sample 7.2 -> 6.0) but give fewer CTAs (16K:
   /// select 2.5 -> 2.7 ms); 16 rows was slower at 128K (perf-log).
-  int64_t selectRowsPerTile = 0;
+  int64_t selectRowsPerTile = -1;
   bool selectTensorCores = true;
   bool selectSampled = true;
   int64_t selectMaxRegisters = 0;
