@@ -326,6 +326,12 @@ LogicalResult LoopStager::run() {
     for (TileGatherWordsOp gather : group.gathers)
       group.rings.push_back(ringOf(gather.getTile().getType()));
   if (dynamicRows) {
+    // Another staged loop of the launch may have sized it already: its
+    // rings start at offset 0 too (the loops run one after the other, each
+    // draining its copies), so the launch needs the larger of the two.
+    if (Value size = launch.getDynamicSharedMemorySize())
+      if (auto c = size.getDefiningOp<arith::ConstantIntOp>())
+        dynamicBytes = std::max(dynamicBytes, c.value());
     OpBuilder before(launch);
     launch.getDynamicSharedMemorySizeMutable().assign(
         arith::ConstantIntOp::create(before, loc, before.getI32Type(),
