@@ -950,7 +950,7 @@ Error Kernel::validate(ArrayRef<const Tensor *> inputs) const {
 Runtime::Runtime() = default;
 Runtime::~Runtime() = default;
 
-llvm::StringRef Runtime::version() { return "gsa-0.4.0-wgmma"; }
+llvm::StringRef Runtime::version() { return "gsa-0.4.1-wgmma-rows-by-length"; }
 
 CacheStats Runtime::cacheStats() const {
   std::lock_guard<std::mutex> lock(mutex_);
