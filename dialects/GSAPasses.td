@@ -302,7 +302,9 @@ def GSASerializeKernels
     of a `gpu.binary` of the module's name: the first text whole, the
     others without their `.version` / `.target` / `.address_size` header.
     Kernels share no module-level state (their workgroup buffers are
-    declared inside each entry), so the joined text is the module's.
+    declared inside each entry), so the joined text is the module's; the
+    one module-level symbol, the dynamic shared memory array, is an
+    `.extern` declaration, which PTX accepts once per part.
     Other compilation targets fall back to one module on one thread.
   }];
   let options = [

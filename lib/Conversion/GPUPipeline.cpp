@@ -36,14 +36,16 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
   // lanes and tensor cores; then the launches outlined into @gsa_kernels.
   if (options.attentionQueryTiles) {
     bool wgmma = options.attentionWgmma && options.chip == "sm_90a";
+    // The tiles whose products gsa-map-tensor-cores puts on wgmma: those of
+    // one warpgroup.
+    bool wgmmaTiles = wgmma && options.attentionWarps == 4;
     GSATileOptions tile;
     // 64-key chunks halve the loop's iterations (barriers, softmax
     // reductions) and give wgmma N = 64; at d_k 128 their two stages take
     // 64 KiB of dynamic shared memory. 128K structured: tile attention
     // 22.9 -> 20.9 ms on the H200 (perf-log). mma.sync keeps 32 (its
     // register use grows with the chunk).
-    bool wideChunks = wgmma && options.attentionWarps == 4 &&
-                      options.attentionDynamicShared;
+    bool wideChunks = wgmmaTiles && options.attentionDynamicShared;
     tile.keyChunk = options.attentionKeyChunk > 0 ? options.attentionKeyChunk
                     : wideChunks                  ? 64
                                                   : 32;
@@ -55,7 +57,7 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
     // perf-log), so by default the tiles split only without wgmma.
     tile.splitShare = options.attentionSplitShare >= 0
                           ? options.attentionSplitShare
-                          : (wgmma && options.attentionWarps == 4 ? 0 : 3);
+                          : (wgmmaTiles ? 0 : 3);
     tile.pregateValues = options.attentionPregateValues;
     pm.addPass(createGSATile(tile));
     GSAStageSharedOptions staging;

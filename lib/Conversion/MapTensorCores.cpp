@@ -81,8 +81,9 @@ private:
   FailureOr<Fragment *> fragmentOf(Operation *user, Value v,
                                    Fragment::Kind kind, StringRef what);
   /// Whether `op` runs as wgmma: asked for, one warpgroup of 4 warps, a
-  /// swizzled shared rhs (the descriptor layout) and 16-bit operands.
-  bool useWarpgroupMma(TileDotOp op, const Fragment &lhs);
+  /// swizzled shared rhs (the descriptor layout) and 16-bit operands (dot
+  /// has checked the lhs already).
+  bool useWarpgroupMma(TileDotOp op);
   /// The product of `op` on wgmma.mma_async (see dot).
   SmallVector<Value> warpgroupDot(OpBuilder &b, Location loc, StringRef kind,
                                   Fragment &lhs, Type elem, Value slotAddress,
@@ -247,7 +248,7 @@ LogicalResult LaunchMapper::loadQueries(TileLoadQueriesOp op) {
   return success();
 }
 
-bool LaunchMapper::useWarpgroupMma(TileDotOp op, const Fragment &lhs) {
+bool LaunchMapper::useWarpgroupMma(TileDotOp op) {
   if (!wgmma || warps != 4)
     return false;
   auto it = fragments.find(op.getRhs());
@@ -256,8 +257,7 @@ bool LaunchMapper::useWarpgroupMma(TileDotOp op, const Fragment &lhs) {
   auto rhsType = op.getRhs().getType();
   int64_t N = op.getResult().getType().getDimSize(1);
   return rhsType.getElementTypeBitWidth() == 16 &&
-         rhsType.getDimSize(0) % 8 == 0 && N % 8 == 0 && N <= 256 &&
-         (lhs.kind == Fragment::QueryBlock || lhs.kind == Fragment::Tile);
+         rhsType.getDimSize(0) % 8 == 0 && N % 8 == 0 && N <= 256;
 }
 
 /// A wgmma shared-memory matrix descriptor for the 128-byte swizzle layout
@@ -414,7 +414,7 @@ LogicalResult LaunchMapper::dot(TileDotOp op) {
                                e.mul(piece, e.index(perPiece)));
     return sharedAddress(e, (*rhs)->ring, e.add(stageBase, offset));
   };
-  if (useWarpgroupMma(op, lhs)) {
+  if (useWarpgroupMma(op)) {
     acc = warpgroupDot(b, loc, kind, lhs, elem, sharedAddress(e, (*rhs)->ring, stageBase),
                        rhsRows, N, K, transposed, acc);
   } else if (op.getTransposeRhs()) {
