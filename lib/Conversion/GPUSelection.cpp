@@ -13,7 +13,8 @@
 //
 // Kernels (one launch each):
 //   stats  - per row: mean and population variance (f64 sums), and the
-//            smallest and largest order key (see orderKey);
+//            smallest and largest order key (see orderKey; collecting
+//            candidates, the largest only and the smallest 0);
 //   vbar   - training only: V_bar = mean over the batch of var_t, and the
 //            running-variance update (one CTA);
 //   topk   - per row: k_t from the policy, then an exact radix select of the
@@ -31,6 +32,7 @@
 #include "GPUKernels.h"
 #include "GPUEmitter.h"
 
+#include <algorithm>
 #include <array>
 #include <fmt/format.h>
 
@@ -563,9 +565,17 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   Type i32 = IntegerType::get(kernel.getContext(), 32);
   Value sumShared = sharedBuffer(kernel, f64, rows * kWarps);
   Value sqShared = sharedBuffer(kernel, f64, rows * kWarps);
-  Value minShared = sharedBuffer(kernel, i32, rows * kWarps);
-  Value maxShared = sharedBuffer(kernel, i32, rows * kWarps);
+  Value minShared =
+      collect ? Value() : sharedBuffer(kernel, i32, rows * kWarps);
+  Value maxShared =
+      collect ? Value() : sharedBuffer(kernel, i32, rows * kWarps);
   Value collected = collect ? sharedBuffer(kernel, i32, rows) : Value();
+  // Collecting: the row's largest key is its largest candidate's (the cut
+  // never exceeds the largest key: the sample holds a key at or above it),
+  // kept by a shared atomic on the rare taken branch instead of a min and
+  // a max on every visit; the smallest key is then not tracked (0: the
+  // topk kernel's rows start their radix passes at the top bit).
+  Value largestShared = collect ? sharedBuffer(kernel, i32, rows) : Value();
 
   OpBuilder b = OpBuilder::atBlockBegin(&entry);
   Emitter e(b, loc);
@@ -574,7 +584,10 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   source.stage();
   if (collect)
     e.ifThen(e.cmpi(arith::CmpIPredicate::ult, ids.tid, e.index(rows)),
-             [&]() { e.store(e.i32(0), collected, {ids.tid}); });
+             [&]() {
+               e.store(e.i32(0), collected, {ids.tid});
+               e.store(e.i32(0), largestShared, {ids.tid});
+             });
   gpu::BarrierOp::create(b, loc);
   source.prepare();
   // Per visit slot: the row's cut key (candidates are the keys >= it).
@@ -587,12 +600,16 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     }
 
   // Per thread and visit slot: f64 sum and sum of squares (exact enough
-  // for E[x^2] - E[x]^2 at any L), smallest and largest key.
+  // for E[x^2] - E[x]^2 at any L), and without candidates the smallest and
+  // largest key.
   int64_t slots = source.slots();
+  int64_t perSlot = collect ? 2 : 4;
   SmallVector<Value> init;
   for (int64_t m = 0; m < slots; ++m) {
     init.push_back(e.f64(0.0));
     init.push_back(e.f64(0.0));
+    if (collect)
+      continue;
     init.push_back(e.i32(-1)); // the largest unsigned key
     init.push_back(e.i32(0));
   }
@@ -618,18 +635,21 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
       if (masked)
         x0 = e.select(visible, x0, e.f64(0.0));
       Value key = orderKey(e, v.score);
-      Value lo = e.minui(carried[4 * m + 2], key);
-      Value hi = e.maxui(carried[4 * m + 3], key);
-      next.push_back(e.add(carried[4 * m], x0));
-      next.push_back(fusedMulAdd(e, x0, x0, carried[4 * m + 1]));
-      next.push_back(masked ? e.select(visible, lo, carried[4 * m + 2]) : lo);
-      next.push_back(masked ? e.select(visible, hi, carried[4 * m + 3]) : hi);
-      if (!collect)
+      next.push_back(e.add(carried[perSlot * m], x0));
+      next.push_back(fusedMulAdd(e, x0, x0, carried[perSlot * m + 1]));
+      if (!collect) {
+        Value lo = e.minui(carried[4 * m + 2], key);
+        Value hi = e.maxui(carried[4 * m + 3], key);
+        next.push_back(masked ? e.select(visible, lo, carried[4 * m + 2]) : lo);
+        next.push_back(masked ? e.select(visible, hi, carried[4 * m + 3]) : hi);
         continue;
+      }
       Value take = e.cmpi(arith::CmpIPredicate::uge, key, cuts[m]);
       if (masked)
         take = e.andi(visible, take);
       e.ifThen(take, [&]() {
+        memref::AtomicRMWOp::create(b, loc, arith::AtomicRMWKind::maxu, key,
+                                    largestShared, ValueRange{v.row});
         Value n = memref::AtomicRMWOp::create(
             b, loc, arith::AtomicRMWKind::addi, e.i32(1), collected,
             ValueRange{v.row});
@@ -694,11 +714,14 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   // publishes its warp's totals.
   Value leader = source.isRowLeader();
   for (int64_t m = 0; m < slots; ++m) {
-    Value sum = acc[4 * m], sq = acc[4 * m + 1], mn = acc[4 * m + 2],
-          mx = acc[4 * m + 3];
+    Value sum = acc[perSlot * m], sq = acc[perSlot * m + 1];
+    Value mn = collect ? Value() : acc[4 * m + 2];
+    Value mx = collect ? Value() : acc[4 * m + 3];
     for (int32_t offset : source.rowXors()) {
       sum = e.add(sum, shuffleXor64(b, loc, sum, offset));
       sq = e.add(sq, shuffleXor64(b, loc, sq, offset));
+      if (collect)
+        continue;
       mn = e.minui(mn, shuffleXor(b, loc, mn, offset));
       mx = e.maxui(mx, shuffleXor(b, loc, mx, offset));
     }
@@ -706,6 +729,8 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     e.ifThen(leader, [&]() {
       e.store(sum, sumShared, {slot});
       e.store(sq, sqShared, {slot});
+      if (collect)
+        return;
       e.store(mn, minShared, {slot});
       e.store(mx, maxShared, {slot});
     });
@@ -723,8 +748,14 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
       Value slot = e.add(e.mul(ids.tid, e.index(kWarps)), e.index(w));
       sum = e.add(sum, e.load(sumShared, {slot}));
       sq = e.add(sq, e.load(sqShared, {slot}));
+      if (collect)
+        continue;
       mn = e.minui(mn, e.load(minShared, {slot}));
       mx = e.maxui(mx, e.load(maxShared, {slot}));
+    }
+    if (collect) {
+      mn = e.i32(0);
+      mx = e.load(largestShared, {ids.tid});
     }
     Value n = e.indexToF64(e.add(t, e.index(1)));
     Value mean = e.div(sum, n);
@@ -808,37 +839,56 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   for (int64_t m = 0; m < source.slots(); ++m)
     realRow.push_back(e.cmpi(arith::CmpIPredicate::ult,
                              e.add(ids.t0, source.slotRow(m)), e.index(L)));
-  // use(visit, visible, weight, slot).
-  auto forEachSampled = [&](function_ref<void(const Visit &, Value, Value,
-                                              int64_t)> use) {
+  // use(visit, visible, weight, slot, state): `state` (values carried
+  // through both loops, initially `init`) is the caller's to update.
+  using SampledUse = function_ref<void(const Visit &, Value, Value, int64_t,
+                                       SmallVectorImpl<Value> &)>;
+  auto forEachSampledCarry = [&](ValueRange init, SampledUse use) {
     // The head chunk and then the tail chunks, in one loop (one copy of the
     // visit code: compile time).
     Value tailChunks = arith::DivUIOp::create(
         b, loc, e.add(e.sub(ids.keyEnd, tail), e.index(source.chunk() - 1)),
         chunk);
-    e.loop(zero, e.add(tailChunks, e.index(1)), [&](Value i) {
-      Value first = e.cmpi(arith::CmpIPredicate::eq, i, zero);
-      Value s0 = e.select(first, zero,
-                          e.add(tail, e.mul(e.sub(i, e.index(1)), chunk)));
-      for (auto [m, v] : llvm::enumerate(source.visits(s0)))
-        use(v, visibleFrom(e, ids, L, v), e.i32(1), m);
-    });
+    SmallVector<Value> state = e.loopCarry(
+        zero, e.add(tailChunks, e.index(1)), init,
+        [&](Value i, ValueRange carried) -> SmallVector<Value> {
+          SmallVector<Value> next(carried.begin(), carried.end());
+          Value first = e.cmpi(arith::CmpIPredicate::eq, i, zero);
+          Value s0 = e.select(first, zero,
+                              e.add(tail, e.mul(e.sub(i, e.index(1)), chunk)));
+          for (auto [m, v] : llvm::enumerate(source.visits(s0)))
+            use(v, visibleFrom(e, ids, L, v), e.i32(1), m, next);
+          return next;
+        });
     // Warp w takes block i * 8 + w of the sampled span, one n-tile of it.
     Value rounds = arith::DivUIOp::create(
         b, loc, e.add(blocks, e.index(kWarps - 1)), e.index(kWarps));
-    e.loop(zero, rounds, [&](Value i) {
-      Value blk = e.add(e.mul(i, e.index(kWarps)), ids.warp);
-      Value mixed = e.add(e.mul(blk, e.index(7)), e.mul(tile, e.index(5)));
-      Value pick = arith::AndIOp::create(b, loc, mixed, e.index(kSampleStride - 1));
-      Value base = e.add(head, e.add(e.mul(blk, block), e.mul(pick, e.index(8))));
-      // The sampled span ends at least kSampleTail - chunk keys before
-      // the tile's first row (and the n-tiles past it, at most a block,
-      // before keyEnd): every key is below L and visible from every real
-      // row, so no clamp and no causal mask.
-      for (auto [m, v] : llvm::enumerate(source.warpVisits(base, true))) {
-        Value inSpan = e.cmpi(arith::CmpIPredicate::ult, v.s, tail);
-        use(v, e.andi(realRow[m], inSpan), e.i32(kSampleStride), m);
-      }
+    return e.loopCarry(
+        zero, rounds, state,
+        [&](Value i, ValueRange carried) -> SmallVector<Value> {
+          SmallVector<Value> next(carried.begin(), carried.end());
+          Value blk = e.add(e.mul(i, e.index(kWarps)), ids.warp);
+          Value mixed = e.add(e.mul(blk, e.index(7)), e.mul(tile, e.index(5)));
+          Value pick = arith::AndIOp::create(b, loc, mixed,
+                                             e.index(kSampleStride - 1));
+          Value base =
+              e.add(head, e.add(e.mul(blk, block), e.mul(pick, e.index(8))));
+          // The sampled span ends at least kSampleTail - chunk keys before
+          // the tile's first row (and the n-tiles past it, at most a
+          // block, before keyEnd): every key is below L and visible from
+          // every real row, so no clamp and no causal mask.
+          for (auto [m, v] : llvm::enumerate(source.warpVisits(base, true))) {
+            Value inSpan = e.cmpi(arith::CmpIPredicate::ult, v.s, tail);
+            use(v, e.andi(realRow[m], inSpan), e.i32(kSampleStride), m, next);
+          }
+          return next;
+        });
+  };
+  auto forEachSampled = [&](function_ref<void(const Visit &, Value, Value,
+                                              int64_t)> use) {
+    forEachSampledCarry({}, [&](const Visit &v, Value visible, Value weight,
+                                int64_t m, SmallVectorImpl<Value> &) {
+      use(v, visible, weight, m);
     });
   };
 
@@ -850,15 +900,38 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     memref::AtomicRMWOp::create(b, loc, arith::AtomicRMWKind::addi, weight,
                                 hist, ValueRange{at});
   };
-  forEachSampled([&](const Visit &v, Value visible, Value, int64_t) {
-    e.ifThen(visible, [&]() {
-      Value key = orderKey(e, v.score);
-      memref::AtomicRMWOp::create(b, loc, arith::AtomicRMWKind::minu, key,
-                                  minShared, ValueRange{v.row});
-      memref::AtomicRMWOp::create(b, loc, arith::AtomicRMWKind::maxu, key,
-                                  maxShared, ValueRange{v.row});
+  // The sample's key range: per thread and slot a smallest and largest
+  // key in registers, combined over the lanes holding the same row, then
+  // one shared atomic per warp and row (shared atomics on every visit
+  // serialised the lanes of a row).
+  SmallVector<Value> rangeInit;
+  for (int64_t m = 0; m < source.slots(); ++m) {
+    rangeInit.push_back(e.i32(-1));
+    rangeInit.push_back(e.i32(0));
+  }
+  SmallVector<Value> range = forEachSampledCarry(
+      rangeInit, [&](const Visit &v, Value visible, Value, int64_t m,
+                     SmallVectorImpl<Value> &state) {
+        Value key = orderKey(e, v.score);
+        state[2 * m] = e.select(visible, e.minui(state[2 * m], key),
+                                state[2 * m]);
+        state[2 * m + 1] = e.select(visible, e.maxui(state[2 * m + 1], key),
+                                    state[2 * m + 1]);
+      });
+  Value rangeLeader = source.isRowLeader();
+  for (int64_t m = 0; m < source.slots(); ++m) {
+    Value mn = range[2 * m], mx = range[2 * m + 1];
+    for (int32_t offset : source.rowXors()) {
+      mn = e.minui(mn, shuffleXor(b, loc, mn, offset));
+      mx = e.maxui(mx, shuffleXor(b, loc, mx, offset));
+    }
+    e.ifThen(rangeLeader, [&]() {
+      memref::AtomicRMWOp::create(b, loc, arith::AtomicRMWKind::minu, mn,
+                                  minShared, ValueRange{source.slotRow(m)});
+      memref::AtomicRMWOp::create(b, loc, arith::AtomicRMWKind::maxu, mx,
+                                  maxShared, ValueRange{source.slotRow(m)});
     });
-  });
+  }
   gpu::BarrierOp::create(b, loc);
   // Bins of the sample's key range: key - min shifted right until the
   // range spans at most 256 bins.
@@ -1392,7 +1465,8 @@ struct Candidates {
 /// candidates hold at least k_t keys and did not overflow (so the k_t-th
 /// largest key and all its ties are among them): an exact radix select of the k_t-th largest key (4 passes of 8 bits over a shared
 /// histogram, the bin found by one warp), ties at the threshold to the
-/// largest positions, and the selected positions written in ascending
+/// largest positions (ranked only where some ties are left out), and the
+/// selected positions written in ascending
 /// order through a bitmap over the positions (a window of 32 x
 /// bitmapWords positions at a time: set bits, a block-wide prefix count of
 /// the words, each thread writing its words' positions); the row is marked
@@ -1569,24 +1643,31 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
     });
     e.ifThen(fewTies, [&]() {
       // The tied positions; a tie is taken if fewer than `need` ties come
-      // after it.
-      forEachCandidate(true, [&](Value key, Value pos, Value live) {
-        Value isTie = e.andi(live, e.cmpi(arith::CmpIPredicate::eq, key, threshold));
-        e.ifThen(isTie, [&]() {
-          Value slot = memref::AtomicRMWOp::create(
-              b, loc, arith::AtomicRMWKind::addi, e.i32(1), scalars,
-              ValueRange{e.index(4)});
-          e.store(pos, ties, {e.i32ToIndex(slot)});
+      // after it. Where every tie is needed (the usual case: the k-th
+      // largest key is unique) no pass ranks them.
+      Value everyTie = e.cmpi(arith::CmpIPredicate::eq, equal, need);
+      Value rankTies = e.cmpi(arith::CmpIPredicate::eq, everyTie, falseV);
+      // (None to rank: every tie's rank is 0, below `need`.)
+      Value rankedTies = e.select(rankTies, equal, zero);
+      e.ifThen(rankTies, [&]() {
+        forEachCandidate(true, [&](Value key, Value pos, Value live) {
+          Value isTie = e.andi(live, e.cmpi(arith::CmpIPredicate::eq, key, threshold));
+          e.ifThen(isTie, [&]() {
+            Value slot = memref::AtomicRMWOp::create(
+                b, loc, arith::AtomicRMWKind::addi, e.i32(1), scalars,
+                ValueRange{e.index(4)});
+            e.store(pos, ties, {e.i32ToIndex(slot)});
+          });
         });
+        gpu::BarrierOp::create(b, loc);
       });
-      gpu::BarrierOp::create(b, loc);
       auto taken = [&](Value key, Value pos, Value live) {
         Value above = e.andi(live, e.cmpi(arith::CmpIPredicate::ugt, key, threshold));
         Value isTie = e.andi(live, e.cmpi(arith::CmpIPredicate::eq, key, threshold));
         Value rank = e.ifElse(
             isTie,
             [&]() -> SmallVector<Value> {
-              return {e.count(zero, equal, [&](Value i) {
+              return {e.count(zero, rankedTies, [&](Value i) {
                 return e.cmpi(arith::CmpIPredicate::sgt, e.load(ties, {i}), pos);
               })};
             },
@@ -1781,10 +1862,27 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
   // per-row kernel selects exactly among them; the radix topk kernel then
   // only runs for the rows that kernel could not finish.
   int64_t K = op.getKMax();
+  // The largest budget a row can have: k_max, or for the fixed policy the
+  // known clamp(k_base): the candidates (target and capacity) are sized
+  // for it, so a fixed k = 2048 under k_max = 4096 collects, stores and
+  // finishes about 3200 keys per row instead of 4736.
+  int64_t budgetBound = K;
+  if (op.getPolicy() == SelectionPolicy::fixed)
+    budgetBound = std::clamp<int64_t>(op.getKBase(), op.getKMin(), K);
   bool sampled = sampledSelection && fused && tensorCores &&
                  TileScores::usable(fused, rows) &&
-                 K <= kMaxSampledBudget;
-  int64_t capacity = K + K / 2 + 256, target = K + K / 8 + 128;
+                 budgetBound <= kMaxSampledBudget;
+  int64_t capacity = budgetBound + budgetBound / 2 + 256,
+          target = budgetBound + budgetBound / 8 + 128;
+  if (op.getPolicy() == SelectionPolicy::fixed) {
+    // The sample's count is an estimate: a row whose candidates fall below
+    // k or overflow goes to the topk kernel, a sweep of the whole tile per
+    // radix pass. 1.5 k + 128 measured best at 128K (docs/perf-log.md: with
+    // k + k/8 + 128 the fallback took 40 ms; k_max's sizes, 2.3 k, 2 ms
+    // more than 1.5 k).
+    target = budgetBound + budgetBound / 2 + 128;
+    capacity = target + target / 3 + 256;
+  }
   Value cuts, candKeys, candPositions, candCounts, done;
   if (sampled) {
     cuts = scratch(host, i32, B * L);

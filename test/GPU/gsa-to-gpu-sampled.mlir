@@ -1,6 +1,7 @@
 // RUN: gsa-opt %s --convert-gsa-to-gpu | FileCheck %s
 // RUN: gsa-opt %s --convert-gsa-to-gpu="select-sampled=0" | FileCheck %s --check-prefix=RADIX
 // RUN: gsa-opt %s --convert-gsa-to-gpu="select-max-registers=96" | FileCheck %s --check-prefix=CAP
+// RUN: gsa-opt %s --convert-gsa-to-gpu | FileCheck %s --check-prefix=FIXED
 
 // The sampled selection (the default with the tensor-core indexer): B = 2,
 // L = 100, k_max = 32, so a row keeps at most 32 + 16 + 256 = 304
@@ -27,8 +28,17 @@
 // CHECK-SAME: %[[DONE]] : memref<200xi32>)
 
 // The sample kernel: three sweeps (min/max, histogram, histogram inside the
-// chosen bin) with shared atomics; the sweeps' products on mma.
+// chosen bin), the sweeps' products on mma. The first carries each slot's
+// smallest and largest key through its loops and publishes them once per
+// warp and row (xor shuffles, then the shared atomics); the histograms
+// count with shared atomics per visit.
 // CHECK: gpu.func @select_1_select_sample
+// CHECK: scf.for {{.*}} -> (i32, i32, i32, i32)
+// CHECK: mma.sync
+// CHECK: arith.minui
+// CHECK: arith.maxui
+// CHECK: scf.yield
+// CHECK: gpu.shuffle xor
 // CHECK: memref.atomic_rmw minu
 // CHECK: memref.atomic_rmw maxu
 // CHECK: mma.sync
@@ -53,6 +63,8 @@
 // RADIX: gpu.launch_func @gsa_kernels::@select_1_select_stats
 // RADIX: gpu.launch_func @gsa_kernels::@select_1_select_vbar
 // RADIX: gpu.launch_func @gsa_kernels::@select_1_select_topk
+// RADIX: gpu.func @select_1_select_stats
+// RADIX: scf.for {{.*}} -> (f64, f64, i32, i32, f64, f64, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32)
 
 // CAP: gpu.func @select_1_select_sample
 // CAP-SAME: nvvm.maxnreg = 96
@@ -82,3 +94,46 @@ func.func @select(%qi: tensor<2x100x4x64xbf16>, %ki: tensor<2x100x64xbf16>,
       : (tensor<2x100x100xf32>, tensor<f32>) -> (tensor<2x100x32xi32>, tensor<2x100xi32>, tensor<f32>)
   return %idx, %cnt, %nv : tensor<2x100x32xi32>, tensor<2x100xi32>, tensor<f32>
 }
+
+
+// The fixed policy's budget is known (clamp(8, 4, 32) = 8): the candidates
+// are sized for it, the sample kernel's target 8 + 8/2 + 128 = 140 and the
+// capacity 140 + 140/3 + 256 = 442 per row (88400 for the 200 rows).
+// FIXED-LABEL: func.func @select_fixed
+// FIXED: %[[FKEYS:.*]] = memref.alloc() : memref<88400xi32>
+// FIXED: memref.alloc() : memref<88400xi32>
+// FIXED: gpu.launch_func @gsa_kernels::@select_fixed_3_select_sample
+// FIXED-SAME: : memref<200xi32>)
+// FIXED: gpu.launch_func @gsa_kernels::@select_fixed_3_select_stats
+// FIXED-SAME: %[[FKEYS]] : memref<88400xi32>
+// Collecting, the stats sweep keeps the row's largest key by a shared
+// atomic on the taken branch: its loops carry the two slots' f64 sums and
+// the prefetched key fragments, no smallest / largest key (RADIX, below,
+// does carry them).
+// FIXED: gpu.func @select_fixed_3_select_sample
+// FIXED: arith.constant 140 : i32
+// FIXED: gpu.func @select_fixed_3_select_stats
+// FIXED: scf.for {{.*}} -> (f64, f64, f64, f64, i32, i32, i32, i32, i32, i32, i32, i32)
+// FIXED: memref.atomic_rmw maxu
+// FIXED-NEXT: arith.constant 1 : i32
+// FIXED-NEXT: memref.atomic_rmw addi
+// FIXED: gpu.func @select_fixed_3_select_finish
+func.func @select_fixed(%qi: tensor<2x100x4x64xbf16>, %ki: tensor<2x100x64xbf16>,
+                        %wi: tensor<2x100x4xbf16>, %bi: tensor<4xbf16>)
+    -> (tensor<2x100x32xi32>, tensor<2x100xi32>) {
+  %I = gsa.indexer %qi, %ki weights(%wi) bias(%bi)
+      activation {
+      ^bb0(%x: f32, %j: index):
+        %s = gsa.sigmoid %x : f32
+        gsa.yield %s : f32
+      } weighting {
+      ^bb0(%w: f32, %j: index):
+        %s = gsa.sigmoid %w : f32
+        gsa.yield %s : f32
+      } : (tensor<2x100x4x64xbf16>, tensor<2x100x64xbf16>, tensor<2x100x4xbf16>, tensor<4xbf16>)
+        -> tensor<2x100x100xf32>
+  %idx, %cnt = gsa.adaptive_topk %I policy = fixed k = 8 in [4, 32]
+      : (tensor<2x100x100xf32>) -> (tensor<2x100x32xi32>, tensor<2x100xi32>)
+  return %idx, %cnt : tensor<2x100x32xi32>, tensor<2x100xi32>
+}
+
