@@ -391,6 +391,17 @@ public:
     return frags;
   }
 
+  /// Tensor cores: the key of this lane's visits among the 8 keys from
+  /// warpBase (warpBase + 2c + hi, see visitsWith).
+  Value visitKey(Value warpBase) {
+    OpBuilder &b = e.builder();
+    Location loc = e.location();
+    Value c = arith::AndIOp::create(b, loc, ids.lane, e.index(3));
+    Value hi = e.cmpi(arith::CmpIPredicate::uge, ids.lane, e.index(16));
+    return e.add(warpBase, e.add(e.mul(c, e.index(2)),
+                                 e.select(hi, e.index(1), e.index(0))));
+  }
+
   /// Tensor cores: the visits of the keys [warpBase, warpBase + 8) from
   /// their B fragments (keyFragments).
   SmallVector<Visit> visitsWith(ArrayRef<Value> frags, Value warpBase) {
@@ -619,9 +630,6 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   bool prefetch = source.tensorCores();
   Value warpOffset = e.mul(ids.warp, e.index(8));
   size_t statsValues = init.size();
-  if (prefetch)
-    for (Value f : source.keyFragments(warpOffset))
-      init.push_back(f);
   // One iteration's updates. `masked`: some visits may be invisible (keys
   // past their row, rows past L); the bulk of the sweep, chunks wholly
   // below the tile's first row of a tile with only real rows, needs no
@@ -693,20 +701,67 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
           return next;
         });
   };
+  // The bulk of the sweep, software-pipelined: an iteration computes the
+  // next chunk's scores (products, activation, head sum) and then the
+  // statistics and candidates of this chunk's, carried from the iteration
+  // before, so the products' latency overlaps the branchy candidate code
+  // instead of following it; the fragments are loaded two chunks ahead.
+  size_t fragCount = 0;
+  auto pipelinedSweep = [&](Value lb, Value ub,
+                            ValueRange stats) -> SmallVector<Value> {
+    SmallVector<Value> first =
+        source.keyFragments(e.add(lb, warpOffset), /*inBounds=*/true);
+    SmallVector<Value> inits(stats.begin(), stats.end());
+    for (Value f : source.keyFragments(e.add(e.add(lb, chunk), warpOffset),
+                                       /*inBounds=*/true))
+      inits.push_back(f);
+    fragCount = inits.size() - stats.size();
+    for (const Visit &v : source.visitsWith(first, e.add(lb, warpOffset)))
+      inits.push_back(v.score);
+    SmallVector<Value> out = e.loopStepCarry(
+        lb, ub, chunk, inits,
+        [&](Value s0, ValueRange carried) -> SmallVector<Value> {
+          Value here = e.add(s0, warpOffset);
+          SmallVector<Value> ahead = source.keyFragments(
+              e.add(here, e.mul(chunk, e.index(2))), /*inBounds=*/true);
+          SmallVector<Value> frags(carried.begin() + statsValues,
+                                   carried.begin() + statsValues + fragCount);
+          SmallVector<Visit> upcoming =
+              source.visitsWith(frags, e.add(here, chunk));
+          SmallVector<Visit> current;
+          Value s = source.visitKey(here);
+          for (int64_t m = 0; m < slots; ++m)
+            current.push_back({source.slotRow(m), s,
+                               carried[statsValues + fragCount + m]});
+          SmallVector<Value> next =
+              sweepStep(current, carried, /*masked=*/false);
+          next.append(ahead.begin(), ahead.end());
+          for (const Visit &v : upcoming)
+            next.push_back(v.score);
+          return next;
+        });
+    out.resize(statsValues);
+    return out;
+  };
   Value bulkEnd = e.index(0);
   if (prefetch) {
-    // Chunks [0, bulkEnd) lie below t0, and so does the chunk each of
-    // them prefetches: neither masks nor clamps. A tile with rows past L
+    // Chunks [0, bulkEnd) lie below t0, and so do the two chunks each of
+    // them loads ahead: neither masks nor clamps. A tile with rows past L
     // (the last, for a ragged L) takes the masked loop throughout.
     Value below = e.div(ids.t0, chunk);
     Value bulkChunks = e.select(
-        e.cmpi(arith::CmpIPredicate::uge, below, e.index(1)),
-        e.sub(below, e.index(1)), e.index(0));
+        e.cmpi(arith::CmpIPredicate::uge, below, e.index(2)),
+        e.sub(below, e.index(2)), e.index(0));
     Value allReal =
         e.cmpi(arith::CmpIPredicate::ule, e.add(ids.t0, e.index(rows)),
                e.index(L));
     bulkEnd = e.select(allReal, e.mul(bulkChunks, chunk), e.index(0));
-    init = sweep(e.index(0), bulkEnd, init, /*masked=*/false);
+    init = e.ifElse(
+        e.cmpi(arith::CmpIPredicate::ugt, bulkEnd, e.index(0)),
+        [&]() { return pipelinedSweep(e.index(0), bulkEnd, init); },
+        [&]() { return init; });
+    for (Value f : source.keyFragments(e.add(bulkEnd, warpOffset)))
+      init.push_back(f);
   }
   SmallVector<Value> acc = sweep(bulkEnd, ids.keyEnd, init, /*masked=*/true);
 

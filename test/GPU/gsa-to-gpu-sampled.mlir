@@ -108,11 +108,16 @@ func.func @select(%qi: tensor<2x100x4x64xbf16>, %ki: tensor<2x100x64xbf16>,
 // FIXED-SAME: %[[FKEYS]] : memref<88400xi32>
 // Collecting, the stats sweep keeps the row's largest key by a shared
 // atomic on the taken branch: its loops carry the two slots' f64 sums and
-// the prefetched key fragments, no smallest / largest key (RADIX, below,
-// does carry them).
+// the key fragments loaded ahead, no smallest / largest key (RADIX, below,
+// does carry them). The bulk loop (under an scf.if: only where it has
+// chunks) is software-pipelined: it also carries the two slots' scores of
+// the chunk whose statistics the next iteration takes; then the masked
+// loop.
 // FIXED: gpu.func @select_fixed_3_select_sample
 // FIXED: arith.constant 140 : i32
 // FIXED: gpu.func @select_fixed_3_select_stats
+// FIXED: scf.if {{.*}} -> (f64, f64, f64, f64)
+// FIXED: scf.for {{.*}} -> (f64, f64, f64, f64, i32, i32, i32, i32, i32, i32, i32, i32, f32, f32)
 // FIXED: scf.for {{.*}} -> (f64, f64, f64, f64, i32, i32, i32, i32, i32, i32, i32, i32)
 // FIXED: memref.atomic_rmw maxu
 // FIXED-NEXT: arith.constant 1 : i32
