@@ -17,6 +17,9 @@
 
 #include "llvm/Support/FileSystem.h"
 
+#include <string>
+#include <type_traits>
+
 using namespace mlir;
 
 std::string gsa::defaultLibdevicePath() {
@@ -111,52 +114,52 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
   pm.addPass(createGSASerializeKernels(binary));
 }
 
+std::optional<std::string>
+gsa::setGPUPipelineOption(GPUPipelineOptions &options, llvm::StringRef name,
+                          int64_t value) {
+  // (A generic lambda: `if constexpr` discards the other type's branch.)
+  auto assign = [&](auto &field, int64_t lowest,
+                    int64_t highest) -> std::optional<std::string> {
+    if (value < lowest || value > highest) {
+      if constexpr (std::is_same_v<std::decay_t<decltype(field)>, bool>)
+        return "'" + name.str() + "' takes 0 or 1, not " +
+               std::to_string(value);
+      else
+        return "'" + name.str() + "' takes " + std::to_string(lowest) +
+               " to " + std::to_string(highest) + ", not " +
+               std::to_string(value);
+    }
+    if constexpr (std::is_same_v<std::decay_t<decltype(field)>, bool>)
+      field = value == 1;
+    else
+      field = value;
+    return std::nullopt;
+  };
+#define GSA_GPU_OPTION(Field, Name, Type, Default, Lowest, Highest, Help)     \
+  if (name == Name)                                                            \
+    return assign(options.Field, Lowest, Highest);
+#include "gsa/Conversion/GPUPipelineOptions.def"
+  return "unknown option '" + name.str() + "'";
+}
+
+std::string gsa::describeGPUPipelineOptions() {
+  std::string text;
+#define GSA_GPU_OPTION(Field, Name, Type, Default, Lowest, Highest, Help)     \
+  text += std::string(text.empty() ? "" : ", ") + Name +                       \
+          (std::is_same_v<Type, bool> ? "=0|1" : "=N");
+#include "gsa/Conversion/GPUPipelineOptions.def"
+  return text;
+}
+
 namespace {
-/// gsa-gpu-pipeline's options in gsa-opt: the same switches as the
-/// runtime's GSA_GPU_OPTIONS and gsa-compile's flags.
+/// gsa-gpu-pipeline's options in gsa-opt: GPUPipelineOptions.def's
+/// switches under their names.
 struct GPUPipelineCLOptions
     : public PassPipelineOptions<GPUPipelineCLOptions> {
-  Option<bool> attentionQueryTiles{
-      *this, "attention-query-tiles",
-      llvm::cl::desc("sparse attention through the tile stages"),
-      llvm::cl::init(true)};
-  Option<int64_t> attentionKeyChunk{
-      *this, "attention-key-chunk",
-      llvm::cl::desc("gsa-tile's key-chunk (-1: 64 with wgmma tiles and "
-                     "dynamic shared memory, else 32)"),
-      llvm::cl::init(-1)};
-  Option<int64_t> attentionWarps{*this, "attention-warps",
-                                 llvm::cl::desc("gsa-tile's warps"),
-                                 llvm::cl::init(4)};
-  Option<int64_t> attentionSplitShare{
-      *this, "attention-split-share",
-      llvm::cl::desc("gsa-tile's split-share (0: no half tiles; -1: 0 with "
-                     "wgmma tiles, else 3)"),
-      llvm::cl::init(-1)};
-  Option<int64_t> attentionStages{
-      *this, "attention-stages", llvm::cl::desc("gsa-stage-shared's stages"),
-      llvm::cl::init(2)};
-  Option<bool> attentionDynamicShared{
-      *this, "attention-dynamic-shared",
-      llvm::cl::desc("gsa-stage-shared's dynamic-shared"),
-      llvm::cl::init(true)};
-  Option<bool> attentionWgmma{
-      *this, "attention-wgmma",
-      llvm::cl::desc("gsa-map-tensor-cores' wgmma"), llvm::cl::init(true)};
-  Option<bool> attentionPregateValues{
-      *this, "attention-pregate-values",
-      llvm::cl::desc("the value gate once per key row"), llvm::cl::init(true)};
-  Option<bool> selectTensorCores{
-      *this, "select-tensor-cores",
-      llvm::cl::desc("the selection's products on mma.sync"),
-      llvm::cl::init(true)};
-  Option<bool> selectSampled{*this, "select-sampled",
-                             llvm::cl::desc("the sampled selection"),
-                             llvm::cl::init(true)};
-  Option<int64_t> selectRowsPerTile{
-      *this, "select-rows-per-tile",
-      llvm::cl::desc("query rows per selection tile (-1: by length)"),
-      llvm::cl::init(-1)};
+#define GSA_GPU_OPTION(Field, Name, Type, Default, Lowest, Highest, Help)     \
+  Option<Type> Field{*this, Name, llvm::cl::desc(Help),                        \
+                     llvm::cl::init(Default)};
+#include "gsa/Conversion/GPUPipelineOptions.def"
 };
 } // namespace
 
@@ -167,17 +170,9 @@ void gsa::registerGPUPipeline() {
       [](OpPassManager &pm, const GPUPipelineCLOptions &cl) {
         GPUPipelineOptions options;
         options.libdevice = defaultLibdevicePath();
-        options.attentionQueryTiles = cl.attentionQueryTiles;
-        options.attentionKeyChunk = cl.attentionKeyChunk;
-        options.attentionWarps = cl.attentionWarps;
-        options.attentionSplitShare = cl.attentionSplitShare;
-        options.attentionStages = cl.attentionStages;
-        options.attentionWgmma = cl.attentionWgmma;
-        options.attentionDynamicShared = cl.attentionDynamicShared;
-        options.attentionPregateValues = cl.attentionPregateValues;
-        options.selectTensorCores = cl.selectTensorCores;
-        options.selectSampled = cl.selectSampled;
-        options.selectRowsPerTile = cl.selectRowsPerTile;
+#define GSA_GPU_OPTION(Field, Name, Type, Default, Lowest, Highest, Help)     \
+  options.Field = cl.Field;
+#include "gsa/Conversion/GPUPipelineOptions.def"
         buildGPUPipeline(pm, options);
       });
 }

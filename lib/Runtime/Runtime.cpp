@@ -65,16 +65,10 @@ Error makeError(const std::string &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
 }
 
-/// GSA_GPU_OPTIONS: convert-gsa-to-gpu's options for the kernels this
-/// process compiles, as "key=value" words (select-tensor-cores=0|1,
-/// select-rows-per-tile=N, attention-rows-in-flight=N,
-/// attention-tensor-cores=0|1, attention-pregate-values=0|1,
-/// attention-query-tiles=0|1, attention-key-chunk=16|32|48|64,
-/// attention-warps=1..8, attention-split-share=N, attention-stages=2..4,
-/// attention-wgmma=0|1, attention-dynamic-shared=0|1, select-sampled=0|1,
-/// select-max-registers=N): an A/B
-/// switch for
-/// users and benchmarks. The text is part of the cache key.
+/// GSA_GPU_OPTIONS: the GPU pipeline's switches for the kernels this
+/// process compiles, as "name=integer" words
+/// (include/gsa/Conversion/GPUPipelineOptions.def): an A/B switch for users
+/// and benchmarks. The text is part of the cache key.
 /// The ptxas that assembles kernels into cubins at compile time: $GSA_PTXAS
 /// (a path; "0" for none), else ptxas on PATH or in /usr/local/cuda/bin.
 /// Empty: none, and the driver JIT-compiles the PTX at load time.
@@ -140,45 +134,10 @@ Expected<GPUPipelineOptions> gpuOptionsFromEnvironment() {
     if (value.getAsInteger(10, number))
       return makeError(fmt::format(
           "GSA_GPU_OPTIONS: '{}' is not key=integer", word.str()));
-    if (key == "select-tensor-cores" && (number == 0 || number == 1))
-      options.selectTensorCores = number == 1;
-    else if (key == "select-rows-per-tile")
-      options.selectRowsPerTile = number;
-    else if (key == "attention-rows-in-flight")
-      options.attentionRowsInFlight = number;
-    else if (key == "attention-tensor-cores" && (number == 0 || number == 1))
-      options.attentionTensorCores = number == 1;
-    else if (key == "attention-pregate-values" && (number == 0 || number == 1))
-      options.attentionPregateValues = number == 1;
-    else if (key == "attention-query-tiles" && (number == 0 || number == 1))
-      options.attentionQueryTiles = number == 1;
-    else if (key == "attention-key-chunk")
-      options.attentionKeyChunk = number; // gsa-tile reports bad values
-    else if (key == "attention-warps")
-      options.attentionWarps = number; // gsa-tile reports bad values
-    else if (key == "attention-split-share" && number >= 0)
-      options.attentionSplitShare = number;
-    else if (key == "attention-stages")
-      options.attentionStages = number; // gsa-stage-shared reports bad ones
-    else if (key == "attention-wgmma" && (number == 0 || number == 1))
-      options.attentionWgmma = number == 1;
-    else if (key == "attention-dynamic-shared" && (number == 0 || number == 1))
-      options.attentionDynamicShared = number == 1;
-    else if (key == "select-sampled" && (number == 0 || number == 1))
-      options.selectSampled = number == 1;
-    else if (key == "select-max-registers" && number >= 0 && number <= 255)
-      options.selectMaxRegisters = number;
-    else
-      return makeError(fmt::format(
-          "GSA_GPU_OPTIONS: unknown or invalid option '{}' (known: "
-          "select-tensor-cores=0|1, select-rows-per-tile=N, "
-          "attention-rows-in-flight=N, attention-tensor-cores=0|1, "
-          "attention-pregate-values=0|1, attention-query-tiles=0|1, "
-          "attention-key-chunk=N, attention-warps=N, "
-          "attention-split-share=N, attention-stages=N, "
-          "attention-wgmma=0|1, attention-dynamic-shared=0|1, "
-          "select-sampled=0|1, select-max-registers=0..255)",
-          word.str()));
+    if (std::optional<std::string> problem =
+            setGPUPipelineOption(options, key, number))
+      return makeError(fmt::format("GSA_GPU_OPTIONS: {} (known: {})",
+                                   *problem, describeGPUPipelineOptions()));
   }
   return options;
 }

@@ -149,6 +149,17 @@ TEST_F(CUDARuntimeTest, StagedLoweringOptionsComeFromTheEnvironment) {
   EXPECT_NE(message.find("'attention-warps=two' is not key=integer"),
             std::string::npos)
       << message;
+  // A switch out of its range (GPUPipelineOptions.def), named with the
+  // known ones.
+  setenv("GSA_GPU_OPTIONS", "select-sampled=2", 1);
+  auto outOfRange = runtime.compile(kAttention, specsFor(40), cuda());
+  ASSERT_FALSE(bool(outOfRange));
+  message = llvm::toString(outOfRange.takeError());
+  EXPECT_NE(message.find("GSA_GPU_OPTIONS: 'select-sampled' takes 0 or 1, "
+                         "not 2 (known: "),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("attention-wgmma=0|1"), std::string::npos) << message;
   unsetenv("GSA_GPU_OPTIONS");
   auto defaults = runtime.compile(kAttention, specsFor(40), cuda());
   ASSERT_TRUE(bool(defaults)) << llvm::toString(defaults.takeError());

@@ -47,64 +47,10 @@ static cl::opt<std::string> manifestPath("manifest",
                                          cl::init(""));
 static cl::opt<std::string> chip("chip", cl::desc("target chip"),
                                  cl::init("sm_90a"));
-static cl::opt<bool> selectTensorCores(
-    "select-tensor-cores",
-    cl::desc("selection kernels: qi . ki products on mma.sync (default; "
-             "=false for CUDA cores)"),
-    cl::init(true));
-static cl::opt<bool> attentionTensorCores(
-    "attention-tensor-cores",
-    cl::desc("attention kernel: Q K^T and P V on mma.sync"), cl::init(false));
-static cl::opt<bool> attentionQueryTiles(
-    "attention-query-tiles",
-    cl::desc("attention over query tiles sharing their selected rows "
-             "(default; =false for the per-query kernel)"),
-    cl::init(true));
-static cl::opt<int> attentionKeyChunk(
-    "attention-key-chunk",
-    cl::desc("query-tile attention: union keys per loop step (gsa-tile's "
-             "key-chunk: 16, 32, 48 or 64; -1, the default: 64 with wgmma "
-             "tiles and dynamic shared memory, else 32)"),
-    cl::init(-1));
-static cl::opt<int> attentionWarps(
-    "attention-warps",
-    cl::desc("query-tile attention: warps per tile of 16 rows each "
-             "(gsa-tile's warps: 1 to 8)"),
-    cl::init(4));
-static cl::opt<int> attentionSplitShare(
-    "attention-split-share",
-    cl::desc("query-tile attention: run a tile as two half tiles when its "
-             "queries share fewer than this many selections per union row "
-             "(gsa-tile's split-share; 0: never; -1, the default: 0 when "
-             "the full tiles run on wgmma, else 3)"),
-    cl::init(-1));
-static cl::opt<int> attentionStages(
-    "attention-stages",
-    cl::desc("query-tile attention: shared-memory buffers per ring "
-             "(gsa-stage-shared's stages: 2 to 4)"),
-    cl::init(2));
-static cl::opt<bool> attentionDynamicShared(
-    "attention-dynamic-shared",
-    cl::desc("query-tile attention: rings beyond 48 KiB in dynamic shared "
-             "memory (gsa-stage-shared's dynamic-shared; =false to keep "
-             "them static)"),
-    cl::init(true));
-static cl::opt<bool> attentionWgmma(
-    "attention-wgmma",
-    cl::desc("query-tile attention: products of 4-warp tiles on "
-             "wgmma.mma_async (gsa-map-tensor-cores' wgmma; sm_90a only; "
-             "=false for mma.sync)"),
-    cl::init(true));
-static cl::opt<bool> selectSampled(
-    "select-sampled",
-    cl::desc("sampled selection in front of the radix top-k (default; "
-             "=false for the radix passes alone)"),
-    cl::init(true));
-static cl::opt<int> selectMaxRegisters(
-    "select-max-registers",
-    cl::desc("register cap (.maxnreg) of the selection's sweep kernels "
-             "(0: none)"),
-    cl::init(0));
+// The GPU pipeline's switches (GPUPipelineOptions.def), under their names.
+#define GSA_GPU_OPTION(Field, Name, Type, Default, Lowest, Highest, Help)     \
+  static cl::opt<Type> Field##Flag(Name, cl::desc(Help), cl::init(Default));
+#include "gsa/Conversion/GPUPipelineOptions.def"
 static cl::opt<bool> ptxasInfo(
     "ptxas-info", cl::desc("assemble with ptxas -v and print resource use"));
 static cl::opt<std::string> ptxasPath("ptxas",
@@ -178,17 +124,9 @@ int main(int argc, char **argv) {
 
   PassManager pm(&ctx);
   gsa::GPUPipelineOptions options;
-  options.selectTensorCores = selectTensorCores;
-  options.attentionTensorCores = attentionTensorCores;
-  options.attentionQueryTiles = attentionQueryTiles;
-  options.attentionKeyChunk = attentionKeyChunk;
-  options.attentionStages = attentionStages;
-  options.attentionWgmma = attentionWgmma;
-  options.attentionDynamicShared = attentionDynamicShared;
-  options.attentionWarps = attentionWarps;
-  options.attentionSplitShare = attentionSplitShare;
-  options.selectSampled = selectSampled;
-  options.selectMaxRegisters = selectMaxRegisters;
+#define GSA_GPU_OPTION(Field, Name, Type, Default, Lowest, Highest, Help)     \
+  options.Field = Field##Flag;
+#include "gsa/Conversion/GPUPipelineOptions.def"
   options.chip = chip;
   options.libdevice = gsa::defaultLibdevicePath();
   gsa::buildGPUPipeline(pm, options);

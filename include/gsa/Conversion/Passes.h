@@ -6,6 +6,10 @@
 #include "mlir/Pass/Pass.h"
 #include "mlir/Pass/PassManager.h"
 
+#include <cstdint>
+#include <optional>
+#include <string>
+
 namespace gsa {
 
 /// Builds the CPU reference pipeline: decompose, lower the fused ops to
@@ -26,34 +30,23 @@ struct GPUPipelineOptions {
   /// libdevice bitcode, linked when user regions call math functions that
   /// NVVM lowers to __nv_* (tanh, log, ...). Empty: not linked.
   std::string libdevice;
-  /// convert-gsa-to-gpu's options (see GSAPasses.td). Selection tiles
-  /// chosen by length (-1): 12 query rows from L = 98304 on, else the pass's
-  /// 8; on the H200 12 rows serve 1.5x the rows per key fragment (128K:
-  /// stats 21.3 -> 19.3 ms, sample 7.2 -> 6.0) but give fewer CTAs (16K:
-  /// select 2.5 -> 2.7 ms); 16 rows was slower at 128K (perf-log).
-  int64_t selectRowsPerTile = -1;
-  bool selectTensorCores = true;
-  bool selectSampled = true;
-  int64_t selectMaxRegisters = 0;
-  int64_t attentionRowsInFlight = 4;
-  bool attentionTensorCores = false;
-  bool attentionPregateValues = true;
-  bool attentionQueryTiles = true;
-  /// gsa-tile's key-chunk and warps, gsa-stage-shared's stages.
-  /// (key-chunk -1: 64 when the tiles run on wgmma, else 32; see
-  /// buildGPUPipeline.)
-  int64_t attentionKeyChunk = -1;
-  int64_t attentionWarps = 4;
-  /// gsa-tile's split-share (0: no half tiles; -1: chosen with the
-  /// products' instructions, see buildGPUPipeline).
-  int64_t attentionSplitShare = -1;
-  int64_t attentionStages = 2;
-  /// gsa-stage-shared's dynamic-shared.
-  bool attentionDynamicShared = true;
-  /// gsa-map-tensor-cores' wgmma (taken only when `chip` is sm_90a, the
-  /// one target with wgmma).
-  bool attentionWgmma = true;
+  /// The lowering's switches, one field per line of
+  /// GPUPipelineOptions.def (defaults, ranges and meaning there).
+#define GSA_GPU_OPTION(Field, Name, Type, Default, Lowest, Highest, Help)     \
+  Type Field = Default;
+#include "gsa/Conversion/GPUPipelineOptions.def"
 };
+
+/// Sets the switch `name` (a GPUPipelineOptions.def name) of `options` to
+/// `value` (0 or 1 for the bool ones); the reason when `name` is unknown
+/// or `value` out of its range, else nullopt.
+std::optional<std::string> setGPUPipelineOption(GPUPipelineOptions &options,
+                                                llvm::StringRef name,
+                                                int64_t value);
+
+/// The switches' names with their values, for messages
+/// ("select-tensor-cores=0|1, select-rows-per-tile=N, ...").
+std::string describeGPUPipelineOptions();
 
 /// Builds the GPU pipeline: decompose, lower sparse attention to kernels
 /// and launches, lower the kernels to NVVM, and serialise the gpu.module to
