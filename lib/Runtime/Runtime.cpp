@@ -909,7 +909,7 @@ Error Kernel::validate(ArrayRef<const Tensor *> inputs) const {
 Runtime::Runtime() = default;
 Runtime::~Runtime() = default;
 
-llvm::StringRef Runtime::version() { return "gsa-0.4.1-wgmma-rows-by-length"; }
+llvm::StringRef Runtime::version() { return "gsa-0.4.2-fixed-budget-candidates"; }
 
 CacheStats Runtime::cacheStats() const {
   std::lock_guard<std::mutex> lock(mutex_);
