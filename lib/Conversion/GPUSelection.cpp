@@ -1532,7 +1532,9 @@ struct Candidates {
 /// slower.
 void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
                        int firstStats, ReferenceSource refSource, int refArg,
-                       const Candidates &cand, int indicesArg, int countsArg) {
+                       const Candidates &cand, int indicesArg, int countsArg,
+                       int64_t threads) {
+  const int64_t warps = threads / kWarpSize;
   MLIRContext *ctx = kernel.getContext();
   Location loc = kernel.getLoc();
   Block &entry = kernel.getBody().front();
@@ -1548,12 +1550,12 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
   int64_t K = op.getKMax();
   constexpr int64_t unroll = 4;
   constexpr int64_t bitmapWords = 4096;
-  constexpr int64_t wordsPerThread = bitmapWords / kThreads;
+  const int64_t wordsPerThread = bitmapWords / threads;
   Type i32 = IntegerType::get(ctx, 32);
   Value bitmap = sharedBuffer(kernel, i32, bitmapWords);
   Value hist = sharedBuffer(kernel, i32, kBins);
   Value ties = sharedBuffer(kernel, i32, kMaxTies);
-  Value warpTotals = sharedBuffer(kernel, i32, kWarps);
+  Value warpTotals = sharedBuffer(kernel, i32, warps);
   // prefix, remain, equal, -, tie count, k_t
   Value scalars = sharedBuffer(kernel, i32, 8);
 
@@ -1562,7 +1564,7 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
   Value tid = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
   Value t = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
   Value batch = gpu::BlockIdOp::create(b, loc, gpu::Dimension::y);
-  Value zero = e.index(0), cK = e.index(K), nt = e.index(kThreads);
+  Value zero = e.index(0), cK = e.index(K), nt = e.index(threads);
   Value lead = e.cmpi(arith::CmpIPredicate::eq, tid, zero);
   Value warp = arith::DivUIOp::create(b, loc, tid, e.index(kWarpSize));
   Value warp0 = e.cmpi(arith::CmpIPredicate::ult, tid, e.index(kWarpSize));
@@ -1613,10 +1615,10 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
     // loads issued first: use(key, position, live) per candidate.
     auto forEachCandidate = [&](bool withPositions,
                                 function_ref<void(Value, Value, Value)> use) {
-      e.loopStep(tid, count, e.index(unroll * kThreads), [&](Value i0) {
+      e.loopStep(tid, count, e.index(unroll * threads), [&](Value i0) {
         SmallVector<Value> cKey, cPos, cLive;
         for (int64_t u = 0; u < unroll; ++u) {
-          Value i = e.add(i0, e.index(u * kThreads));
+          Value i = e.add(i0, e.index(u * threads));
           cLive.push_back(e.cmpi(arith::CmpIPredicate::ult, i, count));
           Value at = e.add(rowBase, e.minui(i, e.index(cand.capacity - 1)));
           cKey.push_back(e.load(keys, {at}));
@@ -1655,7 +1657,8 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
     for (int64_t pass = 0; pass < 4; ++pass) {
       int64_t shift = 24 - 8 * pass;
       e.ifThen(e.cmpi(arith::CmpIPredicate::ule, firstPass, e.i32(pass)), [&]() {
-        e.store(e.i32(0), hist, {tid});
+        e.loopStep(tid, e.index(kBins), nt,
+                   [&](Value i) { e.store(e.i32(0), hist, {i}); });
         gpu::BarrierOp::create(b, loc);
         Value prefix = e.load(scalars, {e.index(0)});
         forEachCandidate(false, [&](Value key, Value, Value live) {
@@ -1737,7 +1740,7 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
           zero, n, e.index(window), ValueRange{zero},
           [&](Value w0, ValueRange carried) -> SmallVector<Value> {
             for (int64_t i = 0; i < wordsPerThread; ++i)
-              e.store(e.i32(0), bitmap, {e.add(tid, e.index(i * kThreads))});
+              e.store(e.i32(0), bitmap, {e.add(tid, e.index(i * threads))});
             gpu::BarrierOp::create(b, loc);
             forEachCandidate(true, [&](Value key, Value pos32, Value live) {
               Value pos = e.i32ToIndex(pos32);
@@ -1765,7 +1768,7 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
                                    b, loc, i32,
                                    e.load(bitmap, {e.add(firstWord, e.index(i))})));
             auto [exclusive, total] = blockExclusiveSum(b, loc, own, lane, warp,
-                                                        warpTotals, kWarps);
+                                                        warpTotals, warps);
             Value at = e.add(carried[0], e.i32ToIndex(exclusive));
             // (Loops rather than unrolled copies: code size, compile time.)
             e.loopCarry(
@@ -2015,11 +2018,14 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
     cand.capacity = capacity;
     int indicesArg = args.add(collapse(rewriter, loc, indices));
     int countsArg = args.add(collapse(rewriter, loc, counts));
+    // One CTA of 256 threads per row: 128 threads (9 rows in flight per SM
+    // instead of 5) measured slower (perf-log, 2026-11-30).
+    int64_t finishThreads = kThreads;
     auto kernel = createKernel(kernels, loc, (prefix + "_select_finish").str(),
-                               args, kThreads);
+                               args, finishThreads);
     buildFinishKernel(kernel, op, L, first, refSource, refArg, cand,
-                      indicesArg, countsArg);
-    launchKernel(host, kernel, args.operands(), L, B, 1, kThreads);
+                      indicesArg, countsArg, finishThreads);
+    launchKernel(host, kernel, args.operands(), L, B, 1, finishThreads);
   }
 
   // topk (sampled: only the rows the finish kernel left)
