@@ -661,18 +661,16 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
         Value n = memref::AtomicRMWOp::create(
             b, loc, arith::AtomicRMWKind::addi, e.i32(1), collected,
             ValueRange{v.row});
-        Value slot = e.i32ToIndex(n);
-        e.ifThen(e.cmpi(arith::CmpIPredicate::slt, slot,
-                        e.index(collect->capacity)),
-                 [&]() {
-                   Value row = e.add(e.mul(ids.batch, e.index(L)),
-                                     e.add(ids.t0, v.row));
-                   Value at =
-                       e.add(e.mul(row, e.index(collect->capacity)), slot);
-                   e.store(key, entry.getArgument(collect->keys), {at});
-                   e.store(e.indexToI32(v.s),
-                           entry.getArgument(collect->positions), {at});
-                 });
+        // Past the capacity the row has overflowed (its count says so and
+        // the finish kernel leaves it to the topk kernel): the stores then
+        // go to the last slot, whatever it holds, instead of a branch on
+        // the atomic's result.
+        Value slot = e.minui(e.i32ToIndex(n), e.index(collect->capacity - 1));
+        Value row = e.add(e.mul(ids.batch, e.index(L)), e.add(ids.t0, v.row));
+        Value at = e.add(e.mul(row, e.index(collect->capacity)), slot);
+        e.store(key, entry.getArgument(collect->keys), {at});
+        e.store(e.indexToI32(v.s), entry.getArgument(collect->positions),
+                {at});
       });
     }
     return next;
@@ -722,12 +720,16 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
         lb, ub, chunk, inits,
         [&](Value s0, ValueRange carried) -> SmallVector<Value> {
           Value here = e.add(s0, warpOffset);
-          SmallVector<Value> ahead = source.keyFragments(
-              e.add(here, e.mul(chunk, e.index(2))), /*inBounds=*/true);
           SmallVector<Value> frags(carried.begin() + statsValues,
                                    carried.begin() + statsValues + fragCount);
           SmallVector<Visit> upcoming =
               source.visitsWith(frags, e.add(here, chunk));
+          // Loaded after the products read the carried fragments, so the
+          // new ones can take their registers (loaded first, they were
+          // live together: a register move per fragment at the loop's end,
+          // waiting on the load).
+          SmallVector<Value> ahead = source.keyFragments(
+              e.add(here, e.mul(chunk, e.index(2))), /*inBounds=*/true);
           SmallVector<Visit> current;
           Value s = source.visitKey(here);
           for (int64_t m = 0; m < slots; ++m)
