@@ -156,6 +156,12 @@ def GSATile : Pass<"gsa-tile", "::mlir::ModuleOp"> {
     Option<"keyChunk", "key-chunk", "int64_t", /*default=*/"32",
            "union keys per step of the tile loop (16, 32, 48 or 64): the "
            "N of the score tile">,
+    Option<"scoreModKeyChunk", "score-mod-key-chunk", "int64_t",
+           /*default=*/"0",
+           "key-chunk for the ops with a score_mod (0: key-chunk). "
+           "gsa-gpu-pipeline sets 32 where it chose 64-key chunks: with "
+           "wgmma, 64-key chunks and a score_mod give wrong results (an "
+           "open bug; gsa-map-tensor-cores refuses that combination)">,
     Option<"warps", "warps", "int64_t", /*default=*/"4",
            "warps per tile (1 to 8); each owns 16 rows of the tile">,
     Option<"pregateValues", "pregate-values", "bool", /*default=*/"true",

@@ -494,6 +494,14 @@ LogicalResult LaunchMapper::scores(TileScoresOp op) {
   if (failed(checkGroup(op, op.getGroup())))
     return failure();
   int64_t N = op.getAcc().getType().getDimSize(1);
+  // Known wrong (an open bug): a score_mod over 64-key chunks of a tile on
+  // wgmma; refused rather than computed (see gsa-tile's
+  // score-mod-key-chunk).
+  if (positions && wgmma && warps == 4 && N == 64)
+    return op.emitOpError(
+        "gsa-map-tensor-cores: a score_mod with 64-key chunks on wgmma is "
+        "not supported (known wrong results); use a key chunk of 32 or 48 "
+        "(attention-key-chunk) or attention-wgmma=0");
   // (Rows past the sequence get their unclamped query: they are dropped.)
   auto rows = rowsOf(b, loc, op.getBatch(), op.getFirstQuery(), op.getKvHead(),
                      op.getGroup(), std::numeric_limits<int32_t>::max());

@@ -346,12 +346,16 @@ struct GSATilePass : gsa::impl::GSATileBase<GSATilePass> {
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    if (keyChunk < 16 || keyChunk > 64 || keyChunk % 16 != 0) {
-      module.emitError(fmt::format(
-          "gsa-tile: key-chunk must be 16, 32, 48 or 64 (whole mma k-steps "
-          "of the P V product), but is {}",
-          int64_t(keyChunk)));
-      return signalPassFailure();
+    for (int64_t chunk : {int64_t(keyChunk), int64_t(scoreModKeyChunk)}) {
+      if (chunk == scoreModKeyChunk && chunk == 0)
+        continue;
+      if (chunk < 16 || chunk > 64 || chunk % 16 != 0) {
+        module.emitError(fmt::format(
+            "gsa-tile: key-chunk must be 16, 32, 48 or 64 (whole mma "
+            "k-steps of the P V product), but is {}",
+            chunk));
+        return signalPassFailure();
+      }
     }
     if (warps < 1 || warps > 8) {
       module.emitError(fmt::format(
@@ -374,7 +378,10 @@ struct GSATilePass : gsa::impl::GSATileBase<GSATilePass> {
             int64_t(warps), s.G, s.T));
         return signalPassFailure();
       }
-      tileAttention(op, module, warps, keyChunk, splitShare);
+      bool scoreMod = !op.getScoreMod().empty();
+      int64_t chunk =
+          scoreMod && scoreModKeyChunk > 0 ? scoreModKeyChunk : keyChunk;
+      tileAttention(op, module, warps, chunk, splitShare);
     }
   }
 };
