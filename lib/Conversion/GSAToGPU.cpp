@@ -144,7 +144,6 @@ void buildAttentionKernel(SparseAttentionOp op, gpu::GPUFuncOp kernel,
   auto tensorCoreLoop = [&]() {
     Type elem = op.getQ().getType().getElementType();
     StringRef kind = elem.isBF16() ? "bf16" : "f16";
-    Type i32 = b.getI32Type();
     Value g = arith::ShRUIOp::create(b, loc, lane, e.index(2));
     Value c = arith::AndIOp::create(b, loc, lane, e.index(3));
     Value col = e.mul(c, e.index(2));
