@@ -346,17 +346,20 @@ struct GSATilePass : gsa::impl::GSATileBase<GSATilePass> {
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    for (int64_t chunk : {int64_t(keyChunk), int64_t(scoreModKeyChunk)}) {
-      if (chunk == scoreModKeyChunk && chunk == 0)
-        continue;
-      if (chunk < 16 || chunk > 64 || chunk % 16 != 0) {
-        module.emitError(fmt::format(
-            "gsa-tile: key-chunk must be 16, 32, 48 or 64 (whole mma "
-            "k-steps of the P V product), but is {}",
-            chunk));
-        return signalPassFailure();
-      }
-    }
+    auto badChunk = [&](StringRef option, int64_t chunk) {
+      if (chunk >= 16 && chunk <= 64 && chunk % 16 == 0)
+        return false;
+      module.emitError(fmt::format(
+          "gsa-tile: {} must be 16, 32, 48 or 64 (whole mma k-steps of the "
+          "P V product), but is {}",
+          option.str(), chunk));
+      return true;
+    };
+    // (score-mod-key-chunk 0: ops with a score_mod take key-chunk.)
+    if (badChunk("key-chunk", keyChunk) ||
+        (scoreModKeyChunk != 0 &&
+         badChunk("score-mod-key-chunk", scoreModKeyChunk)))
+      return signalPassFailure();
     if (warps < 1 || warps > 8) {
       module.emitError(fmt::format(
           "gsa-tile: warps must be 1 to 8, but is {}", int64_t(warps)));

@@ -3,6 +3,8 @@
 // RUN: gsa-opt %s --gsa-tile="key-chunk=64 warps=2 split-share=0" -split-input-file | FileCheck %s --check-prefix=OPTS
 // RUN: gsa-opt %s --gsa-tile="pregate-values=0 split-share=0" -split-input-file | FileCheck %s --check-prefix=NOPREGATE
 // RUN: not gsa-opt %s --gsa-tile="key-chunk=24" -split-input-file 2>&1 | FileCheck %s --check-prefix=BADCHUNK
+// RUN: not gsa-opt %s --gsa-tile="key-chunk=0" -split-input-file 2>&1 | FileCheck %s --check-prefix=ZEROCHUNK
+// RUN: not gsa-opt %s --gsa-tile="score-mod-key-chunk=24" -split-input-file 2>&1 | FileCheck %s --check-prefix=BADSMCHUNK
 // RUN: not gsa-opt %s --gsa-tile="warps=9" -split-input-file 2>&1 | FileCheck %s --check-prefix=BADWARPS
 // RUN: not gsa-opt %s --gsa-tile="warps=8" -split-input-file 2>&1 | FileCheck %s --check-prefix=WIDE
 // RUN: gsa-opt %s --gsa-tile="warps=1" -split-input-file | FileCheck %s --check-prefix=ONEWARP
@@ -117,6 +119,8 @@
 // ONEWARP-NOT: _half
 
 // BADCHUNK: error: gsa-tile: key-chunk must be 16, 32, 48 or 64 (whole mma k-steps of the P V product), but is 24
+// ZEROCHUNK: error: gsa-tile: key-chunk must be 16, 32, 48 or 64 (whole mma k-steps of the P V product), but is 0
+// BADSMCHUNK: error: gsa-tile: score-mod-key-chunk must be 16, 32, 48 or 64 (whole mma k-steps of the P V product), but is 24
 // BADWARPS: error: gsa-tile: warps must be 1 to 8, but is 9
 func.func @attend(%q: tensor<1x33x8x64xbf16>, %k: tensor<1x33x2x64xbf16>,
                   %v: tensor<1x33x2x64xbf16>, %idx: tensor<1x33x16xi32>,
