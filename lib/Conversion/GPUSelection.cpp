@@ -407,15 +407,13 @@ public:
   SmallVector<Visit> visitsWith(ArrayRef<Value> frags, Value warpBase) {
     OpBuilder &b = e.builder();
     Location loc = e.location();
-    Value c = arith::AndIOp::create(b, loc, ids.lane, e.index(3));
     Value hi = e.cmpi(arith::CmpIPredicate::uge, ids.lane, e.index(16));
-    Value col = e.mul(c, e.index(2));
     SmallVector<SmallVector<Value>> bFrags;
     for (int64_t ks = 0; ks < DI / 16; ++ks)
       bFrags.push_back({frags[2 * ks], frags[2 * ks + 1]});
     StringRef kind = elem.isBF16() ? "bf16" : "f16";
     float scale = fused.getScaleOrDefault();
-    Value s = e.add(warpBase, e.add(col, e.select(hi, e.index(1), e.index(0))));
+    Value s = visitKey(warpBase);
     SmallVector<Visit> out;
     for (int64_t m = 0; m < slots(); ++m) {
       SmallVector<Value> acc(4, zeroAccumulator);
@@ -676,25 +674,24 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     return next;
   };
   Value chunk = e.index(source.chunk());
-  // The sweep over chunks [lb, ub). Tensor cores: the next chunk's key
-  // fragments are loaded while this one computes; an unmasked range also
-  // knows them in bounds (no clamp).
-  auto sweep = [&](Value lb, Value ub, ValueRange inits, bool masked) {
+  // The masked sweep over chunks [lb, ub) (the bulk before it is
+  // pipelinedSweep's). Tensor cores: the next chunk's key fragments are
+  // loaded (clamped) while this one computes.
+  auto maskedSweep = [&](Value lb, Value ub, ValueRange inits) {
     return e.loopStepCarry(
         lb, ub, chunk, inits,
         [&](Value s0, ValueRange carried) -> SmallVector<Value> {
           SmallVector<Value> ahead;
           SmallVector<Visit> visits;
           if (prefetch) {
-            ahead = source.keyFragments(e.add(e.add(s0, chunk), warpOffset),
-                                        /*inBounds=*/!masked);
+            ahead = source.keyFragments(e.add(e.add(s0, chunk), warpOffset));
             SmallVector<Value> frags(carried.begin() + statsValues,
                                      carried.end());
             visits = source.visitsWith(frags, e.add(s0, warpOffset));
           } else {
             visits = source.visits(s0);
           }
-          SmallVector<Value> next = sweepStep(visits, carried, masked);
+          SmallVector<Value> next = sweepStep(visits, carried, /*masked=*/true);
           next.append(ahead.begin(), ahead.end());
           return next;
         });
@@ -765,7 +762,7 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     for (Value f : source.keyFragments(e.add(bulkEnd, warpOffset)))
       init.push_back(f);
   }
-  SmallVector<Value> acc = sweep(bulkEnd, ids.keyEnd, init, /*masked=*/true);
+  SmallVector<Value> acc = maskedSweep(bulkEnd, ids.keyEnd, init);
 
   // Combine the lanes holding the same rows; each warp's row leader
   // publishes its warp's totals.
@@ -1927,14 +1924,9 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
   // for it, so a fixed k = 2048 under k_max = 4096 collects, stores and
   // finishes about 3200 keys per row instead of 4736.
   int64_t budgetBound = K;
-  if (op.getPolicy() == SelectionPolicy::fixed)
-    budgetBound = std::clamp<int64_t>(op.getKBase(), op.getKMin(), K);
-  bool sampled = sampledSelection && fused && tensorCores &&
-                 TileScores::usable(fused, rows) &&
-                 budgetBound <= kMaxSampledBudget;
-  int64_t capacity = budgetBound + budgetBound / 2 + 256,
-          target = budgetBound + budgetBound / 8 + 128;
+  int64_t target = K + K / 8 + 128, capacity = K + K / 2 + 256;
   if (op.getPolicy() == SelectionPolicy::fixed) {
+    budgetBound = std::clamp<int64_t>(op.getKBase(), op.getKMin(), K);
     // The sample's count is an estimate: a row whose candidates fall below
     // k or overflow goes to the topk kernel, a sweep of the whole tile per
     // radix pass. 1.5 k + 128 measured best at 128K (docs/perf-log.md: with
@@ -1943,6 +1935,9 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
     target = budgetBound + budgetBound / 2 + 128;
     capacity = target + target / 3 + 256;
   }
+  bool sampled = sampledSelection && fused && tensorCores &&
+                 TileScores::usable(fused, rows) &&
+                 budgetBound <= kMaxSampledBudget;
   Value cuts, candKeys, candPositions, candCounts, done;
   if (sampled) {
     cuts = scratch(host, i32, B * L);
