@@ -52,13 +52,6 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
     tile.keyChunk = options.attentionKeyChunk > 0 ? options.attentionKeyChunk
                     : wideChunks                  ? 64
                                                   : 32;
-    // A score_mod on wgmma tiles with 64-key chunks gives wrong outputs (an
-    // open bug, found by test_module.py's CUDA core test with a relative
-    // position score_mod; 32 and 48 are right): the chosen 64 becomes 32
-    // for ops with a score_mod, and gsa-map-tensor-cores refuses an
-    // explicit 64 there.
-    if (options.attentionKeyChunk <= 0 && tile.keyChunk == 64)
-      tile.scoreModKeyChunk = 32;
     tile.warps = options.attentionWarps;
     // Half tiles (for tiles whose queries share few selections) halve the
     // masked mma.sync work on a union; with the full tile on wgmma that

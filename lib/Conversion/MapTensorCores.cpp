@@ -494,14 +494,6 @@ LogicalResult LaunchMapper::scores(TileScoresOp op) {
   if (failed(checkGroup(op, op.getGroup())))
     return failure();
   int64_t N = op.getAcc().getType().getDimSize(1);
-  // Known wrong (an open bug): a score_mod over 64-key chunks of a tile on
-  // wgmma; refused rather than computed (see gsa-tile's
-  // score-mod-key-chunk).
-  if (positions && wgmma && warps == 4 && N == 64)
-    return op.emitOpError(
-        "gsa-map-tensor-cores: a score_mod with 64-key chunks on wgmma is "
-        "not supported (known wrong results); use a key chunk of 32 or 48 "
-        "(attention-key-chunk) or attention-wgmma=0");
   // (Rows past the sequence get their unclamped query: they are dropped.)
   auto rows = rowsOf(b, loc, op.getBatch(), op.getFirstQuery(), op.getKvHead(),
                      op.getGroup(), std::numeric_limits<int32_t>::max());
@@ -888,6 +880,28 @@ LogicalResult LaunchMapper::run() {
                                     "fence.proxy.async.shared::cta;"),
                                 Value());
     });
+    // f32 division as div.full.f32 (at most 2 ulp), not IEEE div.rn.f32:
+    // ptxas (CUDA 13.0) turns div.rn's slow path into a subroutine call
+    // that, in these kernels, gave wrong outputs (a score_mod dividing by a
+    // constant; the subroutine's scratch registers are ones the kernel's
+    // wgmma also uses; bench/device/score_mod_check.py, docs/gpu-path.md).
+    SmallVector<arith::DivFOp> divisions;
+    launch.walk([&](arith::DivFOp div) {
+      if (div.getType().isF32())
+        divisions.push_back(div);
+    });
+    for (arith::DivFOp div : divisions) {
+      OpBuilder at(div);
+      auto full = LLVM::InlineAsmOp::create(
+          at, div.getLoc(), at.getF32Type(),
+          ValueRange{div.getLhs(), div.getRhs()}, "div.full.f32 $0, $1, $2;",
+          "=f,f,f", /*has_side_effects=*/false, /*is_align_stack=*/false,
+          LLVM::tailcallkind::TailCallKind::None,
+          LLVM::AsmDialectAttr::get(at.getContext(), LLVM::AsmDialect::AD_ATT),
+          ArrayAttr());
+      div.replaceAllUsesWith(full.getResult(0));
+      div.erase();
+    }
   }
   for (Operation *op : llvm::reverse(mapped)) {
     op->dropAllUses();

@@ -1,22 +1,22 @@
 // RUN: gsa-opt %s --gsa-gpu-pipeline | FileCheck %s
-// RUN: gsa-opt %s --gsa-gpu-pipeline="attention-key-chunk=48" | FileCheck %s --check-prefix=EXPLICIT
 // RUN: gsa-opt %s --gsa-gpu-pipeline="attention-wgmma=0 attention-key-chunk=64" | FileCheck %s --check-prefix=SYNC
-// RUN: not gsa-opt %s --gsa-gpu-pipeline="attention-key-chunk=64" 2>&1 | FileCheck %s --check-prefix=REFUSED
 
-// A score_mod on wgmma tiles with 64-key chunks gives wrong outputs (an
-// open bug, docs/status.md): the pipeline's chosen chunk (64 on wgmma with
-// dynamic shared memory) becomes 32 for ops with a score_mod, an explicit
-// chunk holds, mma.sync takes 64, and gsa-map-tensor-cores refuses the one
-// known-wrong combination instead of computing it.
+// A score_mod that divides (a tanh soft cap with a distance bias) on wgmma
+// tiles, 64-key chunks. IEEE division (div.rn.f32) has a slow path that
+// ptxas makes a subroutine call, and ptxas (CUDA 13.0) let that call's
+// scratch registers overwrite wgmma operands live across it: wrong outputs
+// (bench/device/score_mod_check.py, docs/gpu-path.md). gsa-map-tensor-cores
+// gives the kernels it maps onto wgmma div.full.f32 instead; mma.sync
+// kernels keep div.rn.f32.
 // GQA group 4 (16 queries x 4 heads = one warpgroup), d_k 64.
 // CHECK: gpu.binary @gsa_kernels
-// CHECK-SAME: wgmma.mma_async.sync.aligned.m64n32k16
-// EXPLICIT: gpu.binary @gsa_kernels
-// EXPLICIT-SAME: wgmma.mma_async.sync.aligned.m64n48k16
+// CHECK-SAME: wgmma.mma_async.sync.aligned.m64n64k16
+// CHECK-NOT: div.rn.f32
+// CHECK-SAME: div.full.f32
+// CHECK-NOT: div.rn.f32
 // SYNC: gpu.binary @gsa_kernels
 // SYNC-NOT: wgmma
-// SYNC-SAME: mma.sync.aligned.m16n8k16
-// REFUSED: error: 'gsa.tile.scores' op gsa-map-tensor-cores: a score_mod with 64-key chunks on wgmma is not supported (known wrong results); use a key chunk of 32 or 48 (attention-key-chunk) or attention-wgmma=0
+// SYNC-SAME: div.rn.f32
 func.func @attend(%q: tensor<2x40x8x64xbf16>, %k: tensor<2x40x2x64xbf16>,
                   %v: tensor<2x40x2x64xbf16>, %idx: tensor<2x40x16xi32>,
                   %cnt: tensor<2x40xi32>)
@@ -29,7 +29,11 @@ func.func @attend(%q: tensor<2x40x8x64xbf16>, %k: tensor<2x40x2x64xbf16>,
         %df = arith.sitofp %di : i32 to f32
         %c = arith.constant 0.02 : f32
         %bias = arith.mulf %df, %c : f32
-        %y = arith.subf %s, %bias : f32
+        %cap = arith.constant 3.0 : f32
+        %x = arith.divf %s, %cap : f32
+        %th = math.tanh %x : f32
+        %capped = arith.mulf %th, %cap : f32
+        %y = arith.subf %capped, %bias : f32
         gsa.yield %y : f32
       } : (tensor<2x40x8x64xbf16>, tensor<2x40x2x64xbf16>, tensor<2x40x2x64xbf16>,
            tensor<2x40x16xi32>, tensor<2x40xi32>)
