@@ -107,6 +107,21 @@ def indexer_inputs(L, kind, gen):
             dict(qi=qi, ki=ki, wi=wi, bi=bi).items()}
 
 
+def selection_agreement(idx, cnt, idx_peer, cnt_peer, samples=256):
+    """Over evenly spaced rows: the share of gsa's selected positions that
+    the peer selected too, and the share of rows with equal counts (the
+    sigmoids differ in the last bits, so near-ties may differ)."""
+    L = idx.shape[1]
+    shared, total, same = 0, 0, 0
+    for t in torch.linspace(0, L - 1, samples).long().tolist():
+        a = idx[0, t, :cnt[0, t]]
+        b = idx_peer[0, t, :cnt_peer[0, t]]
+        shared += torch.isin(a, b).sum().item()
+        total += a.numel()
+        same += int(cnt[0, t] == cnt_peer[0, t])
+    return shared / max(total, 1), same / samples
+
+
 def union_stats(idx, cnt, T=16, samples=256):
     """Mean size of the union of T consecutive queries' selections over
     evenly spaced sample tiles, and the mean number of selections per union
@@ -131,8 +146,9 @@ def main():
     parser.add_argument("--lengths", default="4096,16384,65536,131072")
     parser.add_argument("--policies", default="fixed,inverse")
     parser.add_argument("--triton", action="store_true",
-                        help="also time the Triton peer of the attention stage "
-                             "(bench/triton_peer.py) on the same selections")
+                        help="also time the Triton peer (bench/triton_peer.py): its "
+                             "indexer + torch.topk selection, and its attention on "
+                             "gsa's selections")
     parser.add_argument("--per-query", action="store_true",
                         help="also time the per-query attention kernel "
                              "(attention-query-tiles=0) side by side")
@@ -220,8 +236,17 @@ def main():
                 sane = sane and bool(torch.isfinite(o).all())
                 att_ms = timed(launch_att)
                 union = union_stats(idx, cnt)
-                tr_ms, tr_diff = None, None
+                tr_ms, tr_diff, trs_ms, trs_agree = None, None, None, None
                 if args.triton:
+                    from triton_peer import indexer_topk
+                    run_trs = lambda: indexer_topk(x["qi"], x["ki"], x["wi"], x["bi"], policy,
+                                                   K_BASE, K_MIN, K_MAX,
+                                                   float(feed["rv"]))
+                    idx_tr, cnt_tr = run_trs()
+                    torch.cuda.synchronize()
+                    trs_agree = selection_agreement(idx, cnt, idx_tr, cnt_tr)
+                    del idx_tr, cnt_tr
+                    trs_ms = timed(run_trs, 1, 3)
                     from triton_peer import gated_sparse_attention as triton_attend
                     run_tr = lambda: triton_attend(q, k, v, idx, cnt, gv, go)
                     o_tr, _ = run_tr()
@@ -290,6 +315,9 @@ def main():
                          attend_union_floor_ms=union_floor,
                          attend_per_query_ms=pq_ms, per_query_rel_diff=pq_diff,
                          attend_triton_ms=tr_ms, triton_rel_diff=tr_diff,
+                         select_triton_ms=trs_ms, triton_select_agreement=trs_agree,
+                         core_triton_ms=(trs_ms + tr_ms) if tr_ms else None,
+                         core_vs_triton=(trs_ms + tr_ms) / core_ms if tr_ms else None,
                          core_ms=core_ms, cudnn_ms=cudnn_ms,
                          cudnn_tflops=dense_flops / cudnn_ms / 1e9,
                          vs_cudnn=cudnn_ms / core_ms, cold_compile_s=cold_s,
@@ -307,7 +335,8 @@ def main():
     print()
     print(f"{'L':>7} {'inputs':>10} {'policy':>7} {'mean k':>7} {'select ms':>10} {'(floor)':>8} "
           f"{'attend ms':>10} {'(floor)':>8} {'per-query':>9} {'triton':>8} {'union':>7} {'share':>6} "
-          f"{'core ms':>9} {'pool ms':>8} {'cuDNN ms':>9} {'vs cuDNN':>9} {'ws GB':>6} ok")
+          f"{'core ms':>9} {'pool ms':>8} {'cuDNN ms':>9} {'vs cuDNN':>9} {'ws GB':>6} "
+          f"{'Tr sel':>8} {'Tr core':>8} {'vs Tr':>6} {'agree':>6} ok")
     for r in rows:
         print(f"{r['L']:>7} {r['inputs']:>10} {r['policy']:>7} {r['mean_k']:7.0f} "
               f"{r['select_ms']:10.2f} {r['select_floor_ms']:8.2f} {r['attend_ms']:10.2f} "
@@ -317,6 +346,10 @@ def main():
               f"{r['union_per_tile']:7.0f} {r['union_share']:6.1f} "
               f"{r['core_ms']:9.2f} {r['core_pool_ms']:8.2f} {r['cudnn_ms']:9.2f} "
               f"{r['vs_cudnn']:8.2f}x {r['workspace_bytes'] / 1e9:6.2f} "
+              f"{r['select_triton_ms'] or float('nan'):8.1f} "
+              f"{r['core_triton_ms'] or float('nan'):8.1f} "
+              f"{r['core_vs_triton'] or float('nan'):5.2f}x "
+              f"{(r['triton_select_agreement'] or (float('nan'),))[0]:6.3f} "
               f"{'yes' if r['sane'] else 'NO'}")
     return 0 if all(r["sane"] for r in rows) else 1
 
