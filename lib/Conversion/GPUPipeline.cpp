@@ -30,8 +30,45 @@ std::string gsa::defaultLibdevicePath() {
   return "";
 }
 
+std::optional<std::string>
+gsa::checkGPUPipelineOptions(const GPUPipelineOptions &options) {
+#define GSA_GPU_OPTION(Field, Name, Type, Default, Lowest, Highest, Help)     \
+  if (int64_t(options.Field) < int64_t(Lowest) ||                             \
+      int64_t(options.Field) > int64_t(Highest))                              \
+    return std::string("'") + Name + "' takes " + std::to_string(Lowest) +    \
+           " to " + std::to_string(Highest) + ", not " +                      \
+           std::to_string(int64_t(options.Field));
+#include "gsa/Conversion/GPUPipelineOptions.def"
+  return std::nullopt;
+}
+
+namespace {
+/// Stands first in a pipeline built from options out of their ranges
+/// (GPUPipelineOptions.def): the run fails with the reason, located at the
+/// module, before any pass sees the options (gsa-opt's and gsa-compile's
+/// flags take any integer; the runtime checks GSA_GPU_OPTIONS as it parses).
+struct RejectGPUPipelineOptions
+    : PassWrapper<RejectGPUPipelineOptions, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(RejectGPUPipelineOptions)
+  explicit RejectGPUPipelineOptions(std::string reason)
+      : reason(std::move(reason)) {}
+  StringRef getArgument() const override {
+    return "gsa-reject-gpu-pipeline-options";
+  }
+  void runOnOperation() override {
+    getOperation().emitError("gsa-gpu-pipeline: " + reason);
+    signalPassFailure();
+  }
+  std::string reason;
+};
+} // namespace
+
 void gsa::buildGPUPipeline(OpPassManager &pm,
                            const GPUPipelineOptions &options) {
+  if (std::optional<std::string> reason = checkGPUPipelineOptions(options)) {
+    pm.addPass(std::make_unique<RejectGPUPipelineOptions>(*reason));
+    return;
+  }
   // gsa: the composite op into its parts.
   pm.addPass(createGSADecompose());
   // Sparse attention over query tiles, in stages: tiles on block-level ops,

@@ -4,6 +4,8 @@
 // RUN: FileCheck %s --input-file=%t.json --check-prefix=MANIFEST
 // RUN: gsa-opt %s --gsa-gpu-pipeline | FileCheck %s --check-prefix=DEFAULT
 // RUN: not gsa-opt %s --gsa-gpu-pipeline="select-rows-per-tile=20" 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: not gsa-opt %s --gsa-gpu-pipeline="select-max-registers=300" 2>&1 | FileCheck %s --check-prefix=RANGE
+// RUN: not gsa-compile %s --attention-split-share=-5 -o %t.bad.ptx 2>&1 | FileCheck %s --check-prefix=RANGE-COMPILE
 
 // The GPU pipeline's switches come from one table
 // (include/gsa/Conversion/GPUPipelineOptions.def): the selection's tile
@@ -11,6 +13,11 @@
 // all offer before, reach convert-gsa-to-gpu through both. B = 1, L = 64:
 // 4-row tiles are 16 CTAs (8-row tiles, the default below L = 98304, 8),
 // and the sweep kernels carry .maxnreg 96.
+// The table's ranges hold in gsa-opt and gsa-compile too (not only in the
+// runtime's GSA_GPU_OPTIONS parser): a value out of range fails the
+// pipeline before any pass runs.
+// RANGE: error: gsa-gpu-pipeline: 'select-max-registers' takes 0 to 255, not 300
+// RANGE-COMPILE: error: gsa-gpu-pipeline: 'attention-split-share' takes -1 to 2147483647, not -5
 // CHECK: gpu.launch_func @gsa_kernels::@select_1_select_sample blocks in (%c16
 // CHECK: gpu.binary @gsa_kernels
 // CHECK-SAME: .maxnreg 96

@@ -44,6 +44,11 @@ std::optional<std::string> setGPUPipelineOption(GPUPipelineOptions &options,
                                                 llvm::StringRef name,
                                                 int64_t value);
 
+/// The reason when a switch of `options` is out of its range
+/// (GPUPipelineOptions.def), else nullopt. buildGPUPipeline checks it.
+std::optional<std::string>
+checkGPUPipelineOptions(const GPUPipelineOptions &options);
+
 /// The switches' names with their values, for messages
 /// ("select-tensor-cores=0|1, select-rows-per-tile=N, ...").
 std::string describeGPUPipelineOptions();
