@@ -43,7 +43,7 @@ def run_cases(shapes, mod_names):
     sys.path.insert(0, str(ROOT / "test" / "python"))
     import gsa
     import gsa_reference as ref
-    from gsa.dsl import exp, sqrt, tanh, to_float
+    from gsa.dsl import abs_, exp, rsqrt, sqrt, tanh, to_float
 
     mods = {
         "none": None,
@@ -55,6 +55,13 @@ def run_cases(shapes, mod_names):
         "tanh no division": lambda s, b, h, q, kv: 3.0 * tanh(s * (1.0 / 3.0)),
         "exp": lambda s, b, h, q, kv: s + 0.5 * exp(-s * s),
         "sqrt": lambda s, b, h, q, kv: sqrt(s * s + 1.0),
+        # zero scores (the zero-padded keys of a ragged chunk) and tiny ones
+        # take the slow paths of sqrt.rn / division
+        "sqrt abs": lambda s, b, h, q, kv: s + sqrt(abs_(s)),
+        # (well conditioned: rsqrt(|s| + 1e-30) made 1e14-sized scores whose
+        # f32 rounding moved lse by 4e-2 on both product units alike)
+        "rsqrt": lambda s, b, h, q, kv: s + 0.1 * rsqrt(abs_(s) + 1.0),
+        "variable division": lambda s, b, h, q, kv: s / (1.0 + s * s) * (1.0 + s * s),
     }
     mods = {n: mods[n] for n in mod_names}
     dev = torch.device("cuda")
