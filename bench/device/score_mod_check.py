@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Score modifications on the GPU's query-tile attention, over each key chunk
 and product unit: gsa.functional.sparse_attention on CUDA torch tensors with
-a matrix of score_mods (none, identity, a distance bias, a tanh cap, both)
-against the float64 reference, per (d_k, key chunk, wgmma on/off). Each
+a matrix of score_mods (none, identity, a distance bias, a tanh cap, both,
+divisions, exp, sqrt, rsqrt; --mods picks them) against the float64 reference, per (d_k, key chunk, wgmma on/off). Each
 lowering variant runs in its own process (GSA_GPU_OPTIONS, no disk cache).
 
     python3 bench/device/score_mod_check.py [--lib dist/libgsa.so.xz]
@@ -13,7 +13,6 @@ case exceeds its tolerance.
 
 import argparse
 import lzma
-import math
 import os
 import subprocess
 import sys
@@ -37,7 +36,6 @@ SHAPES = {"small": (2, 200, 8, 2, 64, 48), "d128": (1, 1500, 32, 8, 128, 256),
 
 
 def run_cases(shapes, mod_names):
-    import numpy as np
     import torch
     sys.path.insert(0, str(ROOT / "python"))
     sys.path.insert(0, str(ROOT / "test" / "python"))

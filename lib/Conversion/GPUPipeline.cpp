@@ -30,14 +30,26 @@ std::string gsa::defaultLibdevicePath() {
   return "";
 }
 
+/// The reason when `value` is out of the switch `name`'s range [lowest,
+/// highest] (0 or 1 for the bool switches), else nullopt: the one message
+/// of the runtime's parser and of the pipeline's own check.
+static std::optional<std::string> outOfRange(llvm::StringRef name, bool isBool,
+                                             int64_t lowest, int64_t highest,
+                                             int64_t value) {
+  if (value >= lowest && value <= highest)
+    return std::nullopt;
+  if (isBool)
+    return "'" + name.str() + "' takes 0 or 1, not " + std::to_string(value);
+  return "'" + name.str() + "' takes " + std::to_string(lowest) + " to " +
+         std::to_string(highest) + ", not " + std::to_string(value);
+}
+
 std::optional<std::string>
 gsa::checkGPUPipelineOptions(const GPUPipelineOptions &options) {
 #define GSA_GPU_OPTION(Field, Name, Type, Default, Lowest, Highest, Help)     \
-  if (int64_t(options.Field) < int64_t(Lowest) ||                             \
-      int64_t(options.Field) > int64_t(Highest))                              \
-    return std::string("'") + Name + "' takes " + std::to_string(Lowest) +    \
-           " to " + std::to_string(Highest) + ", not " +                      \
-           std::to_string(int64_t(options.Field));
+  if (auto reason = outOfRange(Name, std::is_same_v<Type, bool>, Lowest,      \
+                               Highest, int64_t(options.Field)))              \
+    return reason;
 #include "gsa/Conversion/GPUPipelineOptions.def"
   return std::nullopt;
 }
@@ -157,16 +169,11 @@ gsa::setGPUPipelineOption(GPUPipelineOptions &options, llvm::StringRef name,
   // (A generic lambda: `if constexpr` discards the other type's branch.)
   auto assign = [&](auto &field, int64_t lowest,
                     int64_t highest) -> std::optional<std::string> {
-    if (value < lowest || value > highest) {
-      if constexpr (std::is_same_v<std::decay_t<decltype(field)>, bool>)
-        return "'" + name.str() + "' takes 0 or 1, not " +
-               std::to_string(value);
-      else
-        return "'" + name.str() + "' takes " + std::to_string(lowest) +
-               " to " + std::to_string(highest) + ", not " +
-               std::to_string(value);
-    }
-    if constexpr (std::is_same_v<std::decay_t<decltype(field)>, bool>)
+    constexpr bool isBool =
+        std::is_same_v<std::decay_t<decltype(field)>, bool>;
+    if (auto reason = outOfRange(name, isBool, lowest, highest, value))
+      return reason;
+    if constexpr (isBool)
       field = value == 1;
     else
       field = value;
