@@ -53,8 +53,9 @@ def run_cases(shapes, mod_names):
         "tanh no division": lambda s, b, h, q, kv: 3.0 * tanh(s * (1.0 / 3.0)),
         "exp": lambda s, b, h, q, kv: s + 0.5 * exp(-s * s),
         "sqrt": lambda s, b, h, q, kv: sqrt(s * s + 1.0),
-        # zero scores (the zero-padded keys of a ragged chunk) and tiny ones
-        # take the slow paths of sqrt.rn / division
+        # zero and tiny scores (zero-padded keys of a ragged chunk score 0),
+        # aimed at the operand ranges that IEEE division and sqrt treat
+        # apart
         "sqrt abs": lambda s, b, h, q, kv: s + sqrt(abs_(s)),
         # (well conditioned: rsqrt(|s| + 1e-30) made 1e14-sized scores whose
         # f32 rounding moved lse by 4e-2 on both product units alike)

@@ -3,8 +3,8 @@
 
 // A score_mod that divides (a tanh soft cap with a distance bias) on wgmma
 // tiles, 64-key chunks. IEEE division (div.rn.f32) has a slow path that
-// ptxas makes a subroutine call, and ptxas (CUDA 13.0) let that call's
-// scratch registers overwrite wgmma operands live across it: wrong outputs
+// ptxas (CUDA 13.0) makes a subroutine call whose scratch registers are
+// ones the kernel's wgmma also uses; with it the outputs were wrong
 // (bench/device/score_mod_check.py, docs/gpu-path.md). gsa-map-tensor-cores
 // gives the kernels it maps onto wgmma div.full.f32 instead; mma.sync
 // kernels keep div.rn.f32.
