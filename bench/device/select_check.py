@@ -445,6 +445,9 @@ def main():
     small = dict(k=(64, 16, 128))
     cases = [
         dict(B=1, L=300, dtype=bf, policy="inverse", training=True, whole=False, **small),
+        # The fixed policy trains through the variance (V_bar, the running
+        # update) although its budget reads none: the stats sweep's moments.
+        dict(B=1, L=2048, dtype=bf, policy="fixed", training=True, whole=False),
         dict(B=2, L=1000, dtype=bf, policy="inverse", training=False, whole=False, **small),
         dict(B=1, L=1024, dtype=bf, policy="fixed", training=False, whole=True),
         dict(B=2, L=1024, dtype=fp, policy="inverse", training=True, whole=True),

@@ -564,8 +564,11 @@ struct Collect {
   int64_t capacity = 0;
 };
 
+/// `moments`: whether anything reads the rows' mean and variance (the
+/// policy's budget, training's V_bar); without them (the fixed policy at
+/// inference) the sweep carries no sums and writes both as 0.
 void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
-                      int64_t L, int64_t rows, bool tensorCores,
+                      int64_t L, int64_t rows, bool tensorCores, bool moments,
                       int firstOut, const Collect *collect = nullptr) {
   Location loc = kernel.getLoc();
   Block &entry = kernel.getBody().front();
@@ -579,8 +582,9 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   Value maxShared =
       collect ? Value() : sharedBuffer(kernel, i32, rows * kWarps);
   Value collected = collect ? sharedBuffer(kernel, i32, rows) : Value();
-  // Collecting: the row's largest key is its largest candidate's (the cut
-  // never exceeds the largest key: the sample holds a key at or above it),
+  // Collecting: the row's largest key is its largest candidate's (when a
+  // row has any candidate, its largest key is one; a row without records
+  // the whole key range),
   // kept by a shared atomic on the rare taken branch instead of a min and
   // a max on every visit; the smallest key is then not tracked (0: the
   // topk kernel's rows start their radix passes at the top bit).
@@ -612,11 +616,16 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   // for E[x^2] - E[x]^2 at any L), and without candidates the smallest and
   // largest key.
   int64_t slots = source.slots();
-  int64_t perSlot = collect ? 2 : 4;
+  // Carried per slot: [sum, sum of squares] with moments, then [smallest,
+  // largest key] without candidates.
+  int64_t sums = moments ? 2 : 0;
+  int64_t perSlot = sums + (collect ? 0 : 2);
   SmallVector<Value> init;
   for (int64_t m = 0; m < slots; ++m) {
-    init.push_back(e.f64(0.0));
-    init.push_back(e.f64(0.0));
+    if (moments) {
+      init.push_back(e.f64(0.0));
+      init.push_back(e.f64(0.0));
+    }
     if (collect)
       continue;
     init.push_back(e.i32(-1)); // the largest unsigned key
@@ -637,17 +646,22 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     SmallVector<Value> next;
     for (auto [m, v] : llvm::enumerate(visits)) {
       Value visible = masked ? visibleFrom(e, ids, L, v) : Value();
-      Value x0 = e.f32ToF64(v.score);
-      if (masked)
-        x0 = e.select(visible, x0, e.f64(0.0));
       Value key = orderKey(e, v.score);
-      next.push_back(e.add(carried[perSlot * m], x0));
-      next.push_back(fusedMulAdd(e, x0, x0, carried[perSlot * m + 1]));
+      if (moments) {
+        Value x0 = e.f32ToF64(v.score);
+        if (masked)
+          x0 = e.select(visible, x0, e.f64(0.0));
+        next.push_back(e.add(carried[perSlot * m], x0));
+        next.push_back(fusedMulAdd(e, x0, x0, carried[perSlot * m + 1]));
+      }
       if (!collect) {
-        Value lo = e.minui(carried[4 * m + 2], key);
-        Value hi = e.maxui(carried[4 * m + 3], key);
-        next.push_back(masked ? e.select(visible, lo, carried[4 * m + 2]) : lo);
-        next.push_back(masked ? e.select(visible, hi, carried[4 * m + 3]) : hi);
+        Value lo = e.minui(carried[perSlot * m + sums], key);
+        Value hi = e.maxui(carried[perSlot * m + sums + 1], key);
+        next.push_back(
+            masked ? e.select(visible, lo, carried[perSlot * m + sums]) : lo);
+        next.push_back(
+            masked ? e.select(visible, hi, carried[perSlot * m + sums + 1])
+                   : hi);
         continue;
       }
       Value take = e.cmpi(arith::CmpIPredicate::uge, key, cuts[m]);
@@ -768,12 +782,15 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   // publishes its warp's totals.
   Value leader = source.isRowLeader();
   for (int64_t m = 0; m < slots; ++m) {
-    Value sum = acc[perSlot * m], sq = acc[perSlot * m + 1];
-    Value mn = collect ? Value() : acc[4 * m + 2];
-    Value mx = collect ? Value() : acc[4 * m + 3];
+    Value sum = moments ? acc[perSlot * m] : e.f64(0.0);
+    Value sq = moments ? acc[perSlot * m + 1] : e.f64(0.0);
+    Value mn = collect ? Value() : acc[perSlot * m + sums];
+    Value mx = collect ? Value() : acc[perSlot * m + sums + 1];
     for (int32_t offset : source.rowXors()) {
-      sum = e.add(sum, shuffleXor64(b, loc, sum, offset));
-      sq = e.add(sq, shuffleXor64(b, loc, sq, offset));
+      if (moments) {
+        sum = e.add(sum, shuffleXor64(b, loc, sum, offset));
+        sq = e.add(sq, shuffleXor64(b, loc, sq, offset));
+      }
       if (collect)
         continue;
       mn = e.minui(mn, shuffleXor(b, loc, mn, offset));
@@ -808,8 +825,13 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
       mx = e.maxui(mx, e.load(maxShared, {slot}));
     }
     if (collect) {
+      // A row without candidates has no largest candidate: its range is
+      // then the whole key space (the topk kernel's passes start at the top
+      // bit). With one or more, the row's largest key is a candidate.
       mn = e.i32(0);
-      mx = e.load(largestShared, {ids.tid});
+      mx = e.select(e.cmpi(arith::CmpIPredicate::eq,
+                           e.load(collected, {ids.tid}), e.i32(0)),
+                    e.i32(-1), e.load(largestShared, {ids.tid}));
     }
     Value n = e.indexToF64(e.add(t, e.index(1)));
     Value mean = e.div(sum, n);
@@ -1971,7 +1993,11 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
     auto kernel = createKernel(kernels, loc, (prefix + "_select_stats").str(),
                                args, kThreads);
     capRegisters(kernel);
-    buildStatsKernel(kernel, fused, src, L, rows, tensorCores, first,
+    // The fixed policy's budget reads no statistic; training's V_bar and
+    // every other policy read the variance.
+    bool moments =
+        op.getPolicy() != SelectionPolicy::fixed || op.getTraining();
+    buildStatsKernel(kernel, fused, src, L, rows, tensorCores, moments, first,
                      sampled ? &collect : nullptr);
     launchKernel(host, kernel, args.operands(), tiles, B, 1, kThreads);
   }

@@ -909,7 +909,7 @@ Error Kernel::validate(ArrayRef<const Tensor *> inputs) const {
 Runtime::Runtime() = default;
 Runtime::~Runtime() = default;
 
-llvm::StringRef Runtime::version() { return "gsa-0.4.5-wgmma-div-full"; }
+llvm::StringRef Runtime::version() { return "gsa-0.4.6-fixed-policy-no-moments"; }
 
 CacheStats Runtime::cacheStats() const {
   std::lock_guard<std::mutex> lock(mutex_);

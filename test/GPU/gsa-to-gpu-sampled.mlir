@@ -48,6 +48,11 @@
 // 0.5 * tanh + 0.5 left per head).
 // CHECK: gpu.func @select_1_select_stats
 // CHECK: tanh.approx.f32
+// The inverse policy needs each row's variance: the bulk and the masked
+// loop carry the two slots' f64 sums (the fixed policy's, FIXED below, do
+// not).
+// CHECK: scf.for {{.*}} -> (f64, f64, f64, f64, i32, i32, i32, i32, i32, i32, i32, i32, f32, f32)
+// CHECK: scf.for {{.*}} -> (f64, f64, f64, f64, i32, i32, i32, i32, i32, i32, i32, i32)
 // The finish kernel: radix passes over the candidates with a warp scan of
 // the histogram, the bitmap write-out with its block prefix.
 // CHECK: gpu.func @select_1_select_finish
@@ -107,21 +112,29 @@ func.func @select(%qi: tensor<2x100x4x64xbf16>, %ki: tensor<2x100x64xbf16>,
 // FIXED: gpu.launch_func @gsa_kernels::@select_fixed_3_select_stats
 // FIXED-SAME: %[[FKEYS]] : memref<88400xi32>
 // Collecting, the stats sweep keeps the row's largest key by a shared
-// atomic on the taken branch: its loops carry the two slots' f64 sums and
-// the key fragments loaded ahead, no smallest / largest key (RADIX, below,
-// does carry them). The bulk loop (under an scf.if: only where it has
-// chunks) is software-pipelined: it also carries the two slots' scores of
-// the chunk whose statistics the next iteration takes; then the masked
-// loop.
+// atomic on the taken branch: no smallest / largest key per visit (RADIX,
+// above, carries them). The fixed policy's budget reads no mean or
+// variance and nothing trains here, so the loops carry no f64 sums either
+// (RADIX's inverse policy does): only the key fragments loaded ahead. The
+// bulk loop (under an scf.if: only where it has chunks) is
+// software-pipelined: it also carries the two slots' scores of the chunk
+// whose candidates the next iteration takes; then the masked loop.
 // FIXED: gpu.func @select_fixed_3_select_sample
 // FIXED: arith.constant 140 : i32
 // FIXED: gpu.func @select_fixed_3_select_stats
-// FIXED: scf.if {{.*}} -> (f64, f64, f64, f64)
-// FIXED: scf.for {{.*}} -> (f64, f64, f64, f64, i32, i32, i32, i32, i32, i32, i32, i32, f32, f32)
-// FIXED: scf.for {{.*}} -> (f64, f64, f64, f64, i32, i32, i32, i32, i32, i32, i32, i32)
+// FIXED-NOT: f64, f64
+// FIXED: scf.for {{.*}} -> (i32, i32, i32, i32, i32, i32, i32, i32, f32, f32)
+// FIXED: scf.for {{.*}} -> (i32, i32, i32, i32, i32, i32, i32, i32)
 // FIXED: memref.atomic_rmw maxu
 // FIXED-NEXT: arith.constant 1 : i32
 // FIXED-NEXT: memref.atomic_rmw addi
+// A row without candidates records the largest unsigned key as its largest
+// (the topk kernel then starts its radix passes at the top bit), so no
+// kernel relies on the sample's cut lying at or below one of its keys.
+// FIXED: %[[LARGEST:.*]] = memref.load %{{.*}}[%thread_id_x]
+// FIXED: %[[COUNT:.*]] = memref.load
+// FIXED-NEXT: %[[NONE:.*]] = arith.cmpi eq, %[[COUNT]], %c0_i32
+// FIXED-NEXT: arith.select %[[NONE]], %c-1_i32{{.*}}, %[[LARGEST]] : i32
 // FIXED: gpu.func @select_fixed_3_select_finish
 func.func @select_fixed(%qi: tensor<2x100x4x64xbf16>, %ki: tensor<2x100x64xbf16>,
                         %wi: tensor<2x100x4xbf16>, %bi: tensor<4xbf16>)
@@ -141,4 +154,3 @@ func.func @select_fixed(%qi: tensor<2x100x4x64xbf16>, %ki: tensor<2x100x64xbf16>
       : (tensor<2x100x100xf32>) -> (tensor<2x100x32xi32>, tensor<2x100xi32>)
   return %idx, %cnt : tensor<2x100x32xi32>, tensor<2x100xi32>
 }
-
