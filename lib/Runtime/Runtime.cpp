@@ -20,6 +20,7 @@
 
 #include "CUDADriver.h"
 #include "DiskCache.h"
+#include "GSASourceHash.h"
 
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -909,7 +910,12 @@ Error Kernel::validate(ArrayRef<const Tensor *> inputs) const {
 Runtime::Runtime() = default;
 Runtime::~Runtime() = default;
 
-llvm::StringRef Runtime::version() { return "gsa-0.4.6-fixed-policy-no-moments"; }
+// The release, then a hash of the sources that decide what the compiler
+// emits (generated at build time): part of every cache key, so a changed
+// compiler never reads kernels an older one cached.
+llvm::StringRef Runtime::version() {
+  return "gsa-0.4.6+" GSA_COMPILER_SOURCE_HASH;
+}
 
 CacheStats Runtime::cacheStats() const {
   std::lock_guard<std::mutex> lock(mutex_);

@@ -175,3 +175,16 @@ TEST(RuntimeTest, KernelRejectsInputsOfAnotherShape) {
 }
 
 } // namespace
+
+// The cache key's version names the release and a hash of the compiler's
+// sources (cmake/SourceHash.cmake), so it changes with the code generator.
+TEST(RuntimeTest, VersionCarriesTheSourceHash) {
+  std::string version = Runtime::version().str();
+  ASSERT_EQ(version.rfind("gsa-", 0), 0u) << version;
+  size_t plus = version.find('+');
+  ASSERT_NE(plus, std::string::npos) << version;
+  std::string hash = version.substr(plus + 1);
+  EXPECT_EQ(hash.size(), 16u) << version;
+  EXPECT_EQ(hash.find_first_not_of("0123456789abcdef"), std::string::npos)
+      << version;
+}
