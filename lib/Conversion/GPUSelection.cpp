@@ -1946,16 +1946,24 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
   // for it, so a fixed k = 2048 under k_max = 4096 collects, stores and
   // finishes about 3200 keys per row instead of 4736.
   int64_t budgetBound = K;
-  int64_t target = K + K / 8 + 128, capacity = K + K / 2 + 256;
+  // A row whose candidates fall below its k_t or overflow the capacity goes
+  // to the topk kernel, whose radix passes sweep the whole tile each; the
+  // sizes below keep that rare (docs/perf-log.md, 2026-12-04).
+  // The adaptive policies: a row's k_t is only known after the stats
+  // sweep, so the cut aims at k_max + k_max/4 + 128 candidates, with a
+  // capacity of k_max + 3 k_max/4 + 256 for the sample's error above that.
+  // (With k_max + k_max/8 + 128 in k_max + k_max/2 + 256 the fallback took
+  // 9.3 of the 76 ms structured inverse call at 128K; now 1.5 ms.)
+  int64_t target = K + K / 4 + 128, capacity = K + 3 * K / 4 + 256;
   if (op.getPolicy() == SelectionPolicy::fixed) {
     budgetBound = std::clamp<int64_t>(op.getKBase(), op.getKMin(), K);
-    // The sample's count is an estimate: a row whose candidates fall below
-    // k or overflow goes to the topk kernel, a sweep of the whole tile per
-    // radix pass. 1.5 k + 128 measured best at 128K (docs/perf-log.md: with
-    // k + k/8 + 128 the fallback took 40 ms; k_max's sizes, 2.3 k, 2 ms
-    // more than 1.5 k).
+    // The fixed policy's k is known: 1.5 k + 128 measured best at 128K
+    // (with k + k/8 + 128 the fallback took 40 ms; k_max's sizes, 2.3 k,
+    // 2 ms more than 1.5 k). Capacity 2 target + 256: with target +
+    // target/3 + 256 rows overflowed (the fallback took 1.6 ms at 128K
+    // structured), with target + target/2 + 256 still 1.1 ms.
     target = budgetBound + budgetBound / 2 + 128;
-    capacity = target + target / 3 + 256;
+    capacity = 2 * target + 256;
   }
   bool sampled = sampledSelection && fused && tensorCores &&
                  TileScores::usable(fused, rows) &&

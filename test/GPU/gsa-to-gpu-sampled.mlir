@@ -4,8 +4,9 @@
 // RUN: gsa-opt %s --convert-gsa-to-gpu | FileCheck %s --check-prefix=FIXED
 
 // The sampled selection (the default with the tensor-core indexer): B = 2,
-// L = 100, k_max = 32, so a row keeps at most 32 + 16 + 256 = 304
-// candidates (60800 for the 200 rows). The sample kernel writes each row's
+// L = 100, k_max = 32, so the sample aims at 32 + 8 + 128 = 168 candidates
+// per row and a row keeps at most 32 + 24 + 256 = 312 (62400 for the 200
+// rows). The sample kernel writes each row's
 // cut; the stats kernel reads it and collects candidate keys, positions and
 // counts; after V_bar the finish kernel (one CTA per row: a 100 x 2 grid)
 // selects among them and marks the rows it finished, which the radix topk
@@ -13,17 +14,17 @@
 // CHECK-LABEL: func.func @select
 // CHECK: memref.alloc() : memref<2x100xi32>
 // CHECK: %[[CUTS:.*]] = memref.alloc() : memref<200xi32>
-// CHECK: %[[KEYS:.*]] = memref.alloc() : memref<60800xi32>
-// CHECK: %[[POS:.*]] = memref.alloc() : memref<60800xi32>
+// CHECK: %[[KEYS:.*]] = memref.alloc() : memref<62400xi32>
+// CHECK: %[[POS:.*]] = memref.alloc() : memref<62400xi32>
 // CHECK: %[[COUNTS:.*]] = memref.alloc() : memref<200xi32>
 // CHECK: %[[DONE:.*]] = memref.alloc() : memref<200xi32>
 // CHECK: gpu.launch_func @gsa_kernels::@select_1_select_sample blocks in (%c13, %c2, %c1) threads in (%c256
 // CHECK-SAME: %[[CUTS]] : memref<200xi32>)
 // CHECK: gpu.launch_func @gsa_kernels::@select_1_select_stats
-// CHECK-SAME: %[[CUTS]] : memref<200xi32>, %[[KEYS]] : memref<60800xi32>, %[[POS]] : memref<60800xi32>, %[[COUNTS]] : memref<200xi32>)
+// CHECK-SAME: %[[CUTS]] : memref<200xi32>, %[[KEYS]] : memref<62400xi32>, %[[POS]] : memref<62400xi32>, %[[COUNTS]] : memref<200xi32>)
 // CHECK: gpu.launch_func @gsa_kernels::@select_1_select_vbar
 // CHECK: gpu.launch_func @gsa_kernels::@select_1_select_finish blocks in (%c100, %c2
-// CHECK-SAME: %[[KEYS]] : memref<60800xi32>, %[[POS]] : memref<60800xi32>, %[[COUNTS]] : memref<200xi32>, %[[DONE]] : memref<200xi32>
+// CHECK-SAME: %[[KEYS]] : memref<62400xi32>, %[[POS]] : memref<62400xi32>, %[[COUNTS]] : memref<200xi32>, %[[DONE]] : memref<200xi32>
 // CHECK: gpu.launch_func @gsa_kernels::@select_1_select_topk
 // CHECK-SAME: %[[DONE]] : memref<200xi32>)
 
@@ -41,6 +42,8 @@
 // CHECK: gpu.shuffle xor
 // CHECK: memref.atomic_rmw minu
 // CHECK: memref.atomic_rmw maxu
+// The first histogram's scan from the top bin aims at the adaptive goal.
+// CHECK: arith.constant 168 : i32
 // CHECK: mma.sync
 // CHECK: memref.atomic_rmw addi
 // CHECK: memref.atomic_rmw addi
@@ -103,14 +106,14 @@ func.func @select(%qi: tensor<2x100x4x64xbf16>, %ki: tensor<2x100x64xbf16>,
 
 // The fixed policy's budget is known (clamp(8, 4, 32) = 8): the candidates
 // are sized for it, the sample kernel's target 8 + 8/2 + 128 = 140 and the
-// capacity 140 + 140/3 + 256 = 442 per row (88400 for the 200 rows).
+// capacity 2 x 140 + 256 = 536 per row (107200 for the 200 rows).
 // FIXED-LABEL: func.func @select_fixed
-// FIXED: %[[FKEYS:.*]] = memref.alloc() : memref<88400xi32>
-// FIXED: memref.alloc() : memref<88400xi32>
+// FIXED: %[[FKEYS:.*]] = memref.alloc() : memref<107200xi32>
+// FIXED: memref.alloc() : memref<107200xi32>
 // FIXED: gpu.launch_func @gsa_kernels::@select_fixed_3_select_sample
 // FIXED-SAME: : memref<200xi32>)
 // FIXED: gpu.launch_func @gsa_kernels::@select_fixed_3_select_stats
-// FIXED-SAME: %[[FKEYS]] : memref<88400xi32>
+// FIXED-SAME: %[[FKEYS]] : memref<107200xi32>
 // Collecting, the stats sweep keeps the row's largest key by a shared
 // atomic on the taken branch: no smallest / largest key per visit (RADIX,
 // above, carries them). The fixed policy's budget reads no mean or
