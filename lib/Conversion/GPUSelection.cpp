@@ -860,6 +860,11 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
 constexpr int64_t kSampleHead = 64;
 constexpr int64_t kSampleTail = 1024;
 constexpr int64_t kSampleStride = 16;
+/// The sample's first sweep (the key range its histograms span) takes
+/// every kRangeRoundStep-th round of the sampled span (besides the head and
+/// the tail): the range's largest key needs only to lie above the goal's
+/// keys, and a sample of 1 in 64 still holds a row's top ~64 of 128K.
+constexpr int64_t kRangeRoundStep = 4;
 
 /// Tensor cores only (8-key n-tiles per warp). Per row of the tile: the
 /// sample's smallest and largest key (one sweep over the sampled keys),
@@ -919,7 +924,10 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   // through both loops, initially `init`) is the caller's to update.
   using SampledUse = function_ref<void(const Visit &, Value, Value, int64_t,
                                        SmallVectorImpl<Value> &)>;
-  auto forEachSampledCarry = [&](ValueRange init, SampledUse use) {
+  // `roundStep`: every roundStep-th round of the sampled span only (the
+  // range sweep's sparser sample).
+  auto forEachSampledCarry = [&](ValueRange init, SampledUse use,
+                                 int64_t roundStep = 1) {
     // The head chunk and then the tail chunks, in one loop (one copy of the
     // visit code: compile time).
     Value tailChunks = arith::DivUIOp::create(
@@ -939,8 +947,8 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     // Warp w takes block i * 8 + w of the sampled span, one n-tile of it.
     Value rounds = arith::DivUIOp::create(
         b, loc, e.add(blocks, e.index(kWarps - 1)), e.index(kWarps));
-    return e.loopCarry(
-        zero, rounds, state,
+    return e.loopStepCarry(
+        zero, rounds, e.index(roundStep), state,
         [&](Value i, ValueRange carried) -> SmallVector<Value> {
           SmallVector<Value> next(carried.begin(), carried.end());
           Value blk = e.add(e.mul(i, e.index(kWarps)), ids.warp);
@@ -993,7 +1001,8 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
                                 state[2 * m]);
         state[2 * m + 1] = e.select(visible, e.maxui(state[2 * m + 1], key),
                                     state[2 * m + 1]);
-      });
+      },
+      kRangeRoundStep);
   Value rangeLeader = source.isRowLeader();
   for (int64_t m = 0; m < source.slots(); ++m) {
     Value mn = range[2 * m], mx = range[2 * m + 1];
@@ -1025,10 +1034,13 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     rowMins.push_back(e.load(minShared, {source.slotRow(m)}));
     rowShifts.push_back(shiftOf(source.slotRow(m)));
   }
+  // The range came from a sparser sample (kRangeRoundStep): a key below
+  // its smallest counts in bin 0, one above its largest in the last bin.
   forEachSampled([&](const Visit &v, Value visible, Value weight, int64_t m) {
     e.ifThen(visible, [&]() {
       Value key = orderKey(e, v.score);
-      count(v.row, arith::ShRUIOp::create(b, loc, e.sub(key, rowMins[m]),
+      Value above = e.maxui(key, rowMins[m]);
+      count(v.row, arith::ShRUIOp::create(b, loc, e.sub(above, rowMins[m]),
                                           rowShifts[m]),
             weight);
     });

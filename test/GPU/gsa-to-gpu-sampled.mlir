@@ -34,7 +34,10 @@
 // warp and row (xor shuffles, then the shared atomics); the histograms
 // count with shared atomics per visit.
 // CHECK: gpu.func @select_1_select_sample
-// CHECK: scf.for {{.*}} -> (i32, i32, i32, i32)
+// The key range: the head and tail chunks whole, then every fourth round
+// of the sampled span (step 4).
+// CHECK: scf.for {{.*}} step %c1{{[_0-9]*}} iter_args{{.*}} -> (i32, i32, i32, i32)
+// CHECK: scf.for {{.*}} step %c4{{[_0-9]*}} iter_args{{.*}} -> (i32, i32, i32, i32)
 // CHECK: mma.sync
 // CHECK: arith.minui
 // CHECK: arith.maxui
