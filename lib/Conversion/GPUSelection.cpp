@@ -867,9 +867,9 @@ constexpr int64_t kSampleStride = 16;
 constexpr int64_t kRangeRoundStep = 4;
 
 /// Tensor cores only (8-key n-tiles per warp). Per row of the tile: the
-/// sample's smallest and largest key (one sweep over the sampled keys),
-/// then a 256-bin histogram of the sample over that key range (a second
-/// sweep, weighted) and the bin where the weighted count from the top
+/// smallest and largest key of a quarter of the sample (one sweep, see
+/// kRangeRoundStep), then a 256-bin histogram of the sample over that key
+/// range, keys outside it in the end bins (a second sweep, weighted) and the bin where the weighted count from the top
 /// reaches `target`, then a 256-bin histogram inside that bin (a third
 /// sweep) and the cut: the lower edge of the sub-bin where the count
 /// reaches `target`. The cut is 0 (every key a candidate) where the row has
