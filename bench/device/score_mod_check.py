@@ -2,7 +2,7 @@
 """Score modifications on the GPU's query-tile attention, over each key chunk
 and product unit: gsa.functional.sparse_attention on CUDA torch tensors with
 a matrix of score_mods (none, identity, a distance bias, a tanh cap, both,
-divisions, exp, sqrt, rsqrt; --mods picks them) against the float64 reference, per (d_k, key chunk, wgmma on/off). Each
+divisions, exp, sqrt, rsqrt, an index division; --mods picks them) against the float64 reference, per (d_k, key chunk, wgmma on/off). Each
 lowering variant runs in its own process (GSA_GPU_OPTIONS, no disk cache).
 
     python3 bench/device/score_mod_check.py [--lib dist/libgsa.so.xz]
@@ -25,6 +25,10 @@ VARIANTS = {
     "wgmma48": ("wgmma, 48-key chunks", "attention-key-chunk=48", {}),
     "wgmma64": ("wgmma, 64-key chunks", "attention-key-chunk=64", {}),
     "sync64": ("mma.sync, 64-key chunks", "attention-wgmma=0 attention-key-chunk=64", {}),
+    # what the pipeline's choice becomes for a launch that divides integers
+    # by a run-time value (full tiles only, on mma.sync)
+    "sync64-full": ("mma.sync, 64-key chunks, full tiles",
+                    "attention-wgmma=0 attention-split-share=0 attention-key-chunk=64", {}),
     "default": ("the pipeline's choice", "", {}),
     "wgmma64-jit": ("wgmma, 64-key chunks, driver JIT", "attention-key-chunk=64",
                     {"GSA_PTXAS": "0"}),
@@ -61,6 +65,9 @@ def run_cases(shapes, mod_names):
         # f32 rounding moved lse by 4e-2 on both product units alike)
         "rsqrt": lambda s, b, h, q, kv: s + 0.1 * rsqrt(abs_(s) + 1.0),
         "variable division": lambda s, b, h, q, kv: s / (1.0 + s * s) * (1.0 + s * s),
+        # integer division by a value known only at run time (ptxas makes
+        # it a subroutine call, like div.rn.f32's slow path)
+        "index division": lambda s, b, h, q, kv: s - 0.01 * to_float((q - kv) // (h + 1)),
     }
     mods = {n: mods[n] for n in mod_names}
     dev = torch.device("cuda")

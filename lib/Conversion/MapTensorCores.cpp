@@ -27,6 +27,7 @@
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/IR/Matchers.h"
 
 #include "GPUEmitter.h"
 
@@ -910,6 +911,27 @@ LogicalResult LaunchMapper::run() {
   return success();
 }
 
+/// Whether the launch divides integers by a value that is not a constant
+/// (a score_mod's `t // (h + 1)`): ptxas makes such a division a
+/// subroutine call, and in kernels on wgmma it gave wrong outputs - the
+/// same failure as div.rn.f32's slow path (score_mod_check.py's "index
+/// division", d_k 64: o off by 0.68; right on mma.sync). Unlike f32
+/// division it has no call-free PTX form, so such a launch stays on
+/// mma.sync.
+bool dividesIntegersByAVariable(gpu::LaunchOp launch) {
+  bool found = false;
+  launch.walk([&](Operation *op) {
+    if (!isa<arith::DivSIOp, arith::DivUIOp, arith::RemSIOp, arith::RemUIOp,
+             arith::FloorDivSIOp, arith::CeilDivSIOp, arith::CeilDivUIOp>(op))
+      return WalkResult::advance();
+    if (matchPattern(op->getOperand(1), m_Constant()))
+      return WalkResult::advance();
+    found = true;
+    return WalkResult::interrupt();
+  });
+  return found;
+}
+
 struct GSAMapTensorCoresPass
     : gsa::impl::GSAMapTensorCoresBase<GSAMapTensorCoresPass> {
   using GSAMapTensorCoresBase::GSAMapTensorCoresBase;
@@ -931,7 +953,8 @@ struct GSAMapTensorCoresPass
                            "whole warps");
         return signalPassFailure();
       }
-      if (failed(LaunchMapper(launch, x.value() / kWarpSize, wgmma).run()))
+      bool useWgmma = wgmma && !dividesIntegersByAVariable(launch);
+      if (failed(LaunchMapper(launch, x.value() / kWarpSize, useWgmma).run()))
         return signalPassFailure();
     }
   }

@@ -40,3 +40,4 @@ func.func @attend(%q: tensor<2x40x8x64xbf16>, %k: tensor<2x40x2x64xbf16>,
         -> (tensor<2x40x8x64xbf16>, tensor<2x40x8xf32>)
   return %o, %lse : tensor<2x40x8x64xbf16>, tensor<2x40x8xf32>
 }
+
