@@ -51,6 +51,48 @@ void externaliseDynamicShared(gpu::GPUModuleOp module) {
   }
 }
 
+/// The first instruction in `ptx`'s kernels on wgmma that ptxas (CUDA
+/// 13.0) compiles to a subroutine call: (instruction, kernel), or empty
+/// strings. Such calls gave wrong outputs in wgmma kernels (div.rn.f32's
+/// slow path, div.s64: docs/gpu-path.md); gsa-map-tensor-cores rewrites or
+/// avoids every one it knows, so finding one here is a lowering bug to
+/// report, not a kernel to run. Integer divisions by an immediate are not
+/// calls.
+std::pair<std::string, std::string> subroutineInWgmmaKernel(StringRef ptx) {
+  static const char *const kRounded[] = {"div.rn.f32", "div.rn.f64",
+                                         "rcp.rn.f32", "rcp.rn.f64",
+                                         "sqrt.rn.f32", "sqrt.rn.f64"};
+  SmallVector<StringRef> entries;
+  StringRef rest = ptx;
+  for (size_t at = rest.find(".entry "); at != StringRef::npos;
+       at = rest.find(".entry ")) {
+    rest = rest.drop_front(at + 7);
+    entries.push_back(rest.take_front(rest.find(".entry ")));
+  }
+  for (StringRef entry : entries) {
+    if (!entry.contains("wgmma.mma_async"))
+      continue;
+    std::string name =
+        entry.take_until([](char c) { return c == '(' || c == '\n'; }).str();
+    for (StringRef line : llvm::split(entry, '\n')) {
+      StringRef text = line.trim();
+      for (const char *op : kRounded)
+        if (text.starts_with(op))
+          return {op, name};
+      if (!text.starts_with("div.s") && !text.starts_with("div.u") &&
+          !text.starts_with("rem.s") && !text.starts_with("rem.u"))
+        continue;
+      // `div.s64 %rd3, %rd1, %rd2;`: a register divisor.
+      StringRef divisor = text.rsplit(',').second.trim().rtrim(';').trim();
+      if (divisor.starts_with("%"))
+        return {text.take_until([](char c) { return c == ' ' || c == '\t'; })
+                    .str(),
+                name};
+    }
+  }
+  return {};
+}
+
 /// The kernels of a lowered gpu.module: its llvm.func ops marked as GPU
 /// kernels by the NVVM lowering.
 SmallVector<LLVM::LLVMFuncOp> kernelsOf(gpu::GPUModuleOp module) {
@@ -191,6 +233,16 @@ struct GSASerializeKernelsPass
       return module.emitError()
              << "gsa-serialize-kernels: the target failed to serialise a "
                 "kernel (its diagnostics above)";
+    if (format == gpu::CompilationTarget::Assembly) {
+      auto [instruction, kernel] = subroutineInWgmmaKernel(joined);
+      if (!instruction.empty())
+        return module.emitError()
+               << "gsa-serialize-kernels: kernel '" << kernel
+               << "' runs on wgmma and holds `" << instruction
+               << "`, which ptxas makes a subroutine call that gave wrong "
+                  "outputs in such kernels (docs/gpu-path.md); a lowering "
+                  "bug, please report it";
+    }
 
     Attribute object = target.createObject(
         module, SmallVector<char, 0>(joined.begin(), joined.end()), options);
