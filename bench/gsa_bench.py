@@ -107,6 +107,29 @@ def indexer_inputs(L, kind, gen):
             dict(qi=qi, ki=ki, wi=wi, bi=bi).items()}
 
 
+def reference_variance(rt, x):
+    """The running variance V_run the adaptive policies read at inference:
+    the updated running variance of a training-mode call (inverse policy,
+    running_var 0) on the indexer inputs x["qi"], x["ki"], x["wi"], x["bi"]
+    (B = 1), as a 0-d f32 CUDA tensor."""
+    from select_check import gsa_program
+    shapes = {n: tuple(x[n].shape) for n in ("qi", "ki", "wi", "bi")}
+    shapes["rv"] = ()
+    text, names = gsa_program(shapes, "bf16", "inverse", K_BASE, K_MIN, K_MAX, True, False)
+    kern = rt.compile(text, [("f32" if n == "rv" else "bf16", shapes[n]) for n in names],
+                      backend="cuda")
+    L = shapes["qi"][1]
+    feed = dict(x, rv=torch.tensor(0.0, device="cuda"))
+    idx = torch.empty(1, L, K_MAX, dtype=torch.int32, device="cuda")
+    cnt = torch.empty(1, L, dtype=torch.int32, device="cuda")
+    nv = torch.empty((), dtype=torch.float32, device="cuda")
+    kern.launch([feed[n].data_ptr() for n in names],
+                [idx.data_ptr(), cnt.data_ptr(), nv.data_ptr()],
+                torch.cuda.current_stream().cuda_stream)
+    torch.cuda.synchronize()
+    return nv
+
+
 def selection_agreement(idx, cnt, idx_peer, cnt_peer, samples=256):
     """Over evenly spaced rows: the share of gsa's selected positions that
     the peer selected too, and the share of rows with equal counts (the
@@ -179,22 +202,11 @@ def main():
         for kind in ("structured", "random"):
             x = indexer_inputs(L, kind, gen)
             for policy in args.policies.split(","):
-                rv = torch.tensor(0.0, device="cuda")
                 # a reference variance from a short training-mode call first
-                shapes = {n: tuple(t.shape) for n, t in x.items()}
-                shapes["rv"] = ()
-                train_text, names = gsa_program(shapes, "bf16", "inverse", K_BASE, K_MIN,
-                                                K_MAX, True, False)
-                kern = rt.compile(train_text, [("f32" if n == "rv" else "bf16", shapes[n])
-                                               for n in names], backend="cuda")
+                feed = dict(x, rv=reference_variance(rt, x))
+                shapes = {n: tuple(t.shape) for n, t in feed.items()}
                 idx = torch.empty(1, L, K_MAX, dtype=torch.int32, device="cuda")
                 cnt = torch.empty(1, L, dtype=torch.int32, device="cuda")
-                nv = torch.empty((), dtype=torch.float32, device="cuda")
-                feed = dict(x, rv=rv)
-                kern.launch([feed[n].data_ptr() for n in names],
-                            [idx.data_ptr(), cnt.data_ptr(), nv.data_ptr()], stream())
-                torch.cuda.synchronize()
-                feed["rv"] = nv.clone()
                 # stage 1: indexer + selection
                 text, names = gsa_program(shapes, "bf16", policy, K_BASE, K_MIN, K_MAX,
                                           False, False)

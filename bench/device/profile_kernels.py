@@ -35,7 +35,7 @@ def main():
     args = parser.parse_args()
     out_dir = Path(os.environ.get("OUT", tempfile.mkdtemp()))
     from select_check import gsa_program, use_libgsa
-    from gsa_bench import indexer_inputs, NH, NKV, D, K_BASE, K_MIN, K_MAX
+    from gsa_bench import indexer_inputs, reference_variance, NH, NKV, D, K_BASE, K_MIN, K_MAX
     use_libgsa(args.lib, "libgsa-profile.so")
     from gsa._capi import Runtime
     rt = Runtime()
@@ -47,24 +47,12 @@ def main():
         x = indexer_inputs(L, args.inputs, gen)
         bf = lambda *s: torch.randn(*s, device="cuda", generator=gen).to(torch.bfloat16)
         x.update(q=bf(1, L, NH, D), k=bf(1, L, NKV, D), v=bf(1, L, NKV, D),
-                 gv=bf(1, L, NKV, D), go=bf(1, L, NH, D),
-                 rv=torch.tensor(0.0, device="cuda"))
-        shapes = {n: tuple(t.shape) for n, t in x.items()}
+                 gv=bf(1, L, NKV, D), go=bf(1, L, NH, D))
         # The reference variance of a training-mode call on the same inputs
         # (as gsa_bench.py): the adaptive policies then budget the rows as
         # in the benchmark (a fixed 1e-4 gave every row k_min).
-        train_text, train_names = gsa_program(shapes, "bf16", "inverse", K_BASE,
-                                              K_MIN, K_MAX, True, False)
-        trainer = rt.compile(train_text, [("f32" if n == "rv" else "bf16", shapes[n])
-                                          for n in train_names], backend="cuda")
-        new_rv = torch.empty((), dtype=torch.float32, device="cuda")
-        scratch = [torch.empty(1, L, K_MAX, dtype=torch.int32, device="cuda"),
-                   torch.empty(1, L, dtype=torch.int32, device="cuda"), new_rv]
-        trainer.launch([x[n].data_ptr() for n in train_names],
-                       [t.data_ptr() for t in scratch], stream())
-        torch.cuda.synchronize()
-        x["rv"] = new_rv.clone()
-        del trainer, scratch
+        x["rv"] = reference_variance(rt, x)
+        shapes = {n: tuple(t.shape) for n, t in x.items()}
         text, names = gsa_program(shapes, "bf16", args.policy, K_BASE, K_MIN, K_MAX,
                                   False, True)
         core = rt.compile(text, [("f32" if n == "rv" else "bf16", shapes[n]) for n in names],
