@@ -76,6 +76,10 @@ std::pair<std::string, std::string> subroutineInWgmmaKernel(StringRef ptx) {
         entry.take_until([](char c) { return c == '(' || c == '\n'; }).str();
     for (StringRef line : llvm::split(entry, '\n')) {
       StringRef text = line.trim();
+      // A guarded instruction (`@%p1 div.s64 ...`) is one too.
+      if (text.starts_with("@"))
+        text = text.drop_until([](char c) { return c == ' ' || c == '\t'; })
+                   .trim();
       for (const char *op : kRounded)
         if (text.starts_with(op))
           return {op, name};
