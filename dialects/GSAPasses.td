@@ -102,6 +102,14 @@ def ConvertGSAToGPU : Pass<"convert-gsa-to-gpu", "::mlir::ModuleOp"> {
            "an exact per-row select finishes the row; rows it cannot "
            "finish (too few candidates, overflow, many ties) go through "
            "the radix passes">,
+    Option<"selectWgmmaStages", "select-wgmma-stages", "int64_t",
+           /*default=*/"0",
+           "the statistics sweep's products on wgmma (sm_90a): 32 query "
+           "rows per CTA, each warpgroup's 16 queries x 4 heads against "
+           "64-key chunks staged by cp.async in a ring of this many "
+           "shared-memory slots (2 to 4; 0: mma.sync with key fragments "
+           "in registers; needs the tensor-core form and d_I a multiple "
+           "of 64)">,
     Option<"selectTensorCores", "select-tensor-cores", "bool",
            /*default=*/"true",
            "compute the fused indexer's qi . ki products of the selection "

@@ -342,6 +342,102 @@ inline Value swizzledPieceOffset(Emitter &e, Value row, Value piece,
                      e.mul(permuted, e.index(perPiece))));
 }
 
+/// A wgmma shared-memory matrix descriptor for the 128-byte swizzle layout
+/// (swizzledPieceOffset): start address, leading and stride byte offsets,
+/// each in 16-byte units, and layout type 1 (128-byte swizzle) in bits
+/// 62-63.
+inline Value matrixDescriptor(Emitter &e, Value address, int64_t leading,
+                              int64_t stride) {
+  OpBuilder &b = e.builder();
+  Location loc = e.location();
+  Type i64 = b.getI64Type();
+  Value start = arith::AndIOp::create(
+      b, loc,
+      arith::ShRUIOp::create(b, loc,
+                             arith::ExtUIOp::create(b, loc, i64, address),
+                             arith::ConstantIntOp::create(b, loc, i64, 4)),
+      arith::ConstantIntOp::create(b, loc, i64, 0x3FFF));
+  uint64_t fields = (uint64_t(leading >> 4) << 16) |
+                    (uint64_t(stride >> 4) << 32) | (uint64_t(1) << 62);
+  return arith::OrIOp::create(
+      b, loc, start,
+      arith::ConstantIntOp::create(b, loc, i64, int64_t(fields)));
+}
+
+/// "{$first, ..., $(first+n-1)}": a register list of an inline PTX block.
+inline std::string asmRegisterList(int64_t first, int64_t n) {
+  std::string out = "{";
+  for (int64_t i = 0; i < n; ++i)
+    out += (i ? ", $" : "$") + std::to_string(first + i);
+  return out + "}";
+}
+
+/// An inline PTX block of wgmma products (A from registers) whose text
+/// `code` issues, commits and waits: no accumulator register is read or
+/// copied while a product is in flight. Its operands: `accN` f32
+/// accumulators ($0..), per k-step 4 A registers and a B descriptor
+/// (`operands`, then any further i32 operands `extraI32`), and where
+/// `tied` holds the incoming accumulators they are tied to the outputs.
+/// Returns the accumulators.
+inline SmallVector<Value> warpgroupProductBlock(OpBuilder &b, Location loc,
+                                                StringRef code,
+                                                ArrayRef<Value> operands,
+                                                int64_t accN, int64_t steps,
+                                                int64_t extraI32,
+                                                ArrayRef<Value> tied) {
+  std::string constraints;
+  for (int64_t i = 0; i < accN; ++i)
+    constraints += "=f,";
+  for (int64_t ks = 0; ks < steps; ++ks)
+    constraints += "r,r,r,r,l,";
+  for (int64_t i = 0; i < extraI32; ++i)
+    constraints += "r,";
+  constraints.pop_back();
+  for (int64_t i = 0; i < int64_t(tied.size()); ++i)
+    constraints += "," + std::to_string(i);
+  SmallVector<Value> all(operands.begin(), operands.end());
+  all.append(tied.begin(), tied.end());
+  Type f32 = b.getF32Type();
+  auto structType = LLVM::LLVMStructType::getLiteral(
+      b.getContext(), SmallVector<Type>(accN, f32));
+  auto product = LLVM::InlineAsmOp::create(
+      b, loc, structType, all, code, constraints,
+      /*has_side_effects=*/true, /*is_align_stack=*/false,
+      LLVM::tailcallkind::TailCallKind::None,
+      LLVM::AsmDialectAttr::get(b.getContext(), LLVM::AsmDialect::AD_ATT),
+      ArrayAttr());
+  SmallVector<Value> out;
+  for (int64_t i = 0; i < accN; ++i)
+    out.push_back(LLVM::ExtractValueOp::create(b, loc, product.getResult(0),
+                                               ArrayRef<int64_t>{i}));
+  return out;
+}
+
+/// x / y in f64 without `div.rn.f64`, which ptxas makes a subroutine call
+/// (refused in wgmma kernels, see gsa-serialize-kernels): the reciprocal
+/// from `rcp.approx.ftz.f64` refined by two Newton steps, then one
+/// residual correction of the quotient (at most 1 ulp from div.rn; y a
+/// normal number).
+inline Value divideF64WithoutCall(Emitter &e, Value x, Value y) {
+  OpBuilder &b = e.builder();
+  Location loc = e.location();
+  Type f64 = b.getF64Type();
+  Value r = NVVM::InlinePtxOp::create(b, loc, TypeRange{f64}, ValueRange{y},
+                                     ValueRange{},
+                                     b.getStringAttr("rcp.approx.ftz.f64 $0, $1;"),
+                                     Value())
+                .getResult(0);
+  Value one = e.f64(1.0);
+  Value negY = arith::NegFOp::create(b, loc, y);
+  for (int step = 0; step < 2; ++step) {
+    Value err = LLVM::FMAOp::create(b, loc, negY, r, one);
+    r = LLVM::FMAOp::create(b, loc, r, err, r);
+  }
+  Value q = e.mul(x, r);
+  Value residual = LLVM::FMAOp::create(b, loc, negY, q, x);
+  return LLVM::FMAOp::create(b, loc, residual, r, q);
+}
+
 /// 16 bytes global -> shared without registers (completion through the
 /// commit / wait groups).
 inline void copyAsync16(OpBuilder &b, Location loc, Value sharedAddr,

@@ -131,6 +131,9 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
   lowering.attentionPregateValues = options.attentionPregateValues;
   lowering.selectSampled = options.selectSampled;
   lowering.selectMaxRegisters = options.selectMaxRegisters;
+  lowering.selectWgmmaStages =
+      options.selectWgmmaStages >= 0 ? options.selectWgmmaStages
+                                     : (options.chip == "sm_90a" ? 4 : 0);
   pm.addPass(createConvertGSAToGPU(lowering));
 
   // The kernels: structured control flow, then NVVM (memrefs as bare

@@ -11,6 +11,10 @@
 // row in registers, and computes the 8 rows' scores of that key. The CTA's
 // threads therefore read each ki row once per tile and pass.
 //
+// On sm_90a the stats kernel instead runs 32 rows per CTA on wgmma with its
+// key chunks staged in shared memory (TileScores' warpgroup form). Sample
+// and stats start their longest tiles first.
+//
 // Kernels (one launch each):
 //   stats  - per row: mean and population variance (f64 sums), and the
 //            smallest and largest order key (see orderKey; collecting
@@ -47,6 +51,10 @@ constexpr int64_t kWarps = kThreads / kWarpSize;
 constexpr int64_t kRadixBits = 8;
 constexpr int64_t kBins = int64_t(1) << kRadixBits;
 constexpr int64_t kMaxIndexerDim = 128; // ki row in registers
+/// Keys per chunk of the warpgroup (wgmma) sweep: the N of its products.
+constexpr int64_t kWarpgroupKeys = 64;
+/// The wgmma statistics kernel's register cap: 3 CTAs per SM.
+constexpr int32_t kWarpgroupStatsRegisters = 80;
 /// k_max up to which the sampled selection's finish kernel sorts a row's
 /// selection in shared memory (32 KiB).
 constexpr int64_t kMaxSampledBudget = 8192;
@@ -84,12 +92,20 @@ struct TileIds {
   Value tid, warp, lane, t0, batch, keyEnd;
 };
 
-TileIds tileIds(Emitter &e, int64_t L, int64_t rows) {
+TileIds tileIds(Emitter &e, int64_t L, int64_t rows, bool longestFirst = false) {
   OpBuilder &b = e.builder();
   Location loc = e.location();
   TileIds ids;
   ids.tid = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
+  // `longestFirst`: the last tiles first. A tile's sweep is as long as its
+  // first row, and blocks start in index order, so the longest ones would
+  // otherwise form the grid's last wave and leave most SMs idle while they
+  // finish (128K: stats 16.3 -> 15.1 ms, docs/perf-log.md 2026-12-04).
   Value tile = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
+  if (longestFirst)
+    tile = e.sub(
+        e.sub(gpu::GridDimOp::create(b, loc, gpu::Dimension::x), e.index(1)),
+        tile);
   ids.batch = gpu::BlockIdOp::create(b, loc, gpu::Dimension::y);
   ids.warp = e.div(ids.tid, e.index(kWarpSize));
   ids.lane = arith::RemUIOp::create(b, loc, ids.tid, e.index(kWarpSize));
@@ -114,6 +130,9 @@ bool isSigmoid(Region &region) {
 /// row `row` (index, 0..rows-1), key position `s`.
 struct Visit {
   Value row, s, score;
+  /// The visit slot whose statistics it updates (-1: its position in the
+  /// iteration's list, one visit per slot).
+  int64_t slot = -1;
 };
 
 /// Inside a kernel: the scores of the tile's rows for the keys of one
@@ -133,11 +152,19 @@ struct Visit {
 /// key 2c and lanes >= 16 key 2c+1: rows/4 visits per thread (rows 4m +
 /// g%4), each (row, key) held by exactly one lane. The A fragments (the
 /// tile's queries) stay in registers for the whole kernel.
+///
+/// Warpgroup form (the stats kernel on sm_90a, 32 rows per tile): each
+/// warpgroup's 16 queries x 4 heads are the M = 64 of wgmma m64n64k16,
+/// warp w's 16 rows its queries 4w..4w+3 in the same 4j + q order; the CTA
+/// stages each 64-key chunk of ki in a shared ring (cp.async, 128-byte
+/// swizzle) that both warpgroups read through descriptors. The accumulators
+/// of an 8-key n-tile have the m16n8 layout, so the epilogue is the one
+/// above: one visit slot per thread, 8 visits per chunk.
 class TileScores {
 public:
   TileScores(IndexerOp fused, SourceArgs pos, gpu::GPUFuncOp kernel,
              Emitter &e, int64_t L, int64_t rows, const TileIds &ids,
-             bool tensorCores)
+             bool tensorCores, int64_t warpgroupStages = 0)
       : fused(fused), e(e), L(L), rows(rows), ids(ids) {
     Block &entry = kernel.getBody().front();
     auto arg = [&](int i) { return i < 0 ? Value() : entry.getArgument(i); };
@@ -153,6 +180,16 @@ public:
     DI = qiType.getDimSize(3);
     elem = qiType.getElementType();
     mma = tensorCores && usable(fused, rows);
+    if (warpgroupStages > 0 && warpgroupUsable(fused, rows)) {
+      warpgroup = true;
+      stages = warpgroupStages;
+      // 1024-byte aligned: each slot is whole 128-byte swizzle atoms.
+      ring = sharedBuffer(kernel, elem, stages * kWarpgroupKeys * DI);
+      kernel.setWorkgroupAttributionAttr(
+          kernel.getNumWorkgroupAttributions() - 1,
+          LLVM::LLVMDialect::getAlignAttrName(),
+          IntegerAttr::get(IntegerType::get(kernel.getContext(), 64), 1024));
+    }
     Type f32 = e.builder().getF32Type();
     if (!mma)
       qiShared = sharedBuffer(kernel, f32, rows * H * DI);
@@ -170,18 +207,32 @@ public:
            rows % 4 == 0;
   }
 
+  /// Whether the warpgroup form applies: the tensor-core form's shapes,
+  /// d_I whole 128-byte rows (64 16-bit elements) for the swizzled slots,
+  /// and 4 queries per warp.
+  static bool warpgroupUsable(IndexerOp op, int64_t rows) {
+    return usable(op, rows) && op.getQi().getType().getDimSize(3) % 64 == 0 &&
+           rows == 4 * kWarps;
+  }
+
   /// Whether the products run on tensor cores (8-key n-tiles per warp).
   bool tensorCores() const { return mma; }
+  /// Whether they run on wgmma over keys staged in shared memory.
+  bool warpgroupProducts() const { return warpgroup; }
 
   /// Keys per iteration of a sweep.
-  int64_t chunk() const { return mma ? kWarps * 8 : kThreads; }
-  /// Visits per thread and iteration.
-  int64_t slots() const { return mma ? rows / 4 : rows; }
+  int64_t chunk() const {
+    return warpgroup ? kWarpgroupKeys : mma ? kWarps * 8 : kThreads;
+  }
+  /// Visit slots per thread (rows it holds).
+  int64_t slots() const { return warpgroup ? 1 : mma ? rows / 4 : rows; }
 
   /// The tile row of a thread's visit slot m (the same in every iteration).
   Value slotRow(int64_t m) {
     if (!mma)
       return e.index(m);
+    if (warpgroup)
+      return e.add(e.mul(ids.warp, e.index(4)), queryInGroup());
     return e.add(e.index(4 * m), queryInGroup());
   }
 
@@ -285,6 +336,7 @@ public:
     if (sigmoidActivation)
       bias = {e.mul(bias[0], e.f32(0.5)), e.mul(bias[1], e.f32(0.5))};
     Value slice = e.mul(c, e.index(DI / 4));
+    Value pairColumn = e.mul(c, e.index(2));
     for (int64_t m = 0; m < slots(); ++m) {
       Value r = slotRow(m);
       Value t = e.minui(e.add(ids.t0, r), e.index(L - 1));
@@ -309,6 +361,13 @@ public:
       for (int64_t ks = 0; ks < DI / 16; ++ks) {
         auto at = [&](Value j, int64_t extra) {
           Value base = e.mul(e.add(e.mul(row, e.index(H)), j), e.index(DI));
+          // wgmma reads the keys from shared memory in d order: the A
+          // fragments' k is d (columns 2c, 2c+1 and 2c+8, 2c+9 of k-step
+          // ks); the mma.sync form permutes d (see keyFragments).
+          if (warpgroup)
+            return loadPair(
+                b, loc, qi,
+                e.add(base, e.add(pairColumn, e.index(ks * 16 + 4 * extra))));
           return loadPair(b, loc, qi,
                           e.add(base, e.add(slice, e.index(ks * 4 + extra))));
         };
@@ -407,48 +466,134 @@ public:
   SmallVector<Visit> visitsWith(ArrayRef<Value> frags, Value warpBase) {
     OpBuilder &b = e.builder();
     Location loc = e.location();
-    Value hi = e.cmpi(arith::CmpIPredicate::uge, ids.lane, e.index(16));
     SmallVector<SmallVector<Value>> bFrags;
     for (int64_t ks = 0; ks < DI / 16; ++ks)
       bFrags.push_back({frags[2 * ks], frags[2 * ks + 1]});
     StringRef kind = elem.isBF16() ? "bf16" : "f16";
-    float scale = fused.getScaleOrDefault();
     Value s = visitKey(warpBase);
     SmallVector<Visit> out;
     for (int64_t m = 0; m < slots(); ++m) {
       SmallVector<Value> acc(4, zeroAccumulator);
       for (int64_t ks = 0; ks < DI / 16; ++ks)
         acc = mmaSync(b, loc, kind, aFrags[m][ks], bFrags[ks], acc);
-      // acc: (head j0, key 2c), (j0, 2c+1), (j0+2, 2c), (j0+2, 2c+1).
-      auto headScore = [&](Value dot, int h) {
-        Value x = fusedMulAdd(e, dot, e.f32(scale), bias[h]);
-        Value act = e.inlineRegion(fused.getActivation(), {x, heads[h]});
-        return e.mul(weights[m][h], act);
-      };
-      // Sigmoid activation: weights and bias pre-halved (prepare), the
-      // row's constant added after the head sum.
-      auto headPair = [&](Value dot0, Value dot2) {
-        if (!sigmoidActivation)
-          return e.add(headScore(dot0, 0), headScore(dot2, 1));
-        auto halfTanh = [&](Value dot, int h) {
-          return ptxUnary(b, loc, "tanh.approx.f32",
-                          fusedMulAdd(e, dot, e.f32(0.5f * scale), bias[h]));
-        };
-        Value second = e.mul(weights[m][1], halfTanh(dot2, 1));
-        return fusedMulAdd(e, weights[m][0], halfTanh(dot0, 0), second);
-      };
-      Value even = headPair(acc[0], acc[2]);
-      Value odd = headPair(acc[1], acc[3]);
-      // Lane ^ 16 holds the other two heads.
-      even = e.add(even, shuffleXor(b, loc, even, 16));
-      odd = e.add(odd, shuffleXor(b, loc, odd, 16));
-      if (sigmoidActivation) {
-        even = e.add(even, rowConstant[m]);
-        odd = e.add(odd, rowConstant[m]);
-      }
-      out.push_back({slotRow(m), s, e.select(hi, odd, even)});
+      out.push_back(visitOf(m, acc, s));
     }
     return out;
+  }
+
+  /// Warpgroup form: issues the cp.async copies of chunk `index` (keys
+  /// [index x chunk(), + chunk()), clamped to L - 1) into its ring slot,
+  /// 16-byte pieces in the swizzled layout; the caller commits the group.
+  void issueChunk(Value index) {
+    OpBuilder &b = e.builder();
+    Location loc = e.location();
+    int64_t piecesPerRow = DI / 8, pieces = kWarpgroupKeys * piecesPerRow;
+    Value slotBase = e.mul(arith::RemUIOp::create(b, loc, index,
+                                                  e.index(stages)),
+                           e.index(kWarpgroupKeys * DI));
+    Value s0 = e.mul(index, e.index(kWarpgroupKeys));
+    for (int64_t first = 0; first < pieces; first += kThreads) {
+      Value i = e.add(ids.tid, e.index(first));
+      Value j = e.div(i, e.index(piecesPerRow));
+      Value p = arith::RemUIOp::create(b, loc, i, e.index(piecesPerRow));
+      Value key = e.minui(e.add(s0, j), e.index(L - 1));
+      Value src = e.add(e.mul(e.add(e.mul(ids.batch, e.index(L)), key),
+                              e.index(DI)),
+                        e.mul(p, e.index(8)));
+      Value dst = e.add(slotBase,
+                        swizzledPieceOffset(e, j, p, kWarpgroupKeys, 8));
+      copyAsync16(b, loc, sharedAddress(e, ring, dst),
+                  globalAddress(e, ki, src));
+    }
+  }
+
+  /// Warpgroup form: the visits of chunk `index` from its landed slot: one
+  /// wgmma m64n64k16 chain per warpgroup (its 16 queries x 4 heads against
+  /// the chunk's 64 keys), then per 8-key n-tile the mma.sync epilogue
+  /// (visitOf): 8 visits per thread, all of its one row.
+  SmallVector<Visit> warpgroupVisits(Value index) {
+    OpBuilder &b = e.builder();
+    Location loc = e.location();
+    Value slotBase = e.mul(arith::RemUIOp::create(b, loc, index,
+                                                  e.index(stages)),
+                           e.index(kWarpgroupKeys * DI));
+    Value slotAddress = sharedAddress(e, ring, slotBase);
+    int64_t steps = DI / 16, accN = kWarpgroupKeys / 2;
+    int64_t blockBytes = kWarpgroupKeys * 128;
+    StringRef kind = elem.isBF16() ? "bf16" : "f16";
+    // Keys are the N rows of the K-major B operand; k-step ks starts (ks %
+    // 4) x 32 bytes into 128-byte column block ks / 4; 8-key groups 1024
+    // bytes apart. The first step does not read the accumulators (p false),
+    // the others add (q true).
+    SmallVector<Value> operands;
+    int64_t flag = steps * 5;
+    std::string code = fmt::format(
+        "{{\n.reg .pred p, q;\nsetp.ne.b32 p, ${0}, 0;\nsetp.eq.b32 q, "
+        "${0}, 0;\nwgmma.fence.sync.aligned;\n",
+        accN + flag);
+    for (int64_t ks = 0; ks < steps; ++ks) {
+      Value address =
+          e.add(slotAddress, e.i32((ks / 4) * blockBytes + (ks % 4) * 32));
+      llvm::append_range(operands, aFrags[0][ks]);
+      operands.push_back(matrixDescriptor(e, address, 16, 1024));
+      int64_t first = accN + ks * 5;
+      code += fmt::format("wgmma.mma_async.sync.aligned.m64n{}k16.f32.{}.{} "
+                          "{}, {}, ${}, {}, 1, 1, 0;\n",
+                          kWarpgroupKeys, kind.str(), kind.str(),
+                          asmRegisterList(0, accN), asmRegisterList(first, 4),
+                          first + 4, ks == 0 ? "p" : "q");
+    }
+    code += "wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned "
+            "0;\n}";
+    operands.push_back(e.i32(0));
+    SmallVector<Value> acc = warpgroupProductBlock(
+        b, loc, code, operands, accN, steps, /*extraI32=*/1, /*tied=*/{});
+    Value s0 = e.mul(index, e.index(kWarpgroupKeys));
+    SmallVector<Visit> out;
+    for (int64_t n = 0; n < kWarpgroupKeys / 8; ++n) {
+      Visit v = visitOf(0, ArrayRef<Value>(acc).slice(4 * n, 4),
+                        visitKey(e.add(s0, e.index(8 * n))));
+      v.slot = 0;
+      out.push_back(v);
+    }
+    return out;
+  }
+
+private:
+  /// The visit of slot m's row at key s from the 4 accumulators of one
+  /// m16n8 tile: (head j0, key 2c), (j0, 2c+1), (j0+2, 2c), (j0+2, 2c+1).
+  Visit visitOf(int64_t m, ArrayRef<Value> acc, Value s) {
+    OpBuilder &b = e.builder();
+    Location loc = e.location();
+    Value hi = e.cmpi(arith::CmpIPredicate::uge, ids.lane, e.index(16));
+    float scale = fused.getScaleOrDefault();
+    auto headScore = [&](Value dot, int h) {
+      Value x = fusedMulAdd(e, dot, e.f32(scale), bias[h]);
+      Value act = e.inlineRegion(fused.getActivation(), {x, heads[h]});
+      return e.mul(weights[m][h], act);
+    };
+    // Sigmoid activation: weights and bias pre-halved (prepare), the
+    // row's constant added after the head sum.
+    auto headPair = [&](Value dot0, Value dot2) {
+      if (!sigmoidActivation)
+        return e.add(headScore(dot0, 0), headScore(dot2, 1));
+      auto halfTanh = [&](Value dot, int h) {
+        return ptxUnary(b, loc, "tanh.approx.f32",
+                        fusedMulAdd(e, dot, e.f32(0.5f * scale), bias[h]));
+      };
+      Value second = e.mul(weights[m][1], halfTanh(dot2, 1));
+      return fusedMulAdd(e, weights[m][0], halfTanh(dot0, 0), second);
+    };
+    Value even = headPair(acc[0], acc[2]);
+    Value odd = headPair(acc[1], acc[3]);
+    // Lane ^ 16 holds the other two heads.
+    even = e.add(even, shuffleXor(b, loc, even, 16));
+    odd = e.add(odd, shuffleXor(b, loc, odd, 16));
+    if (sigmoidActivation) {
+      even = e.add(even, rowConstant[m]);
+      odd = e.add(odd, rowConstant[m]);
+    }
+    return {slotRow(m), s, e.select(hi, odd, even)};
   }
 
 private:
@@ -517,6 +662,10 @@ private:
   bool sigmoidActivation = false;
   SmallVector<Value> rowConstant;
   Value zeroAccumulator;
+  // Warpgroup form: the ring of `stages` key chunks.
+  bool warpgroup = false;
+  int64_t stages = 0;
+  Value ring;
 };
 
 /// A visit's tile row is a real row and its key is visible from it.
@@ -567,9 +716,16 @@ struct Collect {
 /// `moments`: whether anything reads the rows' mean and variance (the
 /// policy's budget, training's V_bar); without them (the fixed policy at
 /// inference) the sweep carries no sums and writes both as 0.
+///
+/// `warpgroupStages` > 0 (and TileScores::warpgroupUsable): the products run
+/// on wgmma, each warpgroup's 16 queries against 64-key chunks that the
+/// CTA stages in a ring of that many shared-memory slots by cp.async (the
+/// keys are read once per CTA of 32 rows instead of once per 8-12 rows,
+/// and a thread holds 16 A registers instead of 48).
 void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
                       int64_t L, int64_t rows, bool tensorCores, bool moments,
-                      int firstOut, const Collect *collect = nullptr) {
+                      int firstOut, const Collect *collect = nullptr,
+                      int64_t warpgroupStages = 0) {
   Location loc = kernel.getLoc();
   Block &entry = kernel.getBody().front();
   auto [meanOut, varOut, minOut, maxOut] = rowStatsArgs(entry, firstOut);
@@ -592,8 +748,10 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
 
   OpBuilder b = OpBuilder::atBlockBegin(&entry);
   Emitter e(b, loc);
-  TileIds ids = tileIds(e, L, rows);
-  TileScores source(fused, src, kernel, e, L, rows, ids, tensorCores);
+  TileIds ids = tileIds(e, L, rows, /*longestFirst=*/true);
+  TileScores source(fused, src, kernel, e, L, rows, ids, tensorCores,
+                    warpgroupStages);
+  bool warpgroup = source.warpgroupProducts();
   source.stage();
   if (collect)
     e.ifThen(e.cmpi(arith::CmpIPredicate::ult, ids.tid, e.index(rows)),
@@ -601,6 +759,27 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
                e.store(e.i32(0), collected, {ids.tid});
                e.store(e.i32(0), largestShared, {ids.tid});
              });
+  if (warpgroup) {
+    // One warp holds each row: the other warps' entries of the per-warp
+    // totals are the identities the final sums read.
+    e.loopStep(ids.tid, e.index(rows * kWarps), e.index(kThreads),
+               [&](Value i) {
+                 e.store(e.f64(0.0), sumShared, {i});
+                 e.store(e.f64(0.0), sqShared, {i});
+                 if (collect)
+                   return;
+                 e.store(e.i32(-1), minShared, {i});
+                 e.store(e.i32(0), maxShared, {i});
+               });
+    // The ring's first chunks are in flight while the queries load.
+    Value chunks = e.div(e.add(ids.keyEnd, e.index(source.chunk() - 1)),
+                         e.index(source.chunk()));
+    for (int64_t k = 0; k + 1 < warpgroupStages; ++k) {
+      e.ifThen(e.cmpi(arith::CmpIPredicate::ult, e.index(k), chunks),
+               [&]() { source.issueChunk(e.index(k)); });
+      NVVM::CpAsyncCommitGroupOp::create(b, loc);
+    }
+  }
   gpu::BarrierOp::create(b, loc);
   source.prepare();
   // Per visit slot: the row's cut key (candidates are the keys >= it).
@@ -634,7 +813,7 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   // Tensor cores: the next iteration's key fragments are in flight while
   // this iteration computes (three iterations ahead measured no faster at
   // 128K: the sweep is not waiting on these loads).
-  bool prefetch = source.tensorCores();
+  bool prefetch = source.tensorCores() && !warpgroup;
   Value warpOffset = e.mul(ids.warp, e.index(8));
   size_t statsValues = init.size();
   // One iteration's updates. `masked`: some visits may be invisible (keys
@@ -643,25 +822,23 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   // masks (a fifth of the loop's instructions at 8 rows per tile).
   auto sweepStep = [&](ArrayRef<Visit> visits, ValueRange carried,
                        bool masked) {
-    SmallVector<Value> next;
-    for (auto [m, v] : llvm::enumerate(visits)) {
+    SmallVector<Value> next(carried.begin(), carried.begin() + statsValues);
+    for (auto [i, v] : llvm::enumerate(visits)) {
+      int64_t m = v.slot >= 0 ? v.slot : int64_t(i);
       Value visible = masked ? visibleFrom(e, ids, L, v) : Value();
       Value key = orderKey(e, v.score);
       if (moments) {
         Value x0 = e.f32ToF64(v.score);
         if (masked)
           x0 = e.select(visible, x0, e.f64(0.0));
-        next.push_back(e.add(carried[perSlot * m], x0));
-        next.push_back(fusedMulAdd(e, x0, x0, carried[perSlot * m + 1]));
+        next[perSlot * m] = e.add(next[perSlot * m], x0);
+        next[perSlot * m + 1] = fusedMulAdd(e, x0, x0, next[perSlot * m + 1]);
       }
       if (!collect) {
-        Value lo = e.minui(carried[perSlot * m + sums], key);
-        Value hi = e.maxui(carried[perSlot * m + sums + 1], key);
-        next.push_back(
-            masked ? e.select(visible, lo, carried[perSlot * m + sums]) : lo);
-        next.push_back(
-            masked ? e.select(visible, hi, carried[perSlot * m + sums + 1])
-                   : hi);
+        Value &lo = next[perSlot * m + sums], &hi = next[perSlot * m + sums + 1];
+        Value newLo = e.minui(lo, key), newHi = e.maxui(hi, key);
+        lo = masked ? e.select(visible, newLo, lo) : newLo;
+        hi = masked ? e.select(visible, newHi, hi) : newHi;
         continue;
       }
       Value take = e.cmpi(arith::CmpIPredicate::uge, key, cuts[m]);
@@ -756,8 +933,44 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     out.resize(statsValues);
     return out;
   };
+  // The warpgroup form: chunk i waits for its copies (wait_group leaves
+  // stages - 2 newer groups in flight), a barrier publishes them and frees
+  // the slot chunk i - 1 used, which then receives chunk i + stages - 1.
+  auto warpgroupSweep = [&](Value lb, Value ub, Value chunks, ValueRange inits,
+                            bool masked) {
+    return e.loopStepCarry(
+        lb, ub, e.index(1), inits,
+        [&](Value i, ValueRange carried) -> SmallVector<Value> {
+          NVVM::CpAsyncWaitGroupOp::create(b, loc, warpgroupStages - 2);
+          // cp.async writes through the generic proxy, wgmma reads through
+          // the async proxy.
+          NVVM::InlinePtxOp::create(b, loc, TypeRange{}, ValueRange{},
+                                    ValueRange{},
+                                    b.getStringAttr(
+                                        "fence.proxy.async.shared::cta;"),
+                                    Value());
+          gpu::BarrierOp::create(b, loc);
+          Value ahead = e.add(i, e.index(warpgroupStages - 1));
+          e.ifThen(e.cmpi(arith::CmpIPredicate::ult, ahead, chunks),
+                   [&]() { source.issueChunk(ahead); });
+          NVVM::CpAsyncCommitGroupOp::create(b, loc);
+          return sweepStep(source.warpgroupVisits(i), carried, masked);
+        });
+  };
   Value bulkEnd = e.index(0);
-  if (prefetch) {
+  SmallVector<Value> acc;
+  if (warpgroup) {
+    // Chunks wholly below t0 of a tile of real rows need no masks.
+    Value chunk = e.index(source.chunk());
+    Value chunks = e.div(e.add(ids.keyEnd, e.index(source.chunk() - 1)), chunk);
+    Value allReal =
+        e.cmpi(arith::CmpIPredicate::ule, e.add(ids.t0, e.index(rows)),
+               e.index(L));
+    Value bulkChunks = e.select(allReal, e.div(ids.t0, chunk), e.index(0));
+    init = warpgroupSweep(e.index(0), bulkChunks, chunks, init, false);
+    acc = warpgroupSweep(bulkChunks, chunks, chunks, init, true);
+    NVVM::CpAsyncWaitGroupOp::create(b, loc, 0);
+  } else if (prefetch) {
     // Chunks [0, bulkEnd) lie below t0, and so do the two chunks each of
     // them loads ahead: neither masks nor clamps. A tile with rows past L
     // (the last, for a ragged L) takes the masked loop throughout.
@@ -776,7 +989,8 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     for (Value f : source.keyFragments(e.add(bulkEnd, warpOffset)))
       init.push_back(f);
   }
-  SmallVector<Value> acc = maskedSweep(bulkEnd, ids.keyEnd, init);
+  if (!warpgroup)
+    acc = maskedSweep(bulkEnd, ids.keyEnd, init);
 
   // Combine the lanes holding the same rows; each warp's row leader
   // publishes its warp's totals.
@@ -834,8 +1048,12 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
                     e.i32(-1), e.load(largestShared, {ids.tid}));
     }
     Value n = e.indexToF64(e.add(t, e.index(1)));
-    Value mean = e.div(sum, n);
-    Value var = e.sub(e.div(sq, n), e.mul(mean, mean));
+    // wgmma kernels hold no div.rn (see divideF64WithoutCall).
+    auto divide = [&](Value x) {
+      return warpgroup ? divideF64WithoutCall(e, x, n) : e.div(x, n);
+    };
+    Value mean = divide(sum);
+    Value var = e.sub(divide(sq), e.mul(mean, mean));
     var = arith::MaximumFOp::create(b, loc, var, e.f64(0.0));
     Value row = e.add(e.mul(ids.batch, e.index(L)), t);
     e.store(mean, meanOut, {row});
@@ -889,7 +1107,7 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
 
   OpBuilder b = OpBuilder::atBlockBegin(&entry);
   Emitter e(b, loc);
-  TileIds ids = tileIds(e, L, rows);
+  TileIds ids = tileIds(e, L, rows, /*longestFirst=*/true);
   TileScores source(fused, src, kernel, e, L, rows, ids, /*tensorCores=*/true);
   source.stage();
   e.ifThen(e.cmpi(arith::CmpIPredicate::ult, ids.tid, e.index(rows)), [&]() {
@@ -1924,7 +2142,8 @@ LogicalResult checkSelectionForGPU(AdaptiveTopKOp op, int64_t rows) {
 void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
                          gpu::GPUModuleOp kernels, IRRewriter &rewriter,
                          StringRef prefix, int64_t rows, bool tensorCores,
-                         bool sampledSelection, int64_t maxRegisters) {
+                         bool sampledSelection, int64_t maxRegisters,
+                         int64_t wgmmaStages) {
   // The sweep kernels' register cap (.maxnreg), where asked for.
   auto capRegisters = [&](gpu::GPUFuncOp kernel) {
     if (maxRegisters > 0)
@@ -2017,9 +2236,23 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
     // every other policy read the variance.
     bool moments =
         op.getPolicy() != SelectionPolicy::fixed || op.getTraining();
-    buildStatsKernel(kernel, fused, src, L, rows, tensorCores, moments, first,
-                     sampled ? &collect : nullptr);
-    launchKernel(host, kernel, args.operands(), tiles, B, 1, kThreads);
+    // On wgmma the statistics tile is 4 rows per warp (its own grid: the
+    // per-row outputs do not depend on the tiling).
+    int64_t statsRows = rows, statsStages = 0;
+    if (wgmmaStages > 0 && fused && tensorCores &&
+        TileScores::warpgroupUsable(fused, 4 * kWarps)) {
+      statsRows = 4 * kWarps;
+      statsStages = wgmmaStages;
+    }
+    // Three CTAs of 256 threads per SM need at most 80 registers (ptxas
+    // chose 90 for two; 80 spills nothing at d_I 64).
+    if (statsStages > 0 && maxRegisters == 0)
+      kernel->setAttr(NVVM::NVVMDialect::getMaxnregAttrName(),
+                      rewriter.getI32IntegerAttr(kWarpgroupStatsRegisters));
+    buildStatsKernel(kernel, fused, src, L, statsRows, tensorCores, moments,
+                     first, sampled ? &collect : nullptr, statsStages);
+    launchKernel(host, kernel, args.operands(), (L + statsRows - 1) / statsRows,
+                 B, 1, kThreads);
   }
 
   // vbar (training)

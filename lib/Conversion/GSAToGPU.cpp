@@ -581,9 +581,18 @@ struct ConvertGSAToGPUPass
           "{}_{}", parent ? parent.getName().str() : std::string("gsa"), n);
       if (auto select = dyn_cast<AdaptiveTopKOp>(op)) {
         IndexerOp indexer = fusedIndexer(select);
+        if (selectWgmmaStages == 1 || selectWgmmaStages < 0 ||
+            selectWgmmaStages > 4) {
+          select->emitOpError(fmt::format(
+              "the wgmma statistics sweep takes 2 to 4 stages (0: none), but "
+              "select-wgmma-stages = {}",
+              selectWgmmaStages.getValue()));
+          return signalPassFailure();
+        }
         lowerSelectionToGPU(select, indexer, kernels, rewriter, prefix,
                             rowsPerTileOf(select), selectTensorCores,
-                            selectSampled, selectMaxRegisters);
+                            selectSampled, selectMaxRegisters,
+                            selectWgmmaStages);
       } else if (auto indexer = dyn_cast<IndexerOp>(op)) {
         if (!indexer->hasOneUse() ||
             !isa<AdaptiveTopKOp>(*indexer->getUsers().begin()))

@@ -261,28 +261,6 @@ bool LaunchMapper::useWarpgroupMma(TileDotOp op) {
          rhsType.getDimSize(0) % 8 == 0 && N % 8 == 0 && N <= 256;
 }
 
-/// A wgmma shared-memory matrix descriptor for the 128-byte swizzle layout
-/// (swizzledPieceOffset): start address, leading and stride byte offsets,
-/// each in 16-byte units, and layout type 1 (128-byte swizzle) in bits
-/// 62-63.
-static Value matrixDescriptor(Emitter &e, Value address, int64_t leading,
-                              int64_t stride) {
-  OpBuilder &b = e.builder();
-  Location loc = e.location();
-  Type i64 = b.getI64Type();
-  Value start = arith::AndIOp::create(
-      b, loc,
-      arith::ShRUIOp::create(b, loc,
-                             arith::ExtUIOp::create(b, loc, i64, address),
-                             arith::ConstantIntOp::create(b, loc, i64, 4)),
-      arith::ConstantIntOp::create(b, loc, i64, 0x3FFF));
-  uint64_t fields = (uint64_t(leading >> 4) << 16) |
-                    (uint64_t(stride >> 4) << 32) | (uint64_t(1) << 62);
-  return arith::OrIOp::create(
-      b, loc, start,
-      arith::ConstantIntOp::create(b, loc, i64, int64_t(fields)));
-}
-
 SmallVector<Value> LaunchMapper::warpgroupDot(OpBuilder &b, Location loc,
                                               StringRef kind, Fragment &lhs,
                                               Type elem, Value slotAddress,
@@ -309,12 +287,6 @@ SmallVector<Value> LaunchMapper::warpgroupDot(OpBuilder &b, Location loc,
   std::string code = "{\n.reg .pred p;\nsetp.ne.b32 p, $" +
                      std::to_string(accN + steps * 5) +
                      ", 0;\nwgmma.fence.sync.aligned;\n";
-  auto regs = [](int64_t first, int64_t n) {
-    std::string out = "{";
-    for (int64_t i = 0; i < n; ++i)
-      out += (i ? ", $" : "$") + std::to_string(first + i);
-    return out + "}";
-  };
   for (int64_t ks = 0; ks < steps; ++ks) {
     int64_t offset = transposed ? (ks / 4) * blockBytes + (ks % 4) * 32
                                 : ks * 16 * 128;
@@ -326,37 +298,15 @@ SmallVector<Value> LaunchMapper::warpgroupDot(OpBuilder &b, Location loc,
     int64_t first = accN + ks * 5;
     code += fmt::format("wgmma.mma_async.sync.aligned.m64n{}k16.f32.{}.{} "
                         "{}, {}, ${}, p, 1, 1, {};\n",
-                        N, kind.str(), kind.str(), regs(0, accN),
-                        regs(first, 4), first + 4, transposed ? 0 : 1);
+                        N, kind.str(), kind.str(), asmRegisterList(0, accN),
+                        asmRegisterList(first, 4), first + 4,
+                        transposed ? 0 : 1);
   }
   code += "wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned "
           "0;\n}";
   operands.push_back(e.i32(1)); // scale-d: accumulate
-  llvm::append_range(operands, acc);
-  std::string constraints;
-  for (int64_t i = 0; i < accN; ++i)
-    constraints += "=f,";
-  for (int64_t ks = 0; ks < steps; ++ks)
-    constraints += "r,r,r,r,l,";
-  constraints += "r";
-  for (int64_t i = 0; i < accN; ++i)
-    constraints += "," + std::to_string(i);
-  Type f32 = b.getF32Type();
-  auto structType = LLVM::LLVMStructType::getLiteral(
-      b.getContext(), SmallVector<Type>(accN, f32));
-  // Issue, commit and wait in one block: no accumulator register is read
-  // or copied while the product is in flight.
-  auto product = LLVM::InlineAsmOp::create(
-      b, loc, structType, operands, code, constraints,
-      /*has_side_effects=*/true, /*is_align_stack=*/false,
-      LLVM::tailcallkind::TailCallKind::None,
-      LLVM::AsmDialectAttr::get(b.getContext(), LLVM::AsmDialect::AD_ATT),
-      ArrayAttr());
-  SmallVector<Value> out;
-  for (int64_t i = 0; i < accN; ++i)
-    out.push_back(LLVM::ExtractValueOp::create(b, loc, product.getResult(0),
-                                               ArrayRef<int64_t>{i}));
-  return out;
+  return warpgroupProductBlock(b, loc, code, operands, accN, steps,
+                               /*extraI32=*/1, acc);
 }
 
 LogicalResult LaunchMapper::dot(TileDotOp op) {

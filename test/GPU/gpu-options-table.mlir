@@ -3,6 +3,8 @@
 // RUN: FileCheck %s --input-file=%t.ptx --check-prefix=PTX
 // RUN: FileCheck %s --input-file=%t.json --check-prefix=MANIFEST
 // RUN: gsa-opt %s --gsa-gpu-pipeline | FileCheck %s --check-prefix=DEFAULT
+// RUN: gsa-compile %s -o %t.default.ptx
+// RUN: FileCheck %s --input-file=%t.default.ptx --check-prefix=DEFAULT-PTX
 // RUN: not gsa-opt %s --gsa-gpu-pipeline="select-rows-per-tile=20" 2>&1 | FileCheck %s --check-prefix=BAD
 // RUN: not gsa-opt %s --gsa-gpu-pipeline="select-max-registers=300" 2>&1 | FileCheck %s --check-prefix=RANGE
 // RUN: not gsa-compile %s --attention-split-share=-5 -o %t.bad.ptx 2>&1 | FileCheck %s --check-prefix=RANGE-COMPILE
@@ -27,7 +29,14 @@
 // MANIFEST-NEXT: 16,
 // MANIFEST: "kernel": "select_1_select_sample"
 // DEFAULT: gpu.launch_func @gsa_kernels::@select_1_select_sample blocks in (%c8
-// DEFAULT-NOT: .maxnreg
+// By default (sm_90a) the statistics sweep runs on wgmma over 32-row tiles
+// (2 CTAs here) and only it carries a register cap: 80, three CTAs per SM.
+// DEFAULT: gpu.launch_func @gsa_kernels::@select_1_select_stats blocks in (%c2
+// DEFAULT-PTX: .entry select_1_select_sample
+// DEFAULT-PTX-NOT: .maxnreg
+// DEFAULT-PTX: .entry select_1_select_stats
+// DEFAULT-PTX: .maxnreg 80
+// DEFAULT-PTX-NOT: .maxnreg
 // A value the pass does not take is reported at the op by the pass.
 // BAD: error: 'gsa.indexer' op the selection tile takes 1 to 16 query rows, but rows-per-tile = 20
 func.func @select(%qi: tensor<1x64x4x64xbf16>, %ki: tensor<1x64x64xbf16>,

@@ -4,6 +4,7 @@
 // RUN: %ptxas -arch=sm_90a -v %t.ptx -o %t.cubin 2>&1 | FileCheck %s --check-prefix=TCSPILL
 // RUN: %ptxas -arch=sm_90a -v %t.ptx -o %t.cubin 2>&1 | FileCheck %s --check-prefix=SAMPLED
 // RUN: grep -c mma.sync.aligned.m16n8k16 %t.ptx | FileCheck %s --check-prefix=MMA
+// RUN: FileCheck %s --input-file=%t.ptx --check-prefix=WGMMA
 // RUN: gsa-compile %s --select-tensor-cores=false --attention-query-tiles=false -o %t.cuda-cores.ptx
 // RUN: %ptxas -arch=sm_90a -v %t.cuda-cores.ptx -o %t.cubin 2>&1 | FileCheck %s
 // RUN: %ptxas -arch=sm_90a -v %t.cuda-cores.ptx -o %t.cubin 2>&1 | FileCheck %s --check-prefix=SPILL
@@ -50,13 +51,25 @@
 // TCSPILL-NEXT: Function properties
 // TCSPILL-NEXT: 0 bytes spill stores, 0 bytes spill loads
 // Tensor cores (the default; 8 query rows per selection tile at this
-// length): 2 m-tiles x 4 k-steps, in the stats kernel and twice in the
-// top-k kernel (radix passes, write-out), 24; in the sampled selection's
-// sample kernel, three sweeps, each one loop over the whole head and tail
-// chunks and one over the sampled n-tiles, 48 (the query-tile attention
-// runs on wgmma and does not split its tiles, ptxas.mlir). On CUDA cores
-// (with the per-query attention) none.
-// MMA: 72
+// length): 2 m-tiles x 4 k-steps twice in the top-k kernel (radix passes,
+// write-out), 16; in the sampled selection's sample kernel, three sweeps,
+// each one loop over the whole head and tail chunks and one over the
+// sampled n-tiles, 48 (the query-tile attention runs on wgmma and does not
+// split its tiles, ptxas.mlir). The stats kernel runs on wgmma (sm_90a's
+// default select-wgmma-stages): its keys staged by cp.async, 4 k-steps of
+// m64n64k16 per chunk. On CUDA cores (with the per-query attention) none.
+// MMA: 64
+// WGMMA-LABEL: .entry gsa_core_1_select_stats(
+// WGMMA: .maxnreg 80
+// WGMMA: cp.async.cg.shared.global
+// WGMMA: fence.proxy.async.shared::cta
+// WGMMA: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
+// WGMMA-NEXT: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
+// WGMMA-NEXT: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
+// WGMMA-NEXT: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
+// WGMMA-NEXT: wgmma.commit_group.sync.aligned
+// WGMMA-NOT: mma.sync
+// WGMMA-LABEL: .entry gsa_core_1_select_vbar(
 func.func @gsa_core(%q: tensor<1x100x8x128xbf16>, %k: tensor<1x100x2x128xbf16>,
                     %v: tensor<1x100x2x128xbf16>, %qi: tensor<1x100x4x64xbf16>,
                     %ki: tensor<1x100x64xbf16>, %wi: tensor<1x100x4xbf16>,
