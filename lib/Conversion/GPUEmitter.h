@@ -274,17 +274,19 @@ private:
   SmallVector<Value> host;
 };
 
-/// A workgroup (shared memory) buffer of n elements attached to a kernel.
-inline Value sharedBuffer(gpu::GPUFuncOp kernel, Type elem, int64_t n) {
+/// A workgroup (shared memory) buffer of n elements attached to a kernel,
+/// `alignment`-byte aligned (at least 16, so that (vectorised) 128-bit
+/// shared loads are legal).
+inline Value sharedBuffer(gpu::GPUFuncOp kernel, Type elem, int64_t n,
+                          int64_t alignment = 16) {
   auto workgroup = gpu::AddressSpaceAttr::get(kernel.getContext(),
                                               gpu::AddressSpace::Workgroup);
   auto type = MemRefType::get({n}, elem, MemRefLayoutAttrInterface(), workgroup);
   Value buffer = kernel.addWorkgroupAttribution(type, kernel.getLoc());
-  // 16-byte aligned, so that (vectorised) 128-bit shared loads are legal.
   kernel.setWorkgroupAttributionAttr(
       kernel.getNumWorkgroupAttributions() - 1,
       LLVM::LLVMDialect::getAlignAttrName(),
-      IntegerAttr::get(IntegerType::get(kernel.getContext(), 64), 16));
+      IntegerAttr::get(IntegerType::get(kernel.getContext(), 64), alignment));
   return buffer;
 }
 
@@ -436,6 +438,15 @@ inline Value divideF64WithoutCall(Emitter &e, Value x, Value y) {
   Value q = e.mul(x, r);
   Value residual = LLVM::FMAOp::create(b, loc, negY, q, x);
   return LLVM::FMAOp::create(b, loc, residual, r, q);
+}
+
+/// Orders this thread's landed cp.async copies (written through the generic
+/// proxy) before wgmma reads of them (through the async proxy); a barrier
+/// after it publishes them to the other threads.
+inline void asyncProxyFence(OpBuilder &b, Location loc) {
+  NVVM::InlinePtxOp::create(b, loc, TypeRange{}, ValueRange{}, ValueRange{},
+                            b.getStringAttr("fence.proxy.async.shared::cta;"),
+                            Value());
 }
 
 /// 16 bytes global -> shared without registers (completion through the

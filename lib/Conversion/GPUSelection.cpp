@@ -184,11 +184,8 @@ public:
       warpgroup = true;
       stages = warpgroupStages;
       // 1024-byte aligned: each slot is whole 128-byte swizzle atoms.
-      ring = sharedBuffer(kernel, elem, stages * kWarpgroupKeys * DI);
-      kernel.setWorkgroupAttributionAttr(
-          kernel.getNumWorkgroupAttributions() - 1,
-          LLVM::LLVMDialect::getAlignAttrName(),
-          IntegerAttr::get(IntegerType::get(kernel.getContext(), 64), 1024));
+      ring = sharedBuffer(kernel, elem, stages * kWarpgroupKeys * DI,
+                          /*alignment=*/1024);
     }
     Type f32 = e.builder().getF32Type();
     if (!mma)
@@ -488,9 +485,7 @@ public:
     OpBuilder &b = e.builder();
     Location loc = e.location();
     int64_t piecesPerRow = DI / 8, pieces = kWarpgroupKeys * piecesPerRow;
-    Value slotBase = e.mul(arith::RemUIOp::create(b, loc, index,
-                                                  e.index(stages)),
-                           e.index(kWarpgroupKeys * DI));
+    Value slotBase = slotOffset(index);
     Value s0 = e.mul(index, e.index(kWarpgroupKeys));
     for (int64_t first = 0; first < pieces; first += kThreads) {
       Value i = e.add(ids.tid, e.index(first));
@@ -514,10 +509,7 @@ public:
   SmallVector<Visit> warpgroupVisits(Value index) {
     OpBuilder &b = e.builder();
     Location loc = e.location();
-    Value slotBase = e.mul(arith::RemUIOp::create(b, loc, index,
-                                                  e.index(stages)),
-                           e.index(kWarpgroupKeys * DI));
-    Value slotAddress = sharedAddress(e, ring, slotBase);
+    Value slotAddress = sharedAddress(e, ring, slotOffset(index));
     int64_t steps = DI / 16, accN = kWarpgroupKeys / 2;
     int64_t blockBytes = kWarpgroupKeys * 128;
     StringRef kind = elem.isBF16() ? "bf16" : "f16";
@@ -560,6 +552,13 @@ public:
   }
 
 private:
+  /// Warpgroup form: the element offset of chunk `index`'s ring slot.
+  Value slotOffset(Value index) {
+    Value slot =
+        arith::RemUIOp::create(e.builder(), e.location(), index, e.index(stages));
+    return e.mul(slot, e.index(kWarpgroupKeys * DI));
+  }
+
   /// The visit of slot m's row at key s from the 4 accumulators of one
   /// m16n8 tile: (head j0, key 2c), (j0, 2c+1), (j0+2, 2c), (j0+2, 2c+1).
   Visit visitOf(int64_t m, ArrayRef<Value> acc, Value s) {
@@ -759,6 +758,8 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
                e.store(e.i32(0), collected, {ids.tid});
                e.store(e.i32(0), largestShared, {ids.tid});
              });
+  // Warpgroup form: the chunks of the tile's keys 0..keyEnd-1.
+  Value chunks;
   if (warpgroup) {
     // One warp holds each row: the other warps' entries of the per-warp
     // totals are the identities the final sums read.
@@ -772,8 +773,8 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
                  e.store(e.i32(0), maxShared, {i});
                });
     // The ring's first chunks are in flight while the queries load.
-    Value chunks = e.div(e.add(ids.keyEnd, e.index(source.chunk() - 1)),
-                         e.index(source.chunk()));
+    chunks = e.div(e.add(ids.keyEnd, e.index(source.chunk() - 1)),
+                   e.index(source.chunk()));
     for (int64_t k = 0; k + 1 < warpgroupStages; ++k) {
       e.ifThen(e.cmpi(arith::CmpIPredicate::ult, e.index(k), chunks),
                [&]() { source.issueChunk(e.index(k)); });
@@ -936,19 +937,13 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   // The warpgroup form: chunk i waits for its copies (wait_group leaves
   // stages - 2 newer groups in flight), a barrier publishes them and frees
   // the slot chunk i - 1 used, which then receives chunk i + stages - 1.
-  auto warpgroupSweep = [&](Value lb, Value ub, Value chunks, ValueRange inits,
+  auto warpgroupSweep = [&](Value lb, Value ub, ValueRange inits,
                             bool masked) {
     return e.loopStepCarry(
         lb, ub, e.index(1), inits,
         [&](Value i, ValueRange carried) -> SmallVector<Value> {
           NVVM::CpAsyncWaitGroupOp::create(b, loc, warpgroupStages - 2);
-          // cp.async writes through the generic proxy, wgmma reads through
-          // the async proxy.
-          NVVM::InlinePtxOp::create(b, loc, TypeRange{}, ValueRange{},
-                                    ValueRange{},
-                                    b.getStringAttr(
-                                        "fence.proxy.async.shared::cta;"),
-                                    Value());
+          asyncProxyFence(b, loc);
           gpu::BarrierOp::create(b, loc);
           Value ahead = e.add(i, e.index(warpgroupStages - 1));
           e.ifThen(e.cmpi(arith::CmpIPredicate::ult, ahead, chunks),
@@ -962,13 +957,12 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   if (warpgroup) {
     // Chunks wholly below t0 of a tile of real rows need no masks.
     Value chunk = e.index(source.chunk());
-    Value chunks = e.div(e.add(ids.keyEnd, e.index(source.chunk() - 1)), chunk);
     Value allReal =
         e.cmpi(arith::CmpIPredicate::ule, e.add(ids.t0, e.index(rows)),
                e.index(L));
     Value bulkChunks = e.select(allReal, e.div(ids.t0, chunk), e.index(0));
-    init = warpgroupSweep(e.index(0), bulkChunks, chunks, init, false);
-    acc = warpgroupSweep(bulkChunks, chunks, chunks, init, true);
+    init = warpgroupSweep(e.index(0), bulkChunks, init, /*masked=*/false);
+    acc = warpgroupSweep(bulkChunks, chunks, init, /*masked=*/true);
     NVVM::CpAsyncWaitGroupOp::create(b, loc, 0);
   } else if (prefetch) {
     // Chunks [0, bulkEnd) lie below t0, and so do the two chunks each of

@@ -825,11 +825,7 @@ LogicalResult LaunchMapper::run() {
     launch.walk([&](NVVM::CpAsyncWaitGroupOp wait) {
       OpBuilder after(wait->getContext());
       after.setInsertionPointAfter(wait);
-      NVVM::InlinePtxOp::create(after, wait.getLoc(), TypeRange{},
-                                ValueRange{}, ValueRange{},
-                                after.getStringAttr(
-                                    "fence.proxy.async.shared::cta;"),
-                                Value());
+      asyncProxyFence(after, wait.getLoc());
     });
     // f32 division as div.full.f32 (at most 2 ulp), not IEEE div.rn.f32:
     // ptxas (CUDA 13.0) turns div.rn's slow path into a subroutine call
