@@ -180,13 +180,18 @@ def GSATile : Pass<"gsa-tile", "::mlir::ModuleOp"> {
            "unions) when its union times this exceeds its queries' "
            "selected entries, i.e. when its queries share fewer than this "
            "many selections per union row on average (independent "
-           "selections); 0: never">
+           "selections); 0: never">,
+    Option<"unionStream", "union-stream", "bool", /*default=*/"false",
+           "the union kernel streams each query's ascending selection list "
+           "once over its windows (a tile with a list out of order is "
+           "rebuilt by the per-window rescan); false: the rescan alone">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
     "::mlir::bufferization::BufferizationDialect",
     "::mlir::gpu::GPUDialect",
     "::mlir::LLVM::LLVMDialect",
+    "::mlir::NVVM::NVVMDialect",
     "::mlir::memref::MemRefDialect",
     "::mlir::scf::SCFDialect",
     "::mlir::vector::VectorDialect",
@@ -218,7 +223,14 @@ def GSAStageShared : Pass<"gsa-stage-shared"> {
     defined outside the loop). With `dynamic-shared`, rings that do not fit
     the 48 KiB of static shared memory become views of the launch's
     `gpu.dynamic_shared_memory` (the rows' rings, at 1024-byte aligned
-    offsets; the launch carries the size). Fails, located, when the rings
+    offsets; the launch carries the size). With `async-positions` no thread
+    waits on a global load while it issues a chunk: the rows' positions
+    arrive by 4-byte `cp.async` in a ring of their own (static shared
+    memory, a power of two >= stages + 1 slots), copied by the commit group
+    that issues the rows `stages` chunks before theirs (the prologue's first
+    group also copies chunk stages - 1's, and the prologue waits for it),
+    and the per-key words by zero-filling 4-byte `cp.async` (source size 0
+    past the chunk's count). Fails, located, when the rings
     exceed the 48 KiB of static shared memory (without `dynamic-shared`)
     or the 227 KiB a block may use.
   }];
@@ -229,7 +241,12 @@ def GSAStageShared : Pass<"gsa-stage-shared"> {
            "when the rings exceed the 48 KiB of static shared memory, put "
            "the rows' rings in the launch's dynamic shared memory (up to "
            "227 KiB per block) rather than leave the per-key words "
-           "unstaged">
+           "unstaged">,
+    Option<"asyncPositions", "async-positions", "bool", /*default=*/"false",
+           "copy the rows' positions into a small shared ring by cp.async, "
+           "`stages` chunks ahead of their rows, and the per-key words by "
+           "zero-filling cp.async: issuing a chunk then waits on no global "
+           "load">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

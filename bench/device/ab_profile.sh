@@ -6,8 +6,8 @@
 # For every (inputs:policy) and library it runs profile_kernels.py and keeps
 # its log under $OUT/ab/<lib>-<inputs>-<policy>.txt; the last lines are a
 # table of the whole call and its five largest kernels per run. A library
-# may carry one environment setting for its runs, `LIB@NAME=VALUE` (no
-# spaces; e.g. dist/libgsa.so.xz@GSA_GPU_OPTIONS=select-rows-per-tile=8);
+# may carry environment settings for its runs, `LIB@NAME=VALUE[@NAME=VALUE]`
+# (no spaces, '+' for one; e.g. dist/libgsa.so.xz@GSA_GPU_OPTIONS=select-rows-per-tile=8);
 # the disk cache is off (GSA_DISABLE_CACHE), so each run compiles.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -24,7 +24,14 @@ for run in $RUNS; do
     setting=""
     [ "$entry" != "$lib" ] && setting="${entry#*@}"
     name="$(basename "$lib" .so.xz)${setting:+-${setting//[^A-Za-z0-9]/_}}-$inputs-$policy"
-    env ${setting:+"$setting"} GSA_DISABLE_CACHE=1 OUT="$OUT/ab" \
+    # Several settings: LIB@A=1@B=2; a '+' in a value stands for a space
+    # (GSA_GPU_OPTIONS=a=0+b=0).
+    settings=()
+    if [ -n "$setting" ]; then
+      IFS='@' read -ra settings <<< "$setting"
+      settings=("${settings[@]//+/ }")
+    fi
+    env "${settings[@]}" GSA_DISABLE_CACHE=1 OUT="$OUT/ab" \
       python3 bench/device/profile_kernels.py --lib "$lib" \
       --lengths "$LENGTHS" --inputs "$inputs" --policy "$policy" \
       > "$OUT/ab/$name.txt" 2>&1

@@ -349,6 +349,13 @@ def run_attention_case(rt, case, gen, log):
     rnd = lambda *s: torch.randn(*s, device=dev, generator=gen).to(dtype)
     named = dict(q=rnd(B, L, NH, D), k=rnd(B, L, NKV, D), v=rnd(B, L, NKV, D))
     idx, cnt = random_selection(B, L, K, dev, gen)
+    if case.get("sorted"):
+        # Ascending lists (as the selection writes them), -1 entries last:
+        # the union kernel's streaming path (unsorted lists take its
+        # per-window rescan).
+        big = torch.iinfo(torch.int32).max
+        idx = torch.where(idx < 0, big, idx).sort(dim=-1).values
+        idx = torch.where(idx == big, -1, idx).contiguous()
     named.update(indices=idx, counts=cnt)
     if case["gates"]:
         named.update(gv=rnd(B, L, NKV, D), go=rnd(B, L, NH, D))
@@ -393,7 +400,7 @@ def case_name(c):
     if c.get("attention"):
         qt = "" if c.get("qt", True) else " [per-query]"
         return (f"attend B{c['B']} L{c['L']} {c['NH']}/{c['NKV']}x{c['D']} K{c['K']} {dt}"
-                f"{' gates' if c['gates'] else ''}{qt}")
+                f"{' gates' if c['gates'] else ''}{' sorted' if c.get('sorted') else ''}{qt}")
     if c.get("indexer"):
         return f"indexer B{c['B']} L{c['L']} {dt}"
     what = "core" if c["whole"] else "select"
@@ -519,6 +526,11 @@ def main():
         # (The per-query kernel refuses groups above 8: query tiles only.)
         cases = [dict(c, qt=on) for c in shapes
                  for on in ((True, False) if c["NH"] // c["NKV"] <= 8 else (True,))]
+        # Ascending selections (the selection kernels' output), also over
+        # several union windows (16384 keys for 16-query tiles).
+        cases += [dict(c, sorted=True) for c in shapes[:4]]
+        cases += [dict(A(1, 40000, 32, 8, 128, 2048, bf, True), sorted=s)
+                  for s in (True, False)]
     if args.first:
         cases = cases[:args.first]
     results = []

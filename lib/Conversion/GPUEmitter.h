@@ -458,6 +458,17 @@ inline void copyAsync16(OpBuilder &b, Location loc, Value sharedAddr,
       b.getStringAttr("cp.async.cg.shared.global [$0], [$1], 16;"), Value());
 }
 
+/// A 4-byte asynchronous copy (cp.async.ca) of which `sourceBytes` (i32, 0
+/// or 4) are read from global memory, the rest zero-filled.
+inline void copyAsync4(OpBuilder &b, Location loc, Value sharedAddr,
+                       Value globalAddr, Value sourceBytes) {
+  NVVM::InlinePtxOp::create(
+      b, loc, TypeRange{}, ValueRange{sharedAddr, globalAddr, sourceBytes},
+      ValueRange{},
+      b.getStringAttr("cp.async.ca.shared.global [$0], [$1], 4, $2;"),
+      Value());
+}
+
 /// Four 8x8 16-bit matrices from shared memory; lane i gives the address of
 /// row i % 8 of matrix i / 8 and receives, of each matrix, row i / 4,
 /// elements 2 (i % 4) and 2 (i % 4) + 1 (or, transposed, column i / 4,

@@ -74,12 +74,15 @@ struct TileSplit {
 /// (block x) and batch (block y) of a kUnionThreads-thread block, the
 /// sorted union of the tile's selections (`keysOut`, T x K entries per
 /// tile), each entry's mask of the queries that selected it (`masksOut`),
-/// the union's size (`sizesOut`) and the split decision (`split`).
+/// the union's size (`sizesOut`) and the split decision (`split`). With
+/// `stream`, each query's ascending list is read once over all windows (a
+/// tile with a list out of order falls back to the per-window rescan).
 void buildTileUnion(mlir::OpBuilder &b, mlir::Location loc,
                     const SharedAllocator &shared, const TileUnionShape &s,
                     mlir::Value indices, mlir::Value counts,
                     mlir::Value keysOut, mlir::Value masksOut,
-                    mlir::Value sizesOut, TileSplit split = {});
+                    mlir::Value sizesOut, TileSplit split = {},
+                    bool stream = true);
 
 /// Threads and elements per thread of the value-gate kernel.
 constexpr int64_t kValueGateThreads = 256;

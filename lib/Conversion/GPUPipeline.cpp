@@ -111,10 +111,12 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
                           ? options.attentionSplitShare
                           : (wgmmaTiles ? 0 : 3);
     tile.pregateValues = options.attentionPregateValues;
+    tile.unionStream = options.attentionUnionStream;
     pm.addPass(createGSATile(tile));
     GSAStageSharedOptions staging;
     staging.stages = options.attentionStages;
     staging.dynamicShared = options.attentionDynamicShared;
+    staging.asyncPositions = options.attentionAsyncPositions;
     pm.addPass(createGSAStageShared(staging));
     GSAMapTensorCoresOptions mapping;
     mapping.wgmma = wgmma;

@@ -50,6 +50,9 @@ int64_t bytesOf(MemRefType type) {
 struct RowsGroup {
   SmallVector<TileGatherRowsOp> gathers;
   SmallVector<Value> rings;
+  /// With async-positions: the group's positions, `stages` chunks ahead of
+  /// its rows (positionSlots x rows i32).
+  Value positionRing;
 };
 struct WordsGroup {
   SmallVector<TileGatherWordsOp> gathers;
@@ -59,9 +62,9 @@ struct WordsGroup {
 class LoopStager {
 public:
   LoopStager(scf::ForOp loop, gpu::LaunchOp launch, int64_t threads,
-             int64_t stages, bool dynamicShared)
+             int64_t stages, bool dynamicShared, bool asyncPositions)
       : loop(loop), launch(launch), threads(threads), stages(stages),
-        dynamicShared(dynamicShared) {}
+        dynamicShared(dynamicShared), asyncPositions(asyncPositions) {}
 
   LogicalResult run();
 
@@ -73,13 +76,31 @@ private:
   FailureOr<Value> at(OpBuilder &b, Value v, IRMapping &map);
   /// The located error for a gather whose operands `at` cannot move.
   LogicalResult notMovable(Operation *gather);
-  /// The copies of chunk `iv` into ring slot `slot`.
-  LogicalResult issue(OpBuilder &b, Value iv, Value slot);
+  /// The copies of chunk `iv` into ring slot `slot`; the rows' positions
+  /// come from the position rings when `positionsFromRing`, else from
+  /// global memory.
+  LogicalResult issue(OpBuilder &b, Value iv, Value slot,
+                      bool positionsFromRing);
+  /// With async-positions: the copies of chunk `iv`'s positions into the
+  /// position rings, when `iv` is below the loop's upper bound.
+  LogicalResult issuePositions(OpBuilder &b, Value iv);
+  /// The slot of chunk `iv` in the position rings.
+  Value positionSlot(Emitter &e, Value iv);
+  /// body(j, inRange, from) for the entries j < n of a chunk, spread over
+  /// the threads; inRange = j < count, and from = offset + j, or offset
+  /// (the chunk's first entry, always readable) past the count.
+  void forEachEntry(Emitter &e, Value tid, int64_t n, Value count,
+                    Value offset,
+                    function_ref<void(Value, Value, Value)> body);
 
   scf::ForOp loop;
   gpu::LaunchOp launch;
   int64_t threads, stages;
-  bool dynamicShared;
+  bool dynamicShared, asyncPositions;
+  /// Slots of the position rings: the chunk whose rows are being issued and
+  /// the `stages` chunks whose positions may be in flight, rounded up to a
+  /// power of two.
+  int64_t positionSlots = 0;
   SmallVector<RowsGroup> rowsGroups;
   SmallVector<WordsGroup> wordsGroups;
 };
@@ -107,7 +128,62 @@ LogicalResult LoopStager::notMovable(Operation *gather) {
       "cannot be issued ahead");
 }
 
-LogicalResult LoopStager::issue(OpBuilder &b, Value iv, Value slot) {
+void LoopStager::forEachEntry(Emitter &e, Value tid, int64_t n, Value count,
+                              Value offset,
+                              function_ref<void(Value, Value, Value)> body) {
+  for (int64_t r = 0; r * threads < n; ++r) {
+    int64_t here = std::min(threads, n - r * threads);
+    e.ifThen(e.cmpi(arith::CmpIPredicate::ult, tid, e.index(here)), [&]() {
+      Value j = e.add(tid, e.index(r * threads));
+      Value inRange = e.cmpi(arith::CmpIPredicate::slt, j, count);
+      body(j, inRange, e.add(offset, e.select(inRange, j, e.index(0))));
+    });
+  }
+}
+
+Value LoopStager::positionSlot(Emitter &e, Value iv) {
+  OpBuilder &b = e.builder();
+  Location loc = e.location();
+  Value ordinal = arith::DivUIOp::create(
+      b, loc, e.sub(iv, loop.getLowerBound()), loop.getStep());
+  return arith::RemUIOp::create(b, loc, ordinal, e.index(positionSlots));
+}
+
+LogicalResult LoopStager::issuePositions(OpBuilder &b, Value iv) {
+  Location loc = loop.getLoc();
+  Emitter e(b, loc);
+  LogicalResult ok = success();
+  e.ifThen(e.cmpi(arith::CmpIPredicate::slt, iv, loop.getUpperBound()), [&]() {
+    IRMapping map;
+    map.map(loop.getInductionVar(), iv);
+    Value tid = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
+    Value slot = positionSlot(e, iv);
+    for (RowsGroup &group : rowsGroups) {
+      TileGatherRowsOp first = group.gathers.front();
+      FailureOr<Value> offset = at(b, first.getOffset(), map);
+      FailureOr<Value> count = at(b, first.getCount(), map);
+      if (failed(offset) || failed(count)) {
+        ok = notMovable(first);
+        return;
+      }
+      int64_t rows = first.getTile().getType().getDimSize(0);
+      // Rows past the count copy the chunk's first position; the reader
+      // masks them by the count.
+      forEachEntry(e, tid, rows, *count, *offset,
+                   [&](Value j, Value, Value from) {
+                     copyAsync4(b, loc,
+                                sharedAddress(e, group.positionRing,
+                                              e.add(e.mul(slot, e.index(rows)), j)),
+                                globalAddress(e, first.getPositions(), from),
+                                e.i32(4));
+                   });
+    }
+  });
+  return ok;
+}
+
+LogicalResult LoopStager::issue(OpBuilder &b, Value iv, Value slot,
+                                bool positionsFromRing) {
   Location loc = loop.getLoc();
   Emitter e(b, loc);
   IRMapping map;
@@ -131,14 +207,20 @@ LogicalResult LoopStager::issue(OpBuilder &b, Value iv, Value slot) {
     int64_t L = source.getDimSize(1), NKV = source.getDimSize(2);
     int64_t total = rows * pieces;
     Value slotElems = e.mul(slot, e.index(rows * D));
+    Value positionBase;
+    if (positionsFromRing)
+      positionBase = e.mul(positionSlot(e, iv), e.index(rows));
     for (int64_t r = 0; r * threads < total; ++r) {
       auto body = [&]() {
         Value p = e.add(tid, e.index(r * threads));
         Value j = arith::DivUIOp::create(b, loc, p, e.index(pieces));
         Value piece = arith::RemUIOp::create(b, loc, p, e.index(pieces));
         Value inRange = e.cmpi(arith::CmpIPredicate::slt, j, *count);
-        Value key = e.i32ToIndex(e.load(
-            positions, {e.add(*offset, e.select(inRange, j, zero))}));
+        Value key = e.i32ToIndex(
+            positionsFromRing
+                ? e.load(group.positionRing, {e.add(positionBase, j)})
+                : e.load(positions,
+                         {e.add(*offset, e.select(inRange, j, zero))}));
         key = e.select(inRange, key, zero);
         Value src = e.add(
             e.mul(e.add(e.mul(e.add(e.mul(*batch, e.index(L)), key),
@@ -167,18 +249,22 @@ LogicalResult LoopStager::issue(OpBuilder &b, Value iv, Value slot) {
     if (failed(offset) || failed(count))
       return notMovable(first);
     int64_t n = first.getTile().getType().getDimSize(0);
-    for (int64_t r = 0; r * threads < n; ++r) {
-      int64_t here = std::min(threads, n - r * threads);
-      e.ifThen(e.cmpi(arith::CmpIPredicate::ult, tid, e.index(here)), [&]() {
-        Value j = e.add(tid, e.index(r * threads));
-        Value inRange = e.cmpi(arith::CmpIPredicate::slt, j, *count);
-        Value at = e.add(*offset, e.select(inRange, j, zero));
-        for (auto [gather, ring] : llvm::zip(group.gathers, group.rings)) {
-          Value word = e.load(gather.getSource(), {at});
-          e.store(e.select(inRange, word, e.i32(0)), ring, {slot, j});
+    forEachEntry(e, tid, n, *count, *offset,
+                 [&](Value j, Value inRange, Value at) {
+      for (auto [gather, ring] : llvm::zip(group.gathers, group.rings)) {
+        if (asyncPositions) {
+          // A zero-filling copy (source size 0 past the count): the
+          // issuing thread never waits on the load.
+          copyAsync4(b, loc,
+                     sharedAddress(e, ring, e.add(e.mul(slot, e.index(n)), j)),
+                     globalAddress(e, gather.getSource(), at),
+                     e.select(inRange, e.i32(4), e.i32(0)));
+          continue;
         }
-      });
-    }
+        Value word = e.load(gather.getSource(), {at});
+        e.store(e.select(inRange, word, e.i32(0)), ring, {slot, j});
+      }
+    });
   }
   return success();
 }
@@ -267,6 +353,13 @@ LogicalResult LoopStager::run() {
   for (RowsGroup &group : rowsGroups)
     rowBytes += group.gathers.size() *
                 ringBytes(group.gathers.front().getTile().getType());
+  int64_t positionBytes = 0;
+  if (asyncPositions) {
+    positionSlots = llvm::PowerOf2Ceil(stages + 1);
+    for (RowsGroup &group : rowsGroups)
+      positionBytes +=
+          positionSlots * group.gathers.front().getTile().getType().getDimSize(0) * 4;
+  }
   int64_t wordBytes = 0;
   for (WordsGroup &group : wordsGroups)
     wordBytes += group.gathers.size() *
@@ -294,6 +387,12 @@ LogicalResult LoopStager::run() {
         "shared memory, more than the {} of static shared memory (use fewer "
         "stages or a smaller key chunk, or dynamic-shared)",
         stages, staticBytes, kStaticSharedBytes));
+  // The position rings only where they still fit (they save latency, the
+  // rows' rings are what the loop needs); without them the positions are
+  // loaded where the rows are issued.
+  if (asyncPositions && staticBytes + positionBytes > kStaticSharedBytes)
+    asyncPositions = false;
+  staticBytes += asyncPositions ? positionBytes : 0;
   // Dynamic rings: views of the launch's dynamic shared memory, one after
   // the other (each a whole number of KiB: 1024-byte aligned, as wgmma's
   // swizzle atoms need, given the 1024-byte aligned base).
@@ -325,6 +424,15 @@ LogicalResult LoopStager::run() {
   for (WordsGroup &group : wordsGroups)
     for (TileGatherWordsOp gather : group.gathers)
       group.rings.push_back(ringOf(gather.getTile().getType()));
+  if (asyncPositions)
+    for (RowsGroup &group : rowsGroups) {
+      int64_t rows = group.gathers.front().getTile().getType().getDimSize(0);
+      group.positionRing = launch.addWorkgroupAttribution(
+          MemRefType::get({positionSlots * rows},
+                          IntegerType::get(ctx, 32),
+                          MemRefLayoutAttrInterface(), workgroup),
+          loc);
+    }
   if (dynamicRows) {
     // Another staged loop of the launch may have sized it already: its
     // rings start at offset 0 too (the loops run one after the other, each
@@ -340,25 +448,42 @@ LogicalResult LoopStager::run() {
 
   // Prologue: chunks lb .. lb + (stages - 2) * step into slots 0 ..
   // stages - 2, one commit group each (also when empty, so that the
-  // loop's wait_group counts line up).
+  // loop's wait_group counts line up). With async-positions the group that
+  // issues chunk c's rows also copies chunk c + stages' positions (the
+  // first group chunk stages - 1's as well): the loop reads chunk i +
+  // stages - 1's positions from the group of chunk i - 1, which the wait of
+  // iteration i - 1 completed; the prologue waits for its first group.
   OpBuilder b(loop);
   Emitter e(b, loc);
   Value lb = loop.getLowerBound(), ub = loop.getUpperBound(),
         step = loop.getStep();
+  auto chunkAt = [&](Value from, int64_t n) {
+    return e.add(from, e.mul(step, e.index(n)));
+  };
   for (int64_t i = 0; i + 1 < stages; ++i) {
-    Value chunk = e.add(lb, e.mul(step, e.index(i)));
+    Value chunk = chunkAt(lb, i);
     if (i == 0) {
       // Always safe: out-of-range rows read position 0.
-      if (failed(issue(b, chunk, e.index(0))))
+      if (failed(issue(b, chunk, e.index(0), /*positionsFromRing=*/false)))
+        return failure();
+      if (asyncPositions &&
+          failed(issuePositions(b, chunkAt(lb, stages - 1))))
         return failure();
     } else {
       LogicalResult ok = success();
-      e.ifThen(e.cmpi(arith::CmpIPredicate::slt, chunk, ub),
-               [&]() { ok = issue(b, chunk, e.index(i)); });
+      e.ifThen(e.cmpi(arith::CmpIPredicate::slt, chunk, ub), [&]() {
+        ok = issue(b, chunk, e.index(i), /*positionsFromRing=*/false);
+      });
       if (failed(ok))
         return failure();
     }
+    if (asyncPositions && failed(issuePositions(b, chunkAt(lb, i + stages))))
+      return failure();
     NVVM::CpAsyncCommitGroupOp::create(b, loc);
+  }
+  if (asyncPositions) {
+    NVVM::CpAsyncWaitGroupOp::create(b, loc, stages - 2);
+    gpu::BarrierOp::create(b, loc);
   }
 
   // The loop: issue chunk i + stages - 1 into the slot chunk i - 1 used,
@@ -371,9 +496,12 @@ LogicalResult LoopStager::run() {
   Value aheadSlot = arith::RemUIOp::create(
       b, loc, e.add(slot, e.index(stages - 1)), e.index(stages));
   LogicalResult ok = success();
-  e.ifThen(e.cmpi(arith::CmpIPredicate::slt, ahead, ub),
-           [&]() { ok = issue(b, ahead, aheadSlot); });
+  e.ifThen(e.cmpi(arith::CmpIPredicate::slt, ahead, ub), [&]() {
+    ok = issue(b, ahead, aheadSlot, /*positionsFromRing=*/asyncPositions);
+  });
   if (failed(ok))
+    return failure();
+  if (asyncPositions && failed(issuePositions(b, chunkAt(ahead, stages))))
     return failure();
   NVVM::CpAsyncCommitGroupOp::create(b, loc);
   NVVM::CpAsyncWaitGroupOp::create(b, loc, stages - 1);
@@ -444,7 +572,8 @@ struct GSAStageSharedPass
         launch.emitOpError("gsa-stage-shared needs a constant 1-D block");
         return signalPassFailure();
       }
-      if (failed(LoopStager(loop, launch, x.value(), stages, dynamicShared)
+      if (failed(LoopStager(loop, launch, x.value(), stages, dynamicShared,
+                            asyncPositions)
                      .run()))
         return signalPassFailure();
     }

@@ -223,7 +223,7 @@ void guarded(OpBuilder &b, Location loc, Value condition,
 }
 
 void tileAttention(SparseAttentionOp op, ModuleOp module, int64_t warps,
-                   int64_t keyChunk, int64_t splitShare) {
+                   int64_t keyChunk, int64_t splitShare, bool unionStream) {
   Location loc = op.getLoc();
   IRRewriter rewriter(op.getContext());
   rewriter.setInsertionPoint(op);
@@ -281,7 +281,7 @@ void tileAttention(SparseAttentionOp op, ModuleOp module, int64_t warps,
            buildTileUnion(b, loc, shared,
                           TileUnionShape{s.B, s.L, s.K, s.T, s.numTiles},
                           indices, counts, unionKeys, unionMasks, unionSizes,
-                          splitFlags);
+                          splitFlags, unionStream);
          });
 
   Value gate = op.getOutputGate() ? e.toBuffer(op.getOutputGate()) : Value();
@@ -321,7 +321,8 @@ void tileAttention(SparseAttentionOp op, ModuleOp module, int64_t warps,
                buildTileUnion(
                    b, loc, shared,
                    TileUnionShape{half.B, half.L, half.K, half.T, half.numTiles},
-                   indices, counts, unionKeys, unionMasks, halfSizes);
+                   indices, counts, unionKeys, unionMasks, halfSizes,
+                   TileSplit(), unionStream);
              });
            });
     launch(rewriter, loc, name + "_half", half.numTiles, half.NKV, half.B,
@@ -384,7 +385,7 @@ struct GSATilePass : gsa::impl::GSATileBase<GSATilePass> {
       bool scoreMod = !op.getScoreMod().empty();
       int64_t chunk =
           scoreMod && scoreModKeyChunk > 0 ? scoreModKeyChunk : keyChunk;
-      tileAttention(op, module, warps, chunk, splitShare);
+      tileAttention(op, module, warps, chunk, splitShare, unionStream);
     }
   }
 };

@@ -1,10 +1,23 @@
 // RUN: gsa-opt %s --gsa-stage-shared=stages=3 --canonicalize | FileCheck %s
 // RUN: gsa-opt %s --gsa-stage-shared=stages=3 --gsa-map-tensor-cores --canonicalize | FileCheck %s --check-prefix=MAPPED
+// RUN: gsa-opt %s '--gsa-stage-shared=stages=3 async-positions=1' --canonicalize | FileCheck %s --check-prefix=NORING
 
 // d_k 128, 32-key chunks, three stages: the K and v' rings take the whole
 // 48 KiB (3 x 2 x 8 KiB), so the chunk's query masks are not staged: the
 // words gather stays, and gsa-map-tensor-cores reads each key's mask from
 // the list where the scores need it (0 past the chunk's count).
+
+// With async-positions there is no room for the position ring either: the
+// loop is staged as without it (the rows' positions loaded where the rows
+// are issued, no 4-byte copies, no wait after the prologue).
+// NORING: workgroup(%{{.*}} : memref<3x32x128xbf16, #gpu.address_space<workgroup>>, %{{.*}} : memref<3x32x128xbf16, #gpu.address_space<workgroup>>) {
+// NORING-NOT: cp.async.ca.shared.global
+// NORING: nvvm.cp.async.commit.group
+// NORING-NOT: nvvm.cp.async.wait.group
+// NORING: scf.for
+// NORING: memref.load %arg3[
+// NORING-NOT: cp.async.ca.shared.global
+// NORING: nvvm.cp.async.wait.group 2
 
 // CHECK-LABEL: func.func @tile_loop
 // CHECK: workgroup(%{{.*}} : memref<3x32x128xbf16, #gpu.address_space<workgroup>>, %{{.*}} : memref<3x32x128xbf16, #gpu.address_space<workgroup>>)

@@ -1,6 +1,8 @@
 // RUN: gsa-opt %s --gsa-stage-shared --canonicalize | FileCheck %s
 // RUN: gsa-opt %s --gsa-stage-shared=stages=3 --canonicalize | FileCheck %s --check-prefix=THREE
 // RUN: not gsa-opt %s --gsa-stage-shared=stages=5 2>&1 | FileCheck %s --check-prefix=BADSTAGES
+// RUN: gsa-opt %s --gsa-stage-shared=async-positions=1 --canonicalize | FileCheck %s --check-prefix=ASYNC
+// RUN: gsa-opt %s '--gsa-stage-shared=async-positions=1 stages=3' --canonicalize | FileCheck %s --check-prefix=ASYNC3
 
 // gsa-stage-shared on a tile loop (as gsa-tile writes it; 64-column bf16
 // rows = 8 pieces of 16 bytes, 32-row chunks, 128 threads). Each gather
@@ -75,6 +77,72 @@
 // THREE-NEXT: gpu.barrier
 
 // BADSTAGES: error: gsa-stage-shared: stages must be 2 to 4, but is 5
+
+// async-positions: the rows' positions get a ring of their own (4 slots of
+// 32: stages + 1 rounded up to a power of two), filled by 4-byte cp.async
+// two chunks ahead of the rows that use them; the masks arrive by
+// zero-filling 4-byte copies (source size 4 below the count, else 0).
+// ASYNC: workgroup({{.*}}, %[[MRING:[^ ,)]+]] : memref<2x32xi32, #gpu.address_space<workgroup>>, %[[PRING:[^ ,)]+]] : memref<128xi32, #gpu.address_space<workgroup>>)
+// Prologue: chunk 0's rows still read their positions from global memory.
+// ASYNC: memref.load %arg3[
+// ASYNC: memref.load %arg3[
+// ASYNC: scf.if
+// ASYNC: %[[LIVE:[^ ]+]] = arith.cmpi slt, %{{.*}}, %[[SIZE:[^ ,)]+]] : index
+// ASYNC: %[[BYTES:[^ ]+]] = arith.select %[[LIVE]], %c4_i32, %c0_i32 : i32
+// ASYNC: memref.extract_aligned_pointer_as_index %arg4
+// ASYNC: memref.extract_aligned_pointer_as_index %[[MRING]]
+// ASYNC: nvvm.inline_ptx "cp.async.ca.shared.global [$0], [$1], 4, $2;" ro(%{{.*}}, %{{.*}}, %[[BYTES]] : i32, i64, i32)
+// The first group also copies the positions of chunks 1 and 2 (slots 1 and
+// 2, where those chunks exist), then the prologue waits for it.
+// ASYNC: arith.cmpi sgt, %[[N:[^ ,)]+]], %c1 : index
+// ASYNC: memref.extract_aligned_pointer_as_index %arg3
+// ASYNC: memref.extract_aligned_pointer_as_index %[[PRING]]
+// ASYNC: nvvm.inline_ptx "cp.async.ca.shared.global [$0], [$1], 4, $2;" ro(%{{.*}}, %{{.*}}, %c4_i32 : i32, i64, i32)
+// ASYNC: arith.cmpi sgt, %[[N]], %c2 : index
+// ASYNC: memref.extract_aligned_pointer_as_index %[[PRING]]
+// ASYNC: nvvm.cp.async.commit.group
+// ASYNC-NEXT: nvvm.cp.async.wait.group 0
+// ASYNC-NEXT: gpu.barrier
+// In the loop: chunk c + 1's rows take their positions from slot (c + 1) % 4
+// of the ring - no global load in front of their copies -, and chunk c +
+// 3's positions are copied into slot (c + 3) % 4.
+// ASYNC: scf.for %[[C:[^ ,)]+]] = %c0 to %[[N]] step %c1
+// ASYNC: %[[NEXT:[^ ,)]+]] = arith.addi %[[C]], %c1
+// ASYNC: arith.cmpi slt, %[[NEXT]], %[[N]]
+// ASYNC: scf.if
+// ASYNC: arith.remui %[[NEXT]], %c4
+// ASYNC-NOT: memref.load %arg3
+// ASYNC: memref.load %[[PRING]][
+// ASYNC-NOT: memref.load %arg3
+// ASYNC: nvvm.inline_ptx "cp.async.cg.shared.global
+// ASYNC: memref.load %[[PRING]][
+// ASYNC: nvvm.inline_ptx "cp.async.ca.shared.global [$0], [$1], 4, $2;"
+// ASYNC: %[[FAR:[^ ,)]+]] = arith.addi %[[C]], %c3
+// ASYNC: arith.cmpi slt, %[[FAR]], %[[N]]
+// ASYNC: arith.remui %[[FAR]], %c4
+// ASYNC: memref.extract_aligned_pointer_as_index %[[PRING]]
+// ASYNC: nvvm.cp.async.commit.group
+// ASYNC-NEXT: nvvm.cp.async.wait.group 1
+// ASYNC-NEXT: gpu.barrier
+
+// Three stages: the first group copies chunks 2 and 3's positions, the
+// second (chunk 1's rows, from global positions) chunk 4's; the prologue
+// waits until one group is left in flight; the loop copies chunk c + 5's.
+// ASYNC3: memref<128xi32, #gpu.address_space<workgroup>>)
+// ASYNC3: arith.cmpi sgt, %[[N:[^ ,)]+]], %c2 : index
+// ASYNC3: arith.cmpi sgt, %[[N]], %c3 : index
+// ASYNC3: nvvm.cp.async.commit.group
+// ASYNC3: arith.cmpi sgt, %[[N]], %c1 : index
+// ASYNC3: memref.load %arg3[
+// ASYNC3: arith.cmpi sgt, %[[N]], %c4 : index
+// ASYNC3: nvvm.cp.async.commit.group
+// ASYNC3-NEXT: nvvm.cp.async.wait.group 1
+// ASYNC3-NEXT: gpu.barrier
+// ASYNC3: scf.for %[[C:[^ ,)]+]] = %c0 to %[[N]]
+// ASYNC3-NOT: memref.load %arg3
+// ASYNC3: arith.addi %[[C]], %c5
+// ASYNC3: nvvm.cp.async.commit.group
+// ASYNC3-NEXT: nvvm.cp.async.wait.group 2
 func.func @tile_loop(%q: memref<1x64x8x64xbf16>, %k: memref<1x64x2x64xbf16>,
                      %v: memref<1x64x2x64xbf16>, %keys: memref<4096xi32>,
                      %masks: memref<4096xi32>, %sizes: memref<4xi32>,
