@@ -215,11 +215,11 @@ void buildTileUnion(OpBuilder &b, Location loc, const SharedAllocator &shared,
   Value tQuery = e.indexToI32(e.add(t0, q));
   Value groupBits = e.i32(G == 32 ? -1 : (int64_t(1) << G) - 1);
   Value lI32 = e.indexToI32(l);
-  // Consumes the entries below wEnd (i32) of each group's query from
-  // `cursor` on, marking those in [w0, wEnd) visible to it when `mark`;
-  // returns the cursor and the last consumed entry. The loop runs while a
-  // lane of the warp is still consuming (its shuffles and ballots are
-  // warp-wide).
+  // Consumes the entries below wEnd (i32; without wEnd, all that are left:
+  // an entry of INT32_MAX too) of each group's query from `cursor` on,
+  // marking those in [w0, wEnd) visible to it when `mark`; returns the
+  // cursor and the last consumed entry. The loop runs while a lane of the
+  // warp is still consuming (its shuffles and ballots are warp-wide).
   auto consume = [&](Value w0, Value wEnd, bool mark, Value cursor,
                     Value last) -> std::pair<Value, Value> {
     Type idx = b.getIndexType(), i1 = b.getI1Type();
@@ -252,10 +252,11 @@ void buildTileUnion(OpBuilder &b, Location loc, const SharedAllocator &shared,
             return {e.load(indices, {e.add(e.mul(row, cK), j)})};
           },
           [&]() -> SmallVector<Value> { return {e.i32(INT32_MAX)}; })[0];
-      Value stop = e.ori(e.cmpi(arith::CmpIPredicate::eq, live,
-                                arith::ConstantOp::create(
-                                    b, loc, b.getBoolAttr(false))),
-                         e.cmpi(arith::CmpIPredicate::sge, sel, wEnd));
+      Value stop = e.cmpi(arith::CmpIPredicate::eq, live,
+                          arith::ConstantOp::create(b, loc,
+                                                    b.getBoolAttr(false)));
+      if (wEnd)
+        stop = e.ori(stop, e.cmpi(arith::CmpIPredicate::sge, sel, wEnd));
       Value bits = e.andi(
           arith::ShRUIOp::create(b, loc, warpBallot(b, loc, stop), groupLane0),
           groupBits);
@@ -307,7 +308,7 @@ void buildTileUnion(OpBuilder &b, Location loc, const SharedAllocator &shared,
       });
   // The entries past the last window (none in a causal selection) are
   // checked for their order too.
-  consume(hi, e.i32(INT32_MAX), /*mark=*/false, streamed[1], streamed[2]);
+  consume(hi, Value(), /*mark=*/false, streamed[1], streamed[2]);
   gpu::BarrierOp::create(b, loc);
   Value outOfOrder =
       e.cmpi(arith::CmpIPredicate::ne, e.load(unordered, {zero}), zeroI);
