@@ -9,11 +9,13 @@
 // RUN: grep -c wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 %t.tiles.ptx | FileCheck %s --check-prefix=WGMMA-PV
 // RUN: grep -c fence.proxy.async.shared::cta %t.tiles.ptx | FileCheck %s --check-prefix=FENCE
 // RUN: FileCheck %s --check-prefix=DYNPTX < %t.tiles.ptx
-// RUN: gsa-compile %s --attention-async-positions --attention-union-stream -o %t.async.ptx
-// RUN: %ptxas -arch=sm_90a -v %t.async.ptx -o %t.async.cubin 2>&1 | FileCheck %s --check-prefix=WGTILES
-// RUN: grep -c fence.proxy.async.shared::cta %t.async.ptx | FileCheck %s --check-prefix=FENCE3
-// RUN: grep -c "cp.async.ca.shared.global" %t.async.ptx | FileCheck %s --check-prefix=ASYNCCOPIES
-// RUN: grep -c "vote.sync.ballot" %t.async.ptx | FileCheck %s --check-prefix=BALLOTS
+// RUN: grep -c "cp.async.ca.shared.global" %t.tiles.ptx | FileCheck %s --check-prefix=ASYNCCOPIES
+// RUN: grep -c "vote.sync.ballot" %t.tiles.ptx | FileCheck %s --check-prefix=BALLOTS
+// RUN: gsa-compile %s --attention-async-positions=0 --attention-union-stream=0 -o %t.sync-positions.ptx
+// RUN: %ptxas -arch=sm_90a -v %t.sync-positions.ptx -o %t.sync-positions.cubin 2>&1 | FileCheck %s --check-prefix=WGTILES
+// RUN: grep -c fence.proxy.async.shared::cta %t.sync-positions.ptx | FileCheck %s --check-prefix=FENCE2
+// RUN: not grep -q "cp.async.ca.shared.global" %t.sync-positions.ptx
+// RUN: not grep -q "vote.sync.ballot" %t.sync-positions.ptx
 // RUN: FileCheck %s --check-prefix=MANIFEST64 < %t.tiles.json
 // RUN: gsa-compile %s --attention-split-share=3 --attention-key-chunk=32 -o %t.split.ptx
 // RUN: %ptxas -arch=sm_90a -v %t.split.ptx -o %t.split.cubin 2>&1 | FileCheck %s --check-prefix=TILES
@@ -46,9 +48,10 @@
 // tiles). By default the tile (4 warps: one warpgroup) runs its products
 // on wgmma - 8 k-steps of m64n32k16 for Q K^T and 2 of m64n128k16 for P V,
 // B from the swizzled slots by descriptor, one proxy fence after each
-// cp.async wait (in the loop and after it; with
-// `--attention-async-positions` also after the prologue, the union
-// positions arriving by cp.async a ring ahead) - and no tile splits: no
+// cp.async wait (after the prologue - the union positions arrive by
+// 4-byte cp.async a ring ahead -, in the loop and after it; without
+// async-positions only the last two), the union kernel streaming its lists
+// (warp ballots) - and no tile splits: no
 // mma.sync or ldmatrix at all. With `--attention-split-share=3` the tiles
 // that share little also get 4-query half tiles (2 warps, not a
 // warpgroup): their union kernel and attention, on mma.sync - per 32-key
@@ -89,8 +92,8 @@
 // WGMMA-S: 8
 // WGMMA-PV: 4
 // WGMMA-S32: 8
-// FENCE: 2
-// FENCE3: 3
+// FENCE: 3
+// FENCE2: 2
 // ASYNCCOPIES: {{[1-9][0-9]*}}
 // BALLOTS: {{[1-9][0-9]*}}
 // SYNCMMA: 128
