@@ -235,15 +235,17 @@ void buildTileUnion(OpBuilder &b, Location loc, const SharedAllocator &shared,
                                   before->getArgument(0), count));
       Value any = e.cmpi(arith::CmpIPredicate::ne, warpBallot(b, loc, going),
                          zeroI);
-      scf::ConditionOp::create(b, loc, any, before->getArguments());
+      // The body gets this lane's `going` (still consuming) itself.
+      scf::ConditionOp::create(
+          b, loc, any,
+          ValueRange{before->getArgument(0), before->getArgument(1), going});
     }
     {
       Block *after = b.createBlock(&loop.getAfter(), {}, {idx, i32, i1},
                                    {loc, loc, loc});
       b.setInsertionPointToStart(after);
-      Value cur = after->getArgument(0), prevLast = after->getArgument(1);
-      Value going = e.andi(after->getArgument(2),
-                           e.cmpi(arith::CmpIPredicate::slt, cur, count));
+      Value cur = after->getArgument(0), prevLast = after->getArgument(1),
+            going = after->getArgument(2);
       Value j = e.add(cur, l);
       Value live = e.andi(going, e.cmpi(arith::CmpIPredicate::slt, j, count));
       Value sel = e.ifElse(
