@@ -120,15 +120,17 @@ inline Value shuffleXor(OpBuilder &b, Location loc, Value v, int32_t offset) {
 inline Value warpInclusiveSum(OpBuilder &b, Location loc, Value value,
                               Value lane) {
   Value zero = arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(0));
+  (void)lane;
   for (int32_t off = 1; off < kWarpSize; off *= 2) {
-    Value up = gpu::ShuffleOp::create(b, loc, value, off, kWarpSize,
-                                      gpu::ShuffleMode::UP)
-                   .getShuffleResult();
-    Value take = arith::CmpIOp::create(
-        b, loc, arith::CmpIPredicate::uge, lane,
-        arith::ConstantIndexOp::create(b, loc, off));
+    // The shuffle's own "source lane in range" predicate (lane >= off):
+    // no compare of the lane id, which LLVM hoists out of loops and keeps
+    // live across them (registers).
+    auto up = gpu::ShuffleOp::create(b, loc, value, off, kWarpSize,
+                                     gpu::ShuffleMode::UP);
     value = arith::AddIOp::create(
-        b, loc, value, arith::SelectOp::create(b, loc, take, up, zero));
+        b, loc, value,
+        arith::SelectOp::create(b, loc, up.getValid(), up.getShuffleResult(),
+                                zero));
   }
   return value;
 }

@@ -38,6 +38,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <fmt/format.h>
 
 using namespace mlir;
@@ -186,6 +187,11 @@ public:
       // 1024-byte aligned: each slot is whole 128-byte swizzle atoms.
       ring = sharedBuffer(kernel, elem, stages * kWarpgroupKeys * DI,
                           /*alignment=*/1024);
+      if (foldsAffine(fused)) {
+        affineInProducts = true;
+        ones = sharedBuffer(kernel, elem, kWarpgroupKeys * 64,
+                            /*alignment=*/1024);
+      }
     }
     Type f32 = e.builder().getF32Type();
     if (!mma)
@@ -210,6 +216,22 @@ public:
   static bool warpgroupUsable(IndexerOp op, int64_t rows) {
     return usable(op, rows) && op.getQi().getType().getDimSize(3) % 64 == 0 &&
            rows == 4 * kWarps;
+  }
+
+  /// Whether scale and bias can move into the products exactly: the
+  /// sigmoid activation (x / 2 is what tanh takes), scale / 2 a power of two
+  /// (the queries scaled by it in their own type are exact) and a bias of
+  /// the inputs' type or none (bias / 2 exact in it).
+  static bool foldsAffine(IndexerOp op) {
+    if (!isSigmoid(op.getActivation()))
+      return false;
+    int exponent = 0;
+    double half = 0.5 * op.getScaleOrDefault();
+    if (!(half > 0) || std::frexp(half, &exponent) != 0.5)
+      return false;
+    Value bias = op.getBi();
+    return !bias || cast<ShapedType>(bias.getType()).getElementType() ==
+                        op.getQi().getType().getElementType();
   }
 
   /// Whether the products run on tensor cores (8-key n-tiles per warp).
@@ -311,6 +333,20 @@ public:
     e.loopStep(ids.tid, cH, nt, [&](Value j) {
       e.store(bi ? e.loadF32(bi, {j}) : e.f32(0.0), biasShared, {j});
     });
+    if (affineInProducts) {
+      // Key row r of the block: d = 0 (its first 16-byte piece, stored at
+      // piece r % 8 by the swizzle) is 1, every other element 0.
+      OpBuilder &b = e.builder();
+      Location loc = e.location();
+      Value one = arith::ConstantOp::create(b, loc, b.getFloatAttr(elem, 1.0));
+      Value zero = arith::ConstantOp::create(b, loc, b.getFloatAttr(elem, 0.0));
+      e.loopStep(ids.tid, e.index(kWarpgroupKeys * 64), nt, [&](Value i) {
+        Value r = e.div(i, e.index(64));
+        Value first = swizzledPieceOffset(e, r, e.index(0), kWarpgroupKeys, 8);
+        e.store(e.select(e.cmpi(arith::CmpIPredicate::eq, i, first), one, zero),
+                ones, {i});
+      });
+    }
   }
 
   /// After the staging barrier: the tensor-core form's per-thread
@@ -348,7 +384,9 @@ public:
         for (int64_t j = 0; j < H; ++j)
           constant = e.add(constant, e.load(weightShared,
                                             {e.add(e.mul(r, e.index(H)), e.index(j))}));
-        rowConstant.push_back(e.mul(constant, half));
+        // Half of it to each of the two lanes whose head pairs make up a
+        // score (visitOf): added by the fma of the lane's second head.
+        rowConstant.push_back(e.mul(constant, e.f32(0.25)));
         weights.back() = {e.mul(weights.back()[0], half),
                           e.mul(weights.back()[1], half)};
       }
@@ -372,6 +410,38 @@ public:
       }
       aFrags.push_back(frags);
     }
+    if (affineInProducts) {
+      // The queries times scale / 2 (a power of two: exact), and the bias
+      // step's A: row g (head j0) and row g + 8 (head j2) hold bias / 2 at
+      // k = 0, i.e. in the low half of registers 0 and 1 of lanes c = 0.
+      float half = 0.5f * fused.getScaleOrDefault();
+      for (auto &frags : aFrags)
+        for (auto &regs : frags)
+          for (Value &reg : regs)
+            reg = scaledPair(reg, half);
+      Value zeroReg = opaqueZeroI32(b, loc, ids.lane);
+      Value first = e.cmpi(arith::CmpIPredicate::eq, c, e.index(0));
+      auto biasReg = [&](Value x) {
+        return e.select(first, packPair(b, loc, elem, x, e.f32(0.0)), zeroReg);
+      };
+      biasFrags = {biasReg(bias[0]), biasReg(bias[1]), zeroReg, zeroReg};
+    }
+  }
+
+  /// A register of two `elem` values, each times `factor` (a power of two).
+  Value scaledPair(Value reg, float factor) {
+    OpBuilder &b = e.builder();
+    Location loc = e.location();
+    Value word = vector::FromElementsOp::create(
+        b, loc, VectorType::get({1}, b.getI32Type()), ValueRange{reg});
+    Value pair =
+        vector::BitCastOp::create(b, loc, VectorType::get({2}, elem), word);
+    SmallVector<Value> halves;
+    for (int64_t i = 0; i < 2; ++i)
+      halves.push_back(e.mul(
+          e.toF32(vector::ExtractOp::create(b, loc, pair, ArrayRef<int64_t>{i})),
+          e.f32(factor)));
+    return packPair(b, loc, elem, halves[0], halves[1]);
   }
 
   /// Tensor cores only: the visits of the 8 keys [warpBase, warpBase + 8),
@@ -517,17 +587,26 @@ public:
     // 4) x 32 bytes into 128-byte column block ks / 4; 8-key groups 1024
     // bytes apart. The first step does not read the accumulators (p false),
     // the others add (q true).
+    // With the affine part in the products, a last k-step adds bias / 2
+    // (biasFrags) against the ones block's first 16 columns.
+    int64_t products = steps + (affineInProducts ? 1 : 0);
     SmallVector<Value> operands;
-    int64_t flag = steps * 5;
+    int64_t flag = products * 5;
     std::string code = fmt::format(
         "{{\n.reg .pred p, q;\nsetp.ne.b32 p, ${0}, 0;\nsetp.eq.b32 q, "
         "${0}, 0;\nwgmma.fence.sync.aligned;\n",
         accN + flag);
-    for (int64_t ks = 0; ks < steps; ++ks) {
-      Value address =
-          e.add(slotAddress, e.i32((ks / 4) * blockBytes + (ks % 4) * 32));
-      llvm::append_range(operands, aFrags[0][ks]);
-      operands.push_back(matrixDescriptor(e, address, 16, 1024));
+    for (int64_t ks = 0; ks < products; ++ks) {
+      if (ks == steps) {
+        llvm::append_range(operands, biasFrags);
+        operands.push_back(
+            matrixDescriptor(e, sharedAddress(e, ones, e.index(0)), 16, 1024));
+      } else {
+        Value address =
+            e.add(slotAddress, e.i32((ks / 4) * blockBytes + (ks % 4) * 32));
+        llvm::append_range(operands, aFrags[0][ks]);
+        operands.push_back(matrixDescriptor(e, address, 16, 1024));
+      }
       int64_t first = accN + ks * 5;
       code += fmt::format("wgmma.mma_async.sync.aligned.m64n{}k16.f32.{}.{} "
                           "{}, {}, ${}, {}, 1, 1, 0;\n",
@@ -539,7 +618,7 @@ public:
             "0;\n}";
     operands.push_back(e.i32(0));
     SmallVector<Value> acc = warpgroupProductBlock(
-        b, loc, code, operands, accN, steps, /*extraI32=*/1, /*tied=*/{});
+        b, loc, code, operands, accN, products, /*extraI32=*/1, /*tied=*/{});
     Value s0 = e.mul(index, e.index(kWarpgroupKeys));
     SmallVector<Visit> out;
     for (int64_t n = 0; n < kWarpgroupKeys / 8; ++n) {
@@ -577,22 +656,23 @@ private:
       if (!sigmoidActivation)
         return e.add(headScore(dot0, 0), headScore(dot2, 1));
       auto halfTanh = [&](Value dot, int h) {
+        if (affineInProducts)
+          return ptxUnary(b, loc, "tanh.approx.f32", dot);
         return ptxUnary(b, loc, "tanh.approx.f32",
                         fusedMulAdd(e, dot, e.f32(0.5f * scale), bias[h]));
       };
-      Value second = e.mul(weights[m][1], halfTanh(dot2, 1));
+      Value second =
+          fusedMulAdd(e, weights[m][1], halfTanh(dot2, 1), rowConstant[m]);
       return fusedMulAdd(e, weights[m][0], halfTanh(dot0, 0), second);
     };
     Value even = headPair(acc[0], acc[2]);
     Value odd = headPair(acc[1], acc[3]);
-    // Lane ^ 16 holds the other two heads.
-    even = e.add(even, shuffleXor(b, loc, even, 16));
-    odd = e.add(odd, shuffleXor(b, loc, odd, 16));
-    if (sigmoidActivation) {
-      even = e.add(even, rowConstant[m]);
-      odd = e.add(odd, rowConstant[m]);
-    }
-    return {slotRow(m), s, e.select(hi, odd, even)};
+    // Lane ^ 16 holds the other two heads of the same two keys: each lane
+    // keeps its key's pair (the odd key in the upper half) and sends the
+    // other one: one shuffle per visit, not two.
+    Value mine = e.select(hi, odd, even);
+    Value theirs = e.select(hi, even, odd);
+    return {slotRow(m), s, e.add(mine, shuffleXor(b, loc, theirs, 16))};
   }
 
 private:
@@ -665,6 +745,14 @@ private:
   bool warpgroup = false;
   int64_t stages = 0;
   Value ring;
+  // Warpgroup form with the sigmoid activation, scale / 2 a power of two
+  // and the bias in the inputs' type (foldsAffine): the A fragments carry
+  // scale / 2 and a fifth k-step adds bias / 2 against a column of ones
+  // (`ones`, one swizzled 64-key block whose d = 0 is 1), so the
+  // accumulators are the tanh arguments x_h / 2 themselves.
+  bool affineInProducts = false;
+  Value ones;
+  SmallVector<Value> biasFrags;
 };
 
 /// A visit's tile row is a real row and its key is visible from it.
@@ -783,13 +871,25 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   }
   gpu::BarrierOp::create(b, loc);
   source.prepare();
-  // Per visit slot: the row's cut key (candidates are the keys >= it).
-  SmallVector<Value> cuts;
+  // Per visit slot: the row's cut key (candidates are the keys >= it), and
+  // the mask that makes a score's bits comparable with it: a key at or
+  // above a cut of a non-negative score (cut >= 2^31) is a non-negative
+  // score's, bits ^ 2^31; at or above a negative score's cut every
+  // non-negative score is (~bits >= 2^31 > cut) and a negative one's key is
+  // ~bits. So (bits ^ mask) >= cut decides as key >= cut does, one
+  // instruction shorter; the key itself is formed where a candidate is
+  // taken.
+  SmallVector<Value> cuts, cutMasks;
   if (collect)
     for (int64_t m = 0; m < source.slots(); ++m) {
       Value t = e.minui(e.add(ids.t0, source.slotRow(m)), e.index(L - 1));
       cuts.push_back(e.load(entry.getArgument(collect->cuts),
                             {e.add(e.mul(ids.batch, e.index(L)), t)}));
+      Value nonNegative = e.cmpi(arith::CmpIPredicate::uge, cuts.back(),
+                                 e.i32(std::numeric_limits<int32_t>::min()));
+      cutMasks.push_back(e.select(nonNegative,
+                                  e.i32(std::numeric_limits<int32_t>::min()),
+                                  e.i32(-1)));
     }
 
   // Per thread and visit slot: f64 sum and sum of squares (exact enough
@@ -827,7 +927,6 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     for (auto [i, v] : llvm::enumerate(visits)) {
       int64_t m = v.slot >= 0 ? v.slot : int64_t(i);
       Value visible = masked ? visibleFrom(e, ids, L, v) : Value();
-      Value key = orderKey(e, v.score);
       if (moments) {
         Value x0 = e.f32ToF64(v.score);
         if (masked)
@@ -836,16 +935,21 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
         next[perSlot * m + 1] = fusedMulAdd(e, x0, x0, next[perSlot * m + 1]);
       }
       if (!collect) {
+        Value key = orderKey(e, v.score);
         Value &lo = next[perSlot * m + sums], &hi = next[perSlot * m + sums + 1];
         Value newLo = e.minui(lo, key), newHi = e.maxui(hi, key);
         lo = masked ? e.select(visible, newLo, lo) : newLo;
         hi = masked ? e.select(visible, newHi, hi) : newHi;
         continue;
       }
-      Value take = e.cmpi(arith::CmpIPredicate::uge, key, cuts[m]);
+      Value bits = arith::BitcastOp::create(b, loc, b.getI32Type(), v.score);
+      Value take = e.cmpi(arith::CmpIPredicate::uge,
+                          arith::XOrIOp::create(b, loc, bits, cutMasks[m]),
+                          cuts[m]);
       if (masked)
         take = e.andi(visible, take);
       e.ifThen(take, [&]() {
+        Value key = orderKey(e, v.score);
         memref::AtomicRMWOp::create(b, loc, arith::AtomicRMWKind::maxu, key,
                                     largestShared, ValueRange{v.row});
         Value n = memref::AtomicRMWOp::create(
@@ -1455,6 +1559,15 @@ void buildTopKKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, IndexerOp fused,
                           arith::ConstantOp::create(b, loc, b.getBoolAttr(false))),
                    [&]() { e.store(e.indexToI32(k), counts, {row}); });
           Value mn = e.load(minKeys, {row}), mx = e.load(maxKeys, {row});
+          // Behind the sampled selection the range is the stats kernel's
+          // candidates' (smallest 0), from scores summed in another order
+          // (wgmma) than this kernel's: a key here may pass its largest by
+          // an ulp, so no bits are taken as shared (a full first pass,
+          // which rows of non-negative scores take anyway).
+          if (doneArg >= 0) {
+            mn = e.i32(0);
+            mx = e.i32(-1);
+          }
           // The bits every key of the row shares need no pass.
           Value diff = arith::XOrIOp::create(b, loc, mn, mx);
           Value shift =
@@ -1795,7 +1908,6 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
   int64_t K = op.getKMax();
   constexpr int64_t unroll = 4;
   constexpr int64_t bitmapWords = 4096;
-  const int64_t wordsPerThread = bitmapWords / threads;
   Type i32 = IntegerType::get(ctx, 32);
   Value bitmap = sharedBuffer(kernel, i32, bitmapWords);
   Value hist = sharedBuffer(kernel, i32, kBins);
@@ -1978,14 +2090,35 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
         return e.ori(above, e.andi(isTie, e.cmpi(arith::CmpIPredicate::ult,
                                                  rank, need)));
       };
-      // Ascending write-out, window by window of positions.
+      // Ascending write-out, window by window of positions. Warp w owns
+      // the words [w * warpWords, (w + 1) * warpWords) of the bitmap and
+      // reads them 32 at a time, lane l word 32 s + l of step s: the reads
+      // are free of bank conflicts (a thread owning 16 consecutive words
+      // read them with a 16-way conflict: 80% of the kernel's shared
+      // wavefronts, ncu 2026-12-06) and a step's lanes write their
+      // positions next to each other. Only the words below the row's last
+      // position are cleared and read.
       int64_t window = 32 * bitmapWords;
+      const int64_t warpWords = bitmapWords / warps;
+      const int64_t warpSteps = warpWords / kWarpSize;
       Value rowOut = e.mul(row, cK);
       e.loopStepCarry(
-          zero, n, e.index(window), ValueRange{zero},
+          zero, n, e.index(window), ValueRange{e.i32(0)},
           [&](Value w0, ValueRange carried) -> SmallVector<Value> {
-            for (int64_t i = 0; i < wordsPerThread; ++i)
-              e.store(e.i32(0), bitmap, {e.add(tid, e.index(i * threads))});
+            // Words holding the positions [w0, min(n, w0 + window)), rounded
+            // up to whole warp steps (32 words), so a step reads no word
+            // that was not cleared; computed where needed, not held across
+            // the candidates' loop (registers).
+            auto usedWords = [&]() {
+              Value steps = arith::DivUIOp::create(
+                  b, loc, e.add(e.sub(n, w0), e.index(32 * kWarpSize - 1)),
+                  e.index(32 * kWarpSize));
+              return e.minui(e.index(bitmapWords),
+                             e.mul(steps, e.index(kWarpSize)));
+            };
+            Value wordsUsed = usedWords();
+            e.loopStep(tid, wordsUsed, nt,
+                       [&](Value w) { e.store(e.i32(0), bitmap, {w}); });
             gpu::BarrierOp::create(b, loc);
             forEachCandidate(true, [&](Value key, Value pos32, Value live) {
               Value pos = e.i32ToIndex(pos32);
@@ -2003,40 +2136,65 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
               });
             });
             gpu::BarrierOp::create(b, loc);
-            // Thread i owns words [i * wordsPerThread, ...): their set bits
-            // go after those of the threads before it.
-            // (The words are read again below rather than held: registers.)
-            Value firstWord = e.mul(tid, e.index(wordsPerThread));
-            Value own = e.i32(0);
-            for (int64_t i = 0; i < wordsPerThread; ++i)
-              own = e.add(own, LLVM::CtPopOp::create(
-                                   b, loc, i32,
-                                   e.load(bitmap, {e.add(firstWord, e.index(i))})));
+            // The warp's steps that hold used words (the same in every lane)
+            // and a step's word of this lane, 0 past the used ones.
+            wordsUsed = usedWords();
+            Value warpFirst = e.mul(warp, e.index(warpWords));
+            Value warpUsed = e.select(
+                e.cmpi(arith::CmpIPredicate::ult, warpFirst, wordsUsed),
+                e.sub(wordsUsed, warpFirst), zero);
+            Value steps = e.minui(
+                e.index(warpSteps),
+                arith::DivUIOp::create(b, loc, warpUsed, e.index(kWarpSize)));
+            auto stepWord = [&](Value s) -> std::pair<Value, Value> {
+              Value w = e.add(warpFirst, e.add(e.mul(s, e.index(kWarpSize)), lane));
+              return {w, e.load(bitmap, {w})};
+            };
+            Value own = e.sum(zero, steps, e.i32(0), [&](Value s) {
+              return LLVM::CtPopOp::create(b, loc, i32, stepWord(s).second)
+                  .getResult();
+            });
             auto [exclusive, total] = blockExclusiveSum(b, loc, own, lane, warp,
                                                         warpTotals, warps);
-            Value at = e.add(carried[0], e.i32ToIndex(exclusive));
+            // The positions of the warps before this one: lane 0's exclusive.
+            Value warpBase = gpu::ShuffleOp::create(b, loc, exclusive, 0,
+                                                    kWarpSize,
+                                                    gpu::ShuffleMode::IDX)
+                                 .getShuffleResult();
+            // Output counts and positions as i32 (registers: the index
+            // forms took this kernel from 48 to 64).
+            Value at0 = e.add(carried[0], warpBase);
+            Value w032 = e.indexToI32(w0);
             // (Loops rather than unrolled copies: code size, compile time.)
             e.loopCarry(
-                zero, e.index(wordsPerThread), ValueRange{at},
-                [&](Value i, ValueRange outer) -> SmallVector<Value> {
-                  Value wordIndex = e.add(firstWord, i);
-                  Value wordStart = e.add(w0, e.mul(wordIndex, e.index(32)));
-                  Value word = e.load(bitmap, {wordIndex});
-                  return {e.loopCarry(
-                      zero, e.i32ToIndex(LLVM::CtPopOp::create(b, loc, i32, word)),
-                      ValueRange{word, outer[0]},
+                zero, steps, ValueRange{at0},
+                [&](Value s, ValueRange outer) -> SmallVector<Value> {
+                  auto [wordIndex, word] = stepWord(s);
+                  Value bits = LLVM::CtPopOp::create(b, loc, i32, word);
+                  Value inclusive = warpInclusiveSum(b, loc, bits, lane);
+                  Value stepTotal = gpu::ShuffleOp::create(
+                                        b, loc, inclusive, kWarpSize - 1,
+                                        kWarpSize, gpu::ShuffleMode::IDX)
+                                        .getShuffleResult();
+                  Value at = e.add(outer[0], e.sub(inclusive, bits));
+                  Value wordStart = e.add(
+                      w032, e.mul(e.indexToI32(wordIndex), e.i32(32)));
+                  e.loopCarry(
+                      zero, e.i32ToIndex(bits), ValueRange{word, at},
                       [&](Value, ValueRange c) -> SmallVector<Value> {
+                        // (c[0] is not 0 here: popc(word) iterations.)
                         Value bit = LLVM::CountTrailingZerosOp::create(
-                            b, loc, i32, c[0], b.getBoolAttr(false));
-                        e.store(e.indexToI32(e.add(wordStart, e.i32ToIndex(bit))),
-                                indices, {e.add(rowOut, c[1])});
+                            b, loc, i32, c[0], b.getBoolAttr(true));
+                        e.store(e.add(wordStart, bit), indices,
+                                {e.add(rowOut, e.i32ToIndex(c[1]))});
                         return {e.andi(c[0], e.sub(c[0], e.i32(1))),
-                                e.add(c[1], e.index(1))};
-                      })[1]};
+                                e.add(c[1], e.i32(1))};
+                      });
+                  return {e.add(outer[0], stepTotal)};
                 });
             // Everyone has read the window before the next one clears it.
             gpu::BarrierOp::create(b, loc);
-            return {e.add(carried[0], e.i32ToIndex(total))};
+            return {e.add(carried[0], total)};
           });
       e.loopStep(e.add(k, tid), cK, nt, [&](Value j) {
         e.store(e.i32(-1), indices, {e.add(rowOut, j)});
@@ -2293,6 +2451,11 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
     int64_t finishThreads = kThreads;
     auto kernel = createKernel(kernels, loc, (prefix + "_select_finish").str(),
                                args, finishThreads);
+    // 48 registers keep 5 CTAs of 256 threads on an SM (the kernel waits on
+    // L2 for its candidates: occupancy); without the cap ptxas picks 48
+    // to 63 from one version of the write-out to the next.
+    kernel->setAttr(NVVM::NVVMDialect::getMaxnregAttrName(),
+                    rewriter.getI32IntegerAttr(48));
     buildFinishKernel(kernel, op, L, first, refSource, refArg, cand,
                       indicesArg, countsArg, finishThreads);
     launchKernel(host, kernel, args.operands(), L, B, 1, finishThreads);

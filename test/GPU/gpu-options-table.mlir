@@ -30,12 +30,16 @@
 // MANIFEST: "kernel": "select_1_select_sample"
 // DEFAULT: gpu.launch_func @gsa_kernels::@select_1_select_sample blocks in (%c8
 // By default (sm_90a) the statistics sweep runs on wgmma over 32-row tiles
-// (2 CTAs here) and only it carries a register cap: 80, three CTAs per SM.
+// (2 CTAs here) and carries a register cap: 80, three CTAs per SM; the
+// finish kernel its own, 48 (five CTAs per SM); the others none.
 // DEFAULT: gpu.launch_func @gsa_kernels::@select_1_select_stats blocks in (%c2
 // DEFAULT-PTX: .entry select_1_select_sample
 // DEFAULT-PTX-NOT: .maxnreg
 // DEFAULT-PTX: .entry select_1_select_stats
 // DEFAULT-PTX: .maxnreg 80
+// DEFAULT-PTX-NOT: .maxnreg
+// DEFAULT-PTX: .entry select_1_select_finish
+// DEFAULT-PTX: .maxnreg 48
 // DEFAULT-PTX-NOT: .maxnreg
 // A value the pass does not take is reported at the op by the pass.
 // BAD: error: 'gsa.indexer' op the selection tile takes 1 to 16 query rows, but rows-per-tile = 20

@@ -81,9 +81,10 @@
 // CAP-SAME: nvvm.maxnreg = 96
 // CAP: gpu.func @select_1_select_stats
 // CAP-SAME: nvvm.maxnreg = 96
-// The finish kernel is not capped: its attributes are the block size only.
+// The finish kernel keeps its own cap (48: five CTAs per SM), whatever the
+// sweeps' cap.
 // CAP: gpu.func @select_1_select_finish
-// CAP-SAME: attributes {known_block_size = array<i32: 256, 1, 1>} {{[{]}}{{$}}
+// CAP-SAME: nvvm.maxnreg = 48
 // CAP: gpu.func @select_1_select_topk
 // CAP-SAME: nvvm.maxnreg = 96
 func.func @select(%qi: tensor<2x100x4x64xbf16>, %ki: tensor<2x100x64xbf16>,

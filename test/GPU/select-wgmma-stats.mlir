@@ -43,11 +43,12 @@
 // CHECK-NEXT: gpu.barrier
 // CHECK: nvvm.inline_ptx "cp.async.cg.shared.global
 // CHECK: nvvm.cp.async.commit.group
-// Four k-steps of m64n64k16 (d_I 64), B by 128-byte-swizzle descriptors;
-// the first step does not read the accumulators.
-// CHECK: llvm.inline_asm has_side_effects {{.*}}wgmma.fence.sync.aligned;\0Awgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {{.*}}, p, 1, 1, 0;\0Awgmma.mma_async{{.*}}, q, 1, 1, 0;\0Awgmma.mma_async{{.*}}, q, 1, 1, 0;\0Awgmma.mma_async{{.*}}, q, 1, 1, 0;\0Awgmma.commit_group.sync.aligned;\0Awgmma.wait_group.sync.aligned 0;
-// Eight n-tiles per chunk, each one visit per lane after the head pair's
-// xor-16 shuffle.
+// Four k-steps of m64n64k16 (d_I 64), B by 128-byte-swizzle descriptors,
+// and a fifth for the bias (select-wgmma-affine.mlir); the first step does
+// not read the accumulators.
+// CHECK: llvm.inline_asm has_side_effects {{.*}}wgmma.fence.sync.aligned;\0Awgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {{.*}}, p, 1, 1, 0;\0Awgmma.mma_async{{.*}}, q, 1, 1, 0;\0Awgmma.mma_async{{.*}}, q, 1, 1, 0;\0Awgmma.mma_async{{.*}}, q, 1, 1, 0;\0Awgmma.mma_async{{.*}}, q, 1, 1, 0;\0Awgmma.commit_group.sync.aligned;\0Awgmma.wait_group.sync.aligned 0;
+// Eight n-tiles per chunk, each one visit per lane after one xor-16
+// shuffle of a head pair.
 // CHECK-COUNT-8: gpu.shuffle xor {{.*}}, %c16_i32
 // CHECK: scf.yield {{.*}} : f64, f64
 // Then the masked loop over the remaining chunks.
