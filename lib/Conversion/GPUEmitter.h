@@ -116,11 +116,9 @@ inline Value shuffleXor(OpBuilder &b, Location loc, Value v, int32_t offset) {
 }
 
 /// Inclusive prefix sum of an i32 over the lanes of a warp (lane 0 first),
-/// by shuffles up; `lane` is the lane id (index).
-inline Value warpInclusiveSum(OpBuilder &b, Location loc, Value value,
-                              Value lane) {
+/// by shuffles up.
+inline Value warpInclusiveSum(OpBuilder &b, Location loc, Value value) {
   Value zero = arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(0));
-  (void)lane;
   for (int32_t off = 1; off < kWarpSize; off *= 2) {
     // The shuffle's own "source lane in range" predicate (lane >= off):
     // no compare of the lane id, which LLVM hoists out of loops and keeps
@@ -159,7 +157,7 @@ inline std::pair<Value, Value> blockExclusiveSum(OpBuilder &b, Location loc,
     return arith::ConstantIndexOp::create(b, loc, v).getResult();
   };
   Value zero = arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(0));
-  Value inclusive = warpInclusiveSum(b, loc, value, lane);
+  Value inclusive = warpInclusiveSum(b, loc, value);
   Value last = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, lane,
                                      index(kWarpSize - 1));
   scf::IfOp::create(b, loc, last, [&](OpBuilder &nested, Location) {

@@ -189,8 +189,12 @@ public:
                           /*alignment=*/1024);
       if (foldsAffine(fused)) {
         affineInProducts = true;
-        ones = sharedBuffer(kernel, elem, kWarpgroupKeys * 64,
-                            /*alignment=*/1024);
+        // Only the first 16 columns are read, but the 128-byte swizzle
+        // makes the block 128-byte rows. Without a bias there is no step
+        // to add it.
+        if (bi)
+          ones = sharedBuffer(kernel, elem, kWarpgroupKeys * 64,
+                              /*alignment=*/1024);
       }
     }
     Type f32 = e.builder().getF32Type();
@@ -219,19 +223,21 @@ public:
   }
 
   /// Whether scale and bias can move into the products exactly: the
-  /// sigmoid activation (x / 2 is what tanh takes), scale / 2 a power of two
-  /// (the queries scaled by it in their own type are exact) and a bias of
-  /// the inputs' type or none (bias / 2 exact in it).
+  /// sigmoid activation (x / 2 is what tanh takes), bf16 inputs (f32's
+  /// exponent range: a power-of-two scaling neither overflows nor turns
+  /// subnormal, as it can in f16), scale / 2 a power of two (the queries
+  /// scaled by it stay exact) and a bf16 bias or none (bias / 2 exact).
   static bool foldsAffine(IndexerOp op) {
-    if (!isSigmoid(op.getActivation()))
+    if (!isSigmoid(op.getActivation()) ||
+        !op.getQi().getType().getElementType().isBF16())
       return false;
     int exponent = 0;
-    double half = 0.5 * op.getScaleOrDefault();
-    if (!(half > 0) || std::frexp(half, &exponent) != 0.5)
+    float half = 0.5f * op.getScaleOrDefault();
+    if (!(half > 0) || std::frexp(half, &exponent) != 0.5f)
       return false;
     Value bias = op.getBi();
-    return !bias || cast<ShapedType>(bias.getType()).getElementType() ==
-                        op.getQi().getType().getElementType();
+    return !bias ||
+           cast<ShapedType>(bias.getType()).getElementType().isBF16();
   }
 
   /// Whether the products run on tensor cores (8-key n-tiles per warp).
@@ -333,7 +339,7 @@ public:
     e.loopStep(ids.tid, cH, nt, [&](Value j) {
       e.store(bi ? e.loadF32(bi, {j}) : e.f32(0.0), biasShared, {j});
     });
-    if (affineInProducts) {
+    if (ones) {
       // Key row r of the block: d = 0 (its first 16-byte piece, stored at
       // piece r % 8 by the swizzle) is 1, every other element 0.
       OpBuilder &b = e.builder();
@@ -419,12 +425,15 @@ public:
         for (auto &regs : frags)
           for (Value &reg : regs)
             reg = scaledPair(reg, half);
-      Value zeroReg = opaqueZeroI32(b, loc, ids.lane);
-      Value first = e.cmpi(arith::CmpIPredicate::eq, c, e.index(0));
-      auto biasReg = [&](Value x) {
-        return e.select(first, packPair(b, loc, elem, x, e.f32(0.0)), zeroReg);
-      };
-      biasFrags = {biasReg(bias[0]), biasReg(bias[1]), zeroReg, zeroReg};
+      if (ones) {
+        Value zeroReg = opaqueZeroI32(b, loc, ids.lane);
+        Value first = e.cmpi(arith::CmpIPredicate::eq, c, e.index(0));
+        auto biasReg = [&](Value x) {
+          return e.select(first, packPair(b, loc, elem, x, e.f32(0.0)),
+                          zeroReg);
+        };
+        biasFrags = {biasReg(bias[0]), biasReg(bias[1]), zeroReg, zeroReg};
+      }
     }
   }
 
@@ -588,8 +597,9 @@ public:
     // bytes apart. The first step does not read the accumulators (p false),
     // the others add (q true).
     // With the affine part in the products, a last k-step adds bias / 2
-    // (biasFrags) against the ones block's first 16 columns.
-    int64_t products = steps + (affineInProducts ? 1 : 0);
+    // (biasFrags) against the ones block's first 16 columns (none without a
+    // bias).
+    int64_t products = steps + (ones ? 1 : 0);
     SmallVector<Value> operands;
     int64_t flag = products * 5;
     std::string code = fmt::format(
@@ -745,11 +755,11 @@ private:
   bool warpgroup = false;
   int64_t stages = 0;
   Value ring;
-  // Warpgroup form with the sigmoid activation, scale / 2 a power of two
-  // and the bias in the inputs' type (foldsAffine): the A fragments carry
-  // scale / 2 and a fifth k-step adds bias / 2 against a column of ones
-  // (`ones`, one swizzled 64-key block whose d = 0 is 1), so the
-  // accumulators are the tanh arguments x_h / 2 themselves.
+  // Warpgroup form with the sigmoid activation, bf16, scale / 2 a power of
+  // two (foldsAffine): the A fragments carry scale / 2 and, with a bias, a
+  // fifth k-step adds bias / 2 against a column of ones (`ones`, one
+  // swizzled 64-key block whose d = 0 is 1), so the accumulators are the
+  // tanh arguments x_h / 2 themselves.
   bool affineInProducts = false;
   Value ones;
   SmallVector<Value> biasFrags;
@@ -1501,7 +1511,7 @@ void buildTopKKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, IndexerOp fused,
                      SourceArgs src, int64_t L, int64_t rows, bool tensorCores,
                      int firstStats,
                      ReferenceSource refSource, int refArg, int indicesArg,
-                     int countsArg, int doneArg = -1) {
+                     int countsArg, int doneArg, bool statsKeysComparable) {
   MLIRContext *ctx = kernel.getContext();
   Location loc = kernel.getLoc();
   Block &entry = kernel.getBody().front();
@@ -1559,12 +1569,14 @@ void buildTopKKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, IndexerOp fused,
                           arith::ConstantOp::create(b, loc, b.getBoolAttr(false))),
                    [&]() { e.store(e.indexToI32(k), counts, {row}); });
           Value mn = e.load(minKeys, {row}), mx = e.load(maxKeys, {row});
-          // Behind the sampled selection the range is the stats kernel's
-          // candidates' (smallest 0), from scores summed in another order
-          // (wgmma) than this kernel's: a key here may pass its largest by
-          // an ulp, so no bits are taken as shared (a full first pass,
-          // which rows of non-negative scores take anyway).
-          if (doneArg >= 0) {
+          // Where the stats kernel's scores are not this kernel's to the bit
+          // (its products on wgmma, summed in another order and with scale
+          // and bias inside; behind the sampled selection the range is
+          // also only its candidates'), a key here may leave that range by
+          // some ulps: no bits are taken as shared (full passes; rows of
+          // non-negative scores behind the sampled selection take them
+          // anyway). Taken as shared, such a key would miss every pass.
+          if (!statsKeysComparable) {
             mn = e.i32(0);
             mx = e.i32(-1);
           }
@@ -1782,7 +1794,11 @@ void buildTopKKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, IndexerOp fused,
           auto [before, total] = prefixAndTotal(parity, 1, v.row);
           Value pos = e.add(e.add(carried[2 * m], before),
                             laneCount(selBallot[m], lowerLanes));
-          e.ifThen(selected[m], [&]() {
+          // (pos < K holds for consistent keys; the guard keeps any other
+          // case inside the row's K slots.)
+          e.ifThen(e.andi(selected[m], e.cmpi(arith::CmpIPredicate::ult, pos,
+                                              e.index(K))),
+                   [&]() {
             Value row = e.add(e.mul(ids.batch, cL), e.add(ids.t0, v.row));
             e.store(e.indexToI32(v.s), indices,
                     {e.add(e.mul(row, e.index(K)), pos)});
@@ -1843,7 +1859,7 @@ std::array<Value, 3> thresholdBin(Emitter &e, Value hist, Value lane,
     h.push_back(e.load(hist, {e.sub(top, e.index(i))}));
     own = e.add(own, h.back());
   }
-  Value inclusive = warpInclusiveSum(b, loc, own, lane);
+  Value inclusive = warpInclusiveSum(b, loc, own);
   Value exclusive = e.sub(inclusive, own);
   Value mine = e.andi(
       e.cmpi(arith::CmpIPredicate::uge, inclusive, remain),
@@ -2171,7 +2187,7 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
                 [&](Value s, ValueRange outer) -> SmallVector<Value> {
                   auto [wordIndex, word] = stepWord(s);
                   Value bits = LLVM::CtPopOp::create(b, loc, i32, word);
-                  Value inclusive = warpInclusiveSum(b, loc, bits, lane);
+                  Value inclusive = warpInclusiveSum(b, loc, bits);
                   Value stepTotal = gpu::ShuffleOp::create(
                                         b, loc, inclusive, kWarpSize - 1,
                                         kWarpSize, gpu::ShuffleMode::IDX)
@@ -2369,6 +2385,11 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
   }
 
   // stats (and, sampled, the candidates)
+  // The stats sweep on wgmma (its own 32-row grid), where it applies.
+  int64_t statsStages = 0;
+  if (wgmmaStages > 0 && fused && tensorCores &&
+      TileScores::warpgroupUsable(fused, 4 * kWarps))
+    statsStages = wgmmaStages;
   {
     KernelArgs args;
     SourceArgs src = addSourceArgs(host, args, fused, op.getScores());
@@ -2390,12 +2411,7 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
         op.getPolicy() != SelectionPolicy::fixed || op.getTraining();
     // On wgmma the statistics tile is 4 rows per warp (its own grid: the
     // per-row outputs do not depend on the tiling).
-    int64_t statsRows = rows, statsStages = 0;
-    if (wgmmaStages > 0 && fused && tensorCores &&
-        TileScores::warpgroupUsable(fused, 4 * kWarps)) {
-      statsRows = 4 * kWarps;
-      statsStages = wgmmaStages;
-    }
+    int64_t statsRows = statsStages > 0 ? 4 * kWarps : rows;
     // Three CTAs of 256 threads per SM need at most 80 registers (ptxas
     // chose 90 for two; 80 spills nothing at d_I 64).
     if (statsStages > 0 && maxRegisters == 0)
@@ -2473,8 +2489,12 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
     auto kernel = createKernel(kernels, loc, (prefix + "_select_topk").str(),
                                args, kThreads);
     capRegisters(kernel);
+    // The stats kernel's key range fits this kernel's keys only where both
+    // compute the scores alike (not on wgmma) and it covers every key.
+    bool statsKeysComparable = !sampled && statsStages == 0;
     buildTopKKernel(kernel, op, fused, src, L, rows, tensorCores, first,
-                    refSource, refArg, indicesArg, countsArg, doneArg);
+                    refSource, refArg, indicesArg, countsArg, doneArg,
+                    statsKeysComparable);
     launchKernel(host, kernel, args.operands(), tiles, B, 1, kThreads);
   }
 

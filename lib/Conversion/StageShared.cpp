@@ -53,6 +53,10 @@ struct RowsGroup {
   /// With async-positions: the group's positions, `stages` chunks ahead of
   /// its rows (positionSlots x rows i32).
   Value positionRing;
+  /// Rows per chunk (every gather of the group has the same tile).
+  int64_t rows() {
+    return gathers.front().getTile().getType().getDimSize(0);
+  }
 };
 struct WordsGroup {
   SmallVector<TileGatherWordsOp> gathers;
@@ -166,7 +170,7 @@ LogicalResult LoopStager::issuePositions(OpBuilder &b, Value iv) {
         ok = notMovable(first);
         return;
       }
-      int64_t rows = first.getTile().getType().getDimSize(0);
+      int64_t rows = group.rows();
       // Rows past the count copy the chunk's first position; the reader
       // masks them by the count.
       forEachEntry(e, tid, rows, *count, *offset,
@@ -357,8 +361,7 @@ LogicalResult LoopStager::run() {
   if (asyncPositions) {
     positionSlots = llvm::PowerOf2Ceil(stages + 1);
     for (RowsGroup &group : rowsGroups)
-      positionBytes +=
-          positionSlots * group.gathers.front().getTile().getType().getDimSize(0) * 4;
+      positionBytes += positionSlots * group.rows() * 4;
   }
   int64_t wordBytes = 0;
   for (WordsGroup &group : wordsGroups)
@@ -426,9 +429,8 @@ LogicalResult LoopStager::run() {
       group.rings.push_back(ringOf(gather.getTile().getType()));
   if (asyncPositions)
     for (RowsGroup &group : rowsGroups) {
-      int64_t rows = group.gathers.front().getTile().getType().getDimSize(0);
       group.positionRing = launch.addWorkgroupAttribution(
-          MemRefType::get({positionSlots * rows},
+          MemRefType::get({positionSlots * group.rows()},
                           IntegerType::get(ctx, 32),
                           MemRefLayoutAttrInterface(), workgroup),
           loc);

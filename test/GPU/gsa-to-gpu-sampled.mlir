@@ -2,6 +2,7 @@
 // RUN: gsa-opt %s --convert-gsa-to-gpu="select-sampled=0" | FileCheck %s --check-prefix=RADIX
 // RUN: gsa-opt %s --convert-gsa-to-gpu="select-max-registers=96" | FileCheck %s --check-prefix=CAP
 // RUN: gsa-opt %s --convert-gsa-to-gpu | FileCheck %s --check-prefix=FIXED
+// RUN: gsa-opt %s --convert-gsa-to-gpu="select-sampled=0 select-wgmma-stages=4" | FileCheck %s --check-prefix=WGRADIX
 
 // The sampled selection (the default with the tensor-core indexer): B = 2,
 // L = 100, k_max = 32, so the sample aims at 32 + 8 + 128 = 168 candidates
@@ -68,6 +69,18 @@
 // CHECK: llvm.intr.cttz
 // CHECK: gpu.func @select_1_select_topk
 
+// The radix passes skip the bits the row's keys share, from the stats
+// kernel's key range (its smallest and largest key, radix-only run). With the stats
+// sweep on wgmma its scores are summed in another order than the topk
+// kernel's, so that range is not taken: the full 32 bits (0 xor ~0).
+// WGRADIX: gpu.func @select_1_select_topk
+// WGRADIX: %[[DIFF:.*]] = arith.xori %c0_i32{{[_0-9]*}}, %c-1_i32{{[_0-9]*}} : i32
+// WGRADIX-NEXT: "llvm.intr.ctlz"(%[[DIFF]])
+// The write-out stays inside the row's K slots whatever the keys.
+// WGRADIX: %[[INSIDE:.*]] = arith.cmpi ult, %{{.*}}, %c32{{[_0-9]*}} : index
+// WGRADIX-NEXT: %[[WRITE:.*]] = arith.andi %{{.*}}, %[[INSIDE]] : i1
+// WGRADIX-NEXT: scf.if %[[WRITE]] {
+
 // RADIX-LABEL: func.func @select
 // RADIX-NOT: select_sample
 // RADIX-NOT: select_finish
@@ -76,6 +89,11 @@
 // RADIX: gpu.launch_func @gsa_kernels::@select_1_select_topk
 // RADIX: gpu.func @select_1_select_stats
 // RADIX: scf.for {{.*}} -> (f64, f64, i32, i32, f64, f64, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32)
+// RADIX: gpu.func @select_1_select_topk
+// RADIX: %[[MN:.*]] = memref.load %{{.*}} : memref<200xi32>
+// RADIX-NEXT: %[[MX:.*]] = memref.load %{{.*}} : memref<200xi32>
+// RADIX-NEXT: %[[DIFF:.*]] = arith.xori %[[MN]], %[[MX]] : i32
+// RADIX-NEXT: "llvm.intr.ctlz"(%[[DIFF]])
 
 // CAP: gpu.func @select_1_select_sample
 // CAP-SAME: nvvm.maxnreg = 96

@@ -87,3 +87,64 @@ func.func @select(%qi: tensor<1x100x4x64xbf16>, %ki: tensor<1x100x64xbf16>,
       : (tensor<1x100x100xf32>) -> (tensor<1x100x32xi32>, tensor<1x100xi32>)
   return %idx, %cnt : tensor<1x100x32xi32>, tensor<1x100xi32>
 }
+
+// -----
+
+// Without a bias: the queries still carry scale / 2 and the tanh takes the
+// accumulators, but there is no bias step and no ones block.
+// CHECK-LABEL: gpu.func @select_1_select_stats
+// CHECK-NOT: memref<4096xbf16
+// CHECK-SAME: kernel attributes
+// CHECK: arith.constant 6.250000e-02 : f32
+// CHECK: %[[PRODUCTS:.*]] = llvm.inline_asm has_side_effects {{.*}}{$47, $48, $49, $50}, $51, q, 1, 1, 0;\0Awgmma.commit_group.sync.aligned;
+// CHECK: %[[ACC2:.*]] = llvm.extractvalue %[[PRODUCTS]][2]
+// CHECK: nvvm.inline_ptx "tanh.approx.f32 $0, $1;" ro(%[[ACC2]] : f32)
+// CHECK: gpu.return
+func.func @select(%qi: tensor<1x100x4x64xbf16>, %ki: tensor<1x100x64xbf16>,
+                  %wi: tensor<1x100x4xbf16>)
+    -> (tensor<1x100x32xi32>, tensor<1x100xi32>) {
+  %I = gsa.indexer %qi, %ki weights(%wi)
+      activation {
+      ^bb0(%x: f32, %j: index):
+        %s = gsa.sigmoid %x : f32
+        gsa.yield %s : f32
+      } weighting {
+      ^bb0(%w: f32, %j: index):
+        gsa.yield %w : f32
+      } : (tensor<1x100x4x64xbf16>, tensor<1x100x64xbf16>, tensor<1x100x4xbf16>)
+        -> tensor<1x100x100xf32>
+  %idx, %cnt = gsa.adaptive_topk %I policy = fixed k = 16 in [4, 32]
+      : (tensor<1x100x100xf32>) -> (tensor<1x100x32xi32>, tensor<1x100xi32>)
+  return %idx, %cnt : tensor<1x100x32xi32>, tensor<1x100xi32>
+}
+
+// -----
+
+// f16 inputs: q x 1/16 could turn subnormal in f16 (and a larger scale
+// overflow), so nothing moves: four k-steps and the fma in front of the
+// tanh.
+// CHECK-LABEL: gpu.func @select_1_select_stats
+// CHECK-NOT: memref<4096xf16
+// CHECK-SAME: kernel attributes
+// CHECK: %[[PRODUCTS:.*]] = llvm.inline_asm has_side_effects {{.*}}m64n64k16.f32.f16.f16 {{.*}}{$47, $48, $49, $50}, $51, q, 1, 1, 0;\0Awgmma.commit_group.sync.aligned;
+// CHECK: %[[ACC2:.*]] = llvm.extractvalue %[[PRODUCTS]][2]
+// CHECK: %[[X:.*]] = llvm.intr.fma(%[[ACC2]], %{{.*}}, %{{.*}}) : (f32, f32, f32) -> f32
+// CHECK: nvvm.inline_ptx "tanh.approx.f32 $0, $1;" ro(%[[X]] : f32)
+// CHECK: gpu.return
+func.func @select(%qi: tensor<1x100x4x64xf16>, %ki: tensor<1x100x64xf16>,
+                  %wi: tensor<1x100x4xf16>, %bi: tensor<4xf16>)
+    -> (tensor<1x100x32xi32>, tensor<1x100xi32>) {
+  %I = gsa.indexer %qi, %ki weights(%wi) bias(%bi)
+      activation {
+      ^bb0(%x: f32, %j: index):
+        %s = gsa.sigmoid %x : f32
+        gsa.yield %s : f32
+      } weighting {
+      ^bb0(%w: f32, %j: index):
+        gsa.yield %w : f32
+      } : (tensor<1x100x4x64xf16>, tensor<1x100x64xf16>, tensor<1x100x4xf16>, tensor<4xf16>)
+        -> tensor<1x100x100xf32>
+  %idx, %cnt = gsa.adaptive_topk %I policy = fixed k = 16 in [4, 32]
+      : (tensor<1x100x100xf32>) -> (tensor<1x100x32xi32>, tensor<1x100xi32>)
+  return %idx, %cnt : tensor<1x100x32xi32>, tensor<1x100xi32>
+}
