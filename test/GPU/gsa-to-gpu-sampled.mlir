@@ -64,9 +64,31 @@
 // the histogram, the bitmap write-out with its block prefix.
 // CHECK: gpu.func @select_1_select_finish
 // CHECK: memref.atomic_rmw addi
-// CHECK: gpu.shuffle up
+// CHECK: gpu.shuffle  up
+// The write-out: the taken positions set bits of the bitmap; warp w owns
+// words [512w, 512w + 512) and reads them 32 at a time, lane l word
+// 32s + l of step s (no bank conflicts), over the steps holding the row's
+// positions: a popcount pass, the block's exclusive sum, the warp's base
+// from lane 0, then per step a warp scan of the popcounts, the step's
+// total from lane 31, and each lane's bits written from its offset.
 // CHECK: memref.atomic_rmw ori
-// CHECK: llvm.intr.cttz
+// CHECK: gpu.barrier
+// CHECK: %[[FIRST:.*]] = arith.muli %{{.*}}, %c512 : index
+// CHECK: %[[STEPS:.*]] = arith.minui %c16, %{{.*}} : index
+// CHECK: scf.for %[[S:.*]] = %c0 to %[[STEPS]] step %{{.*}} iter_args(%{{.*}}) -> (i32) {
+// CHECK-NEXT: %c32{{[_0-9]*}} = arith.constant 32 : index
+// CHECK-NEXT: %[[IN:.*]] = arith.muli %[[S]], %c32{{[_0-9]*}} : index
+// CHECK-NEXT: %[[LANEWORD:.*]] = arith.addi %[[IN]], %{{.*}} : index
+// CHECK-NEXT: %[[W:.*]] = arith.addi %[[FIRST]], %[[LANEWORD]] : index
+// CHECK-NEXT: %[[WORD:.*]] = memref.load %{{.*}}[%[[W]]] : memref<4096xi32
+// CHECK-NEXT: llvm.intr.ctpop(%[[WORD]])
+// CHECK: gpu.barrier
+// CHECK: gpu.shuffle  idx %{{.*}}, %c0_i32
+// CHECK: scf.for %{{.*}} = %c0 to %[[STEPS]] step %{{.*}} iter_args(%{{.*}}) -> (i32) {
+// CHECK-COUNT-5: gpu.shuffle  up
+// CHECK: gpu.shuffle  idx %{{.*}}, %c31_i32
+// CHECK: "llvm.intr.cttz"(%{{.*}}) <{is_zero_poison = true}>
+// CHECK: gpu.barrier
 // CHECK: gpu.func @select_1_select_topk
 
 // The radix passes skip the bits the row's keys share, from the stats
