@@ -16,6 +16,8 @@
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
+#include <fmt/format.h>
+
 namespace gsa::detail {
 
 constexpr int64_t kWarpSize = 32;
@@ -372,6 +374,21 @@ inline std::string asmRegisterList(int64_t first, int64_t n) {
   for (int64_t i = 0; i < n; ++i)
     out += (i ? ", $" : "$") + std::to_string(first + i);
   return out + "}";
+}
+
+/// One `wgmma.mma_async` m64nNk16 line of an inline PTX block (f32
+/// accumulators $0..$accN-1, A from the 4 registers $first..$first+3, B
+/// by the descriptor $first+4): `scaleD` names the predicate that says
+/// whether the accumulators are added to, `transposeB` is 1 for an
+/// MN-major B.
+inline std::string wgmmaLine(int64_t n, llvm::StringRef kind, int64_t accN,
+                             int64_t first, llvm::StringRef scaleD,
+                             int64_t transposeB) {
+  return fmt::format("wgmma.mma_async.sync.aligned.m64n{}k16.f32.{}.{} "
+                     "{}, {}, ${}, {}, 1, 1, {};\n",
+                     n, kind.str(), kind.str(), asmRegisterList(0, accN),
+                     asmRegisterList(first, 4), first + 4, scaleD.str(),
+                     transposeB);
 }
 
 /// An inline PTX block of wgmma products (A from registers) whose text

@@ -266,7 +266,8 @@ void buildTileUnion(OpBuilder &b, Location loc, const SharedAllocator &shared,
                              e.i32(G),
                              LLVM::CountTrailingZerosOp::create(
                                  b, loc, i32, bits, b.getBoolAttr(false)));
-      Value consumed = e.andi(live, e.cmpi(arith::CmpIPredicate::slt, lI32, first));
+      // (The lanes before the first stop are live: a dead lane stops.)
+      Value consumed = e.cmpi(arith::CmpIPredicate::slt, lI32, first);
       Value up = gpu::ShuffleOp::create(b, loc, sel, 1, kWarpSize,
                                         gpu::ShuffleMode::UP)
                      .getShuffleResult();

@@ -618,11 +618,8 @@ public:
         operands.push_back(matrixDescriptor(e, address, 16, 1024));
       }
       int64_t first = accN + ks * 5;
-      code += fmt::format("wgmma.mma_async.sync.aligned.m64n{}k16.f32.{}.{} "
-                          "{}, {}, ${}, {}, 1, 1, 0;\n",
-                          kWarpgroupKeys, kind.str(), kind.str(),
-                          asmRegisterList(0, accN), asmRegisterList(first, 4),
-                          first + 4, ks == 0 ? "p" : "q");
+      code += wgmmaLine(kWarpgroupKeys, kind, accN, first, ks == 0 ? "p" : "q",
+                        /*transposeB=*/0);
     }
     code += "wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned "
             "0;\n}";

@@ -296,11 +296,7 @@ SmallVector<Value> LaunchMapper::warpgroupDot(OpBuilder &b, Location loc,
     llvm::append_range(operands, aOperand(b, lhs, elem, ks));
     operands.push_back(desc);
     int64_t first = accN + ks * 5;
-    code += fmt::format("wgmma.mma_async.sync.aligned.m64n{}k16.f32.{}.{} "
-                        "{}, {}, ${}, p, 1, 1, {};\n",
-                        N, kind.str(), kind.str(), asmRegisterList(0, accN),
-                        asmRegisterList(first, 4), first + 4,
-                        transposed ? 0 : 1);
+    code += wgmmaLine(N, kind, accN, first, "p", transposed ? 0 : 1);
   }
   code += "wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned "
           "0;\n}";
