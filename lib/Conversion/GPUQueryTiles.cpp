@@ -80,15 +80,15 @@ void buildTileUnion(OpBuilder &b, Location loc, const SharedAllocator &shared,
         arith::ShLIOp::create(b, loc, oneI, memberBit), members,
         ValueRange{arith::DivUIOp::create(b, loc, local, e.index(keysPerWord))});
   };
-  // Row and live entry count of query q of the tile (0 past L; negative
-  // counts give no entries).
-  auto queryRow = [&](Value q) -> std::pair<Value, Value> {
+  // Position t, row and live entry count of query q of the tile (count 0
+  // past L; negative counts give no entries).
+  auto queryRow = [&](Value q) -> std::tuple<Value, Value, Value> {
     Value t = e.add(t0, q);
     Value inRows = e.cmpi(arith::CmpIPredicate::ult, t, cL);
     Value row = e.add(e.mul(bi, cL), e.minui(t, e.index(s.L - 1)));
     Value count = arith::MinSIOp::create(
         b, loc, e.i32ToIndex(e.load(counts, {row})), cK);
-    return {row, e.select(inRows, count, zero)};
+    return {t, row, e.select(inRows, count, zero)};
   };
   auto clearWindow = [&]() {
     e.loopStep(tid, e.index(window / 32), nt,
@@ -170,8 +170,7 @@ void buildTileUnion(OpBuilder &b, Location loc, const SharedAllocator &shared,
           // T copies of this body were a fifth of the program's PTX and
           // of its cold compile.)
           e.loop(zero, e.index(s.T), [&](Value qq) {
-            auto [qRow, qCount] = queryRow(qq);
-            Value t = e.add(t0, qq);
+            auto [t, qRow, qCount] = queryRow(qq);
             e.loopStep(tid, qCount, nt, [&](Value jj) {
               Value sel = e.i32ToIndex(
                   e.load(indices, {e.add(e.mul(qRow, cK), jj)}));
@@ -209,10 +208,12 @@ void buildTileUnion(OpBuilder &b, Location loc, const SharedAllocator &shared,
   Value q = arith::DivUIOp::create(b, loc, tid, e.index(G));
   Value l = arith::RemUIOp::create(b, loc, tid, e.index(G));
   Value groupLane0 = e.indexToI32(e.sub(lane, l));
-  auto [row, count] = queryRow(e.minui(q, e.index(s.T - 1)));
+  auto [t, row, count] = queryRow(e.minui(q, e.index(s.T - 1)));
   count = e.select(e.cmpi(arith::CmpIPredicate::ult, q, e.index(s.T)), count,
                    zero);
-  Value tQuery = e.indexToI32(e.add(t0, q));
+  // (Lanes past the tile's T queries read query T - 1's row but have no
+  // entries, so they never use its position.)
+  Value tQuery = e.indexToI32(t);
   Value groupBits = e.i32(G == 32 ? -1 : (int64_t(1) << G) - 1);
   Value lI32 = e.indexToI32(l);
   // Consumes the entries below wEnd (i32; without wEnd, all that are left:
