@@ -172,6 +172,10 @@ def main():
                         help="also time the Triton peer (bench/triton_peer.py): its "
                              "indexer + torch.topk selection, and its attention on "
                              "gsa's selections")
+    parser.add_argument("--union-tiles", default="",
+                        help="also measure the union of T consecutive queries' selections "
+                             "for these T (comma list; the 'union_by_tile' field): what a "
+                             "taller query tile would stage")
     parser.add_argument("--per-query", action="store_true",
                         help="also time the per-query attention kernel "
                              "(attention-query-tiles=0) side by side")
@@ -248,6 +252,8 @@ def main():
                 sane = sane and bool(torch.isfinite(o).all())
                 att_ms = timed(launch_att)
                 union = union_stats(idx, cnt)
+                union_by_tile = {T: union_stats(idx, cnt, T=T)
+                                 for T in (int(x) for x in args.union_tiles.split(",") if x)}
                 tr_ms, tr_diff, trs_ms, trs_agree = None, None, None, None
                 if args.triton:
                     from triton_peer import indexer_topk
@@ -324,6 +330,9 @@ def main():
                          attend_tflops=att_flops / att_ms / 1e9,
                          attend_gathered_gbs=gathered / att_ms / 1e6,
                          union_per_tile=union[0], union_share=union[1],
+                         union_by_tile={T: dict(per_tile=u[0], share=u[1],
+                                                rows_per_query=u[0] / T)
+                                        for T, u in union_by_tile.items()},
                          attend_union_floor_ms=union_floor,
                          attend_per_query_ms=pq_ms, per_query_rel_diff=pq_diff,
                          attend_triton_ms=tr_ms, triton_rel_diff=tr_diff,

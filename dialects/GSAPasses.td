@@ -181,6 +181,9 @@ def GSATile : Pass<"gsa-tile", "::mlir::ModuleOp"> {
            "selected entries, i.e. when its queries share fewer than this "
            "many selections per union row on average (independent "
            "selections); 0: never">,
+    Option<"maxRegisters", "max-registers", "int64_t", /*default=*/"0",
+           "register cap (ptxas .maxnreg) of the tile attention kernels "
+           "(0: none)">,
     Option<"unionStream", "union-stream", "bool", /*default=*/"false",
            "the union kernel streams each query's ascending selection list "
            "once over its windows (a tile with a list out of order is "
@@ -276,8 +279,8 @@ def GSAMapTensorCores : Pass<"gsa-map-tensor-cores"> {
       stays per lane until `gsa.tile.store_output` reduces it;
     - loops carrying tiles carry their fragments instead.
 
-    With `wgmma`, the products of a launch of 4 warps (one warpgroup, a
-    64-row tile) run as `wgmma.mma_async m64nNk16` instead: the A operand
+    With `wgmma`, the products of a launch of whole warpgroups (4 or 8
+    warps; each warpgroup's 64 rows) run as `wgmma.mma_async m64nNk16` instead: the A operand
     from the same registers, B through shared-memory descriptors of the
     staged slot (its 128-byte column blocks are the 128-byte swizzle
     layout), issued, committed and waited in one block per product; a
@@ -290,7 +293,8 @@ def GSAMapTensorCores : Pass<"gsa-map-tensor-cores"> {
   }];
   let options = [
     Option<"wgmma", "wgmma", "bool", /*default=*/"false",
-           "the products of 4-warp launches on wgmma.mma_async (sm_90a)">
+           "the products of launches of whole warpgroups on "
+           "wgmma.mma_async (sm_90a)">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

@@ -26,6 +26,11 @@ constexpr int64_t kRowsPerWarp = 16;
 constexpr double kLog2E = 1.4426950408889634;
 constexpr double kLn2 = 0.6931471805599453;
 
+/// x * y + z in one rounding (LLVM's intrinsic: fma.rn on the GPU).
+inline Value fusedMulAdd(Emitter &e, Value x, Value y, Value z) {
+  return LLVM::FMAOp::create(e.builder(), e.location(), x, y, z);
+}
+
 /// One f32 PTX instruction `op dst, src;` (approximate transcendental).
 inline Value ptxUnary(OpBuilder &b, Location loc, StringRef instruction, Value x) {
   std::string code = (instruction + " $0, $1;").str();

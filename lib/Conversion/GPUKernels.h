@@ -101,6 +101,8 @@ std::string freeKernelName(mlir::ModuleOp module, llvm::StringRef stem);
 
 /// The attribute naming the kernel a gpu.launch becomes.
 inline constexpr llvm::StringLiteral kKernelNameAttr = "gsa.kernel";
+/// On a gpu.launch: the outlined kernel's register cap (ptxas .maxnreg).
+inline constexpr llvm::StringLiteral kMaxRegistersAttr = "gsa.max_registers";
 
 } // namespace gsa::detail
 

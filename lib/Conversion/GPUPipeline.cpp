@@ -89,8 +89,8 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
   if (options.attentionQueryTiles) {
     bool wgmma = options.attentionWgmma && options.chip == "sm_90a";
     // The tiles whose products gsa-map-tensor-cores puts on wgmma: those of
-    // one warpgroup.
-    bool wgmmaTiles = wgmma && options.attentionWarps == 4;
+    // whole warpgroups.
+    bool wgmmaTiles = wgmma && options.attentionWarps % 4 == 0;
     GSATileOptions tile;
     // 64-key chunks halve the loop's iterations (barriers, softmax
     // reductions) and give wgmma N = 64; at d_k 128 their two stages take
@@ -112,6 +112,7 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
                           : (wgmmaTiles ? 0 : 3);
     tile.pregateValues = options.attentionPregateValues;
     tile.unionStream = options.attentionUnionStream;
+    tile.maxRegisters = options.attentionMaxRegisters;
     pm.addPass(createGSATile(tile));
     GSAStageSharedOptions staging;
     staging.stages = options.attentionStages;

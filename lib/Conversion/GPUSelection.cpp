@@ -60,10 +60,6 @@ constexpr int32_t kWarpgroupStatsRegisters = 80;
 /// selection in shared memory (32 KiB).
 constexpr int64_t kMaxSampledBudget = 8192;
 
-/// x * y + z in one rounding (LLVM's intrinsic: fma.rn on the GPU).
-Value fusedMulAdd(Emitter &e, Value x, Value y, Value z) {
-  return LLVM::FMAOp::create(e.builder(), e.location(), x, y, z);
-}
 
 /// Positions of a score source's buffers among a kernel's parameters.
 struct SourceArgs {

@@ -52,6 +52,10 @@ struct Fragment {
   bool partial = false;
   /// Rows / Tile: a splat of 0 (valid as partial sums too).
   bool zero = false;
+  /// Tile: the tile is `values` times this positive factor. Scores without a
+  /// score_mod leave their scale to the online softmax, which folds it into
+  /// the one fma in front of each exp2 (no other op reads such a tile).
+  float scale = 1.0f;
   /// Shared: the ring, its slot, whether the pieces are swizzled.
   Value ring, stage;
   bool swizzled = false;
@@ -81,7 +85,7 @@ private:
   /// The fragment of a tile operand of `user`, or a located error.
   FailureOr<Fragment *> fragmentOf(Operation *user, Value v,
                                    Fragment::Kind kind, StringRef what);
-  /// Whether `op` runs as wgmma: asked for, one warpgroup of 4 warps, a
+  /// Whether `op` runs as wgmma: asked for, whole warpgroups of 4 warps, a
   /// swizzled shared rhs (the descriptor layout) and 16-bit operands (dot
   /// has checked the lhs already).
   bool useWarpgroupMma(TileDotOp op);
@@ -156,6 +160,12 @@ FailureOr<Fragment *> LaunchMapper::fragmentOf(Operation *user, Value v,
                                                Fragment::Kind kind,
                                                StringRef what) {
   auto it = fragments.find(v);
+  if (it != fragments.end() && it->second.kind == Fragment::Tile &&
+      it->second.scale != 1.0f && !isa<TileOnlineSoftmaxOp>(user))
+    return user->emitOpError(fmt::format(
+        "gsa-map-tensor-cores: {} is a scores tile, which only "
+        "gsa.tile.online_softmax reads",
+        what.str()));
   if (it == fragments.end() || it->second.kind != kind) {
     static const char *names[] = {"the query block", "a register tile",
                                   "a row value", "a shared-memory tile",
@@ -250,7 +260,7 @@ LogicalResult LaunchMapper::loadQueries(TileLoadQueriesOp op) {
 }
 
 bool LaunchMapper::useWarpgroupMma(TileDotOp op) {
-  if (!wgmma || warps != 4)
+  if (!wgmma || warps % 4 != 0)
     return false;
   auto it = fragments.find(op.getRhs());
   if (it == fragments.end() || !it->second.swizzled)
@@ -445,7 +455,12 @@ LogicalResult LaunchMapper::scores(TileScoresOp op) {
   auto rows = rowsOf(b, loc, op.getBatch(), op.getFirstQuery(), op.getKvHead(),
                      op.getGroup(), std::numeric_limits<int32_t>::max());
   Value negInf = e.f32(-kInf);
+  float scale = op.getScale().convertToFloat();
   Fragment f;
+  // Without a score_mod the scale stays out of the values: the softmax
+  // folds it into its fma (a positive scale keeps the row maxima).
+  if (!positions && scale > 0.0f)
+    f.scale = scale;
   f.values.assign(N / 8 * 4, Value());
   for (int64_t nt = 0; nt < N / 8; ++nt)
     for (int64_t x = 0; x < 2; ++x) {
@@ -453,8 +468,9 @@ LogicalResult LaunchMapper::scores(TileScoresOp op) {
       Value mask = wordAt(*members, key);
       Value pos = positions ? e.i32ToIndex(wordAt(positions, key)) : Value();
       for (int64_t r = 0; r < 2; ++r) {
-        Value sc = e.mul((*acc)->values[nt * 4 + 2 * r + x],
-                         e.f32(op.getScale().convertToFloat()));
+        Value sc = (*acc)->values[nt * 4 + 2 * r + x];
+        if (f.scale == 1.0f)
+          sc = e.mul(sc, e.f32(scale));
         if (positions)
           sc = e.inlineRegion(op.getScoreMod(), {sc, op.getBatch(),
                                                  rows[r].head, rows[r].query,
@@ -466,6 +482,21 @@ LogicalResult LaunchMapper::scores(TileScoresOp op) {
     }
   fragments[op.getResult()] = std::move(f);
   return success();
+}
+
+/// The reduction of `values` (at least one) by `combine` as a balanced tree:
+/// a chain of n - 1 dependent instructions becomes log2(n) deep.
+Value pairwise(SmallVector<Value> values,
+               function_ref<Value(Value, Value)> combine) {
+  while (values.size() > 1) {
+    SmallVector<Value> next;
+    for (size_t i = 0; i + 1 < values.size(); i += 2)
+      next.push_back(combine(values[i], values[i + 1]));
+    if (values.size() % 2)
+      next.push_back(values.back());
+    values = std::move(next);
+  }
+  return values.front();
 }
 
 LogicalResult LaunchMapper::softmax(TileOnlineSoftmaxOp op) {
@@ -487,28 +518,41 @@ LogicalResult LaunchMapper::softmax(TileOnlineSoftmaxOp op) {
   for (Fragment *f : {&newMax, &newSum, &alphas})
     f->kind = Fragment::Rows;
   newSum.partial = true;
+  // The tile holds the scores over `scale` (1 unless scores left it to
+  // us). The maxima stay in score units (the lse and the rescale use them);
+  // each probability is one fma and one exp2:
+  //   p = 2^(x scale log2e - m log2e),
+  // with m log2e taken as 0 for a row without a member so far (m = -inf),
+  // where every x is -inf and p = 2^-inf = 0; a masked x is -inf, so p = 0
+  // with no select.
+  float scale = (*scores)->scale;
+  Value scaleLog2e = e.f32(float(scale * kLog2E));
   for (int64_t r = 0; r < 2; ++r) {
     auto at = [&](int64_t nt, int64_t x) -> Value & {
       return (*scores)->values[nt * 4 + 2 * r + x];
     };
-    Value mx = at(0, 0);
+    SmallVector<Value> row;
     for (int64_t nt = 0; nt < NT; ++nt)
       for (int64_t x = 0; x < 2; ++x)
-        if (nt || x)
-          mx = arith::MaximumFOp::create(b, loc, mx, at(nt, x));
+        row.push_back(at(nt, x));
+    Value mx = pairwise(row, [&](Value u, Value v) -> Value {
+      return arith::MaximumFOp::create(b, loc, u, v);
+    });
     for (int32_t off : {1, 2})
       mx = arith::MaximumFOp::create(b, loc, mx, shuffleXor(b, loc, mx, off));
+    if (scale != 1.0f)
+      mx = e.mul(mx, e.f32(scale));
     Value mNew = arith::MaximumFOp::create(b, loc, m[r], mx);
     Value empty = e.cmpf(arith::CmpFPredicate::OEQ, mNew, negInf);
     Value alpha = e.select(empty, e.f32(1.0),
                            exp2Approx(b, loc, e.mul(e.sub(m[r], mNew), log2e)));
+    Value negMaxLog2e =
+        e.select(empty, e.f32(0.0), e.mul(mNew, e.f32(-kLog2E)));
     Value lNew = e.mul(l[r], alpha);
     for (int64_t nt = 0; nt < NT; ++nt)
       for (int64_t x = 0; x < 2; ++x) {
-        Value sc = at(nt, x);
-        Value raw = exp2Approx(b, loc, e.mul(e.sub(sc, mNew), log2e));
-        Value p = e.select(e.cmpf(arith::CmpFPredicate::OEQ, sc, negInf),
-                           e.f32(0.0), raw);
+        Value p = exp2Approx(
+            b, loc, fusedMulAdd(e, at(nt, x), scaleLog2e, negMaxLog2e));
         probs.values[nt * 4 + 2 * r + x] = p;
         lNew = e.add(lNew, p);
       }

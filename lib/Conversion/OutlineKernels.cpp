@@ -15,6 +15,7 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/GPU/Utils/GPUUtils.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/IR/SymbolTable.h"
 
 #include "GPUKernels.h"
@@ -79,6 +80,8 @@ struct GSAOutlineKernelsPass
       symbols.insert(kernel);
       kernel->setAttr(gpu::GPUDialect::getKernelFuncAttrName(),
                       UnitAttr::get(ctx));
+      if (auto cap = launch->getAttrOfType<IntegerAttr>(kMaxRegistersAttr))
+        kernel->setAttr(NVVM::NVVMDialect::getMaxnregAttrName(), cap);
       // 16-byte aligned, for the 16-byte cp.async / vector accesses; the
       // rows rings of gsa-stage-shared (stages x rows x columns) 1024-byte
       // aligned, where wgmma's 128-byte swizzle atoms must start.

@@ -223,7 +223,8 @@ void guarded(OpBuilder &b, Location loc, Value condition,
 }
 
 void tileAttention(SparseAttentionOp op, ModuleOp module, int64_t warps,
-                   int64_t keyChunk, int64_t splitShare, bool unionStream) {
+                   int64_t keyChunk, int64_t splitShare, bool unionStream,
+                   int64_t maxRegisters) {
   Location loc = op.getLoc();
   IRRewriter rewriter(op.getContext());
   rewriter.setInsertionPoint(op);
@@ -287,7 +288,14 @@ void tileAttention(SparseAttentionOp op, ModuleOp module, int64_t warps,
   Value gate = op.getOutputGate() ? e.toBuffer(op.getOutputGate()) : Value();
   Value out = e.alloc(op.getO().getType(), {});
   Value lse = e.alloc(op.getLse().getType(), {});
-  launch(rewriter, loc, name, s.numTiles, s.NKV, s.B, warps * kWarpSize,
+  // The tile kernels' register cap, where asked for (gsa-outline-kernels
+  // puts it on the kernel as .maxnreg).
+  auto capRegisters = [&](gpu::LaunchOp tiles) {
+    if (maxRegisters > 0)
+      tiles->setAttr(kMaxRegistersAttr,
+                     rewriter.getI32IntegerAttr(int32_t(maxRegisters)));
+  };
+  capRegisters(launch(rewriter, loc, name, s.numTiles, s.NKV, s.B, warps * kWarpSize,
          [&](OpBuilder &b, const SharedAllocator &) {
            auto body = [&]() {
              buildTileAttentionBody(b, op, s, keyChunk, q, k, v, unionKeys,
@@ -302,7 +310,7 @@ void tileAttention(SparseAttentionOp op, ModuleOp module, int64_t warps,
                splitDecision(b, loc, s, splitFlags.flags, batch, tile),
                arith::ConstantIntOp::create(b, loc, 1, 1));
            guarded(b, loc, whole, body);
-         });
+         }));
   if (split) {
     // The split tiles: their halves' unions (into the tile's region), then
     // the half-tile attention.
@@ -325,7 +333,7 @@ void tileAttention(SparseAttentionOp op, ModuleOp module, int64_t warps,
                    TileSplit(), unionStream);
              });
            });
-    launch(rewriter, loc, name + "_half", half.numTiles, half.NKV, half.B,
+    capRegisters(launch(rewriter, loc, name + "_half", half.numTiles, half.NKV, half.B,
            (warps / 2) * kWarpSize,
            [&](OpBuilder &b, const SharedAllocator &) {
              Value halfTile = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
@@ -335,7 +343,7 @@ void tileAttention(SparseAttentionOp op, ModuleOp module, int64_t warps,
                                       unionKeys, unionMasks, halfSizes, gate,
                                       out, lse);
              });
-           });
+           }));
   }
   Value oTensor = e.toTensor(out, op.getO().getType());
   Value lseTensor = e.toTensor(lse, op.getLse().getType());
@@ -385,7 +393,8 @@ struct GSATilePass : gsa::impl::GSATileBase<GSATilePass> {
       bool scoreMod = !op.getScoreMod().empty();
       int64_t chunk =
           scoreMod && scoreModKeyChunk > 0 ? scoreModKeyChunk : keyChunk;
-      tileAttention(op, module, warps, chunk, splitShare, unionStream);
+      tileAttention(op, module, warps, chunk, splitShare, unionStream,
+                    maxRegisters);
     }
   }
 };

@@ -114,3 +114,28 @@ func.func @scalar_tile_constant(%q: memref<1x64x8x64xbf16>) {
   }
   return
 }
+
+// -----
+
+// Scores without a score_mod leave their scale to the online softmax, so
+// no other op may read them.
+func.func @scores_to_rescale(%q: memref<1x64x8x64xbf16>) {
+  %c1 = arith.constant 1 : index
+  %c32 = arith.constant 32 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1)
+             workgroup(%kring : memref<2x32x64xbf16, #gpu.address_space<workgroup>>,
+                       %mring : memref<2x32xi32, #gpu.address_space<workgroup>>) {
+    %c0 = arith.constant 0 : index
+    %qt = gsa.tile.load_queries %q[%c0, %c0, %c0] group 4 : memref<1x64x8x64xbf16> -> tensor<16x64xbf16>
+    %kt = gsa.tile.shared_tile %kring[%c0] swizzled : memref<2x32x64xbf16, #gpu.address_space<workgroup>> -> tensor<32x64xbf16>
+    %mt = gsa.tile.shared_tile %mring[%c0] : memref<2x32xi32, #gpu.address_space<workgroup>> -> tensor<32xi32>
+    %s = gsa.tile.dot %qt, %kt transpose_rhs : tensor<16x64xbf16>, tensor<32x64xbf16> -> tensor<16x32xf32>
+    %sc = gsa.tile.scores %s members(%mt) rows[%c0, %c0, %c0] scale(0.125) group 4 : tensor<16x32xf32>, tensor<32xi32> -> tensor<16x32xf32>
+    %f = arith.constant dense<1.0> : tensor<16xf32>
+    // expected-error @+1 {{gsa-map-tensor-cores: acc is a scores tile, which only gsa.tile.online_softmax reads}}
+    %r = gsa.tile.rescale %sc by %f : tensor<16x32xf32>, tensor<16xf32>
+    gpu.terminator
+  }
+  return
+}

@@ -6,6 +6,13 @@
 // partial row sums and 8 n-tiles x 4 accumulators, all f32.
 
 // CHECK-LABEL: func.func @staged
+// The constants of the softmax: the scale 1/8 (d_k 64), scale x log2e and
+// -log2e.
+// CHECK-DAG: %[[NEGLOG2E:[^ ]+]] = arith.constant -1.44269502 : f32
+// CHECK-DAG: %[[SCALE:[^ ]+]] = arith.constant 1.250000e-01 : f32
+// CHECK-DAG: %[[SCALELOG2E:[^ ]+]] = arith.constant 0.180336878 : f32
+// CHECK-DAG: %[[ZERO:[^ ]+]] = arith.constant 0.000000e+00 : f32
+// CHECK-DAG: %[[NEGINF:[^ ]+]] = arith.constant 0xFF800000 : f32
 // CHECK: gpu.launch
 // The query block: 4 k-steps x 4 packed pairs, loaded once.
 // CHECK-COUNT-16: vector.load %{{.*}} : memref<32768xbf16>, vector<2xbf16>
@@ -17,16 +24,32 @@
 // CHECK: nvvm.inline_ptx "ldmatrix.sync.aligned.m8n8.x4.shared.b16 {$0, $1, $2, $3}, [$4];"
 // CHECK-NEXT: nvvm.inline_ptx "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
 // CHECK-NEXT: nvvm.inline_ptx "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
-// The scores: scale, the query's bit of the key's mask word, -inf.
-// CHECK: memref.load %[[MRING:arg[0-9]+]][%{{.*}}, %{{.*}}] : memref<2x32xi32, #gpu.address_space<workgroup>>
-// CHECK: arith.mulf %{{.*}}, %cst
-// CHECK: arith.andi
-// CHECK: arith.cmpi ne
-// CHECK: arith.select %{{.*}}, %{{.*}}, %cst_{{.*}} : f32
-// Row maxima over the quad, then exp2 of the scaled differences.
-// CHECK: gpu.shuffle  xor %{{.*}}, %c1_i32, %c32_i32 : f32
-// CHECK: gpu.shuffle  xor %{{.*}}, %c2_i32, %c32_i32 : f32
+// The scores (no score_mod): the accumulator as it is where the query's
+// bit of the key's mask word is set, else -inf; the scale is left to the
+// softmax.
+// CHECK: %[[WORD:[^ ]+]] = memref.load %[[MRING:arg[0-9]+]][%{{.*}}, %{{.*}}] : memref<2x32xi32, #gpu.address_space<workgroup>>
+// CHECK-NEXT: %[[BIT:[^ ]+]] = arith.andi %[[WORD]], %{{.*}} : i32
+// CHECK-NEXT: %[[MEMBER:[^ ]+]] = arith.cmpi ne, %[[BIT]], %c0_i32 : i32
+// CHECK-NEXT: %[[S0:[^ ]+]] = arith.select %[[MEMBER]], %{{[0-9]+}}#0, %[[NEGINF]] : f32
+// Row maxima as a tree over the lane's 16 scores, then over the quad; the
+// maximum scaled once per row.
+// CHECK: arith.maximumf %[[S0]], %{{.*}} : f32
+// CHECK-COUNT-6: arith.maximumf
+// CHECK-NEXT: gpu.shuffle  xor %{{.*}}, %c1_i32, %c32_i32 : f32
+// CHECK-NEXT: arith.maximumf
+// CHECK-NEXT: gpu.shuffle  xor %{{.*}}, %c2_i32, %c32_i32 : f32
+// CHECK-NEXT: %[[MX:[^ ]+]] = arith.maximumf
+// CHECK-NEXT: %[[MXS:[^ ]+]] = arith.mulf %[[MX]], %[[SCALE]] : f32
+// CHECK-NEXT: %[[MNEW:[^ ]+]] = arith.maximumf %{{.*}}, %[[MXS]] : f32
+// CHECK-NEXT: %[[EMPTY:[^ ]+]] = arith.cmpf oeq, %[[MNEW]], %[[NEGINF]] : f32
+// The rescale factor, then -m log2e (0 for a row without members so far).
 // CHECK: nvvm.inline_ptx "ex2.approx.ftz.f32 $0, $1;"
+// CHECK: %[[NML:[^ ]+]] = arith.mulf %[[MNEW]], %[[NEGLOG2E]] : f32
+// CHECK-NEXT: %[[NMLSAFE:[^ ]+]] = arith.select %[[EMPTY]], %[[ZERO]], %[[NML]] : f32
+// Each probability: one fma and one exp2, no select (2^-inf = 0).
+// CHECK: %[[ARG0:[^ ]+]] = llvm.intr.fma(%[[S0]], %[[SCALELOG2E]], %[[NMLSAFE]]) : (f32, f32, f32) -> f32
+// CHECK-NEXT: nvvm.inline_ptx "ex2.approx.ftz.f32 $0, $1;" ro(%[[ARG0]] : f32) -> f32
+// CHECK-NEXT: arith.addf
 // P V: probabilities packed as bf16 pairs (the A operand), V's B
 // fragments by transposed ldmatrix.
 // CHECK: arith.truncf %{{.*}} : f32 to bf16

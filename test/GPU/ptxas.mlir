@@ -36,6 +36,11 @@
 // RUN: %ptxas -arch=sm_90a -v %t.mma.ptx -o %t.mma.cubin 2>&1 | FileCheck %s
 // RUN: grep -c mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 %t.mma.ptx | FileCheck %s --check-prefix=MMA
 // RUN: %ptxas -arch=sm_90a -v %t.ptx -o %t.cubin 2>&1 | FileCheck %s
+// RUN: gsa-compile %s --attention-warps=8 --attention-max-registers=128 -o %t.w8.ptx
+// RUN: %ptxas -arch=sm_90a -v %t.w8.ptx -o %t.w8.cubin 2>&1 | FileCheck %s --check-prefix=W8
+// RUN: grep -c wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 %t.w8.ptx | FileCheck %s --check-prefix=WGMMA-S
+// RUN: grep -c wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 %t.w8.ptx | FileCheck %s --check-prefix=WGMMA-PV
+// RUN: FileCheck %s --check-prefix=W8PTX < %t.w8.ptx
 
 // The emitted PTX assembles for sm_90a without spills, also with the
 // attention on tensor cores: 2 n-tiles x 8 k-steps of Q K^T and 16 d-tiles
@@ -86,6 +91,20 @@
 // TILES-DAG: Compiling entry function 'attend_sparse_attention_0_half_query_tiles' for 'sm_90a'
 // TILES-DAG: Compiling entry function 'attend_sparse_attention_0_half' for 'sm_90a'
 // TILES-NOT: {{[1-9][0-9]*}} bytes spill
+
+// With 8 warps (two warpgroups, 16 queries x 8 heads = 128 rows) each
+// warpgroup runs its 64 rows' products on wgmma from the same slots, and
+// `--attention-max-registers` caps the tile kernel's registers (.maxnreg;
+// the union and value-gate kernels stay uncapped).
+// W8PTX: .entry attend_sparse_attention_0_value_gate(
+// W8PTX-NOT: .maxnreg
+// W8PTX: .entry attend_sparse_attention_0_query_tiles(
+// W8PTX-NOT: .maxnreg
+// W8PTX: .entry attend_sparse_attention_0(
+// W8PTX: .maxntid 256, 1, 1
+// W8PTX-NEXT: .maxnreg 128
+// W8: Compiling entry function 'attend_sparse_attention_0' for 'sm_90a'
+// W8: Used 128 registers
 
 // TILEMMA: 64
 // LDMATRIX: 32
