@@ -486,8 +486,10 @@ LogicalResult LaunchMapper::scores(TileScoresOp op) {
 
 /// The reduction of `values` (at least one) by `combine` as a balanced tree:
 /// a chain of n - 1 dependent instructions becomes log2(n) deep.
-Value pairwise(SmallVector<Value> values,
+Value pairwise(ArrayRef<Value> leaves,
                function_ref<Value(Value, Value)> combine) {
+  assert(!leaves.empty() && "pairwise of nothing");
+  SmallVector<Value> values(leaves.begin(), leaves.end());
   while (values.size() > 1) {
     SmallVector<Value> next;
     for (size_t i = 0; i + 1 < values.size(); i += 2)
