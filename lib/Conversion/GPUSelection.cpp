@@ -602,16 +602,24 @@ public:
         "{{\n.reg .pred p, q;\nsetp.ne.b32 p, ${0}, 0;\nsetp.eq.b32 q, "
         "${0}, 0;\nwgmma.fence.sync.aligned;\n",
         accN + flag);
+    // The k-steps' descriptors: the first one's start address field plus
+    // offset / 16 (shared addresses stay below 2^18 bytes: no carry out of
+    // the 14-bit field), one add each (as gsa-map-tensor-cores does).
+    Value firstDescriptor = matrixDescriptor(e, slotAddress, 16, 1024);
     for (int64_t ks = 0; ks < products; ++ks) {
       if (ks == steps) {
         llvm::append_range(operands, biasFrags);
         operands.push_back(
             matrixDescriptor(e, sharedAddress(e, ones, e.index(0)), 16, 1024));
       } else {
-        Value address =
-            e.add(slotAddress, e.i32((ks / 4) * blockBytes + (ks % 4) * 32));
+        int64_t offset = (ks / 4) * blockBytes + (ks % 4) * 32;
         llvm::append_range(operands, aFrags[0][ks]);
-        operands.push_back(matrixDescriptor(e, address, 16, 1024));
+        operands.push_back(
+            ks == 0 ? firstDescriptor
+                    : arith::AddIOp::create(
+                          b, loc, firstDescriptor,
+                          arith::ConstantIntOp::create(b, loc, b.getI64Type(),
+                                                       offset >> 4)));
       }
       int64_t first = accN + ks * 5;
       code += wgmmaLine(kWarpgroupKeys, kind, accN, first, ks == 0 ? "p" : "q",

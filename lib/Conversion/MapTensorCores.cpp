@@ -297,12 +297,20 @@ SmallVector<Value> LaunchMapper::warpgroupDot(OpBuilder &b, Location loc,
   std::string code = "{\n.reg .pred p;\nsetp.ne.b32 p, $" +
                      std::to_string(accN + steps * 5) +
                      ", 0;\nwgmma.fence.sync.aligned;\n";
+  // The k-steps' descriptors differ from the first only in the start
+  // address field (address / 16 in the low 14 bits): shared addresses stay
+  // below 2^18 bytes, so adding offset / 16 to the first descriptor never
+  // carries out of the field - one add per k-step instead of rebuilding it.
+  Value first = transposed ? matrixDescriptor(e, slotAddress, 16, 1024)
+                           : matrixDescriptor(e, slotAddress, blockBytes, 1024);
   for (int64_t ks = 0; ks < steps; ++ks) {
     int64_t offset = transposed ? (ks / 4) * blockBytes + (ks % 4) * 32
                                 : ks * 16 * 128;
-    Value address = e.add(slotAddress, e.i32(offset));
-    Value desc = transposed ? matrixDescriptor(e, address, 16, 1024)
-                            : matrixDescriptor(e, address, blockBytes, 1024);
+    Value desc = ks == 0 ? first
+                         : arith::AddIOp::create(
+                               b, loc, first,
+                               arith::ConstantIntOp::create(
+                                   b, loc, b.getI64Type(), offset >> 4));
     llvm::append_range(operands, aOperand(b, lhs, elem, ks));
     operands.push_back(desc);
     int64_t first = accN + ks * 5;
@@ -484,23 +492,6 @@ LogicalResult LaunchMapper::scores(TileScoresOp op) {
   return success();
 }
 
-/// The reduction of `values` (at least one) by `combine` as a balanced tree:
-/// a chain of n - 1 dependent instructions becomes log2(n) deep.
-Value pairwise(ArrayRef<Value> leaves,
-               function_ref<Value(Value, Value)> combine) {
-  assert(!leaves.empty() && "pairwise of nothing");
-  SmallVector<Value> values(leaves.begin(), leaves.end());
-  while (values.size() > 1) {
-    SmallVector<Value> next;
-    for (size_t i = 0; i + 1 < values.size(); i += 2)
-      next.push_back(combine(values[i], values[i + 1]));
-    if (values.size() % 2)
-      next.push_back(values.back());
-    values = std::move(next);
-  }
-  return values.front();
-}
-
 LogicalResult LaunchMapper::softmax(TileOnlineSoftmaxOp op) {
   OpBuilder b(op);
   Location loc = op.getLoc();
@@ -537,9 +528,12 @@ LogicalResult LaunchMapper::softmax(TileOnlineSoftmaxOp op) {
     for (int64_t nt = 0; nt < NT; ++nt)
       for (int64_t x = 0; x < 2; ++x)
         row.push_back(at(nt, x));
-    Value mx = pairwise(row, [&](Value u, Value v) -> Value {
-      return arith::MaximumFOp::create(b, loc, u, v);
-    });
+    // A chain, not a tree: the tree's extra live values cost a register
+    // (169, so 2 CTAs per SM instead of 3 at d_k 128) and the chain was no
+    // slower (perf-log, 2026-12-06 third session).
+    Value mx = row.front();
+    for (Value x : ArrayRef<Value>(row).drop_front())
+      mx = arith::MaximumFOp::create(b, loc, mx, x);
     for (int32_t off : {1, 2})
       mx = arith::MaximumFOp::create(b, loc, mx, shuffleXor(b, loc, mx, off));
     if (scale != 1.0f)

@@ -214,26 +214,75 @@ LogicalResult LoopStager::issue(OpBuilder &b, Value iv, Value slot,
     Value positionBase;
     if (positionsFromRing)
       positionBase = e.mul(positionSlot(e, iv), e.index(rows));
+    // Where every source of the group has fewer than 2^31 bytes, a copy's
+    // addresses are 32-bit offsets from its buffers: the key's row offset
+    // is one 32-bit multiply-add and the slot offset one add (index
+    // arithmetic is 64-bit, two instructions per add on the GPU, and
+    // this is the loop's issue path: 8 keys x 2 rings per thread and chunk
+    // at d_k 128).
+    int64_t elemBytes = tile.getElementTypeBitWidth() / 8;
+    bool narrow = llvm::all_of(group.gathers, [&](TileGatherRowsOp g) {
+      return g.getSource().getType().getNumElements() * elemBytes <
+             (int64_t(1) << 31);
+    });
+    auto i32 = [&](Value index) {
+      return arith::IndexCastUIOp::create(b, loc, b.getI32Type(), index);
+    };
     for (int64_t r = 0; r * threads < total; ++r) {
       auto body = [&]() {
         Value p = e.add(tid, e.index(r * threads));
         Value j = arith::DivUIOp::create(b, loc, p, e.index(pieces));
         Value piece = arith::RemUIOp::create(b, loc, p, e.index(pieces));
         Value inRange = e.cmpi(arith::CmpIPredicate::slt, j, *count);
-        Value key = e.i32ToIndex(
+        Value key32 =
             positionsFromRing
                 ? e.load(group.positionRing, {e.add(positionBase, j)})
                 : e.load(positions,
-                         {e.add(*offset, e.select(inRange, j, zero))}));
-        key = e.select(inRange, key, zero);
+                         {e.add(*offset, e.select(inRange, j, zero))});
+        key32 = e.select(inRange, key32, e.i32(0));
+        Value swizzled = swizzledPieceOffset(e, j, piece, rows, perPiece);
+        if (narrow) {
+          // (batch L + key) NKV + kvHead) D + piece: the key's part times
+          // the row stride plus the rest, in bytes.
+          Value rest = e.mul(
+              e.add(e.mul(e.add(e.mul(*batch, e.index(L * NKV)), *kvHead),
+                          e.index(D)),
+                    e.mul(piece, e.index(perPiece))),
+              e.index(elemBytes));
+          Value srcBytes = arith::AddIOp::create(
+              b, loc,
+              arith::MulIOp::create(b, loc, key32,
+                                    e.i32(int32_t(NKV * D * elemBytes))),
+              i32(rest));
+          Value dstBytes = arith::AddIOp::create(
+              b, loc,
+              arith::MulIOp::create(b, loc, i32(slot),
+                                    e.i32(int32_t(rows * D * elemBytes))),
+              i32(e.mul(swizzled, e.index(elemBytes))));
+          for (auto [gather, ring] : llvm::zip(group.gathers, group.rings)) {
+            Value ringBase = i32(
+                memref::ExtractAlignedPointerAsIndexOp::create(b, loc, ring));
+            Value sourceBase = memref::ExtractAlignedPointerAsIndexOp::create(
+                b, loc, gather.getSource());
+            Value source = arith::AddIOp::create(
+                b, loc,
+                arith::IndexCastUIOp::create(b, loc, b.getI64Type(),
+                                             sourceBase),
+                arith::ExtUIOp::create(b, loc, b.getI64Type(), srcBytes));
+            copyAsync16(b, loc,
+                        arith::AddIOp::create(b, loc, ringBase, dstBytes),
+                        source);
+          }
+          return;
+        }
+        Value key = e.i32ToIndex(key32);
         Value src = e.add(
             e.mul(e.add(e.mul(e.add(e.mul(*batch, e.index(L)), key),
                               e.index(NKV)),
                         *kvHead),
                   e.index(D)),
             e.mul(piece, e.index(perPiece)));
-        Value dst = e.add(slotElems,
-                          swizzledPieceOffset(e, j, piece, rows, perPiece));
+        Value dst = e.add(slotElems, swizzled);
         for (auto [gather, ring] : llvm::zip(group.gathers, group.rings))
           copyAsync16(b, loc, sharedAddress(e, ring, dst),
                       globalAddress(e, gather.getSource(), src));

@@ -19,6 +19,8 @@
 // per 16-column k-step, 32 bytes apart inside the 128-byte swizzle atoms;
 // the fields: layout 1 (128-byte swizzle) << 62 | stride 1024 bytes (64)
 // << 32 | leading 16 bytes (1, unused here) << 16 = 4611686293305360384.
+// The first k-step's descriptor is built once; the others add their offset
+// / 16 to its start address field (32 bytes: 2, 64: 4, 96: 6).
 // CHECK: %[[KBASE:[^ ]+]] = memref.extract_aligned_pointer_as_index %[[KRING:arg[0-9]+]] : memref<2x32x64xbf16, #gpu.address_space<workgroup>>
 // CHECK-NEXT: %[[KSLOT:[^ ]+]] = arith.muli %{{.*}}, %c4096 : index
 // CHECK-NEXT: %[[KADDR:[^ ]+]] = arith.addi %[[KBASE]], %[[KSLOT]] : index
@@ -27,23 +29,23 @@
 // CHECK-NEXT: %[[KSH:[^ ]+]] = arith.shrui %[[K64]], %c4_i64 : i64
 // CHECK-NEXT: %[[KMASK:[^ ]+]] = arith.andi %[[KSH]], %c16383_i64 : i64
 // CHECK-NEXT: %[[D0:[^ ]+]] = arith.ori %[[KMASK]], %c4611686293305360384_i64 : i64
-// CHECK-NEXT: arith.addi %[[K32]], %c32_i32 : i32
-// CHECK: arith.addi %[[K32]], %c64_i32 : i32
-// CHECK: arith.addi %[[K32]], %c96_i32 : i32
+// CHECK-NEXT: %[[D1:[^ ]+]] = arith.addi %[[D0]], %c2_i64 : i64
+// CHECK-NEXT: %[[D2:[^ ]+]] = arith.addi %[[D0]], %c4_i64 : i64
+// CHECK-NEXT: %[[D3:[^ ]+]] = arith.addi %[[D0]], %c6_i64 : i64
 // Issue, commit and wait in one block; the accumulators tied to the results.
 // CHECK: llvm.inline_asm has_side_effects asm_dialect = att "{\0A.reg .pred p;\0Asetp.ne.b32 p, $36, 0;\0Awgmma.fence.sync.aligned;\0Awgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {$0, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15}, {$16, $17, $18, $19}, $20, p, 1, 1, 0;
 // CHECK-SAME: {$31, $32, $33, $34}, $35, p, 1, 1, 0;\0Awgmma.commit_group.sync.aligned;\0Awgmma.wait_group.sync.aligned 0;\0A}"
 // CHECK-SAME: "=f,=f,=f,=f,=f,=f,=f,=f,=f,=f,=f,=f,=f,=f,=f,=f,r,r,r,r,l,r,r,r,r,l,r,r,r,r,l,r,r,r,r,l,r,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15"
-// CHECK-SAME: %[[D0]]
+// CHECK-SAME: %[[D0]], {{.*}}, %[[D1]], {{.*}}, %[[D2]], {{.*}}, %[[D3]]
 // CHECK-SAME: -> !llvm.struct<(f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32)>
 // P V: V's slot MN-major (B transposed, last immediate 1): k-step 1 starts
-// 16 rows (2048 bytes) in; leading offset 4096 bytes (the next 64 columns,
-// 256 << 16), stride 1024 bytes: 4611686293322072064.
+// 16 rows (2048 bytes, 128 in the start field) in; leading offset 4096
+// bytes (the next 64 columns, 256 << 16), stride 1024 bytes:
+// 4611686293322072064.
 // CHECK: %[[VBASE:[^ ]+]] = memref.extract_aligned_pointer_as_index %{{arg[0-9]+}} : memref<2x32x64xbf16, #gpu.address_space<workgroup>>
 // CHECK: %[[V32:[^ ]+]] = arith.index_castui %{{.*}} : index to i32
-// CHECK: arith.ori %{{.*}}, %c4611686293322072064_i64 : i64
-// CHECK: arith.addi %[[V32]], %c2048_i32 : i32
-// CHECK: arith.ori %{{.*}}, %c4611686293322072064_i64 : i64
+// CHECK: %[[V0:[^ ]+]] = arith.ori %{{.*}}, %c4611686293322072064_i64 : i64
+// CHECK: arith.addi %[[V0]], %c128_i64 : i64
 // CHECK: llvm.inline_asm has_side_effects asm_dialect = att "{{.*}}wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {{.*}}, p, 1, 1, 1;\0Awgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {{.*}}, p, 1, 1, 1;\0Awgmma.commit_group.sync.aligned;\0Awgmma.wait_group.sync.aligned 0;\0A}"
 // CHECK-NOT: mma.sync
 // CHECK: gsa.kernel = "attend_sparse_attention_0"

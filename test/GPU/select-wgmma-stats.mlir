@@ -43,6 +43,12 @@
 // CHECK-NEXT: gpu.barrier
 // CHECK: nvvm.inline_ptx "cp.async.cg.shared.global
 // CHECK: nvvm.cp.async.commit.group
+// The first k-step's descriptor is built once, the next three add 32, 64
+// and 96 bytes / 16 to its start address field.
+// CHECK: %[[SD0:[^ ]+]] = arith.ori %{{.*}}, %c4611686293305360384_i64{{[_0-9]*}} : i64
+// CHECK: arith.addi %[[SD0]], %c2_i64{{[_0-9]*}} : i64
+// CHECK: arith.addi %[[SD0]], %c4_i64{{[_0-9]*}} : i64
+// CHECK: arith.addi %[[SD0]], %c6_i64{{[_0-9]*}} : i64
 // Four k-steps of m64n64k16 (d_I 64), B by 128-byte-swizzle descriptors,
 // and a fifth for the bias (select-wgmma-affine.mlir); the first step does
 // not read the accumulators.

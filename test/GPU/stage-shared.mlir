@@ -20,6 +20,7 @@
 // Piece p of row j lands in 128-byte column block p / 8 (32 rows x 64
 // elements = 2048 apart), row j (64 elements), slot (p % 8) ^ (j % 8).
 // CHECK: %[[POS:[^ ,)]+]] = memref.load %arg3[
+// CHECK-NEXT: %[[KEY:[^ ]+]] = arith.select %{{.*}}, %[[POS]], %c0_i32 : i32
 // CHECK: %[[BLOCK:[^ ]+]] = arith.shrui %[[P:[^ ,]+]], %c3
 // CHECK-NEXT: %[[INBLOCK:[^ ]+]] = arith.andi %[[P]], %c7
 // CHECK-NEXT: %[[ROWMOD:[^ ]+]] = arith.andi %[[J:[^ ,]+]], %c7
@@ -28,12 +29,25 @@
 // CHECK-NEXT: %[[ROWE:[^ ]+]] = arith.muli %[[J]], %c64
 // CHECK-NEXT: %[[INROW:[^ ]+]] = arith.addi %[[ROWE]], %[[SLOTE]]
 // CHECK-NEXT: %[[BLOCKE:[^ ]+]] = arith.muli %[[BLOCK]], %c2048
-// CHECK-NEXT: arith.addi %[[BLOCKE]], %[[INROW]]
-// CHECK: memref.extract_aligned_pointer_as_index %arg1
-// CHECK: memref.extract_aligned_pointer_as_index %[[KRING]]
-// CHECK: nvvm.inline_ptx "cp.async.cg.shared.global [$0], [$1], 16;"
-// CHECK: memref.extract_aligned_pointer_as_index %arg2
+// CHECK-NEXT: %[[SWZ:[^ ]+]] = arith.addi %[[BLOCKE]], %[[INROW]]
+// The sources hold fewer than 2^31 bytes, so the copy's offsets are 32-bit
+// bytes: the key (its i32 position, 0 past the count) times the row stride
+// (2 KV heads x 64 x 2 bytes = 256) plus the rest; the slot's offset plus
+// the swizzled piece's; each 64-bit source address one add.
+// CHECK: %[[KEYBYTES:[^ ]+]] = arith.muli %[[KEY]], %c256_i32 : i32
+// CHECK-NEXT: %[[SRC:[^ ]+]] = arith.addi %[[KEYBYTES]], %{{.*}} : i32
+// CHECK-NEXT: %[[SWZB:[^ ]+]] = arith.muli %[[SWZ]], %c2 : index
+// CHECK-NEXT: %[[DST:[^ ]+]] = arith.index_castui %[[SWZB]] : index to i32
+// CHECK-NEXT: %[[KBASE:[^ ]+]] = memref.extract_aligned_pointer_as_index %[[KRING]]
+// CHECK-NEXT: %[[KBASE32:[^ ]+]] = arith.index_castui %[[KBASE]] : index to i32
+// CHECK-NEXT: %[[KSRC:[^ ]+]] = memref.extract_aligned_pointer_as_index %arg1
+// CHECK-NEXT: %[[SRC64:[^ ]+]] = arith.extui %[[SRC]] : i32 to i64
+// CHECK-NEXT: %[[KSRC64:[^ ]+]] = arith.index_castui %[[KSRC]] : index to i64
+// CHECK-NEXT: %[[KADDR:[^ ]+]] = arith.addi %[[KSRC64]], %[[SRC64]] : i64
+// CHECK-NEXT: %[[KDST:[^ ]+]] = arith.addi %[[KBASE32]], %[[DST]] : i32
+// CHECK-NEXT: nvvm.inline_ptx "cp.async.cg.shared.global [$0], [$1], 16;" ro(%[[KDST]], %[[KADDR]] : i32, i64)
 // CHECK: memref.extract_aligned_pointer_as_index %[[VRING]]
+// CHECK: memref.extract_aligned_pointer_as_index %arg2
 // CHECK: nvvm.inline_ptx "cp.async.cg.shared.global [$0], [$1], 16;"
 // CHECK-COUNT-2: nvvm.inline_ptx "cp.async.cg.shared.global
 // The masks: plain loads and stores by the first 32 threads.
