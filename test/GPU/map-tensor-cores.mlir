@@ -31,7 +31,7 @@
 // CHECK-NEXT: %[[BIT:[^ ]+]] = arith.andi %[[WORD]], %{{.*}} : i32
 // CHECK-NEXT: %[[MEMBER:[^ ]+]] = arith.cmpi ne, %[[BIT]], %c0_i32 : i32
 // CHECK-NEXT: %[[S0:[^ ]+]] = arith.select %[[MEMBER]], %{{[0-9]+}}#0, %[[NEGINF]] : f32
-// Row maxima as a tree over the lane's 16 scores, then over the quad; the
+// Row maxima over the lane's 8 scores of a row (a chain of 7), then over the quad; the
 // maximum scaled once per row.
 // CHECK: arith.maximumf %[[S0]], %{{.*}} : f32
 // CHECK-COUNT-6: arith.maximumf
