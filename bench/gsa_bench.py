@@ -150,6 +150,7 @@ def union_stats(idx, cnt, T=16, samples=256):
     evenly spaced sample tiles, and the mean number of selections per union
     entry (how many queries share a staged row)."""
     L = idx.shape[1]
+    T = min(T, L)  # a tile taller than the sequence is the whole sequence
     tiles = torch.linspace(0, L // T - 1, min(samples, L // T)).long().tolist()
     sizes, selected = [], 0
     for i in tiles:

@@ -301,14 +301,15 @@ SmallVector<Value> LaunchMapper::warpgroupDot(OpBuilder &b, Location loc,
   // address field (address / 16 in the low 14 bits): shared addresses stay
   // below 2^18 bytes, so adding offset / 16 to the first descriptor never
   // carries out of the field - one add per k-step instead of rebuilding it.
-  Value first = transposed ? matrixDescriptor(e, slotAddress, 16, 1024)
-                           : matrixDescriptor(e, slotAddress, blockBytes, 1024);
+  Value firstDesc =
+      transposed ? matrixDescriptor(e, slotAddress, 16, 1024)
+                 : matrixDescriptor(e, slotAddress, blockBytes, 1024);
   for (int64_t ks = 0; ks < steps; ++ks) {
     int64_t offset = transposed ? (ks / 4) * blockBytes + (ks % 4) * 32
                                 : ks * 16 * 128;
-    Value desc = ks == 0 ? first
+    Value desc = ks == 0 ? firstDesc
                          : arith::AddIOp::create(
-                               b, loc, first,
+                               b, loc, firstDesc,
                                arith::ConstantIntOp::create(
                                    b, loc, b.getI64Type(), offset >> 4));
     llvm::append_range(operands, aOperand(b, lhs, elem, ks));
@@ -663,6 +664,13 @@ LogicalResult LaunchMapper::mapLoop(scf::ForOp loop) {
           "gsa-map-tensor-cores: carried tile #{} is not a register tile "
           "or row value",
           i));
+    // A scores tile holds its values over its scale, which the flattened
+    // loop would not carry.
+    if (it->second.scale != 1.0f)
+      return loop.emitOpError(fmt::format(
+          "gsa-map-tensor-cores: carried tile #{} is a scores tile, which "
+          "only gsa.tile.online_softmax reads",
+          i));
     SmallVector<Value> values =
         it->second.kind == Fragment::Rows
             ? (partial[i] ? partialRows(b, loc, it->second)
@@ -719,6 +727,11 @@ LogicalResult LaunchMapper::mapLoop(scf::ForOp loop) {
       return yield.emitOpError(fmt::format(
           "gsa-map-tensor-cores: yielded tile #{} is not held like the "
           "carried one",
+          i));
+    if (it->second.scale != 1.0f)
+      return yield.emitOpError(fmt::format(
+          "gsa-map-tensor-cores: yielded tile #{} is a scores tile, which "
+          "only gsa.tile.online_softmax reads",
           i));
     SmallVector<Value> values =
         it->second.kind == Fragment::Rows

@@ -369,6 +369,12 @@ struct GSATilePass : gsa::impl::GSATileBase<GSATilePass> {
         (scoreModKeyChunk != 0 &&
          badChunk("score-mod-key-chunk", scoreModKeyChunk)))
       return signalPassFailure();
+    if (maxRegisters < 0 || maxRegisters > 255) {
+      module.emitError(fmt::format(
+          "gsa-tile: max-registers must be 0 (none) to 255, but is {}",
+          int64_t(maxRegisters)));
+      return signalPassFailure();
+    }
     if (warps < 1 || warps > 8) {
       module.emitError(fmt::format(
           "gsa-tile: warps must be 1 to 8, but is {}", int64_t(warps)));

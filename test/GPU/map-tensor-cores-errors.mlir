@@ -139,3 +139,32 @@ func.func @scores_to_rescale(%q: memref<1x64x8x64xbf16>) {
   }
   return
 }
+
+// -----
+
+// Nor may a loop carry them (its flattened values would lose the scale).
+func.func @scores_through_loop(%q: memref<1x64x8x64xbf16>) {
+  %c1 = arith.constant 1 : index
+  %c32 = arith.constant 32 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1)
+             workgroup(%kring : memref<2x32x64xbf16, #gpu.address_space<workgroup>>,
+                       %mring : memref<2x32xi32, #gpu.address_space<workgroup>>) {
+    %c0 = arith.constant 0 : index
+    %c2 = arith.constant 2 : index
+    %qt = gsa.tile.load_queries %q[%c0, %c0, %c0] group 4 : memref<1x64x8x64xbf16> -> tensor<16x64xbf16>
+    %kt = gsa.tile.shared_tile %kring[%c0] swizzled : memref<2x32x64xbf16, #gpu.address_space<workgroup>> -> tensor<32x64xbf16>
+    %mt = gsa.tile.shared_tile %mring[%c0] : memref<2x32xi32, #gpu.address_space<workgroup>> -> tensor<32xi32>
+    %s = gsa.tile.dot %qt, %kt transpose_rhs : tensor<16x64xbf16>, tensor<32x64xbf16> -> tensor<16x32xf32>
+    %sc = gsa.tile.scores %s members(%mt) rows[%c0, %c0, %c0] scale(0.125) group 4 : tensor<16x32xf32>, tensor<32xi32> -> tensor<16x32xf32>
+    %m0 = arith.constant dense<0xFF800000> : tensor<16xf32>
+    %l0 = arith.constant dense<0.0> : tensor<16xf32>
+    // expected-error @+1 {{gsa-map-tensor-cores: carried tile #0 is a scores tile, which only gsa.tile.online_softmax reads}}
+    %r:3 = scf.for %i = %c0 to %c2 step %c1 iter_args(%t = %sc, %m = %m0, %l = %l0) -> (tensor<16x32xf32>, tensor<16xf32>, tensor<16xf32>) {
+      %p, %m2, %l2, %a = gsa.tile.online_softmax %t, %m, %l : tensor<16x32xf32>, tensor<16xf32> -> tensor<16x32xbf16>
+      scf.yield %t, %m2, %l2 : tensor<16x32xf32>, tensor<16xf32>, tensor<16xf32>
+    }
+    gpu.terminator
+  }
+  return
+}

@@ -95,7 +95,9 @@
 // With 8 warps (two warpgroups, 16 queries x 8 heads = 128 rows) each
 // warpgroup runs its 64 rows' products on wgmma from the same slots, and
 // `--attention-max-registers` caps the tile kernel's registers (.maxnreg;
-// the union and value-gate kernels stay uncapped).
+// the union and value-gate kernels stay uncapped). This cap is for the
+// test, not a recommendation: at 128 registers the 8-warp kernel spills and
+// ptxas serialises its wgmma (uncapped it needs ~190-198; perf-log).
 // W8PTX: .entry attend_sparse_attention_0_value_gate(
 // W8PTX-NOT: .maxnreg
 // W8PTX: .entry attend_sparse_attention_0_query_tiles(

@@ -60,6 +60,9 @@
 // CHECK: %[[NEXT:[^ ,)]+]] = arith.addi %[[C]], %c1
 // CHECK: arith.cmpi slt, %[[NEXT]], %[[N]]
 // CHECK: scf.if
+// In the loop the slot's byte offset (32 rows x 64 x 2 bytes each) joins
+// the 32-bit destination.
+// CHECK: arith.muli %{{.*}}, %c4096_i32 : i32
 // CHECK-COUNT-4: nvvm.inline_ptx "cp.async.cg.shared.global
 // CHECK: nvvm.cp.async.commit.group
 // CHECK-NEXT: nvvm.cp.async.wait.group 1

@@ -6,6 +6,8 @@
 // RUN: not gsa-opt %s --gsa-tile="key-chunk=0" -split-input-file 2>&1 | FileCheck %s --check-prefix=ZEROCHUNK
 // RUN: not gsa-opt %s --gsa-tile="score-mod-key-chunk=24" -split-input-file 2>&1 | FileCheck %s --check-prefix=BADSMCHUNK
 // RUN: not gsa-opt %s --gsa-tile="warps=9" -split-input-file 2>&1 | FileCheck %s --check-prefix=BADWARPS
+// RUN: not gsa-opt %s --gsa-tile="max-registers=300" -split-input-file 2>&1 | FileCheck %s --check-prefix=BADMAXREG
+// RUN: gsa-opt %s --gsa-tile="max-registers=96 split-share=0" -split-input-file | FileCheck %s --check-prefix=MAXREG
 // RUN: not gsa-opt %s --gsa-tile="warps=8" -split-input-file 2>&1 | FileCheck %s --check-prefix=WIDE
 // RUN: gsa-opt %s --gsa-tile="warps=1" -split-input-file | FileCheck %s --check-prefix=ONEWARP
 
@@ -122,6 +124,12 @@
 // ZEROCHUNK: error: gsa-tile: key-chunk must be 16, 32, 48 or 64 (whole mma k-steps of the P V product), but is 0
 // BADSMCHUNK: error: gsa-tile: score-mod-key-chunk must be 16, 32, 48 or 64 (whole mma k-steps of the P V product), but is 24
 // BADWARPS: error: gsa-tile: warps must be 1 to 8, but is 9
+// BADMAXREG: error: gsa-tile: max-registers must be 0 (none) to 255, but is 300
+// The cap rides on the tile attention launch only (gsa-outline-kernels puts
+// it on the kernel as nvvm.maxnreg), not on the union or value-gate ones.
+// MAXREG: {gsa.kernel = "attend_sparse_attention_0_value_gate"}
+// MAXREG: {gsa.kernel = "attend_sparse_attention_0_query_tiles"}
+// MAXREG: {gsa.kernel = "attend_sparse_attention_0", gsa.max_registers = 96 : i32}
 func.func @attend(%q: tensor<1x33x8x64xbf16>, %k: tensor<1x33x2x64xbf16>,
                   %v: tensor<1x33x2x64xbf16>, %idx: tensor<1x33x16xi32>,
                   %cnt: tensor<1x33xi32>, %gv: tensor<1x33x2x64xbf16>,
