@@ -373,6 +373,20 @@ inline Value matrixDescriptor(Emitter &e, Value address, int64_t leading,
       arith::ConstantIntOp::create(b, loc, i64, int64_t(fields)));
 }
 
+/// The descriptor of the matrix `bytes` past `first`'s (a multiple of 16):
+/// only the start address field (address / 16 in bits 0-13) differs, and
+/// shared addresses stay below 2^18 bytes, so adding bytes / 16 never
+/// carries out of it - one add instead of rebuilding the descriptor.
+inline Value offsetDescriptor(Emitter &e, Value first, int64_t bytes) {
+  if (bytes == 0)
+    return first;
+  OpBuilder &b = e.builder();
+  return arith::AddIOp::create(
+      b, e.location(), first,
+      arith::ConstantIntOp::create(b, e.location(), b.getI64Type(),
+                                   bytes >> 4));
+}
+
 /// "{$first, ..., $(first+n-1)}": a register list of an inline PTX block.
 inline std::string asmRegisterList(int64_t first, int64_t n) {
   std::string out = "{";

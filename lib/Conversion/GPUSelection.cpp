@@ -60,7 +60,6 @@ constexpr int32_t kWarpgroupStatsRegisters = 80;
 /// selection in shared memory (32 KiB).
 constexpr int64_t kMaxSampledBudget = 8192;
 
-
 /// Positions of a score source's buffers among a kernel's parameters.
 struct SourceArgs {
   int qi = -1, ki = -1, wi = -1, bi = -1, scores = -1;
@@ -602,9 +601,8 @@ public:
         "{{\n.reg .pred p, q;\nsetp.ne.b32 p, ${0}, 0;\nsetp.eq.b32 q, "
         "${0}, 0;\nwgmma.fence.sync.aligned;\n",
         accN + flag);
-    // The k-steps' descriptors: the first one's start address field plus
-    // offset / 16 (shared addresses stay below 2^18 bytes: no carry out of
-    // the 14-bit field), one add each (as gsa-map-tensor-cores does).
+    // The k-steps' descriptors: the first one's plus each offset
+    // (offsetDescriptor).
     Value firstDescriptor = matrixDescriptor(e, slotAddress, 16, 1024);
     for (int64_t ks = 0; ks < products; ++ks) {
       if (ks == steps) {
@@ -614,12 +612,7 @@ public:
       } else {
         int64_t offset = (ks / 4) * blockBytes + (ks % 4) * 32;
         llvm::append_range(operands, aFrags[0][ks]);
-        operands.push_back(
-            ks == 0 ? firstDescriptor
-                    : arith::AddIOp::create(
-                          b, loc, firstDescriptor,
-                          arith::ConstantIntOp::create(b, loc, b.getI64Type(),
-                                                       offset >> 4)));
+        operands.push_back(offsetDescriptor(e, firstDescriptor, offset));
       }
       int64_t first = accN + ks * 5;
       code += wgmmaLine(kWarpgroupKeys, kind, accN, first, ks == 0 ? "p" : "q",

@@ -156,16 +156,22 @@ LaunchMapper::rowsOf(OpBuilder &b, Location loc, Value batch, Value firstQuery,
   return rows;
 }
 
+/// The error for a scores tile (Fragment::scale != 1) where something other
+/// than gsa.tile.online_softmax would read it.
+LogicalResult refuseScoresTile(Operation *op, StringRef what) {
+  return op->emitOpError(fmt::format(
+      "gsa-map-tensor-cores: {} is a scores tile, which only "
+      "gsa.tile.online_softmax reads",
+      what.str()));
+}
+
 FailureOr<Fragment *> LaunchMapper::fragmentOf(Operation *user, Value v,
                                                Fragment::Kind kind,
                                                StringRef what) {
   auto it = fragments.find(v);
   if (it != fragments.end() && it->second.kind == Fragment::Tile &&
       it->second.scale != 1.0f && !isa<TileOnlineSoftmaxOp>(user))
-    return user->emitOpError(fmt::format(
-        "gsa-map-tensor-cores: {} is a scores tile, which only "
-        "gsa.tile.online_softmax reads",
-        what.str()));
+    return refuseScoresTile(user, what);
   if (it == fragments.end() || it->second.kind != kind) {
     static const char *names[] = {"the query block", "a register tile",
                                   "a row value", "a shared-memory tile",
@@ -297,21 +303,15 @@ SmallVector<Value> LaunchMapper::warpgroupDot(OpBuilder &b, Location loc,
   std::string code = "{\n.reg .pred p;\nsetp.ne.b32 p, $" +
                      std::to_string(accN + steps * 5) +
                      ", 0;\nwgmma.fence.sync.aligned;\n";
-  // The k-steps' descriptors differ from the first only in the start
-  // address field (address / 16 in the low 14 bits): shared addresses stay
-  // below 2^18 bytes, so adding offset / 16 to the first descriptor never
-  // carries out of the field - one add per k-step instead of rebuilding it.
+  // The k-steps' descriptors: the first one's plus each offset
+  // (offsetDescriptor).
   Value firstDesc =
       transposed ? matrixDescriptor(e, slotAddress, 16, 1024)
                  : matrixDescriptor(e, slotAddress, blockBytes, 1024);
   for (int64_t ks = 0; ks < steps; ++ks) {
     int64_t offset = transposed ? (ks / 4) * blockBytes + (ks % 4) * 32
                                 : ks * 16 * 128;
-    Value desc = ks == 0 ? firstDesc
-                         : arith::AddIOp::create(
-                               b, loc, firstDesc,
-                               arith::ConstantIntOp::create(
-                                   b, loc, b.getI64Type(), offset >> 4));
+    Value desc = offsetDescriptor(e, firstDesc, offset);
     llvm::append_range(operands, aOperand(b, lhs, elem, ks));
     operands.push_back(desc);
     int64_t first = accN + ks * 5;
@@ -525,16 +525,14 @@ LogicalResult LaunchMapper::softmax(TileOnlineSoftmaxOp op) {
     auto at = [&](int64_t nt, int64_t x) -> Value & {
       return (*scores)->values[nt * 4 + 2 * r + x];
     };
-    SmallVector<Value> row;
-    for (int64_t nt = 0; nt < NT; ++nt)
-      for (int64_t x = 0; x < 2; ++x)
-        row.push_back(at(nt, x));
     // A chain, not a tree: the tree's extra live values cost a register
     // (169, so 2 CTAs per SM instead of 3 at d_k 128) and the chain was no
     // slower (perf-log, 2026-12-06 third session).
-    Value mx = row.front();
-    for (Value x : ArrayRef<Value>(row).drop_front())
-      mx = arith::MaximumFOp::create(b, loc, mx, x);
+    Value mx = at(0, 0);
+    for (int64_t nt = 0; nt < NT; ++nt)
+      for (int64_t x = 0; x < 2; ++x)
+        if (nt || x)
+          mx = arith::MaximumFOp::create(b, loc, mx, at(nt, x));
     for (int32_t off : {1, 2})
       mx = arith::MaximumFOp::create(b, loc, mx, shuffleXor(b, loc, mx, off));
     if (scale != 1.0f)
@@ -667,10 +665,7 @@ LogicalResult LaunchMapper::mapLoop(scf::ForOp loop) {
     // A scores tile holds its values over its scale, which the flattened
     // loop would not carry.
     if (it->second.scale != 1.0f)
-      return loop.emitOpError(fmt::format(
-          "gsa-map-tensor-cores: carried tile #{} is a scores tile, which "
-          "only gsa.tile.online_softmax reads",
-          i));
+      return refuseScoresTile(loop, fmt::format("carried tile #{}", i));
     SmallVector<Value> values =
         it->second.kind == Fragment::Rows
             ? (partial[i] ? partialRows(b, loc, it->second)
@@ -729,10 +724,7 @@ LogicalResult LaunchMapper::mapLoop(scf::ForOp loop) {
           "carried one",
           i));
     if (it->second.scale != 1.0f)
-      return yield.emitOpError(fmt::format(
-          "gsa-map-tensor-cores: yielded tile #{} is a scores tile, which "
-          "only gsa.tile.online_softmax reads",
-          i));
+      return refuseScoresTile(yield, fmt::format("yielded tile #{}", i));
     SmallVector<Value> values =
         it->second.kind == Fragment::Rows
             ? (partial[i] ? partialRows(b, loc, it->second)

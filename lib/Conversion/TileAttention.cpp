@@ -290,13 +290,14 @@ void tileAttention(SparseAttentionOp op, ModuleOp module, int64_t warps,
   Value lse = e.alloc(op.getLse().getType(), {});
   // The tile kernels' register cap, where asked for (gsa-outline-kernels
   // puts it on the kernel as .maxnreg).
-  auto capRegisters = [&](gpu::LaunchOp tiles) {
+  auto capRegisters = [&](gpu::LaunchOp launchOp) {
     if (maxRegisters > 0)
-      tiles->setAttr(kMaxRegistersAttr,
+      launchOp->setAttr(kMaxRegistersAttr,
                      rewriter.getI32IntegerAttr(int32_t(maxRegisters)));
   };
-  capRegisters(launch(rewriter, loc, name, s.numTiles, s.NKV, s.B, warps * kWarpSize,
-         [&](OpBuilder &b, const SharedAllocator &) {
+  gpu::LaunchOp tiles = launch(
+      rewriter, loc, name, s.numTiles, s.NKV, s.B, warps * kWarpSize,
+      [&](OpBuilder &b, const SharedAllocator &) {
            auto body = [&]() {
              buildTileAttentionBody(b, op, s, keyChunk, q, k, v, unionKeys,
                                     unionMasks, unionSizes, gate, out, lse);
@@ -310,7 +311,8 @@ void tileAttention(SparseAttentionOp op, ModuleOp module, int64_t warps,
                splitDecision(b, loc, s, splitFlags.flags, batch, tile),
                arith::ConstantIntOp::create(b, loc, 1, 1));
            guarded(b, loc, whole, body);
-         }));
+      });
+  capRegisters(tiles);
   if (split) {
     // The split tiles: their halves' unions (into the tile's region), then
     // the half-tile attention.
@@ -333,9 +335,9 @@ void tileAttention(SparseAttentionOp op, ModuleOp module, int64_t warps,
                    TileSplit(), unionStream);
              });
            });
-    capRegisters(launch(rewriter, loc, name + "_half", half.numTiles, half.NKV, half.B,
-           (warps / 2) * kWarpSize,
-           [&](OpBuilder &b, const SharedAllocator &) {
+    gpu::LaunchOp halfTiles = launch(
+        rewriter, loc, name + "_half", half.numTiles, half.NKV, half.B,
+        (warps / 2) * kWarpSize, [&](OpBuilder &b, const SharedAllocator &) {
              Value halfTile = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
              Value batch = gpu::BlockIdOp::create(b, loc, gpu::Dimension::z);
              guarded(b, loc, decideParent(b, halfTile, batch), [&]() {
@@ -343,7 +345,8 @@ void tileAttention(SparseAttentionOp op, ModuleOp module, int64_t warps,
                                       unionKeys, unionMasks, halfSizes, gate,
                                       out, lse);
              });
-           }));
+        });
+    capRegisters(halfTiles);
   }
   Value oTensor = e.toTensor(out, op.getO().getType());
   Value lseTensor = e.toTensor(lse, op.getLse().getType());
