@@ -294,6 +294,27 @@ inline Value orderKey(Emitter &e, Value f) {
   return arith::XOrIOp::create(b, loc, bits, mask);
 }
 
+/// The f32 a cut key stands for, for a float comparison `score >= it` that
+/// takes the keys >= `key` (orderKey's inverse; a key below -inf's gives
+/// -inf, so every non-NaN score passes). Exact for every non-NaN score
+/// except at the key of +0.0, where the float test would also take -0.0:
+/// the sample kernel never stores that key as a cut.
+inline Value cutFloat(Emitter &e, Value key) {
+  OpBuilder &b = e.builder();
+  Location loc = e.location();
+  Value nonNegative = e.cmpi(arith::CmpIPredicate::uge, key,
+                             e.i32(std::numeric_limits<int32_t>::min()));
+  Value bits = e.select(
+      nonNegative,
+      arith::XOrIOp::create(b, loc, key,
+                            e.i32(std::numeric_limits<int32_t>::min())),
+      arith::XOrIOp::create(b, loc, key, e.i32(-1)));
+  Value f = arith::BitcastOp::create(b, loc, b.getF32Type(), bits);
+  // Keys below -inf's (~0xff800000) are NaNs' with the sign set.
+  Value belowInf = e.cmpi(arith::CmpIPredicate::ult, key, e.i32(0x007fffff));
+  return e.select(belowInf, e.f32(-kInf), f);
+}
+
 /// The budget k_t (index) of one row from its statistics, per SPEC 2.
 inline Value rowBudget(Emitter &e, AdaptiveTopKOp op, Value mean, Value var,
                 Value vBar, Value t) {

@@ -875,25 +875,18 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   }
   gpu::BarrierOp::create(b, loc);
   source.prepare();
-  // Per visit slot: the row's cut key (candidates are the keys >= it), and
-  // the mask that makes a score's bits comparable with it: a key at or
-  // above a cut of a non-negative score (cut >= 2^31) is a non-negative
-  // score's, bits ^ 2^31; at or above a negative score's cut every
-  // non-negative score is (~bits >= 2^31 > cut) and a negative one's key is
-  // ~bits. So (bits ^ mask) >= cut decides as key >= cut does, one
-  // instruction shorter; the key itself is formed where a candidate is
-  // taken.
-  SmallVector<Value> cuts, cutMasks;
+  // Per visit slot: the row's cut (candidates are the keys >= its key) as
+  // the f32 it stands for: score >= cut decides as key >= cut key does for
+  // every non-NaN score (cutFloat; the sample stores no +0.0 cut), one
+  // float compare per visit; the key itself is formed where a candidate is
+  // taken. A NaN score is never a candidate.
+  SmallVector<Value> cuts;
   if (collect)
     for (int64_t m = 0; m < source.slots(); ++m) {
       Value t = e.minui(e.add(ids.t0, source.slotRow(m)), e.index(L - 1));
-      cuts.push_back(e.load(entry.getArgument(collect->cuts),
-                            {e.add(e.mul(ids.batch, e.index(L)), t)}));
-      Value nonNegative = e.cmpi(arith::CmpIPredicate::uge, cuts.back(),
-                                 e.i32(std::numeric_limits<int32_t>::min()));
-      cutMasks.push_back(e.select(nonNegative,
-                                  e.i32(std::numeric_limits<int32_t>::min()),
-                                  e.i32(-1)));
+      cuts.push_back(cutFloat(
+          e, e.load(entry.getArgument(collect->cuts),
+                    {e.add(e.mul(ids.batch, e.index(L)), t)})));
     }
 
   // Per thread and visit slot: f64 sum and sum of squares (exact enough
@@ -946,10 +939,7 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
         hi = masked ? e.select(visible, newHi, hi) : newHi;
         continue;
       }
-      Value bits = arith::BitcastOp::create(b, loc, b.getI32Type(), v.score);
-      Value take = e.cmpi(arith::CmpIPredicate::uge,
-                          arith::XOrIOp::create(b, loc, bits, cutMasks[m]),
-                          cuts[m]);
+      Value take = e.cmpf(arith::CmpFPredicate::OGE, v.score, cuts[m]);
       if (masked)
         take = e.andi(visible, take);
       e.ifThen(take, [&]() {
@@ -1439,6 +1429,12 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     Value few = e.cmpi(arith::CmpIPredicate::ule, e.add(t, e.index(1)),
                        e.index(capacity));
     Value none = e.cmpi(arith::CmpIPredicate::eq, found, falseV);
+    // The key of +0.0 is never a cut: the stats sweep's float test
+    // (cutFloat) would take -0.0 too, a key below it; one key lower (-0.0's)
+    // takes the same scores and is exact.
+    cut = e.select(e.cmpi(arith::CmpIPredicate::eq, cut,
+                          e.i32(std::numeric_limits<int32_t>::min())),
+                   e.i32(std::numeric_limits<int32_t>::max()), cut);
     e.store(e.select(e.ori(few, none), e.i32(0), cut), cutOut,
             {e.add(e.mul(ids.batch, e.index(L)), t)});
   });

@@ -6,6 +6,12 @@
 // (exact), a fifth k-step adds bias / 2 against a block of ones, and the
 // tanh takes the accumulators as they are: per (query, key, head) no fma
 // in front of the sigmoid.
+// The sample's cut per row: the key of +0.0 (2^31) is stored as -0.0's
+// (2^31 - 1), the one cut at which the stats sweep's float test (below)
+// would take a key under the cut.
+// CHECK-LABEL: gpu.func @select_1_select_sample
+// CHECK: %[[PLUSZERO:.*]] = arith.cmpi eq, %[[SAMPLECUT:.*]], %c-2147483648_i32{{[_0-9]*}} : i32
+// CHECK-NEXT: %{{.*}} = arith.select %[[PLUSZERO]], %c2147483647_i32{{[_0-9]*}}, %[[SAMPLECUT]] : i32
 // CHECK-LABEL: gpu.func @select_1_select_stats
 // The ones block: 64 keys x 64 columns, 1024-byte aligned like the ring.
 // CHECK-SAME: %[[ONES:[a-z0-9]+]] : memref<4096xbf16, #gpu.address_space<workgroup>> {llvm.align = 1024 : i64}
@@ -17,6 +23,14 @@
 // CHECK: memref.store %[[V]], %[[ONES]][%[[I]]]
 // The A fragments times 1/16 in f32, rounded back to bf16.
 // CHECK: arith.constant 6.250000e-02 : f32
+// The row's cut key as the f32 it stands for, once per row: the sign bit
+// flipped (a non-negative score's key) or every bit (a negative one's),
+// and -inf for the keys below -inf's (0x007fffff).
+// CHECK: %[[CUTKEY:.*]] = memref.load %{{.*}} : memref<100xi32>
+// CHECK: %[[CUTBITS:.*]] = arith.bitcast %{{.*}} : i32 to f32
+// CHECK: %[[BELOWINF:.*]] = arith.cmpi ult, %[[CUTKEY]], %c8388607_i32 : i32
+// CHECK-NEXT: %[[NEGINF:.*]] = arith.constant 0xFF800000 : f32
+// CHECK-NEXT: %[[CUT:.*]] = arith.select %[[BELOWINF]], %[[NEGINF]], %[[CUTBITS]] : f32
 // In the bulk loop: five k-steps, the fifth's B descriptor from the ones
 // block, its A the bias registers.
 // CHECK: scf.for
@@ -29,12 +43,10 @@
 // the lane's key pair stays, the other one goes.
 // CHECK-COUNT-8: gpu.shuffle xor
 // CHECK-NOT: gpu.shuffle xor
-// The candidate test compares the score's bits, xor the row's mask, with
-// the cut; the order key is formed on the taken branch only.
-// CHECK: %[[BITS:.*]] = arith.bitcast %[[SCORE:.*]] : f32 to i32
-// CHECK-NEXT: %[[MASKED:.*]] = arith.xori %[[BITS]], %{{.*}} : i32
-// CHECK-NEXT: %[[TAKE:.*]] = arith.cmpi uge, %[[MASKED]], %{{.*}} : i32
-// CHECK: scf.if %[[TAKE]] {
+// The candidate test is one float compare of the score with that cut; the
+// order key is formed on the taken branch only.
+// CHECK: %[[TAKE:.*]] = arith.cmpf oge, %[[SCORE:.*]], %[[CUT]] : f32
+// CHECK-NEXT: scf.if %[[TAKE]] {
 // CHECK-NEXT: arith.bitcast %[[SCORE]] : f32 to i32
 // CHECK-NEXT: arith.constant 31 : i32
 // CHECK-NEXT: arith.shrsi
