@@ -12,9 +12,7 @@ measured directly (the floors in benchmark.md take their rates from here):
 
 The kernels are PTX written here, assembled by ptxas for sm_90a where it is
 found (as libgsa's runtime does) or else loaded as PTX through the driver's
-JIT (`--jit` forces that; the two can differ: ex2.approx.ftz.f32 ran at 32
-per clock and SM from CUDA 13.0's ptxas and at 16 from the driver's JIT on
-the H100 of 2026-12-06). Timing: CUDA events around one launch after two
+JIT (`--jit` forces that). Timing: CUDA events around one launch after two
 warm-up launches; rates per SM use the time and the SM count (no clock
 assumption). Usage on the device:
 
