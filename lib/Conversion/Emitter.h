@@ -302,14 +302,14 @@ inline Value orderKey(Emitter &e, Value f) {
 inline Value cutFloat(Emitter &e, Value key) {
   OpBuilder &b = e.builder();
   Location loc = e.location();
+  // orderKey's mask again: the sign bit of a non-negative score's key
+  // (>= 2^31), every bit of a negative one's.
   Value nonNegative = e.cmpi(arith::CmpIPredicate::uge, key,
                              e.i32(std::numeric_limits<int32_t>::min()));
-  Value bits = e.select(
-      nonNegative,
-      arith::XOrIOp::create(b, loc, key,
-                            e.i32(std::numeric_limits<int32_t>::min())),
-      arith::XOrIOp::create(b, loc, key, e.i32(-1)));
-  Value f = arith::BitcastOp::create(b, loc, b.getF32Type(), bits);
+  Value mask = e.select(nonNegative,
+                        e.i32(std::numeric_limits<int32_t>::min()), e.i32(-1));
+  Value f = arith::BitcastOp::create(b, loc, b.getF32Type(),
+                                     arith::XOrIOp::create(b, loc, key, mask));
   // Keys below -inf's (~0xff800000) are NaNs' with the sign set.
   Value belowInf = e.cmpi(arith::CmpIPredicate::ult, key, e.i32(0x007fffff));
   return e.select(belowInf, e.f32(-kInf), f);
