@@ -47,9 +47,17 @@ MUFU = {
 DESCRIPTOR = 4611686293305360384
 
 
-def header(name, params):
-    return [".version 8.7", ".target sm_90a", ".address_size 64", "",
-            f".visible .entry {name}({params})", "{"]
+def kernel_start(globals_=()):
+    """Kernel `k(out, iters)` up to its loop: the loop counter, the bound."""
+    return [".version 8.7", ".target sm_90a", ".address_size 64", "", *globals_,
+            ".visible .entry k(.param .u64 out, .param .u32 iters)", "{",
+            "  .reg .u32 %i, %n;", "  .reg .pred %more;", "  ld.param.u32 %n, [iters];"]
+
+
+def loop(body):
+    """`body` (lines) run `iters` times."""
+    return ["  mov.u32 %i, 0;", "LOOP:", *body, "  add.u32 %i, %i, 1;",
+            "  setp.lt.u32 %more, %i, %n;", "  @%more bra LOOP;"]
 
 
 def tail_store(lines, values):
@@ -68,41 +76,31 @@ def tail_store(lines, values):
 def mufu_ptx(name, spec):
     ty, op, _ = spec
     init = "0f3F000000" if ty == "f32" else "0x38003800"
-    lines = header("k", ".param .u64 out, .param .u32 iters")
-    lines += [f"  .reg .{ty} %x<{CHAINS}>;", "  .reg .u32 %i, %n;", "  .reg .pred %more;",
-              "  ld.param.u32 %n, [iters];"]
+    lines = kernel_start() + [f"  .reg .{ty} %x<{CHAINS}>;"]
     lines += [f"  mov.b32 %x{c}, {init};" for c in range(CHAINS)]
-    lines += ["  mov.u32 %i, 0;", "LOOP:"]
-    for _ in range(UNROLL):
-        lines += ["  " + op.format(d=f"%x{c}", s=f"%x{c}") for c in range(CHAINS)]
-    lines += ["  add.u32 %i, %i, 1;", "  setp.lt.u32 %more, %i, %n;", "  @%more bra LOOP;"]
+    lines += loop(["  " + op.format(d=f"%x{c}", s=f"%x{c}")
+                   for _ in range(UNROLL) for c in range(CHAINS)])
     tail_store(lines, [f"%x{c}" for c in range(CHAINS)])
     return "\n".join(lines) + "\n"
 
 
 def wgmma_ptx(n, shared_a, ksteps):
     acc = n // 2
-    lines = [".version 8.7", ".target sm_90a", ".address_size 64", "",
-             ".shared .align 1024 .b8 buf[32768];",
-             ".visible .entry k(.param .u64 out, .param .u32 iters)", "{",
-             f"  .reg .f32 %d<{acc}>;", "  .reg .b32 %a<4>;",
-             "  .reg .b64 %da, %db, %base64;", "  .reg .u32 %i, %n, %base;", "  .reg .pred %more;",
-             "  ld.param.u32 %n, [iters];", "  mov.u32 %base, buf;", "  shr.u32 %base, %base, 4;",
+    lines = kernel_start([".shared .align 1024 .b8 buf[32768];"])
+    lines += [f"  .reg .f32 %d<{acc}>;", "  .reg .b32 %a<4>;",
+             "  .reg .b64 %da, %db, %base64;", "  .reg .u32 %base;",
+             "  mov.u32 %base, buf;", "  shr.u32 %base, %base, 4;",
              "  and.b32 %base, %base, 16383;", "  cvt.u64.u32 %base64, %base;",
              f"  or.b64 %db, %base64, {DESCRIPTOR};", f"  or.b64 %da, %base64, {DESCRIPTOR + 512};"]
     lines += [f"  mov.b32 %a{k}, 0;" for k in range(4)]
     lines += [f"  mov.f32 %d{k}, 0f00000000;" for k in range(acc)]
-    lines += ["  mov.u32 %i, 0;", "LOOP:", "  wgmma.fence.sync.aligned;"]
     regs = "{" + ", ".join(f"%d{k}" for k in range(acc)) + "}"
-    for _ in range(ksteps):
-        if shared_a:
-            lines.append(f"  wgmma.mma_async.sync.aligned.m64n{n}k16.f32.bf16.bf16 "
-                         f"{regs}, %da, %db, 1, 1, 1, 0, 0;")
-        else:
-            lines.append(f"  wgmma.mma_async.sync.aligned.m64n{n}k16.f32.bf16.bf16 "
-                         f"{regs}, {{%a0, %a1, %a2, %a3}}, %db, 1, 1, 1, 0;")
-    lines += ["  wgmma.commit_group.sync.aligned;", "  wgmma.wait_group.sync.aligned 0;",
-              "  add.u32 %i, %i, 1;", "  setp.lt.u32 %more, %i, %n;", "  @%more bra LOOP;"]
+    operands = ("%da, %db, 1, 1, 1, 0, 0" if shared_a
+                else "{%a0, %a1, %a2, %a3}, %db, 1, 1, 1, 0")
+    chain = [f"  wgmma.mma_async.sync.aligned.m64n{n}k16.f32.bf16.bf16 {regs}, {operands};"
+             for _ in range(ksteps)]
+    lines += loop(["  wgmma.fence.sync.aligned;", *chain, "  wgmma.commit_group.sync.aligned;",
+                   "  wgmma.wait_group.sync.aligned 0;"])
     tail_store(lines, [f"%d{k}" for k in range(acc)])
     return "\n".join(lines) + "\n"
 
