@@ -297,15 +297,39 @@ inline Value sharedBuffer(gpu::GPUFuncOp kernel, Type elem, int64_t n,
   return buffer;
 }
 
-/// Launches `kernel` on a (gridX, gridY, gridZ) grid of 1-D blocks.
+/// A buffer of `n` elements at the start of the launch's dynamic shared
+/// memory (a kernel may hold more than 48 KiB only there; the launch must
+/// ask for n elements' bytes, see launchKernel), built at `b`'s point.
+inline Value dynamicSharedBuffer(OpBuilder &b, Location loc, Type elem,
+                                 int64_t n) {
+  auto workgroup = gpu::AddressSpaceAttr::get(b.getContext(),
+                                              gpu::AddressSpace::Workgroup);
+  Value bytes = gpu::DynamicSharedMemoryOp::create(
+      b, loc,
+      MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
+                      MemRefLayoutAttrInterface(), workgroup));
+  Value start = arith::ConstantIndexOp::create(b, loc, 0);
+  return memref::ViewOp::create(
+      b, loc,
+      MemRefType::get({n}, elem, MemRefLayoutAttrInterface(), workgroup),
+      bytes, start, ValueRange{});
+}
+
+/// Launches `kernel` on a (gridX, gridY, gridZ) grid of 1-D blocks with
+/// `dynamicShared` bytes of dynamic shared memory.
 inline void launchKernel(Emitter &host, gpu::GPUFuncOp kernel,
                          ArrayRef<Value> operands, int64_t gridX,
-                         int64_t gridY, int64_t gridZ, int64_t threads) {
+                         int64_t gridY, int64_t gridZ, int64_t threads,
+                         int64_t dynamicShared = 0) {
   gpu::KernelDim3 grid{host.index(gridX), host.index(gridY), host.index(gridZ)};
   gpu::KernelDim3 block{host.index(threads), host.index(1), host.index(1)};
+  Value shared;
+  if (dynamicShared > 0)
+    shared = arith::ConstantIntOp::create(host.builder(), host.location(),
+                                          host.builder().getI32Type(),
+                                          dynamicShared);
   gpu::LaunchFuncOp::create(host.builder(), host.location(), kernel, grid,
-                            block, /*dynamicSharedMemorySize=*/Value(),
-                            operands);
+                            block, shared, operands);
 }
 
 /// The address of element `offset` of a buffer as an integer of `type`:

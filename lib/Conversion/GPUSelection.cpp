@@ -1176,14 +1176,80 @@ constexpr int64_t kSampleStride = 16;
 /// keys, and a sample of 1 in 64 still holds a row's top ~64 of 128K.
 constexpr int64_t kRangeRoundStep = 4;
 
+/// The sample's histograms: 2^11 bins per row (in dynamic shared memory:
+/// 96 KiB for 12 rows, two CTAs per SM as its registers allow), so that one
+/// sweep places the cut within 1/2048 of the row's sampled key range.
+constexpr int64_t kSampleBinBits = 11;
+constexpr int64_t kSampleBins = int64_t(1) << kSampleBinBits;
+/// A row's cut is its target bin's lower edge unless that bin alone holds
+/// more than target / kSampleRefine (weighted) sample keys, the candidates
+/// the edge would add beyond the target at most; only then (crowded scores,
+/// e.g. saturated activations) does a tile sweep its sample a third time,
+/// for the sub-bins of such rows' target bins.
+constexpr int64_t kSampleRefine = 8;
+/// The dynamic shared memory of a sample kernel with `rows` rows per tile.
+constexpr int64_t sampleHistogramBytes(int64_t rows) {
+  return rows * kSampleBins * 4;
+}
+
+/// One warp (all 32 lanes) over the `bins` bins of one row's histogram,
+/// `hist[base, base + bins)` (bins a multiple of 32), counted from the top:
+/// the bin where the running count first reaches `goal` (an i32 >= 1), the
+/// count above it and its own count, the same in every lane; the bin is -1
+/// where the row's total stays below the goal. Lane l sums its bins / 32
+/// consecutive bins (lane 0 the highest), a shuffle scan finds the lane
+/// whose bins hold the goal, that lane walks them, and a max over the
+/// lanes hands its answer to all.
+struct TopBin {
+  Value bin, above, own;
+};
+TopBin warpTopBin(Emitter &e, Value hist, Value base, int64_t bins, Value lane,
+                  Value goal) {
+  OpBuilder &b = e.builder();
+  Location loc = e.location();
+  const int64_t perLane = bins / kWarpSize;
+  Value zero = e.index(0), count = e.index(perLane);
+  Value top = e.sub(e.add(base, e.index(bins - 1)),
+                    e.mul(lane, e.index(perLane)));
+  Value own = e.sum(zero, count, e.i32(0), [&](Value i) {
+    return e.load(hist, {e.sub(top, i)});
+  });
+  Value inclusive = warpInclusiveSum(b, loc, own);
+  Value exclusive = e.sub(inclusive, own);
+  Value mine = e.andi(e.cmpi(arith::CmpIPredicate::sge, inclusive, goal),
+                      e.cmpi(arith::CmpIPredicate::slt, exclusive, goal));
+  Value none = e.i32(-1);
+  // (running count, bin, count above it, its count); bin -1 until found.
+  SmallVector<Value> walk = e.loopCarry(
+      zero, count, ValueRange{exclusive, none, none, none},
+      [&](Value i, ValueRange c) -> SmallVector<Value> {
+        Value at = e.sub(top, i);
+        Value h = e.load(hist, {at});
+        Value next = e.add(c[0], h);
+        Value hit = e.andi(e.andi(mine, e.cmpi(arith::CmpIPredicate::eq,
+                                               c[1], none)),
+                           e.cmpi(arith::CmpIPredicate::sge, next, goal));
+        return {next, e.select(hit, e.indexToI32(e.sub(at, base)), c[1]),
+                e.select(hit, c[0], c[2]), e.select(hit, h, c[3])};
+      });
+  TopBin result{walk[1], walk[2], walk[3]};
+  for (Value *v : {&result.bin, &result.above, &result.own})
+    for (int32_t offset = 1; offset < kWarpSize; offset *= 2)
+      *v = arith::MaxSIOp::create(b, loc, *v, shuffleXor(b, loc, *v, offset));
+  return result;
+}
+
 /// Tensor cores only (8-key n-tiles per warp). Per row of the tile: the
 /// smallest and largest key of a quarter of the sample (one sweep, see
-/// kRangeRoundStep), then a 256-bin histogram of the sample over that key
-/// range, keys outside it in the end bins (a second sweep, weighted) and the bin where the weighted count from the top
-/// reaches `target`, then a 256-bin histogram inside that bin (a third
-/// sweep) and the cut: the lower edge of the sub-bin where the count
-/// reaches `target`. The cut is 0 (every key a candidate) where the row has
-/// at most `capacity` visible keys or the sample holds fewer than `target`.
+/// kRangeRoundStep), then a kSampleBins-bin histogram of the sample over
+/// that key range, keys outside it in the end bins (a second sweep,
+/// weighted), and the bin where the weighted count from the top reaches
+/// `target`: its lower edge is the cut. Where that bin alone holds more
+/// than target / kSampleRefine, a third sweep counts the sample inside it
+/// in kSampleBins sub-bins and the cut is the lower edge of the sub-bin
+/// where the count reaches `target` (only tiles with such a row sweep a
+/// third time). The cut is 0 (every key a candidate) where the row has at
+/// most `capacity` visible keys or the sample holds fewer than `target`.
 void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
                        int64_t L, int64_t rows, int cutArg, int64_t target,
                        int64_t capacity) {
@@ -1193,12 +1259,14 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   Type i32 = IntegerType::get(kernel.getContext(), 32);
   Value minShared = sharedBuffer(kernel, i32, rows);
   Value maxShared = sharedBuffer(kernel, i32, rows);
-  Value hist = sharedBuffer(kernel, i32, rows * kBins);
   Value edgeShared = sharedBuffer(kernel, i32, rows);
   Value goalShared = sharedBuffer(kernel, i32, rows);
+  Value refineShared = sharedBuffer(kernel, i32, rows);
+  Value anyRefine = sharedBuffer(kernel, i32, 1);
 
   OpBuilder b = OpBuilder::atBlockBegin(&entry);
   Emitter e(b, loc);
+  Value hist = dynamicSharedBuffer(b, loc, i32, sampleHistogramBytes(rows) / 4);
   TileIds ids = tileIds(e, L, rows, /*longestFirst=*/true);
   TileScores source(fused, src, kernel, e, L, rows, ids, /*tensorCores=*/true);
   source.stage();
@@ -1206,8 +1274,10 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     e.store(e.i32(-1), minShared, {ids.tid});
     e.store(e.i32(0), maxShared, {ids.tid});
   });
-  e.loopStep(ids.tid, e.index(rows * kBins), e.index(kThreads),
-             [&](Value i) { e.store(e.i32(0), hist, {i}); });
+  e.ifThen(e.cmpi(arith::CmpIPredicate::eq, ids.tid, e.index(0)), [&]() {
+    e.store(e.i32(0), anyRefine, {e.index(0)});
+  });
+  // (Also between the staged head weights and bias and prepare()'s reads.)
   gpu::BarrierOp::create(b, loc);
   source.prepare();
   Value zero = e.index(0), chunk = e.index(source.chunk());
@@ -1288,12 +1358,19 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
 
   // Adds `weight` to bin `bin` (i32, clamped to the last) of a row.
   auto count = [&](Value row, Value bin, Value weight) {
-    Value at = e.add(e.mul(row, e.index(kBins)),
-                     arith::IndexCastUIOp::create(b, loc, b.getIndexType(),
-                                                  e.minui(bin, e.i32(kBins - 1))));
+    Value at = e.add(e.mul(row, e.index(kSampleBins)),
+                     arith::IndexCastUIOp::create(
+                         b, loc, b.getIndexType(),
+                         e.minui(bin, e.i32(kSampleBins - 1))));
     memref::AtomicRMWOp::create(b, loc, arith::AtomicRMWKind::addi, weight,
                                 hist, ValueRange{at});
   };
+  auto clearHistograms = [&]() {
+    e.loopStep(ids.tid, e.index(rows * kSampleBins), e.index(kThreads),
+               [&](Value i) { e.store(e.i32(0), hist, {i}); });
+  };
+  // (Cleared while the range sweep runs: the barrier after it orders both.)
+  clearHistograms();
   // The sample's key range: per thread and slot a smallest and largest
   // key in registers, combined over the lanes holding the same row, then
   // one shared atomic per warp and row (shared atomics on every visit
@@ -1329,11 +1406,16 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   }
   gpu::BarrierOp::create(b, loc);
   // Bins of the sample's key range: key - min shifted right until the
-  // range spans at most 256 bins.
+  // range spans at most kSampleBins bins; the sub-bins of a bin likewise.
   auto shiftOf = [&](Value row) {
     Value span = e.sub(e.load(maxShared, {row}), e.load(minShared, {row}));
     Value bits = e.sub(e.i32(32), countLeadingZeros(b, loc, span));
-    return arith::MaxSIOp::create(b, loc, e.sub(bits, e.i32(kRadixBits)),
+    return arith::MaxSIOp::create(b, loc, e.sub(bits, e.i32(kSampleBinBits)),
+                                  e.i32(0))
+        .getResult();
+  };
+  auto subShiftOf = [&](Value shift) {
+    return arith::MaxSIOp::create(b, loc, e.sub(shift, e.i32(kSampleBinBits)),
                                   e.i32(0))
         .getResult();
   };
@@ -1357,78 +1439,97 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   });
   gpu::BarrierOp::create(b, loc);
 
-  // Thread r: the bin of row t0 + r where the weighted count from the top
-  // reaches `target`; a second histogram of the sample inside that bin
-  // (256 sub-bins) then places the cut within it, so that the candidates
-  // number about `target` even where many scores crowd one bin (saturated
-  // activations).
+  // Warp w, rows w, w + kWarps, ...: the bin where the weighted count from
+  // the top reaches `target`; its lower edge (edgeShared), the count still
+  // wanted inside it (goalShared, -1: the sample holds fewer than target)
+  // and whether it is crowded (refineShared; anyRefine: some row is).
+  Value lane0 = e.cmpi(arith::CmpIPredicate::eq, ids.lane, zero);
+  e.loopStep(ids.warp, e.index(rows), e.index(kWarps), [&](Value r) {
+    TopBin found = warpTopBin(e, hist, e.mul(r, e.index(kSampleBins)),
+                              kSampleBins, ids.lane, e.i32(target));
+    Value hit = e.cmpi(arith::CmpIPredicate::sge, found.bin, e.i32(0));
+    Value crowded = e.andi(
+        hit, e.cmpi(arith::CmpIPredicate::sgt, found.own,
+                    e.i32(target / kSampleRefine)));
+    e.ifThen(lane0, [&]() {
+      Value edge = e.add(e.load(minShared, {r}),
+                         arith::ShLIOp::create(b, loc, arith::MaxSIOp::create(b, loc, found.bin, e.i32(0)).getResult(),
+                                               shiftOf(r)));
+      e.store(edge, edgeShared, {r});
+      e.store(e.select(hit, e.sub(e.i32(target), found.above), e.i32(-1)),
+              goalShared, {r});
+      e.store(arith::ExtUIOp::create(b, loc, i32, crowded).getResult(),
+              refineShared, {r});
+      e.ifThen(crowded, [&]() { e.store(e.i32(1), anyRefine, {zero}); });
+    });
+  });
+  gpu::BarrierOp::create(b, loc);
+
+  // Crowded rows: the sub-bins of the target bin (the tile's third sweep),
+  // then each such row's cut inside it (subShared).
+  Value refine = e.cmpi(arith::CmpIPredicate::ne, e.load(anyRefine, {zero}),
+                        e.i32(0));
+  e.ifThen(refine, [&]() {
+    clearHistograms();
+    gpu::BarrierOp::create(b, loc);
+    SmallVector<Value> edges, subShifts, crowdedRow;
+    for (int64_t m = 0; m < source.slots(); ++m) {
+      edges.push_back(e.load(edgeShared, {source.slotRow(m)}));
+      subShifts.push_back(subShiftOf(rowShifts[m]));
+      crowdedRow.push_back(e.cmpi(arith::CmpIPredicate::ne,
+                                  e.load(refineShared, {source.slotRow(m)}),
+                                  e.i32(0)));
+    }
+    forEachSampled([&](const Visit &v, Value visible, Value weight,
+                       int64_t m) {
+      Value key = orderKey(e, v.score);
+      Value edge = edges[m];
+      Value inBin = e.andi(
+          e.cmpi(arith::CmpIPredicate::uge, key, edge),
+          e.cmpi(arith::CmpIPredicate::eq,
+                 arith::ShRUIOp::create(b, loc, e.sub(key, edge),
+                                        rowShifts[m]),
+                 e.i32(0)));
+      e.ifThen(e.andi(e.andi(visible, crowdedRow[m]), inBin), [&]() {
+        count(v.row,
+              arith::ShRUIOp::create(b, loc, e.sub(key, edge), subShifts[m]),
+              weight);
+      });
+    });
+    gpu::BarrierOp::create(b, loc);
+    e.loopStep(ids.warp, e.index(rows), e.index(kWarps), [&](Value r) {
+      Value crowded = e.cmpi(arith::CmpIPredicate::ne,
+                             e.load(refineShared, {r}), e.i32(0));
+      e.ifThen(crowded, [&]() {
+        // The sub-bins count only keys inside the bin (the end bins also
+        // held keys outside the range): where they fall short of the goal
+        // the cut stays at the bin's edge (bin -1 -> sub-bin 0).
+        TopBin found =
+            warpTopBin(e, hist, e.mul(r, e.index(kSampleBins)), kSampleBins,
+                       ids.lane, e.load(goalShared, {r}));
+        e.ifThen(lane0, [&]() {
+          Value sub = arith::ShLIOp::create(
+              b, loc, arith::MaxSIOp::create(b, loc, found.bin, e.i32(0)).getResult(), subShiftOf(shiftOf(r)));
+          e.store(e.add(e.load(edgeShared, {r}), sub), edgeShared, {r});
+        });
+      });
+    });
+    gpu::BarrierOp::create(b, loc);
+  });
+
+  // Thread r: row t0 + r's cut.
   Value r = ids.tid;
   Value t = e.add(ids.t0, r);
   Value owner = e.andi(e.cmpi(arith::CmpIPredicate::ult, r, e.index(rows)),
                        e.cmpi(arith::CmpIPredicate::ult, t, e.index(L)));
-  Value falseV = arith::ConstantOp::create(b, loc, b.getBoolAttr(false));
-  // From the top bin down: (count so far, found, bin, count above it).
-  auto scanFromTop = [&](Value base, Value goal) {
-    return e.loopCarry(
-        zero, e.index(kBins), ValueRange{e.i32(0), falseV, e.i32(0), e.i32(0)},
-        [&](Value i, ValueRange c) -> SmallVector<Value> {
-          Value d = e.sub(e.index(kBins - 1), i);
-          Value cum = e.add(c[0], e.load(hist, {e.add(base, d)}));
-          Value hit = e.andi(e.cmpi(arith::CmpIPredicate::eq, c[1], falseV),
-                             e.cmpi(arith::CmpIPredicate::sge, cum, goal));
-          return {cum, e.ori(c[1], hit), e.select(hit, e.indexToI32(d), c[2]),
-                  e.select(hit, c[0], c[3])};
-        });
-  };
   e.ifThen(owner, [&]() {
-    SmallVector<Value> scan =
-        scanFromTop(e.mul(r, e.index(kBins)), e.i32(target));
-    Value shift = shiftOf(r);
-    Value edge = e.add(e.load(minShared, {r}),
-                       arith::ShLIOp::create(b, loc, scan[2], shift));
-    e.store(edge, edgeShared, {r});
-    e.store(e.select(scan[1], e.sub(e.i32(target), scan[3]), e.i32(-1)),
-            goalShared, {r});
-  });
-  gpu::BarrierOp::create(b, loc);
-  e.loopStep(ids.tid, e.index(rows * kBins), e.index(kThreads),
-             [&](Value i) { e.store(e.i32(0), hist, {i}); });
-  gpu::BarrierOp::create(b, loc);
-  // The sub-bins' shift from the bins' shift of the row.
-  auto subShiftOf = [&](Value shift) {
-    return arith::MaxSIOp::create(b, loc, e.sub(shift, e.i32(kRadixBits)),
-                                  e.i32(0))
-        .getResult();
-  };
-  SmallVector<Value> edges, subShifts;
-  for (int64_t m = 0; m < source.slots(); ++m) {
-    edges.push_back(e.load(edgeShared, {source.slotRow(m)}));
-    subShifts.push_back(subShiftOf(rowShifts[m]));
-  }
-  forEachSampled([&](const Visit &v, Value visible, Value weight, int64_t m) {
-    Value key = orderKey(e, v.score);
-    Value edge = edges[m];
-    Value inBin = e.andi(
-        e.cmpi(arith::CmpIPredicate::uge, key, edge),
-        e.cmpi(arith::CmpIPredicate::eq,
-               arith::ShRUIOp::create(b, loc, e.sub(key, edge), rowShifts[m]),
-               e.i32(0)));
-    e.ifThen(e.andi(visible, inBin), [&]() {
-      count(v.row,
-            arith::ShRUIOp::create(b, loc, e.sub(key, edge), subShifts[m]),
-            weight);
-    });
-  });
-  gpu::BarrierOp::create(b, loc);
-  e.ifThen(owner, [&]() {
-    Value goal = e.load(goalShared, {r});
-    Value found = e.cmpi(arith::CmpIPredicate::sge, goal, e.i32(0));
-    SmallVector<Value> scan = scanFromTop(e.mul(r, e.index(kBins)), goal);
-    Value cut = e.add(e.load(edgeShared, {r}),
-                      arith::ShLIOp::create(b, loc, scan[2], subShiftOf(shiftOf(r))));
+    Value found = e.cmpi(arith::CmpIPredicate::sge, e.load(goalShared, {r}),
+                         e.i32(0));
+    Value cut = e.load(edgeShared, {r});
     Value few = e.cmpi(arith::CmpIPredicate::ule, e.add(t, e.index(1)),
                        e.index(capacity));
-    Value none = e.cmpi(arith::CmpIPredicate::eq, found, falseV);
+    Value none = e.cmpi(arith::CmpIPredicate::eq, found,
+                        arith::ConstantOp::create(b, loc, b.getBoolAttr(false)));
     // The key of +0.0 is never a cut: the stats sweep's float test
     // (cutFloat) would take -0.0 too, a key below it; one key lower (-0.0's)
     // takes the same scores and is exact.
@@ -1831,6 +1932,14 @@ void buildTopKKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, IndexerOp fused,
 //===----------------------------------------------------------------------===//
 
 constexpr int64_t kMaxTies = 1024;
+/// The finish kernel's compact path: a histogram of kFinishBins bins over
+/// the row's candidate range, and at most kFinishList candidates of the
+/// k-th largest's bin ranked in shared memory.
+constexpr int64_t kFinishBinBits = 11;
+constexpr int64_t kFinishBins = int64_t(1) << kFinishBinBits;
+constexpr int64_t kFinishList = 512;
+/// Candidates per thread and iteration of the finish kernel's sweeps.
+constexpr int64_t kFinishUnroll = 4;
 
 /// One warp (all 32 lanes): the bin of a 256-bin histogram, counted from
 /// the top, where the running count first reaches `remain` (i32), the
@@ -1912,12 +2021,16 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
   Value indices = entry.getArgument(indicesArg);
   Value counts = entry.getArgument(countsArg);
   int64_t K = op.getKMax();
-  constexpr int64_t unroll = 4;
   constexpr int64_t bitmapWords = 4096;
   Type i32 = IntegerType::get(ctx, 32);
   Value bitmap = sharedBuffer(kernel, i32, bitmapWords);
-  Value hist = sharedBuffer(kernel, i32, kBins);
+  // (The radix passes use its first kBins.)
+  Value hist = sharedBuffer(kernel, i32, kFinishBins);
   Value ties = sharedBuffer(kernel, i32, kMaxTies);
+  Value listKeys = sharedBuffer(kernel, i32, kFinishList);
+  Value listPositions = sharedBuffer(kernel, i32, kFinishList);
+  // bin, need, the bin's count, listed
+  Value compactScalars = sharedBuffer(kernel, i32, 4);
   Value warpTotals = sharedBuffer(kernel, i32, warps);
   // prefix, remain, equal, -, tie count, k_t
   Value scalars = sharedBuffer(kernel, i32, 8);
@@ -1977,7 +2090,8 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
     // Every candidate once, `unroll` per thread and iteration with their
     // loads issued first: use(key, position, live) per candidate.
     auto forEachCandidate = [&](bool withPositions,
-                                function_ref<void(Value, Value, Value)> use) {
+                                function_ref<void(Value, Value, Value)> use,
+                                int64_t unroll = kFinishUnroll) {
       e.loopStep(tid, count, e.index(unroll * threads), [&](Value i0) {
         SmallVector<Value> cKey, cPos, cLive;
         for (int64_t u = 0; u < unroll; ++u) {
@@ -1995,15 +2109,221 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
       e.store(e.indexToI32(k), scalars, {e.index(1)});
       e.store(e.i32(0), scalars, {e.index(4)});
     });
-    // Every candidate lies in [cut, the row's largest key]: the bits those
-    // two share, every candidate shares, so the passes over them are
-    // skipped and their digits taken from the largest key. Those passes
-    // are the costly ones: all candidates fall into one or two bins, and
-    // the shared atomics on one address serialise.
-    Value cut = e.load(entry.getArgument(cand.cuts), {row});
-    Value largest = e.load(maxKeys, {row});
-    Value shared =
-        countLeadingZeros(b, loc, arith::XOrIOp::create(b, loc, cut, largest));
+    // The row's cut and largest candidate key, loaded in each path rather
+    // than held across the compact one into the radix passes (the kernel
+    // runs at its 48-register cap).
+    auto rowCut = [&]() {
+      return e.load(entry.getArgument(cand.cuts), {row});
+    };
+    auto rowLargest = [&]() { return e.load(maxKeys, {row}); };
+    // The selected positions' ascending write-out, window by window of
+    // positions (taken candidates set bits of the bitmap between
+    // clearWindow and writeWindow). Warp w owns
+    // the words [w * warpWords, (w + 1) * warpWords) of the bitmap and
+    // reads them 32 at a time, lane l word 32 s + l of step s: the reads
+    // are free of bank conflicts (a thread owning 16 consecutive words
+    // read them with a 16-way conflict: 80% of the kernel's shared
+    // wavefronts, ncu 2026-12-06) and a step's lanes write their
+    // positions next to each other. Only the words below the row's last
+    // position are cleared and read.
+    const int64_t window = 32 * bitmapWords;
+    const int64_t warpWords = bitmapWords / warps;
+    const int64_t warpSteps = warpWords / kWarpSize;
+    // (Formed where used, not held across the paths below: the kernel runs
+    // at its 48-register cap.)
+    auto rowOut = [&]() { return e.mul(row, cK); };
+    // Words holding the positions [w0, min(n, w0 + window)), rounded up to
+    // whole warp steps (32 words), so a step reads no word that was not
+    // cleared; computed where needed, not held across the candidates'
+    // loop (registers).
+    auto usedWords = [&](Value w0) {
+      Value steps = arith::DivUIOp::create(
+          b, loc, e.add(e.sub(n, w0), e.index(32 * kWarpSize - 1)),
+          e.index(32 * kWarpSize));
+      return e.minui(e.index(bitmapWords), e.mul(steps, e.index(kWarpSize)));
+    };
+    auto clearWindow = [&](Value w0) {
+      e.loopStep(tid, usedWords(w0), nt,
+                 [&](Value w) { e.store(e.i32(0), bitmap, {w}); });
+      gpu::BarrierOp::create(b, loc);
+    };
+    // Sets the bit of position `pos` (index, in the window from w0).
+    auto setBit = [&](Value pos, Value w0) {
+      Value local = e.sub(pos, w0);
+      Value bit = e.indexToI32(arith::RemUIOp::create(b, loc, local, e.index(32)));
+      memref::AtomicRMWOp::create(
+          b, loc, arith::AtomicRMWKind::ori,
+          arith::ShLIOp::create(b, loc, e.i32(1), bit), bitmap,
+          ValueRange{arith::DivUIOp::create(b, loc, local, e.index(32))});
+    };
+    // The window's positions from output slot `base` on; returns how many
+    // (after a barrier: the window may then be cleared again).
+    auto writeWindow = [&](Value w0, Value base) -> Value {
+      gpu::BarrierOp::create(b, loc);
+      // The warp's steps that hold used words (the same in every lane)
+      // and a step's word of this lane, 0 past the used ones.
+      Value wordsUsed = usedWords(w0);
+      Value warpFirst = e.mul(warp, e.index(warpWords));
+      Value warpUsed = e.select(
+          e.cmpi(arith::CmpIPredicate::ult, warpFirst, wordsUsed),
+          e.sub(wordsUsed, warpFirst), zero);
+      Value steps = e.minui(
+          e.index(warpSteps),
+          arith::DivUIOp::create(b, loc, warpUsed, e.index(kWarpSize)));
+      auto stepWord = [&](Value s) -> std::pair<Value, Value> {
+        Value w = e.add(warpFirst, e.add(e.mul(s, e.index(kWarpSize)), lane));
+        return {w, e.load(bitmap, {w})};
+      };
+      Value own = e.sum(zero, steps, e.i32(0), [&](Value s) {
+        return LLVM::CtPopOp::create(b, loc, i32, stepWord(s).second)
+            .getResult();
+      });
+      auto [exclusive, total] = blockExclusiveSum(b, loc, own, lane, warp,
+                                                  warpTotals, warps);
+      // The positions of the warps before this one: lane 0's exclusive.
+      Value warpBase = gpu::ShuffleOp::create(b, loc, exclusive, 0,
+                                              kWarpSize,
+                                              gpu::ShuffleMode::IDX)
+                           .getShuffleResult();
+      // Output counts and positions as i32 (registers: the index
+      // forms took this kernel from 48 to 64).
+      Value at0 = e.add(base, warpBase);
+      Value w032 = e.indexToI32(w0);
+      // (Loops rather than unrolled copies: code size, compile time.)
+      e.loopCarry(
+          zero, steps, ValueRange{at0},
+          [&](Value s, ValueRange outer) -> SmallVector<Value> {
+            auto [wordIndex, word] = stepWord(s);
+            Value bits = LLVM::CtPopOp::create(b, loc, i32, word);
+            Value inclusive = warpInclusiveSum(b, loc, bits);
+            Value stepTotal = gpu::ShuffleOp::create(
+                                  b, loc, inclusive, kWarpSize - 1,
+                                  kWarpSize, gpu::ShuffleMode::IDX)
+                                  .getShuffleResult();
+            Value at = e.add(outer[0], e.sub(inclusive, bits));
+            Value wordStart = e.add(
+                w032, e.mul(e.indexToI32(wordIndex), e.i32(32)));
+            e.loopCarry(
+                zero, e.i32ToIndex(bits), ValueRange{word, at},
+                [&](Value, ValueRange c) -> SmallVector<Value> {
+                  // (c[0] is not 0 here: popc(word) iterations.)
+                  Value bit = LLVM::CountTrailingZerosOp::create(
+                      b, loc, i32, c[0], b.getBoolAttr(true));
+                  e.store(e.add(wordStart, bit), indices,
+                          {e.add(rowOut(), e.i32ToIndex(c[1]))});
+                  return {e.andi(c[0], e.sub(c[0], e.i32(1))),
+                          e.add(c[1], e.i32(1))};
+                });
+            return {e.add(outer[0], stepTotal)};
+          });
+      // Everyone has read the window before the next one clears it.
+      gpu::BarrierOp::create(b, loc);
+      return total;
+    };
+
+    // The compact path. Every candidate key lies in [cut, largest]: a
+    // histogram of key - cut in kFinishBins bins spanning that range (one
+    // sweep of the keys) gives the bin holding the k-th largest; a second
+    // sweep (keys and positions) sets the bits of the candidates above that
+    // bin and gathers the bin's own into shared memory, where each is
+    // ranked exactly against the others (key, then the larger position);
+    // those ranked below `need` are taken. Two sweeps of the candidates
+    // from L2 instead of the radix passes' three to five, and the ties need
+    // no pass of their own. Rows whose bin holds more than kFinishList
+    // candidates, or with more positions than one window, take the radix
+    // passes below.
+    Value cut = rowCut();
+    Value span = e.sub(rowLargest(), cut);
+    Value binShift = arith::MaxSIOp::create(
+        b, loc,
+        e.sub(e.sub(e.i32(32), countLeadingZeros(b, loc, span)),
+              e.i32(kFinishBinBits)),
+        e.i32(0));
+    // (Clamped: a key below the cut, which the stats sweep never takes,
+    // could not index past the histogram.)
+    auto binOf = [&](Value key) {
+      return e.minui(
+          arith::ShRUIOp::create(b, loc, e.sub(key, cut), binShift).getResult(),
+          e.i32(kFinishBins - 1));
+    };
+    e.loopStep(tid, e.index(kFinishBins), nt,
+               [&](Value i) { e.store(e.i32(0), hist, {i}); });
+    gpu::BarrierOp::create(b, loc);
+    forEachCandidate(false, [&](Value key, Value, Value live) {
+      e.ifThen(live, [&]() {
+        memref::AtomicRMWOp::create(
+            b, loc, arith::AtomicRMWKind::addi, e.i32(1), hist,
+            ValueRange{arith::IndexCastUIOp::create(b, loc, b.getIndexType(),
+                                                    binOf(key))});
+      });
+    });
+    gpu::BarrierOp::create(b, loc);
+    e.ifThen(warp0, [&]() {
+      TopBin found = warpTopBin(e, hist, zero, kFinishBins, lane,
+                                e.indexToI32(k));
+      e.ifThen(lead, [&]() {
+        e.store(found.bin, compactScalars, {zero});
+        e.store(e.sub(e.indexToI32(k), found.above), compactScalars,
+                {e.index(1)});
+        e.store(found.own, compactScalars, {e.index(2)});
+        e.store(e.i32(0), compactScalars, {e.index(3)});
+      });
+    });
+    gpu::BarrierOp::create(b, loc);
+    Value bin = e.load(compactScalars, {zero});
+    Value compactable = e.andi(
+        e.andi(e.cmpi(arith::CmpIPredicate::sge, bin, e.i32(0)),
+               e.cmpi(arith::CmpIPredicate::sle,
+                      e.load(compactScalars, {e.index(2)}),
+                      e.i32(kFinishList))),
+        e.cmpi(arith::CmpIPredicate::ule, n, e.index(window)));
+    e.ifElse(compactable, [&]() -> SmallVector<Value> {
+      clearWindow(zero);
+      forEachCandidate(true, [&](Value key, Value pos, Value live) {
+        Value at = binOf(key);
+        e.ifThen(e.andi(live, e.cmpi(arith::CmpIPredicate::ugt, at, bin)),
+                 [&]() { setBit(e.i32ToIndex(pos), zero); });
+        e.ifThen(e.andi(live, e.cmpi(arith::CmpIPredicate::eq, at, bin)),
+                 [&]() {
+                   Value slot = memref::AtomicRMWOp::create(
+                       b, loc, arith::AtomicRMWKind::addi, e.i32(1),
+                       compactScalars, ValueRange{e.index(3)});
+                   Value i = e.i32ToIndex(slot);
+                   e.store(key, listKeys, {i});
+                   e.store(pos, listPositions, {i});
+                 });
+      });
+      gpu::BarrierOp::create(b, loc);
+      Value listed = e.i32ToIndex(e.load(compactScalars, {e.index(3)}));
+      Value need = e.i32ToIndex(e.load(compactScalars, {e.index(1)}));
+      e.loopStep(tid, listed, nt, [&](Value i) {
+        Value key = e.load(listKeys, {i});
+        Value pos = e.load(listPositions, {i});
+        Value rank = e.count(zero, listed, [&](Value j) {
+          Value other = e.load(listKeys, {j});
+          return e.ori(e.cmpi(arith::CmpIPredicate::ugt, other, key),
+                       e.andi(e.cmpi(arith::CmpIPredicate::eq, other, key),
+                              e.cmpi(arith::CmpIPredicate::sgt,
+                                     e.load(listPositions, {j}), pos)));
+        });
+        e.ifThen(e.cmpi(arith::CmpIPredicate::ult, rank, need),
+                 [&]() { setBit(e.i32ToIndex(pos), zero); });
+      });
+      writeWindow(zero, e.i32(0));
+      e.loopStep(e.add(k, tid), cK, nt, [&](Value j) {
+        e.store(e.i32(-1), indices, {e.add(rowOut(), j)});
+      });
+      markDone();
+      return {};
+    }, [&]() -> SmallVector<Value> {
+    // The radix passes. Every candidate lies in [cut, the row's largest
+    // key]: the bits those two share, every candidate shares, so the
+    // passes over them are skipped and their digits taken from the largest
+    // key. Those passes are the costly ones: all candidates fall into one
+    // or two bins, and the shared atomics on one address serialise.
+    Value largest = rowLargest();
+    Value shared = countLeadingZeros(
+        b, loc, arith::XOrIOp::create(b, loc, rowCut(), largest));
     Value firstPass =
         e.minui(arith::DivUIOp::create(b, loc, shared, e.i32(8)), e.i32(3));
     // The digits of passes [0, firstPass): largest & ~0 << (32 - 8 first).
@@ -2096,116 +2416,32 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
         return e.ori(above, e.andi(isTie, e.cmpi(arith::CmpIPredicate::ult,
                                                  rank, need)));
       };
-      // Ascending write-out, window by window of positions. Warp w owns
-      // the words [w * warpWords, (w + 1) * warpWords) of the bitmap and
-      // reads them 32 at a time, lane l word 32 s + l of step s: the reads
-      // are free of bank conflicts (a thread owning 16 consecutive words
-      // read them with a 16-way conflict: 80% of the kernel's shared
-      // wavefronts, ncu 2026-12-06) and a step's lanes write their
-      // positions next to each other. Only the words below the row's last
-      // position are cleared and read.
-      int64_t window = 32 * bitmapWords;
-      const int64_t warpWords = bitmapWords / warps;
-      const int64_t warpSteps = warpWords / kWarpSize;
-      Value rowOut = e.mul(row, cK);
+      // Ascending write-out, window by window of positions.
       e.loopStepCarry(
           zero, n, e.index(window), ValueRange{e.i32(0)},
           [&](Value w0, ValueRange carried) -> SmallVector<Value> {
-            // Words holding the positions [w0, min(n, w0 + window)), rounded
-            // up to whole warp steps (32 words), so a step reads no word
-            // that was not cleared; computed where needed, not held across
-            // the candidates' loop (registers).
-            auto usedWords = [&]() {
-              Value steps = arith::DivUIOp::create(
-                  b, loc, e.add(e.sub(n, w0), e.index(32 * kWarpSize - 1)),
-                  e.index(32 * kWarpSize));
-              return e.minui(e.index(bitmapWords),
-                             e.mul(steps, e.index(kWarpSize)));
-            };
-            Value wordsUsed = usedWords();
-            e.loopStep(tid, wordsUsed, nt,
-                       [&](Value w) { e.store(e.i32(0), bitmap, {w}); });
-            gpu::BarrierOp::create(b, loc);
+            clearWindow(w0);
             forEachCandidate(true, [&](Value key, Value pos32, Value live) {
               Value pos = e.i32ToIndex(pos32);
               Value inWindow = e.andi(
                   live, e.andi(e.cmpi(arith::CmpIPredicate::uge, pos, w0),
                                e.cmpi(arith::CmpIPredicate::ult, pos,
                                       e.add(w0, e.index(window)))));
-              e.ifThen(e.andi(inWindow, taken(key, pos32, live)), [&]() {
-                Value local = e.sub(pos, w0);
-                Value bit = e.indexToI32(arith::RemUIOp::create(b, loc, local, e.index(32)));
-                memref::AtomicRMWOp::create(
-                    b, loc, arith::AtomicRMWKind::ori,
-                    arith::ShLIOp::create(b, loc, e.i32(1), bit), bitmap,
-                    ValueRange{arith::DivUIOp::create(b, loc, local, e.index(32))});
-              });
-            });
-            gpu::BarrierOp::create(b, loc);
-            // The warp's steps that hold used words (the same in every lane)
-            // and a step's word of this lane, 0 past the used ones.
-            wordsUsed = usedWords();
-            Value warpFirst = e.mul(warp, e.index(warpWords));
-            Value warpUsed = e.select(
-                e.cmpi(arith::CmpIPredicate::ult, warpFirst, wordsUsed),
-                e.sub(wordsUsed, warpFirst), zero);
-            Value steps = e.minui(
-                e.index(warpSteps),
-                arith::DivUIOp::create(b, loc, warpUsed, e.index(kWarpSize)));
-            auto stepWord = [&](Value s) -> std::pair<Value, Value> {
-              Value w = e.add(warpFirst, e.add(e.mul(s, e.index(kWarpSize)), lane));
-              return {w, e.load(bitmap, {w})};
-            };
-            Value own = e.sum(zero, steps, e.i32(0), [&](Value s) {
-              return LLVM::CtPopOp::create(b, loc, i32, stepWord(s).second)
-                  .getResult();
-            });
-            auto [exclusive, total] = blockExclusiveSum(b, loc, own, lane, warp,
-                                                        warpTotals, warps);
-            // The positions of the warps before this one: lane 0's exclusive.
-            Value warpBase = gpu::ShuffleOp::create(b, loc, exclusive, 0,
-                                                    kWarpSize,
-                                                    gpu::ShuffleMode::IDX)
-                                 .getShuffleResult();
-            // Output counts and positions as i32 (registers: the index
-            // forms took this kernel from 48 to 64).
-            Value at0 = e.add(carried[0], warpBase);
-            Value w032 = e.indexToI32(w0);
-            // (Loops rather than unrolled copies: code size, compile time.)
-            e.loopCarry(
-                zero, steps, ValueRange{at0},
-                [&](Value s, ValueRange outer) -> SmallVector<Value> {
-                  auto [wordIndex, word] = stepWord(s);
-                  Value bits = LLVM::CtPopOp::create(b, loc, i32, word);
-                  Value inclusive = warpInclusiveSum(b, loc, bits);
-                  Value stepTotal = gpu::ShuffleOp::create(
-                                        b, loc, inclusive, kWarpSize - 1,
-                                        kWarpSize, gpu::ShuffleMode::IDX)
-                                        .getShuffleResult();
-                  Value at = e.add(outer[0], e.sub(inclusive, bits));
-                  Value wordStart = e.add(
-                      w032, e.mul(e.indexToI32(wordIndex), e.i32(32)));
-                  e.loopCarry(
-                      zero, e.i32ToIndex(bits), ValueRange{word, at},
-                      [&](Value, ValueRange c) -> SmallVector<Value> {
-                        // (c[0] is not 0 here: popc(word) iterations.)
-                        Value bit = LLVM::CountTrailingZerosOp::create(
-                            b, loc, i32, c[0], b.getBoolAttr(true));
-                        e.store(e.add(wordStart, bit), indices,
-                                {e.add(rowOut, e.i32ToIndex(c[1]))});
-                        return {e.andi(c[0], e.sub(c[0], e.i32(1))),
-                                e.add(c[1], e.i32(1))};
-                      });
-                  return {e.add(outer[0], stepTotal)};
-                });
-            // Everyone has read the window before the next one clears it.
-            gpu::BarrierOp::create(b, loc);
+              e.ifThen(e.andi(inWindow, taken(key, pos32, live)),
+                       [&]() { setBit(pos, w0); });
+            // Two candidates per iteration: with four, the 128K kernels
+            // spilled 8 bytes under the 48-register cap (this loop holds
+            // the tie ranks' loop inside each candidate's test).
+            }, /*unroll=*/2);
+            Value total = writeWindow(w0, carried[0]);
             return {e.add(carried[0], total)};
           });
       e.loopStep(e.add(k, tid), cK, nt, [&](Value j) {
-        e.store(e.i32(-1), indices, {e.add(rowOut, j)});
+        e.store(e.i32(-1), indices, {e.add(rowOut(), j)});
       });
       markDone();
+    });
+    return {};
     });
   });
   gpu::ReturnOp::create(b, loc);
@@ -2371,7 +2607,8 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
                                args, kThreads);
     capRegisters(kernel);
     buildSampleKernel(kernel, fused, src, L, rows, cutArg, target, capacity);
-    launchKernel(host, kernel, args.operands(), tiles, B, 1, kThreads);
+    launchKernel(host, kernel, args.operands(), tiles, B, 1, kThreads,
+                 sampleHistogramBytes(rows));
   }
 
   // stats (and, sampled, the candidates)

@@ -19,7 +19,10 @@
 // CHECK: %[[POS:.*]] = memref.alloc() : memref<62400xi32>
 // CHECK: %[[COUNTS:.*]] = memref.alloc() : memref<200xi32>
 // CHECK: %[[DONE:.*]] = memref.alloc() : memref<200xi32>
+// The sample's histograms (8 rows x 2048 bins of i32) are the launch's
+// dynamic shared memory.
 // CHECK: gpu.launch_func @gsa_kernels::@select_1_select_sample blocks in (%c13, %c2, %c1) threads in (%c256
+// CHECK-SAME: dynamic_shared_memory_size %c65536_i32
 // CHECK-SAME: %[[CUTS]] : memref<200xi32>)
 // CHECK: gpu.launch_func @gsa_kernels::@select_1_select_stats
 // CHECK-SAME: %[[CUTS]] : memref<200xi32>, %[[KEYS]] : memref<62400xi32>, %[[POS]] : memref<62400xi32>, %[[COUNTS]] : memref<200xi32>)
@@ -29,12 +32,21 @@
 // CHECK: gpu.launch_func @gsa_kernels::@select_1_select_topk
 // CHECK-SAME: %[[DONE]] : memref<200xi32>)
 
-// The sample kernel: three sweeps (min/max, histogram, histogram inside the
-// chosen bin), the sweeps' products on mma. The first carries each slot's
+// The sample kernel: a min/max sweep and a histogram sweep, and a third
+// (the histogram inside the chosen bin) only where a row's chosen bin is
+// crowded; the sweeps' products on mma. The first carries each slot's
 // smallest and largest key through its loops and publishes them once per
 // warp and row (xor shuffles, then the shared atomics); the histograms
-// count with shared atomics per visit.
+// count with shared atomics per visit into the dynamic shared memory.
 // CHECK: gpu.func @select_1_select_sample
+// CHECK: %[[DYN:.*]] = gpu.dynamic_shared_memory : memref<?xi8, #gpu.address_space<workgroup>>
+// CHECK: %[[HIST:.*]] = memref.view %[[DYN]][%{{.*}}][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<16384xi32, #gpu.address_space<workgroup>>
+// The tile's staged head weights and bias (and the row minima and maxima)
+// are written before a barrier that precedes their reads and the sweeps.
+// CHECK: memref.store %{{.*}}, %[[WEIGHTS:.*]][%{{.*}}] : memref<32xf32, #gpu.address_space<workgroup>>
+// CHECK: gpu.barrier
+// CHECK-NOT: mma.sync
+// CHECK: memref.load %[[WEIGHTS]][%{{.*}}] : memref<32xf32, #gpu.address_space<workgroup>>
 // The key range: the head and tail chunks whole, then every fourth round
 // of the sampled span (step 4).
 // CHECK: scf.for {{.*}} step %c1{{[_0-9]*}} iter_args{{.*}} -> (i32, i32, i32, i32)
@@ -46,11 +58,43 @@
 // CHECK: gpu.shuffle xor
 // CHECK: memref.atomic_rmw minu
 // CHECK: memref.atomic_rmw maxu
-// The first histogram's scan from the top bin aims at the adaptive goal.
-// CHECK: arith.constant 168 : i32
+// The histogram sweep: weight 1 for the head and tail keys, 16 for the
+// sampled span's.
 // CHECK: mma.sync
-// CHECK: memref.atomic_rmw addi
-// CHECK: memref.atomic_rmw addi
+// CHECK: memref.atomic_rmw addi %c1_i32{{[_0-9]*}}, %[[HIST]]
+// CHECK: memref.atomic_rmw addi %c16_i32{{[_0-9]*}}, %[[HIST]]
+// CHECK: gpu.barrier
+// Warp w scans rows w, w + 8, ... (one row here) for the bin where the
+// count from the top reaches the adaptive goal (168): 64 bins per lane, a
+// shuffle scan of the lanes' sums, the owning lane's walk, its answer to
+// every lane by max shuffles; a bin with more than 168 / 8 = 21 keys is
+// crowded and flags the tile.
+// CHECK: scf.for %[[ROW:.*]] = %{{.*}} to %c8{{[_0-9]*}} step %c8
+// CHECK: arith.constant 168 : i32
+// CHECK: scf.for {{.*}} to %c64{{[_0-9]*}} step {{.*}} -> (i32)
+// CHECK: gpu.shuffle  up
+// CHECK: scf.for {{.*}} to %c64{{[_0-9]*}} step {{.*}} -> (i32, i32, i32, i32)
+// CHECK: gpu.shuffle  xor
+// CHECK-NEXT: arith.maxsi
+// CHECK: arith.constant 21 : i32
+// CHECK: arith.cmpi sgt
+// CHECK: memref.store {{.*}}[%[[ROW]]]
+// CHECK: gpu.barrier
+// The third sweep under the tile's flag: the histograms cleared, then
+// counted again inside each crowded row's bin.
+// CHECK: %[[FLAG:.*]] = memref.load %{{.*}}[%c0{{[_0-9]*}}] : memref<1xi32, #gpu.address_space<workgroup>>
+// CHECK: %[[ANY:.*]] = arith.cmpi ne, %[[FLAG]]
+// CHECK: scf.if %[[ANY]] {
+// CHECK: memref.store %c0_i32{{[_0-9]*}}, %[[HIST]]
+// CHECK: gpu.barrier
+// CHECK: mma.sync
+// CHECK: memref.atomic_rmw addi %c1_i32{{[_0-9]*}}, %[[HIST]]
+// CHECK: memref.atomic_rmw addi %c16_i32{{[_0-9]*}}, %[[HIST]]
+// CHECK: gpu.barrier
+// CHECK: scf.for {{.*}} step %c8
+// CHECK: gpu.shuffle  up
+// CHECK: gpu.barrier
+// CHECK: gpu.return
 // The sigmoid activation folded into one tanh per head (no sigmoid op, no
 // 0.5 * tanh + 0.5 left per head).
 // CHECK: gpu.func @select_1_select_stats
@@ -60,9 +104,47 @@
 // not).
 // CHECK: scf.for {{.*}} -> (f64, f64, f64, f64, i32, i32, i32, i32, i32, i32, i32, i32, f32, f32)
 // CHECK: scf.for {{.*}} -> (f64, f64, f64, f64, i32, i32, i32, i32, i32, i32, i32, i32)
-// The finish kernel: radix passes over the candidates with a warp scan of
-// the histogram, the bitmap write-out with its block prefix.
+// The finish kernel: the compact path or radix passes, then the bitmap
+// write-out with its block prefix.
 // CHECK: gpu.func @select_1_select_finish
+// The compact path first: a 2048-bin histogram of key - cut over the row's
+// candidates, warp 0's scan for the bin of the k-th largest (64 bins per
+// lane), then - where that bin holds at most 512 candidates and the row's
+// positions fit one bitmap window (131072) - a second sweep that sets the
+// bits above the bin and lists the bin's keys and positions in shared
+// memory, each listed candidate ranked against the others (a larger key,
+// or an equal key at a larger position), and the write-out below.
+// CHECK: scf.for %{{.*}} = %thread_id_x to %c2048 step %c256
+// CHECK: memref.store %c0_i32{{[_0-9]*}}, %[[FHIST:.*]][%{{.*}}] : memref<2048xi32, #gpu.address_space<workgroup>>
+// CHECK: gpu.barrier
+// CHECK: memref.atomic_rmw addi %c1_i32{{[_0-9]*}}, %[[FHIST]]
+// CHECK: gpu.barrier
+// CHECK: scf.for {{.*}} to %c64 step {{.*}} -> (i32)
+// CHECK: gpu.shuffle  up
+// CHECK: gpu.barrier
+// CHECK: %[[ONEWINDOW:.*]] = arith.cmpi ule, %{{.*}}, %c131072 : index
+// CHECK: %[[SMALLBIN:.*]] = arith.cmpi sle, %{{.*}}, %c512_i32 : i32
+// CHECK: %[[FOUND:.*]] = arith.cmpi sge, %[[BIN:.*]], %c0_i32{{[_0-9]*}} : i32
+// CHECK: %[[BOTH:.*]] = arith.andi %[[FOUND]], %[[SMALLBIN]] : i1
+// CHECK: %[[COMPACT:.*]] = arith.andi %[[BOTH]], %[[ONEWINDOW]] : i1
+// CHECK: scf.if %[[COMPACT]] {
+// CHECK: arith.cmpi ugt, %{{.*}}, %[[BIN]] : i32
+// CHECK: memref.atomic_rmw ori
+// CHECK: arith.cmpi eq, %{{.*}}, %[[BIN]] : i32
+// CHECK: memref.atomic_rmw addi %c1_i32{{[_0-9]*}}, %{{.*}}[%c3{{[_0-9]*}}] : (i32, memref<4xi32, #gpu.address_space<workgroup>>) -> i32
+// CHECK: memref.store {{.*}} : memref<512xi32, #gpu.address_space<workgroup>>
+// CHECK: memref.store {{.*}} : memref<512xi32, #gpu.address_space<workgroup>>
+// CHECK: gpu.barrier
+// CHECK: scf.for {{.*}} -> (index)
+// CHECK-DAG: arith.cmpi ugt
+// CHECK-DAG: arith.cmpi eq
+// CHECK-DAG: arith.cmpi sgt
+// CHECK: memref.atomic_rmw ori
+// CHECK: llvm.intr.ctpop
+// CHECK: "llvm.intr.cttz"
+// The other rows: radix passes over the candidates with a warp scan of
+// the histogram.
+// CHECK: } else {
 // CHECK: memref.atomic_rmw addi
 // CHECK: gpu.shuffle  up
 // The write-out: the taken positions set bits of the bitmap; warp w owns
@@ -73,7 +155,7 @@
 // total from lane 31, and each lane's bits written from its offset.
 // CHECK: memref.atomic_rmw ori
 // CHECK: gpu.barrier
-// CHECK: %[[FIRST:.*]] = arith.muli %{{.*}}, %c512 : index
+// CHECK: %[[FIRST:.*]] = arith.muli %{{.*}}, %c512{{[_0-9]*}} : index
 // CHECK: %[[STEPS:.*]] = arith.minui %c16, %{{.*}} : index
 // CHECK: scf.for %[[S:.*]] = %c0 to %[[STEPS]] step %{{.*}} iter_args(%{{.*}}) -> (i32) {
 // CHECK-NEXT: %c32{{[_0-9]*}} = arith.constant 32 : index
