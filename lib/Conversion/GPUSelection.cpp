@@ -1185,8 +1185,10 @@ constexpr int64_t kSampleBins = int64_t(1) << kSampleBinBits;
 /// more than target / kSampleRefine (weighted) sample keys, the candidates
 /// the edge would add beyond the target at most; only then (crowded scores,
 /// e.g. saturated activations) does a tile sweep its sample a third time,
-/// for the sub-bins of such rows' target bins.
-constexpr int64_t kSampleRefine = 8;
+/// for the sub-bins of such rows' target bins. 4 rather than 8: at 128K
+/// structured fixed the sample 4.12 -> 3.86 ms, random fixed's stats +0.3
+/// ms for the extra candidates (H100, docs/perf-log.md 2026-12-06).
+constexpr int64_t kSampleRefine = 4;
 /// The dynamic shared memory of a sample kernel with `rows` rows per tile.
 constexpr int64_t sampleHistogramBytes(int64_t rows) {
   return rows * kSampleBins * 4;
@@ -2271,178 +2273,206 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
     });
     gpu::BarrierOp::create(b, loc);
     Value bin = e.load(compactScalars, {zero});
-    Value compactable = e.andi(
-        e.andi(e.cmpi(arith::CmpIPredicate::sge, bin, e.i32(0)),
-               e.cmpi(arith::CmpIPredicate::sle,
-                      e.load(compactScalars, {e.index(2)}),
-                      e.i32(kFinishList))),
-        e.cmpi(arith::CmpIPredicate::ule, n, e.index(window)));
-    e.ifElse(compactable, [&]() -> SmallVector<Value> {
-      clearWindow(zero);
-      forEachCandidate(true, [&](Value key, Value pos, Value live) {
-        Value at = binOf(key);
-        e.ifThen(e.andi(live, e.cmpi(arith::CmpIPredicate::ugt, at, bin)),
-                 [&]() { setBit(e.i32ToIndex(pos), zero); });
-        e.ifThen(e.andi(live, e.cmpi(arith::CmpIPredicate::eq, at, bin)),
-                 [&]() {
-                   Value slot = memref::AtomicRMWOp::create(
-                       b, loc, arith::AtomicRMWKind::addi, e.i32(1),
-                       compactScalars, ValueRange{e.index(3)});
-                   Value i = e.i32ToIndex(slot);
-                   e.store(key, listKeys, {i});
-                   e.store(pos, listPositions, {i});
-                 });
-      });
-      gpu::BarrierOp::create(b, loc);
-      Value listed = e.i32ToIndex(e.load(compactScalars, {e.index(3)}));
-      Value need = e.i32ToIndex(e.load(compactScalars, {e.index(1)}));
-      e.loopStep(tid, listed, nt, [&](Value i) {
-        Value key = e.load(listKeys, {i});
-        Value pos = e.load(listPositions, {i});
-        Value rank = e.count(zero, listed, [&](Value j) {
-          Value other = e.load(listKeys, {j});
-          return e.ori(e.cmpi(arith::CmpIPredicate::ugt, other, key),
-                       e.andi(e.cmpi(arith::CmpIPredicate::eq, other, key),
-                              e.cmpi(arith::CmpIPredicate::sgt,
-                                     e.load(listPositions, {j}), pos)));
-        });
-        e.ifThen(e.cmpi(arith::CmpIPredicate::ult, rank, need),
-                 [&]() { setBit(e.i32ToIndex(pos), zero); });
-      });
-      writeWindow(zero, e.i32(0));
-      e.loopStep(e.add(k, tid), cK, nt, [&](Value j) {
-        e.store(e.i32(-1), indices, {e.add(rowOut(), j)});
-      });
-      markDone();
-      return {};
-    }, [&]() -> SmallVector<Value> {
-    // The radix passes. Every candidate lies in [cut, the row's largest
-    // key]: the bits those two share, every candidate shares, so the
-    // passes over them are skipped and their digits taken from the largest
-    // key. Those passes are the costly ones: all candidates fall into one
-    // or two bins, and the shared atomics on one address serialise.
-    Value largest = rowLargest();
-    Value shared = countLeadingZeros(
-        b, loc, arith::XOrIOp::create(b, loc, rowCut(), largest));
-    Value firstPass =
-        e.minui(arith::DivUIOp::create(b, loc, shared, e.i32(8)), e.i32(3));
-    // The digits of passes [0, firstPass): largest & ~0 << (32 - 8 first).
-    Value knownBits = arith::ShLIOp::create(
-        b, loc, e.i32(-1),
-        e.sub(e.i32(32), e.mul(firstPass, e.i32(8))));
-    knownBits = e.select(e.cmpi(arith::CmpIPredicate::eq, firstPass, e.i32(0)),
-                         e.i32(0), knownBits);
-    e.ifThen(lead, [&]() {
-      e.store(e.andi(largest, knownBits), scalars, {e.index(0)}); // prefix
-    });
-    // Radix select of the k-th largest candidate key, 8 bits per pass
-    // (the pass condition is the same in every thread of the block).
-    for (int64_t pass = 0; pass < 4; ++pass) {
-      int64_t shift = 24 - 8 * pass;
-      e.ifThen(e.cmpi(arith::CmpIPredicate::ule, firstPass, e.i32(pass)), [&]() {
-        e.loopStep(tid, e.index(kBins), nt,
-                   [&](Value i) { e.store(e.i32(0), hist, {i}); });
-        gpu::BarrierOp::create(b, loc);
-        Value prefix = e.load(scalars, {e.index(0)});
-        forEachCandidate(false, [&](Value key, Value, Value live) {
-          Value match = live;
-          if (pass > 0)
-            match = e.andi(match, e.cmpi(arith::CmpIPredicate::eq,
-                                         arith::ShRUIOp::create(b, loc, key, e.i32(shift + 8)),
-                                         arith::ShRUIOp::create(b, loc, prefix, e.i32(shift + 8))));
-          e.ifThen(match, [&]() {
-            Value digit = arith::AndIOp::create(
-                b, loc, arith::ShRUIOp::create(b, loc, key, e.i32(shift)),
-                e.i32(kBins - 1));
-            memref::AtomicRMWOp::create(
-                b, loc, arith::AtomicRMWKind::addi, e.i32(1), hist,
-                ValueRange{arith::IndexCastUIOp::create(b, loc, b.getIndexType(),
-                                                        digit)});
+    Value compactable =
+        e.andi(e.andi(e.cmpi(arith::CmpIPredicate::sge, bin, e.i32(0)),
+                      e.cmpi(arith::CmpIPredicate::sle,
+                             e.load(compactScalars, {e.index(2)}),
+                             e.i32(kFinishList))),
+               e.cmpi(arith::CmpIPredicate::ule, n, e.index(window)));
+    e.ifElse(
+        compactable,
+        [&]() -> SmallVector<Value> {
+          clearWindow(zero);
+          forEachCandidate(true, [&](Value key, Value pos, Value live) {
+            Value at = binOf(key);
+            e.ifThen(e.andi(live, e.cmpi(arith::CmpIPredicate::ugt, at, bin)),
+                     [&]() { setBit(e.i32ToIndex(pos), zero); });
+            e.ifThen(e.andi(live, e.cmpi(arith::CmpIPredicate::eq, at, bin)),
+                     [&]() {
+                       Value slot = memref::AtomicRMWOp::create(
+                           b, loc, arith::AtomicRMWKind::addi, e.i32(1),
+                           compactScalars, ValueRange{e.index(3)});
+                       Value i = e.i32ToIndex(slot);
+                       e.store(key, listKeys, {i});
+                       e.store(pos, listPositions, {i});
+                     });
           });
-        });
-        gpu::BarrierOp::create(b, loc);
-        e.ifThen(warp0, [&]() {
-          Value remain = e.load(scalars, {e.index(1)});
-          auto [digit, above, equal] = thresholdBin(e, hist, lane, remain);
-          e.ifThen(e.cmpi(arith::CmpIPredicate::ne, digit, e.i32(-1)), [&]() {
-            Value prefixNow = e.load(scalars, {e.index(0)});
-            e.store(e.ori(prefixNow, arith::ShLIOp::create(b, loc, digit, e.i32(shift))),
-                    scalars, {e.index(0)});
-            e.store(e.sub(remain, above), scalars, {e.index(1)});
-            e.store(equal, scalars, {e.index(2)});
+          gpu::BarrierOp::create(b, loc);
+          Value listed = e.i32ToIndex(e.load(compactScalars, {e.index(3)}));
+          Value need = e.i32ToIndex(e.load(compactScalars, {e.index(1)}));
+          e.loopStep(tid, listed, nt, [&](Value i) {
+            Value key = e.load(listKeys, {i});
+            Value pos = e.load(listPositions, {i});
+            Value rank = e.count(zero, listed, [&](Value j) {
+              Value other = e.load(listKeys, {j});
+              return e.ori(e.cmpi(arith::CmpIPredicate::ugt, other, key),
+                           e.andi(e.cmpi(arith::CmpIPredicate::eq, other, key),
+                                  e.cmpi(arith::CmpIPredicate::sgt,
+                                         e.load(listPositions, {j}), pos)));
+            });
+            e.ifThen(e.cmpi(arith::CmpIPredicate::ult, rank, need),
+                     [&]() { setBit(e.i32ToIndex(pos), zero); });
           });
-        });
-        gpu::BarrierOp::create(b, loc);
-      });
-    }
-    Value threshold = e.load(scalars, {e.index(0)});
-    Value need = e.i32ToIndex(e.load(scalars, {e.index(1)}));
-    Value equal = e.i32ToIndex(e.load(scalars, {e.index(2)}));
-    Value fewTies = e.cmpi(arith::CmpIPredicate::ule, equal, e.index(kMaxTies));
-    e.ifThen(e.cmpi(arith::CmpIPredicate::eq, fewTies, falseV), [&]() {
-      e.ifThen(lead, [&]() { e.store(e.i32(0), done, {row}); });
-    });
-    e.ifThen(fewTies, [&]() {
-      // The tied positions; a tie is taken if fewer than `need` ties come
-      // after it. Where every tie is needed (the usual case: the k-th
-      // largest key is unique) no pass ranks them.
-      Value everyTie = e.cmpi(arith::CmpIPredicate::eq, equal, need);
-      Value rankTies = e.cmpi(arith::CmpIPredicate::eq, everyTie, falseV);
-      // (None to rank: every tie's rank is 0, below `need`.)
-      Value rankedTies = e.select(rankTies, equal, zero);
-      e.ifThen(rankTies, [&]() {
-        forEachCandidate(true, [&](Value key, Value pos, Value live) {
-          Value isTie = e.andi(live, e.cmpi(arith::CmpIPredicate::eq, key, threshold));
-          e.ifThen(isTie, [&]() {
-            Value slot = memref::AtomicRMWOp::create(
-                b, loc, arith::AtomicRMWKind::addi, e.i32(1), scalars,
-                ValueRange{e.index(4)});
-            e.store(pos, ties, {e.i32ToIndex(slot)});
+          writeWindow(zero, e.i32(0));
+          e.loopStep(e.add(k, tid), cK, nt, [&](Value j) {
+            e.store(e.i32(-1), indices, {e.add(rowOut(), j)});
           });
-        });
-        gpu::BarrierOp::create(b, loc);
-      });
-      auto taken = [&](Value key, Value pos, Value live) {
-        Value above = e.andi(live, e.cmpi(arith::CmpIPredicate::ugt, key, threshold));
-        Value isTie = e.andi(live, e.cmpi(arith::CmpIPredicate::eq, key, threshold));
-        Value rank = e.ifElse(
-            isTie,
-            [&]() -> SmallVector<Value> {
-              return {e.count(zero, rankedTies, [&](Value i) {
-                return e.cmpi(arith::CmpIPredicate::sgt, e.load(ties, {i}), pos);
-              })};
-            },
-            [&]() -> SmallVector<Value> { return {zero}; })[0];
-        return e.ori(above, e.andi(isTie, e.cmpi(arith::CmpIPredicate::ult,
-                                                 rank, need)));
-      };
-      // Ascending write-out, window by window of positions.
-      e.loopStepCarry(
-          zero, n, e.index(window), ValueRange{e.i32(0)},
-          [&](Value w0, ValueRange carried) -> SmallVector<Value> {
-            clearWindow(w0);
-            forEachCandidate(true, [&](Value key, Value pos32, Value live) {
-              Value pos = e.i32ToIndex(pos32);
-              Value inWindow = e.andi(
-                  live, e.andi(e.cmpi(arith::CmpIPredicate::uge, pos, w0),
-                               e.cmpi(arith::CmpIPredicate::ult, pos,
-                                      e.add(w0, e.index(window)))));
-              e.ifThen(e.andi(inWindow, taken(key, pos32, live)),
-                       [&]() { setBit(pos, w0); });
-            // Two candidates per iteration: with four, the 128K kernels
-            // spilled 8 bytes under the 48-register cap (this loop holds
-            // the tie ranks' loop inside each candidate's test).
-            }, /*unroll=*/2);
-            Value total = writeWindow(w0, carried[0]);
-            return {e.add(carried[0], total)};
+          markDone();
+          return {};
+        },
+        [&]() -> SmallVector<Value> {
+          // The radix passes. Every candidate lies in [cut, the row's largest
+          // key]: the bits those two share, every candidate shares, so the
+          // passes over them are skipped and their digits taken from the
+          // largest key. Those passes are the costly ones: all candidates fall
+          // into one or two bins, and the shared atomics on one address
+          // serialise.
+          Value largest = rowLargest();
+          Value shared = countLeadingZeros(
+              b, loc, arith::XOrIOp::create(b, loc, rowCut(), largest));
+          Value firstPass = e.minui(
+              arith::DivUIOp::create(b, loc, shared, e.i32(8)), e.i32(3));
+          // The digits of passes [0, firstPass): largest & ~0 << (32 - 8
+          // first).
+          Value knownBits = arith::ShLIOp::create(
+              b, loc, e.i32(-1), e.sub(e.i32(32), e.mul(firstPass, e.i32(8))));
+          knownBits =
+              e.select(e.cmpi(arith::CmpIPredicate::eq, firstPass, e.i32(0)),
+                       e.i32(0), knownBits);
+          e.ifThen(lead, [&]() {
+            e.store(e.andi(largest, knownBits), scalars,
+                    {e.index(0)}); // prefix
           });
-      e.loopStep(e.add(k, tid), cK, nt, [&](Value j) {
-        e.store(e.i32(-1), indices, {e.add(rowOut(), j)});
-      });
-      markDone();
-    });
-    return {};
-    });
+          // Radix select of the k-th largest candidate key, 8 bits per pass
+          // (the pass condition is the same in every thread of the block).
+          for (int64_t pass = 0; pass < 4; ++pass) {
+            int64_t shift = 24 - 8 * pass;
+            e.ifThen(
+                e.cmpi(arith::CmpIPredicate::ule, firstPass, e.i32(pass)),
+                [&]() {
+                  e.loopStep(tid, e.index(kBins), nt,
+                             [&](Value i) { e.store(e.i32(0), hist, {i}); });
+                  gpu::BarrierOp::create(b, loc);
+                  Value prefix = e.load(scalars, {e.index(0)});
+                  forEachCandidate(false, [&](Value key, Value, Value live) {
+                    Value match = live;
+                    if (pass > 0)
+                      match = e.andi(
+                          match, e.cmpi(arith::CmpIPredicate::eq,
+                                        arith::ShRUIOp::create(
+                                            b, loc, key, e.i32(shift + 8)),
+                                        arith::ShRUIOp::create(
+                                            b, loc, prefix, e.i32(shift + 8))));
+                    e.ifThen(match, [&]() {
+                      Value digit = arith::AndIOp::create(
+                          b, loc,
+                          arith::ShRUIOp::create(b, loc, key, e.i32(shift)),
+                          e.i32(kBins - 1));
+                      memref::AtomicRMWOp::create(
+                          b, loc, arith::AtomicRMWKind::addi, e.i32(1), hist,
+                          ValueRange{arith::IndexCastUIOp::create(
+                              b, loc, b.getIndexType(), digit)});
+                    });
+                  });
+                  gpu::BarrierOp::create(b, loc);
+                  e.ifThen(warp0, [&]() {
+                    Value remain = e.load(scalars, {e.index(1)});
+                    auto [digit, above, equal] =
+                        thresholdBin(e, hist, lane, remain);
+                    e.ifThen(e.cmpi(arith::CmpIPredicate::ne, digit, e.i32(-1)),
+                             [&]() {
+                               Value prefixNow = e.load(scalars, {e.index(0)});
+                               e.store(e.ori(prefixNow,
+                                             arith::ShLIOp::create(
+                                                 b, loc, digit, e.i32(shift))),
+                                       scalars, {e.index(0)});
+                               e.store(e.sub(remain, above), scalars,
+                                       {e.index(1)});
+                               e.store(equal, scalars, {e.index(2)});
+                             });
+                  });
+                  gpu::BarrierOp::create(b, loc);
+                });
+          }
+          Value threshold = e.load(scalars, {e.index(0)});
+          Value need = e.i32ToIndex(e.load(scalars, {e.index(1)}));
+          Value equal = e.i32ToIndex(e.load(scalars, {e.index(2)}));
+          Value fewTies =
+              e.cmpi(arith::CmpIPredicate::ule, equal, e.index(kMaxTies));
+          e.ifThen(e.cmpi(arith::CmpIPredicate::eq, fewTies, falseV), [&]() {
+            e.ifThen(lead, [&]() { e.store(e.i32(0), done, {row}); });
+          });
+          e.ifThen(fewTies, [&]() {
+            // The tied positions; a tie is taken if fewer than `need` ties come
+            // after it. Where every tie is needed (the usual case: the k-th
+            // largest key is unique) no pass ranks them.
+            Value everyTie = e.cmpi(arith::CmpIPredicate::eq, equal, need);
+            Value rankTies = e.cmpi(arith::CmpIPredicate::eq, everyTie, falseV);
+            // (None to rank: every tie's rank is 0, below `need`.)
+            Value rankedTies = e.select(rankTies, equal, zero);
+            e.ifThen(rankTies, [&]() {
+              forEachCandidate(true, [&](Value key, Value pos, Value live) {
+                Value isTie = e.andi(
+                    live, e.cmpi(arith::CmpIPredicate::eq, key, threshold));
+                e.ifThen(isTie, [&]() {
+                  Value slot = memref::AtomicRMWOp::create(
+                      b, loc, arith::AtomicRMWKind::addi, e.i32(1), scalars,
+                      ValueRange{e.index(4)});
+                  e.store(pos, ties, {e.i32ToIndex(slot)});
+                });
+              });
+              gpu::BarrierOp::create(b, loc);
+            });
+            auto taken = [&](Value key, Value pos, Value live) {
+              Value above = e.andi(
+                  live, e.cmpi(arith::CmpIPredicate::ugt, key, threshold));
+              Value isTie = e.andi(
+                  live, e.cmpi(arith::CmpIPredicate::eq, key, threshold));
+              Value rank = e.ifElse(
+                  isTie,
+                  [&]() -> SmallVector<Value> {
+                    return {e.count(zero, rankedTies, [&](Value i) {
+                      return e.cmpi(arith::CmpIPredicate::sgt,
+                                    e.load(ties, {i}), pos);
+                    })};
+                  },
+                  [&]() -> SmallVector<Value> { return {zero}; })[0];
+              return e.ori(
+                  above,
+                  e.andi(isTie, e.cmpi(arith::CmpIPredicate::ult, rank, need)));
+            };
+            // Ascending write-out, window by window of positions.
+            e.loopStepCarry(
+                zero, n, e.index(window), ValueRange{e.i32(0)},
+                [&](Value w0, ValueRange carried) -> SmallVector<Value> {
+                  clearWindow(w0);
+                  forEachCandidate(
+                      true,
+                      [&](Value key, Value pos32, Value live) {
+                        Value pos = e.i32ToIndex(pos32);
+                        Value inWindow = e.andi(
+                            live,
+                            e.andi(e.cmpi(arith::CmpIPredicate::uge, pos, w0),
+                                   e.cmpi(arith::CmpIPredicate::ult, pos,
+                                          e.add(w0, e.index(window)))));
+                        e.ifThen(e.andi(inWindow, taken(key, pos32, live)),
+                                 [&]() { setBit(pos, w0); });
+                        // Two candidates per iteration: with four, the 128K
+                        // kernels spilled 8 bytes under the 48-register cap
+                        // (this loop holds the tie ranks' loop inside each
+                        // candidate's test).
+                      },
+                      /*unroll=*/2);
+                  Value total = writeWindow(w0, carried[0]);
+                  return {e.add(carried[0], total)};
+                });
+            e.loopStep(e.add(k, tid), cK, nt, [&](Value j) {
+              e.store(e.i32(-1), indices, {e.add(rowOut(), j)});
+            });
+            markDone();
+          });
+          return {};
+        });
   });
   gpu::ReturnOp::create(b, loc);
 }

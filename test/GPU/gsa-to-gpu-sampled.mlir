@@ -67,7 +67,7 @@
 // Warp w scans rows w, w + 8, ... (one row here) for the bin where the
 // count from the top reaches the adaptive goal (168): 64 bins per lane, a
 // shuffle scan of the lanes' sums, the owning lane's walk, its answer to
-// every lane by max shuffles; a bin with more than 168 / 8 = 21 keys is
+// every lane by max shuffles; a bin with more than 168 / 4 = 42 keys is
 // crowded and flags the tile.
 // CHECK: scf.for %[[ROW:.*]] = %{{.*}} to %c8{{[_0-9]*}} step %c8
 // CHECK: arith.constant 168 : i32
@@ -76,7 +76,7 @@
 // CHECK: scf.for {{.*}} to %c64{{[_0-9]*}} step {{.*}} -> (i32, i32, i32, i32)
 // CHECK: gpu.shuffle  xor
 // CHECK-NEXT: arith.maxsi
-// CHECK: arith.constant 21 : i32
+// CHECK: arith.constant 42 : i32
 // CHECK: arith.cmpi sgt
 // CHECK: memref.store {{.*}}[%[[ROW]]]
 // CHECK: gpu.barrier
