@@ -1177,7 +1177,8 @@ constexpr int64_t kSampleStride = 16;
 constexpr int64_t kRangeRoundStep = 4;
 
 /// The sample's histograms: 2^11 bins per row (in dynamic shared memory:
-/// 96 KiB for 12 rows, two CTAs per SM as its registers allow), so that one
+/// 96 KiB for the 12 rows of long L, two CTAs per SM as its registers
+/// allow; 128 KiB and one CTA at select-rows-per-tile = 16), so that one
 /// sweep places the cut within 1/2048 of the row's sampled key range.
 constexpr int64_t kSampleBinBits = 11;
 constexpr int64_t kSampleBins = int64_t(1) << kSampleBinBits;
@@ -1209,6 +1210,7 @@ TopBin warpTopBin(Emitter &e, Value hist, Value base, int64_t bins, Value lane,
                   Value goal) {
   OpBuilder &b = e.builder();
   Location loc = e.location();
+  assert(bins % kWarpSize == 0 && "whole lanes of bins");
   const int64_t perLane = bins / kWarpSize;
   Value zero = e.index(0), count = e.index(perLane);
   Value top = e.sub(e.add(base, e.index(bins - 1)),
@@ -1468,7 +1470,7 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   gpu::BarrierOp::create(b, loc);
 
   // Crowded rows: the sub-bins of the target bin (the tile's third sweep),
-  // then each such row's cut inside it (subShared).
+  // then each such row's cut inside it (edgeShared moved up to the sub-bin).
   Value refine = e.cmpi(arith::CmpIPredicate::ne, e.load(anyRefine, {zero}),
                         e.i32(0));
   e.ifThen(refine, [&]() {
@@ -1993,7 +1995,10 @@ struct Candidates {
 /// One CTA per row. k_t from the row's statistics (as the topk kernel);
 /// a row whose k_t is all its keys takes 0..t. Otherwise, when the row's
 /// candidates hold at least k_t keys and did not overflow (so the k_t-th
-/// largest key and all its ties are among them): an exact radix select of the k_t-th largest key (4 passes of 8 bits over a shared
+/// largest key and all its ties are among them): first the compact path
+/// (a histogram over the candidates' key range, the k_t-th's bin ranked in
+/// shared memory; see below), else an exact radix select of the k_t-th
+/// largest key (4 passes of 8 bits over a shared
 /// histogram, the bin found by one warp), ties at the threshold to the
 /// largest positions (ranked only where some ties are left out), and the
 /// selected positions written in ascending
@@ -2230,10 +2235,11 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
     // bin and gathers the bin's own into shared memory, where each is
     // ranked exactly against the others (key, then the larger position);
     // those ranked below `need` are taken. Two sweeps of the candidates
-    // from L2 instead of the radix passes' three to five, and the ties need
-    // no pass of their own. Rows whose bin holds more than kFinishList
-    // candidates, or with more positions than one window, take the radix
-    // passes below.
+    // from L2 instead of the radix path's one to four passes, its tie
+    // sweep where needed and its write-out sweep. Rows whose bin holds more
+    // than kFinishList candidates, or with more positions than one window,
+    // take the radix path below (one sweep more than before the compact
+    // path: its histogram).
     Value cut = rowCut();
     Value span = e.sub(rowLargest(), cut);
     Value binShift = arith::MaxSIOp::create(
@@ -2241,11 +2247,13 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
         e.sub(e.sub(e.i32(32), countLeadingZeros(b, loc, span)),
               e.i32(kFinishBinBits)),
         e.i32(0));
-    // (Clamped: a key below the cut, which the stats sweep never takes,
-    // could not index past the histogram.)
+    // (A key below the cut, which the stats sweep never takes, would count
+    // in bin 0 rather than wrap into the top bin; the clamp keeps the
+    // index in the histogram.)
     auto binOf = [&](Value key) {
+      Value above = e.sub(e.maxui(key, cut), cut);
       return e.minui(
-          arith::ShRUIOp::create(b, loc, e.sub(key, cut), binShift).getResult(),
+          arith::ShRUIOp::create(b, loc, above, binShift).getResult(),
           e.i32(kFinishBins - 1));
     };
     e.loopStep(tid, e.index(kFinishBins), nt,
