@@ -117,6 +117,12 @@
 // CHECK: scf.for %{{.*}} = %thread_id_x to %c2048 step %c256
 // CHECK: memref.store %c0_i32{{[_0-9]*}}, %[[FHIST:.*]][%{{.*}}] : memref<2048xi32, #gpu.address_space<workgroup>>
 // CHECK: gpu.barrier
+// The bin of key - cut (a key below the cut, which the stats sweep never
+// takes, would count in bin 0, not wrap around), clamped to the last.
+// CHECK: %[[ATLEAST:.*]] = arith.maxui %{{.*}}, %[[CUT:.*]] : i32
+// CHECK-NEXT: %[[ABOVECUT:.*]] = arith.subi %[[ATLEAST]], %[[CUT]] : i32
+// CHECK: %[[SHIFTED:.*]] = arith.shrui %[[ABOVECUT]], %{{.*}} : i32
+// CHECK-NEXT: arith.minui %[[SHIFTED]], %c2047_i32 : i32
 // CHECK: memref.atomic_rmw addi %c1_i32{{[_0-9]*}}, %[[FHIST]]
 // CHECK: gpu.barrier
 // CHECK: scf.for {{.*}} to %c64 step {{.*}} -> (i32)
