@@ -1213,11 +1213,10 @@ TopBin warpTopBin(Emitter &e, Value hist, Value base, int64_t bins, Value lane,
   assert(bins % kWarpSize == 0 && "whole lanes of bins");
   const int64_t perLane = bins / kWarpSize;
   Value zero = e.index(0), count = e.index(perLane);
-  Value top = e.sub(e.add(base, e.index(bins - 1)),
-                    e.mul(lane, e.index(perLane)));
-  Value own = e.sum(zero, count, e.i32(0), [&](Value i) {
-    return e.load(hist, {e.sub(top, i)});
-  });
+  Value top =
+      e.sub(e.add(base, e.index(bins - 1)), e.mul(lane, e.index(perLane)));
+  Value own = e.sum(zero, count, e.i32(0),
+                    [&](Value i) { return e.load(hist, {e.sub(top, i)}); });
   Value inclusive = warpInclusiveSum(b, loc, own);
   Value exclusive = e.sub(inclusive, own);
   Value mine = e.andi(e.cmpi(arith::CmpIPredicate::sge, inclusive, goal),
@@ -1230,9 +1229,9 @@ TopBin warpTopBin(Emitter &e, Value hist, Value base, int64_t bins, Value lane,
         Value at = e.sub(top, i);
         Value h = e.load(hist, {at});
         Value next = e.add(c[0], h);
-        Value hit = e.andi(e.andi(mine, e.cmpi(arith::CmpIPredicate::eq,
-                                               c[1], none)),
-                           e.cmpi(arith::CmpIPredicate::sge, next, goal));
+        Value hit =
+            e.andi(e.andi(mine, e.cmpi(arith::CmpIPredicate::eq, c[1], none)),
+                   e.cmpi(arith::CmpIPredicate::sge, next, goal));
         return {next, e.select(hit, e.indexToI32(e.sub(at, base)), c[1]),
                 e.select(hit, c[0], c[2]), e.select(hit, h, c[3])};
       });
@@ -1385,13 +1384,14 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     rangeInit.push_back(e.i32(0));
   }
   SmallVector<Value> range = forEachSampledCarry(
-      rangeInit, [&](const Visit &v, Value visible, Value, int64_t m,
-                     SmallVectorImpl<Value> &state) {
+      rangeInit,
+      [&](const Visit &v, Value visible, Value, int64_t m,
+          SmallVectorImpl<Value> &state) {
         Value key = orderKey(e, v.score);
-        state[2 * m] = e.select(visible, e.minui(state[2 * m], key),
-                                state[2 * m]);
-        state[2 * m + 1] = e.select(visible, e.maxui(state[2 * m + 1], key),
-                                    state[2 * m + 1]);
+        state[2 * m] =
+            e.select(visible, e.minui(state[2 * m], key), state[2 * m]);
+        state[2 * m + 1] =
+            e.select(visible, e.maxui(state[2 * m + 1], key), state[2 * m + 1]);
       },
       kRangeRoundStep);
   Value rangeLeader = source.isRowLeader();
@@ -1436,8 +1436,9 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     e.ifThen(visible, [&]() {
       Value key = orderKey(e, v.score);
       Value above = e.maxui(key, rowMins[m]);
-      count(v.row, arith::ShRUIOp::create(b, loc, e.sub(above, rowMins[m]),
-                                          rowShifts[m]),
+      count(v.row,
+            arith::ShRUIOp::create(b, loc, e.sub(above, rowMins[m]),
+                                   rowShifts[m]),
             weight);
     });
   });
@@ -1452,13 +1453,15 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     TopBin found = warpTopBin(e, hist, e.mul(r, e.index(kSampleBins)),
                               kSampleBins, ids.lane, e.i32(target));
     Value hit = e.cmpi(arith::CmpIPredicate::sge, found.bin, e.i32(0));
-    Value crowded = e.andi(
-        hit, e.cmpi(arith::CmpIPredicate::sgt, found.own,
-                    e.i32(target / kSampleRefine)));
+    Value crowded = e.andi(hit, e.cmpi(arith::CmpIPredicate::sgt, found.own,
+                                       e.i32(target / kSampleRefine)));
     e.ifThen(lane0, [&]() {
-      Value edge = e.add(e.load(minShared, {r}),
-                         arith::ShLIOp::create(b, loc, arith::MaxSIOp::create(b, loc, found.bin, e.i32(0)).getResult(),
-                                               shiftOf(r)));
+      Value edge = e.add(
+          e.load(minShared, {r}),
+          arith::ShLIOp::create(
+              b, loc,
+              arith::MaxSIOp::create(b, loc, found.bin, e.i32(0)).getResult(),
+              shiftOf(r)));
       e.store(edge, edgeShared, {r});
       e.store(e.select(hit, e.sub(e.i32(target), found.above), e.i32(-1)),
               goalShared, {r});
@@ -1471,8 +1474,8 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
 
   // Crowded rows: the sub-bins of the target bin (the tile's third sweep),
   // then each such row's cut inside it (edgeShared moved up to the sub-bin).
-  Value refine = e.cmpi(arith::CmpIPredicate::ne, e.load(anyRefine, {zero}),
-                        e.i32(0));
+  Value refine =
+      e.cmpi(arith::CmpIPredicate::ne, e.load(anyRefine, {zero}), e.i32(0));
   e.ifThen(refine, [&]() {
     clearHistograms();
     gpu::BarrierOp::create(b, loc);
@@ -1484,15 +1487,13 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
                                   e.load(refineShared, {source.slotRow(m)}),
                                   e.i32(0)));
     }
-    forEachSampled([&](const Visit &v, Value visible, Value weight,
-                       int64_t m) {
+    forEachSampled([&](const Visit &v, Value visible, Value weight, int64_t m) {
       Value key = orderKey(e, v.score);
       Value edge = edges[m];
       Value inBin = e.andi(
           e.cmpi(arith::CmpIPredicate::uge, key, edge),
           e.cmpi(arith::CmpIPredicate::eq,
-                 arith::ShRUIOp::create(b, loc, e.sub(key, edge),
-                                        rowShifts[m]),
+                 arith::ShRUIOp::create(b, loc, e.sub(key, edge), rowShifts[m]),
                  e.i32(0)));
       e.ifThen(e.andi(e.andi(visible, crowdedRow[m]), inBin), [&]() {
         count(v.row,
@@ -1502,8 +1503,8 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     });
     gpu::BarrierOp::create(b, loc);
     e.loopStep(ids.warp, e.index(rows), e.index(kWarps), [&](Value r) {
-      Value crowded = e.cmpi(arith::CmpIPredicate::ne,
-                             e.load(refineShared, {r}), e.i32(0));
+      Value crowded =
+          e.cmpi(arith::CmpIPredicate::ne, e.load(refineShared, {r}), e.i32(0));
       e.ifThen(crowded, [&]() {
         // The sub-bins count only keys inside the bin (the end bins also
         // held keys outside the range): where they fall short of the goal
@@ -1513,7 +1514,9 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
                        ids.lane, e.load(goalShared, {r}));
         e.ifThen(lane0, [&]() {
           Value sub = arith::ShLIOp::create(
-              b, loc, arith::MaxSIOp::create(b, loc, found.bin, e.i32(0)).getResult(), subShiftOf(shiftOf(r)));
+              b, loc,
+              arith::MaxSIOp::create(b, loc, found.bin, e.i32(0)).getResult(),
+              subShiftOf(shiftOf(r)));
           e.store(e.add(e.load(edgeShared, {r}), sub), edgeShared, {r});
         });
       });
@@ -1527,13 +1530,14 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   Value owner = e.andi(e.cmpi(arith::CmpIPredicate::ult, r, e.index(rows)),
                        e.cmpi(arith::CmpIPredicate::ult, t, e.index(L)));
   e.ifThen(owner, [&]() {
-    Value found = e.cmpi(arith::CmpIPredicate::sge, e.load(goalShared, {r}),
-                         e.i32(0));
+    Value found =
+        e.cmpi(arith::CmpIPredicate::sge, e.load(goalShared, {r}), e.i32(0));
     Value cut = e.load(edgeShared, {r});
     Value few = e.cmpi(arith::CmpIPredicate::ule, e.add(t, e.index(1)),
                        e.index(capacity));
-    Value none = e.cmpi(arith::CmpIPredicate::eq, found,
-                        arith::ConstantOp::create(b, loc, b.getBoolAttr(false)));
+    Value none =
+        e.cmpi(arith::CmpIPredicate::eq, found,
+               arith::ConstantOp::create(b, loc, b.getBoolAttr(false)));
     // The key of +0.0 is never a cut: the stats sweep's float test
     // (cutFloat) would take -0.0 too, a key below it; one key lower (-0.0's)
     // takes the same scores and is exact.
@@ -2261,16 +2265,16 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
     gpu::BarrierOp::create(b, loc);
     forEachCandidate(false, [&](Value key, Value, Value live) {
       e.ifThen(live, [&]() {
-        memref::AtomicRMWOp::create(
-            b, loc, arith::AtomicRMWKind::addi, e.i32(1), hist,
-            ValueRange{arith::IndexCastUIOp::create(b, loc, b.getIndexType(),
-                                                    binOf(key))});
+        memref::AtomicRMWOp::create(b, loc, arith::AtomicRMWKind::addi,
+                                    e.i32(1), hist,
+                                    ValueRange{arith::IndexCastUIOp::create(
+                                        b, loc, b.getIndexType(), binOf(key))});
       });
     });
     gpu::BarrierOp::create(b, loc);
     e.ifThen(warp0, [&]() {
-      TopBin found = warpTopBin(e, hist, zero, kFinishBins, lane,
-                                e.indexToI32(k));
+      TopBin found =
+          warpTopBin(e, hist, zero, kFinishBins, lane, e.indexToI32(k));
       e.ifThen(lead, [&]() {
         e.store(found.bin, compactScalars, {zero});
         e.store(e.sub(e.indexToI32(k), found.above), compactScalars,
