@@ -1423,6 +1423,14 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
                                   e.i32(0))
         .getResult();
   };
+  // The offset of a found bin's lower edge (bin 0 where none was found).
+  auto binOffset = [&](const TopBin &found, Value shift) {
+    return arith::ShLIOp::create(
+               b, loc,
+               arith::MaxSIOp::create(b, loc, found.bin, e.i32(0)).getResult(),
+               shift)
+        .getResult();
+  };
   // Each slot's row minimum and shift, read once (the shared atomics in
   // the sweep keep the compiler from hoisting these loads itself).
   SmallVector<Value> rowMins, rowShifts;
@@ -1456,13 +1464,8 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     Value crowded = e.andi(hit, e.cmpi(arith::CmpIPredicate::sgt, found.own,
                                        e.i32(target / kSampleRefine)));
     e.ifThen(lane0, [&]() {
-      Value edge = e.add(
-          e.load(minShared, {r}),
-          arith::ShLIOp::create(
-              b, loc,
-              arith::MaxSIOp::create(b, loc, found.bin, e.i32(0)).getResult(),
-              shiftOf(r)));
-      e.store(edge, edgeShared, {r});
+      e.store(e.add(e.load(minShared, {r}), binOffset(found, shiftOf(r))),
+              edgeShared, {r});
       e.store(e.select(hit, e.sub(e.i32(target), found.above), e.i32(-1)),
               goalShared, {r});
       e.store(arith::ExtUIOp::create(b, loc, i32, crowded).getResult(),
@@ -1513,10 +1516,7 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
             warpTopBin(e, hist, e.mul(r, e.index(kSampleBins)), kSampleBins,
                        ids.lane, e.load(goalShared, {r}));
         e.ifThen(lane0, [&]() {
-          Value sub = arith::ShLIOp::create(
-              b, loc,
-              arith::MaxSIOp::create(b, loc, found.bin, e.i32(0)).getResult(),
-              subShiftOf(shiftOf(r)));
+          Value sub = binOffset(found, subShiftOf(shiftOf(r)));
           e.store(e.add(e.load(edgeShared, {r}), sub), edgeShared, {r});
         });
       });
