@@ -2241,9 +2241,9 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
     // those ranked below `need` are taken. Two sweeps of the candidates
     // from L2 instead of the radix path's one to four passes, its tie
     // sweep where needed and its write-out sweep. Rows whose bin holds more
-    // than kFinishList candidates, or with more positions than one window,
-    // take the radix path below (one sweep more than before the compact
-    // path: its histogram).
+    // than kFinishList candidates take the radix path below (one sweep more
+    // than before the compact path: its histogram), as do rows with more
+    // positions than one window (without the histogram).
     Value cut = rowCut();
     Value span = e.sub(rowLargest(), cut);
     Value binShift = arith::MaxSIOp::create(
@@ -2260,37 +2260,42 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
           arith::ShRUIOp::create(b, loc, above, binShift).getResult(),
           e.i32(kFinishBins - 1));
     };
-    e.loopStep(tid, e.index(kFinishBins), nt,
-               [&](Value i) { e.store(e.i32(0), hist, {i}); });
-    gpu::BarrierOp::create(b, loc);
-    forEachCandidate(false, [&](Value key, Value, Value live) {
-      e.ifThen(live, [&]() {
-        memref::AtomicRMWOp::create(b, loc, arith::AtomicRMWKind::addi,
-                                    e.i32(1), hist,
-                                    ValueRange{arith::IndexCastUIOp::create(
-                                        b, loc, b.getIndexType(), binOf(key))});
+    // (Rows with positions past one bitmap window take the radix path: no
+    // histogram for them.)
+    Value oneWindow = e.cmpi(arith::CmpIPredicate::ule, n, e.index(window));
+    e.ifThen(oneWindow, [&]() {
+      e.loopStep(tid, e.index(kFinishBins), nt,
+                 [&](Value i) { e.store(e.i32(0), hist, {i}); });
+      gpu::BarrierOp::create(b, loc);
+      forEachCandidate(false, [&](Value key, Value, Value live) {
+        e.ifThen(live, [&]() {
+          memref::AtomicRMWOp::create(b, loc, arith::AtomicRMWKind::addi,
+                                      e.i32(1), hist,
+                                      ValueRange{arith::IndexCastUIOp::create(
+                                          b, loc, b.getIndexType(), binOf(key))});
+        });
       });
-    });
-    gpu::BarrierOp::create(b, loc);
-    e.ifThen(warp0, [&]() {
-      TopBin found =
-          warpTopBin(e, hist, zero, kFinishBins, lane, e.indexToI32(k));
-      e.ifThen(lead, [&]() {
-        e.store(found.bin, compactScalars, {zero});
-        e.store(e.sub(e.indexToI32(k), found.above), compactScalars,
-                {e.index(1)});
-        e.store(found.own, compactScalars, {e.index(2)});
-        e.store(e.i32(0), compactScalars, {e.index(3)});
+      gpu::BarrierOp::create(b, loc);
+      e.ifThen(warp0, [&]() {
+        TopBin found =
+            warpTopBin(e, hist, zero, kFinishBins, lane, e.indexToI32(k));
+        e.ifThen(lead, [&]() {
+          e.store(found.bin, compactScalars, {zero});
+          e.store(e.sub(e.indexToI32(k), found.above), compactScalars,
+                  {e.index(1)});
+          e.store(found.own, compactScalars, {e.index(2)});
+          e.store(e.i32(0), compactScalars, {e.index(3)});
+        });
       });
+      gpu::BarrierOp::create(b, loc);
     });
-    gpu::BarrierOp::create(b, loc);
     Value bin = e.load(compactScalars, {zero});
     Value compactable =
         e.andi(e.andi(e.cmpi(arith::CmpIPredicate::sge, bin, e.i32(0)),
                       e.cmpi(arith::CmpIPredicate::sle,
                              e.load(compactScalars, {e.index(2)}),
                              e.i32(kFinishList))),
-               e.cmpi(arith::CmpIPredicate::ule, n, e.index(window)));
+               oneWindow);
     e.ifElse(
         compactable,
         [&]() -> SmallVector<Value> {

@@ -107,13 +107,15 @@
 // The finish kernel: the compact path or radix passes, then the bitmap
 // write-out with its block prefix.
 // CHECK: gpu.func @select_1_select_finish
-// The compact path first: a 2048-bin histogram of key - cut over the row's
-// candidates, warp 0's scan for the bin of the k-th largest (64 bins per
-// lane), then - where that bin holds at most 512 candidates and the row's
-// positions fit one bitmap window (131072) - a second sweep that sets the
-// bits above the bin and lists the bin's keys and positions in shared
+// The compact path first, for rows whose positions fit one bitmap window
+// (131072): a 2048-bin histogram of key - cut over the row's candidates,
+// warp 0's scan for the bin of the k-th largest (64 bins per lane), then -
+// where that bin holds at most 512 candidates - a second sweep that sets
+// the bits above the bin and lists the bin's keys and positions in shared
 // memory, each listed candidate ranked against the others (a larger key,
 // or an equal key at a larger position), and the write-out below.
+// CHECK: %[[ONEWINDOW:.*]] = arith.cmpi ule, %{{.*}}, %c131072 : index
+// CHECK-NEXT: scf.if %[[ONEWINDOW]] {
 // CHECK: scf.for %{{.*}} = %thread_id_x to %c2048 step %c256
 // CHECK: memref.store %c0_i32{{[_0-9]*}}, %[[FHIST:.*]][%{{.*}}] : memref<2048xi32, #gpu.address_space<workgroup>>
 // CHECK: gpu.barrier
@@ -128,7 +130,6 @@
 // CHECK: scf.for {{.*}} to %c64 step {{.*}} -> (i32)
 // CHECK: gpu.shuffle  up
 // CHECK: gpu.barrier
-// CHECK: %[[ONEWINDOW:.*]] = arith.cmpi ule, %{{.*}}, %c131072 : index
 // CHECK: %[[SMALLBIN:.*]] = arith.cmpi sle, %{{.*}}, %c512_i32 : i32
 // CHECK: %[[FOUND:.*]] = arith.cmpi sge, %[[BIN:.*]], %c0_i32{{[_0-9]*}} : i32
 // CHECK: %[[BOTH:.*]] = arith.andi %[[FOUND]], %[[SMALLBIN]] : i1
