@@ -107,9 +107,18 @@ def ConvertGSAToGPU : Pass<"convert-gsa-to-gpu", "::mlir::ModuleOp"> {
            "the statistics sweep's products on wgmma (sm_90a): 32 query "
            "rows per CTA, each warpgroup's 16 queries x 4 heads against "
            "64-key chunks staged by cp.async in a ring of this many "
-           "shared-memory slots (2 to 4; 0: mma.sync with key fragments "
+           "shared-memory slots (2 to 6; from 6 on two chunks per barrier; "
+           "0: mma.sync with key fragments "
            "in registers; needs the tensor-core form and d_I a multiple "
            "of 64)">,
+    Option<"selectWgmmaQueries", "select-wgmma-queries", "int64_t",
+           /*default=*/"16",
+           "queries per warpgroup of the wgmma statistics sweep: 16 (one "
+           "product per key chunk, 16 queries x 4 heads, a score's heads "
+           "on two lanes) or 32 (two products per key chunk, heads 0-1 and "
+           "2-3 of 32 queries, a lane holds all four heads of its query's "
+           "keys: no shuffle or select per score; 128 registers, two CTAs "
+           "per SM)">,
     Option<"selectTensorCores", "select-tensor-cores", "bool",
            /*default=*/"true",
            "compute the fused indexer's qi . ki products of the selection "

@@ -434,6 +434,29 @@ inline std::string wgmmaLine(int64_t n, llvm::StringRef kind, int64_t accN,
                      transposeB);
 }
 
+/// An inline PTX block with `n` f32 results ("=f" constraints first in
+/// `constraints`, then the operands').
+inline SmallVector<Value> inlineAsmF32Results(OpBuilder &b, Location loc,
+                                              StringRef code,
+                                              ArrayRef<Value> operands,
+                                              StringRef constraints,
+                                              int64_t n) {
+  Type f32 = b.getF32Type();
+  auto structType = LLVM::LLVMStructType::getLiteral(
+      b.getContext(), SmallVector<Type>(n, f32));
+  auto block = LLVM::InlineAsmOp::create(
+      b, loc, structType, operands, code, constraints,
+      /*has_side_effects=*/true, /*is_align_stack=*/false,
+      LLVM::tailcallkind::TailCallKind::None,
+      LLVM::AsmDialectAttr::get(b.getContext(), LLVM::AsmDialect::AD_ATT),
+      ArrayAttr());
+  SmallVector<Value> out;
+  for (int64_t i = 0; i < n; ++i)
+    out.push_back(LLVM::ExtractValueOp::create(b, loc, block.getResult(0),
+                                               ArrayRef<int64_t>{i}));
+  return out;
+}
+
 /// An inline PTX block of wgmma products (A from registers) whose text
 /// `code` issues, commits and waits: no accumulator register is read or
 /// copied while a product is in flight. Its operands: `accN` f32
@@ -459,20 +482,7 @@ inline SmallVector<Value> warpgroupProductBlock(OpBuilder &b, Location loc,
     constraints += "," + std::to_string(i);
   SmallVector<Value> all(operands.begin(), operands.end());
   all.append(tied.begin(), tied.end());
-  Type f32 = b.getF32Type();
-  auto structType = LLVM::LLVMStructType::getLiteral(
-      b.getContext(), SmallVector<Type>(accN, f32));
-  auto product = LLVM::InlineAsmOp::create(
-      b, loc, structType, all, code, constraints,
-      /*has_side_effects=*/true, /*is_align_stack=*/false,
-      LLVM::tailcallkind::TailCallKind::None,
-      LLVM::AsmDialectAttr::get(b.getContext(), LLVM::AsmDialect::AD_ATT),
-      ArrayAttr());
-  SmallVector<Value> out;
-  for (int64_t i = 0; i < accN; ++i)
-    out.push_back(LLVM::ExtractValueOp::create(b, loc, product.getResult(0),
-                                               ArrayRef<int64_t>{i}));
-  return out;
+  return inlineAsmF32Results(b, loc, code, all, constraints, accN);
 }
 
 /// x / y in f64 without `div.rn.f64`, which ptxas makes a subroutine call

@@ -32,13 +32,15 @@ mlir::LogicalResult checkSelectionForGPU(AdaptiveTopKOp op, int64_t rows);
 /// and the L x L matrix never exists; `fused` is erased. Otherwise they read
 /// the op's score tensor. `wgmmaStages` > 0: the statistics sweep on wgmma
 /// over a ring of that many staged key chunks, where its shapes allow
-/// (32 rows per tile; the other kernels keep `rows`).
+/// (2 x `wgmmaQueries` rows per tile, 16 or 32 queries per warpgroup; the
+/// other kernels keep `rows`).
 void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
                          mlir::gpu::GPUModuleOp kernels,
                          mlir::IRRewriter &rewriter, llvm::StringRef prefix,
                          int64_t rows, bool tensorCores,
                          bool sampledSelection, int64_t maxRegisters = 0,
-                         int64_t wgmmaStages = 0);
+                         int64_t wgmmaStages = 0,
+                         int64_t wgmmaQueries = 16);
 
 /// gsa.indexer as a kernel writing the causal score matrix (for programs
 /// that return or reuse the scores themselves).

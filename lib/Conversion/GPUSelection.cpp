@@ -54,8 +54,10 @@ constexpr int64_t kBins = int64_t(1) << kRadixBits;
 constexpr int64_t kMaxIndexerDim = 128; // ki row in registers
 /// Keys per chunk of the warpgroup (wgmma) sweep: the N of its products.
 constexpr int64_t kWarpgroupKeys = 64;
-/// The wgmma statistics kernel's register cap: 3 CTAs per SM.
+/// The wgmma statistics kernel's register cap: 3 CTAs per SM with 16
+/// queries per warpgroup, 2 with 32 (the head-pairs form).
 constexpr int32_t kWarpgroupStatsRegisters = 80;
+constexpr int32_t kWarpgroupPairStatsRegisters = 128;
 /// k_max up to which the sampled selection's finish kernel sorts a row's
 /// selection in shared memory (32 KiB).
 constexpr int64_t kMaxSampledBudget = 8192;
@@ -178,6 +180,7 @@ public:
     mma = tensorCores && usable(fused, rows);
     if (warpgroupStages > 0 && warpgroupUsable(fused, rows)) {
       warpgroup = true;
+      headPairs = rows == 8 * kWarps;
       stages = warpgroupStages;
       // 1024-byte aligned: each slot is whole 128-byte swizzle atoms.
       ring = sharedBuffer(kernel, elem, stages * kWarpgroupKeys * DI,
@@ -214,7 +217,7 @@ public:
   /// and 4 queries per warp.
   static bool warpgroupUsable(IndexerOp op, int64_t rows) {
     return usable(op, rows) && op.getQi().getType().getDimSize(3) % 64 == 0 &&
-           rows == 4 * kWarps;
+           (rows == 4 * kWarps || rows == 8 * kWarps);
   }
 
   /// Whether scale and bias can move into the products exactly: the
@@ -239,6 +242,9 @@ public:
   bool tensorCores() const { return mma; }
   /// Whether they run on wgmma over keys staged in shared memory.
   bool warpgroupProducts() const { return warpgroup; }
+  /// Warpgroup form: the parts of a chunk whose visits come one after the
+  /// other (warpgroupVisits).
+  int64_t chunkParts() const { return headPairs ? 2 : 1; }
 
   /// Keys per iteration of a sweep.
   int64_t chunk() const {
@@ -251,6 +257,10 @@ public:
   Value slotRow(int64_t m) {
     if (!mma)
       return e.index(m);
+    if (headPairs)
+      return e.add(e.mul(ids.warp, e.index(8)),
+                   arith::ShRUIOp::create(e.builder(), e.location(), ids.lane,
+                                          e.index(2)));
     if (warpgroup)
       return e.add(e.mul(ids.warp, e.index(4)), queryInGroup());
     return e.add(e.index(4 * m), queryInGroup());
@@ -260,6 +270,8 @@ public:
   SmallVector<int32_t> rowXors() const {
     if (!mma)
       return {16, 8, 4, 2, 1};
+    if (headPairs)
+      return {2, 1};
     return {16, 2, 1};
   }
 
@@ -269,7 +281,8 @@ public:
     Location loc = e.location();
     if (!mma)
       return e.cmpi(arith::CmpIPredicate::eq, ids.lane, e.index(0));
-    Value bits = arith::AndIOp::create(b, loc, ids.lane, e.index(0x13));
+    Value bits = arith::AndIOp::create(b, loc, ids.lane,
+                                       e.index(headPairs ? 0x3 : 0x13));
     return e.cmpi(arith::CmpIPredicate::eq, bits, e.index(0));
   }
 
@@ -355,6 +368,8 @@ public:
   void prepare() {
     if (!mma)
       return;
+    if (headPairs)
+      return prepareHeadPairs();
     OpBuilder &b = e.builder();
     Location loc = e.location();
     Value g = arith::ShRUIOp::create(b, loc, ids.lane, e.index(2));
@@ -430,6 +445,168 @@ public:
         biasFrags = {biasReg(bias[0]), biasReg(bias[1]), zeroReg, zeroReg};
       }
     }
+  }
+
+  /// Head-pairs form: the lane's query is tile row slotRow(0) (8 per warp,
+  /// one per g = lane / 4); product 0 holds its heads 0 and 1 (rows g and
+  /// g + 8 of the warp's 16), product 1 its heads 2 and 3, so that every
+  /// accumulator of a key the lane holds belongs to the lane's own query.
+  void prepareHeadPairs() {
+    OpBuilder &b = e.builder();
+    Location loc = e.location();
+    Value c = arith::AndIOp::create(b, loc, ids.lane, e.index(3));
+    sigmoidActivation = isSigmoid(fused.getActivation());
+    Value r = slotRow(0);
+    Value t = e.minui(e.add(ids.t0, r), e.index(L - 1));
+    Value row = e.add(e.mul(ids.batch, e.index(L)), t);
+    SmallVector<Value> w;
+    Value constant = e.f32(0.0);
+    for (int64_t j = 0; j < H; ++j) {
+      heads.push_back(e.index(j));
+      Value x = e.load(biasShared, {e.index(j)});
+      bias.push_back(sigmoidActivation ? e.mul(x, e.f32(0.5)) : x);
+      Value wj = e.load(weightShared, {e.add(e.mul(r, e.index(H)), e.index(j))});
+      constant = e.add(constant, wj);
+      w.push_back(sigmoidActivation ? e.mul(wj, e.f32(0.5)) : wj);
+    }
+    weights.push_back(w);
+    // sum_h w_h sigmoid(x_h) = sum_h (w_h/2) tanh(x_h/2) + sum_h w_h/2.
+    rowConstant.push_back(e.mul(constant, e.f32(0.5)));
+    Value pairColumn = e.mul(c, e.index(2));
+    float half = 0.5f * fused.getScaleOrDefault();
+    Value zeroReg = opaqueZeroI32(b, loc, ids.lane);
+    Value first = e.cmpi(arith::CmpIPredicate::eq, c, e.index(0));
+    for (int64_t p = 0; p < 2; ++p) {
+      SmallVector<SmallVector<Value>> frags;
+      for (int64_t ks = 0; ks < DI / 16; ++ks) {
+        auto at = [&](int64_t j, int64_t extra) {
+          Value base = e.mul(e.add(e.mul(row, e.index(H)), e.index(j)),
+                             e.index(DI));
+          Value reg = loadPair(
+              b, loc, qi,
+              e.add(base, e.add(pairColumn, e.index(ks * 16 + 4 * extra))));
+          return affineInProducts ? scaledPair(reg, half) : reg;
+        };
+        frags.push_back({at(2 * p, 0), at(2 * p + 1, 0), at(2 * p, 2),
+                         at(2 * p + 1, 2)});
+      }
+      if (affineInProducts && ones) {
+        // The bias step's A: rows g and g + 8 hold the heads' bias / 2 at
+        // k = 0 (the low half of registers 0 and 1 of lanes c = 0).
+        auto biasReg = [&](Value x) {
+          return e.select(first, packPair(b, loc, elem, x, e.f32(0.0)),
+                          zeroReg);
+        };
+        frags.push_back({biasReg(bias[2 * p]), biasReg(bias[2 * p + 1]),
+                         zeroReg, zeroReg});
+      }
+      pairFrags.push_back(frags);
+    }
+  }
+
+  /// Head-pairs form: the score of the lane's query from its four heads'
+  /// products.
+  Value fourHeadScore(ArrayRef<Value> dots) {
+    OpBuilder &b = e.builder();
+    Location loc = e.location();
+    float scale = fused.getScaleOrDefault();
+    if (!sigmoidActivation) {
+      Value score = e.f32(0.0);
+      for (int64_t h = 0; h < H; ++h) {
+        Value x = fusedMulAdd(e, dots[h], e.f32(scale), bias[h]);
+        Value act = e.inlineRegion(fused.getActivation(), {x, heads[h]});
+        score = fusedMulAdd(e, weights[0][h], act, score);
+      }
+      return score;
+    }
+    Value score = rowConstant[0];
+    for (int64_t h = 0; h < H; ++h) {
+      Value x = dots[h];
+      if (!affineInProducts)
+        x = fusedMulAdd(e, x, e.f32(0.5f * scale), bias[h]);
+      score = fusedMulAdd(e, weights[0][h],
+                          ptxUnary(b, loc, "tanh.approx.f32", x), score);
+    }
+    return score;
+  }
+
+  /// Head-pairs form: the visits of half `h` (32 keys) of chunk `index`
+  /// from its landed slot: both products (m64n32k16 chains, 16 accumulators
+  /// each), then per 8-key n-tile the lane's keys 2c and 2c + 1: 8 visits
+  /// per thread and half, all of its one query.
+  SmallVector<Visit> headPairVisits(Value index, int64_t h) {
+    OpBuilder &b = e.builder();
+    Location loc = e.location();
+    Value slotAddress = sharedAddress(e, ring, slotOffset(index));
+    int64_t steps = DI / 16, halfKeys = kWarpgroupKeys / 2;
+    int64_t accN = halfKeys / 2, blockBytes = kWarpgroupKeys * 128;
+    int64_t products = steps + (ones ? 1 : 0);
+    StringRef kind = elem.isBF16() ? "bf16" : "f16";
+    Value firstDescriptor = matrixDescriptor(e, slotAddress, 16, 1024);
+    Value onesDescriptor =
+        ones ? matrixDescriptor(e, sharedAddress(e, ones, e.index(0)), 16, 1024)
+             : Value();
+    Value c = arith::AndIOp::create(b, loc, ids.lane, e.index(3));
+    Value s0 = e.mul(index, e.index(kWarpgroupKeys));
+    Value row = slotRow(0);
+    SmallVector<Visit> out;
+    {
+      // Operands: 2 x accN accumulators, per product and k-step 4 A
+      // registers, per k-step one B descriptor (both products read the
+      // same keys), the predicate's i32.
+      SmallVector<Value> operands;
+      std::string constraints;
+      for (int64_t i = 0; i < 2 * accN; ++i)
+        constraints += "=f,";
+      for (int64_t p = 0; p < 2; ++p)
+        for (int64_t ks = 0; ks < products; ++ks) {
+          llvm::append_range(operands, pairFrags[p][ks]);
+          constraints += "r,r,r,r,";
+        }
+      int64_t firstDesc = 2 * accN + 8 * products;
+      for (int64_t ks = 0; ks < products; ++ks) {
+        int64_t offset = (ks / 4) * blockBytes + (ks % 4) * 32 +
+                         h * (halfKeys / 8) * 1024;
+        operands.push_back(ks == steps
+                               ? onesDescriptor
+                               : offsetDescriptor(e, firstDescriptor, offset));
+        constraints += "l,";
+      }
+      int64_t flag = firstDesc + products;
+      operands.push_back(e.i32(0));
+      constraints += "r";
+      std::string code = fmt::format(
+          "{{\n.reg .pred p, q;\nsetp.ne.b32 p, ${0}, 0;\nsetp.eq.b32 q, "
+          "${0}, 0;\nwgmma.fence.sync.aligned;\n",
+          flag);
+      for (int64_t p = 0; p < 2; ++p)
+        for (int64_t ks = 0; ks < products; ++ks)
+          code += fmt::format(
+              "wgmma.mma_async.sync.aligned.m64n{}k16.f32.{}.{} {}, {}, ${}, "
+              "{}, 1, 1, 0;\n",
+              halfKeys, kind.str(), kind.str(),
+              asmRegisterList(p * accN, accN),
+              asmRegisterList(2 * accN + 4 * (p * products + ks), 4),
+              firstDesc + ks, ks == 0 ? "p" : "q");
+      code += "wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync."
+              "aligned 0;\n}";
+      SmallVector<Value> acc =
+          inlineAsmF32Results(b, loc, code, operands, constraints, 2 * accN);
+      // Accumulators of n-tile n: (row g, key 2c), (g, 2c+1), (g+8, 2c),
+      // (g+8, 2c+1): product 0 heads 0 / 1, product 1 heads 2 / 3.
+      for (int64_t n = 0; n < halfKeys / 8; ++n)
+        for (int64_t k = 0; k < 2; ++k) {
+          Value score = fourHeadScore(
+              {acc[4 * n + k], acc[4 * n + 2 + k], acc[accN + 4 * n + k],
+               acc[accN + 4 * n + 2 + k]});
+          Value key = e.add(
+              s0, e.add(e.index(h * halfKeys + 8 * n + k), e.mul(c, e.index(2))));
+          Visit v{row, key, score};
+          v.slot = 0;
+          out.push_back(v);
+        }
+    }
+    return out;
   }
 
   /// A register of two `elem` values, each times `factor` (a power of two).
@@ -580,7 +757,9 @@ public:
   /// wgmma m64n64k16 chain per warpgroup (its 16 queries x 4 heads against
   /// the chunk's 64 keys), then per 8-key n-tile the mma.sync epilogue
   /// (visitOf): 8 visits per thread, all of its one row.
-  SmallVector<Visit> warpgroupVisits(Value index) {
+  SmallVector<Visit> warpgroupVisits(Value index, int64_t part) {
+    if (headPairs)
+      return headPairVisits(index, part);
     OpBuilder &b = e.builder();
     Location loc = e.location();
     Value slotAddress = sharedAddress(e, ring, slotOffset(index));
@@ -747,6 +926,11 @@ private:
   Value zeroAccumulator;
   // Warpgroup form: the ring of `stages` key chunks.
   bool warpgroup = false;
+  // Warpgroup form with 8 queries per warp: two products per key chunk
+  // (heads 0-1 and 2-3 of the same queries), so that a lane holds all four
+  // heads of its query's keys (no shuffle or select per score).
+  bool headPairs = false;
+  SmallVector<SmallVector<SmallVector<Value>>> pairFrags;
   int64_t stages = 0;
   Value ring;
   // Warpgroup form with the sigmoid activation, bf16, scale / 2 a power of
@@ -852,6 +1036,12 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
              });
   // Warpgroup form: the chunks of the tile's keys 0..keyEnd-1.
   Value chunks;
+  // Chunks per barrier: a ring of 6 or more slots takes two chunks per
+  // barrier (half the barriers, each waiting on the slowest of the eight
+  // warps; two slots' copies a barrier ahead), a smaller one one. With the
+  // moments' f64 sums the two chunks' code spills under the 80-register
+  // cap: one.
+  int64_t perBarrier = warpgroupStages >= 6 && !moments ? 2 : 1;
   if (warpgroup) {
     // One warp holds each row: the other warps' entries of the per-warp
     // totals are the identities the final sums read.
@@ -867,7 +1057,7 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     // The ring's first chunks are in flight while the queries load.
     chunks = e.div(e.add(ids.keyEnd, e.index(source.chunk() - 1)),
                    e.index(source.chunk()));
-    for (int64_t k = 0; k + 1 < warpgroupStages; ++k) {
+    for (int64_t k = 0; k < warpgroupStages - perBarrier; ++k) {
       e.ifThen(e.cmpi(arith::CmpIPredicate::ult, e.index(k), chunks),
                [&]() { source.issueChunk(e.index(k)); });
       NVVM::CpAsyncCommitGroupOp::create(b, loc);
@@ -1038,16 +1228,39 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   auto warpgroupSweep = [&](Value lb, Value ub, ValueRange inits,
                             bool masked) {
     return e.loopStepCarry(
-        lb, ub, e.index(1), inits,
+        lb, ub, e.index(perBarrier), inits,
         [&](Value i, ValueRange carried) -> SmallVector<Value> {
-          NVVM::CpAsyncWaitGroupOp::create(b, loc, warpgroupStages - 2);
+          NVVM::CpAsyncWaitGroupOp::create(b, loc,
+                                           warpgroupStages - 2 * perBarrier);
           asyncProxyFence(b, loc);
           gpu::BarrierOp::create(b, loc);
-          Value ahead = e.add(i, e.index(warpgroupStages - 1));
-          e.ifThen(e.cmpi(arith::CmpIPredicate::ult, ahead, chunks),
-                   [&]() { source.issueChunk(ahead); });
-          NVVM::CpAsyncCommitGroupOp::create(b, loc);
-          return sweepStep(source.warpgroupVisits(i), carried, masked);
+          for (int64_t p = 0; p < perBarrier; ++p) {
+            Value ahead =
+                e.add(i, e.index(warpgroupStages - perBarrier + p));
+            e.ifThen(e.cmpi(arith::CmpIPredicate::ult, ahead, chunks),
+                     [&]() { source.issueChunk(ahead); });
+            NVVM::CpAsyncCommitGroupOp::create(b, loc);
+          }
+          SmallVector<Value> next(carried.begin(), carried.end());
+          for (int64_t p = 0; p < perBarrier; ++p) {
+            Value index = e.add(i, e.index(p));
+            // The chunk's parts one after the other: a part's visits are
+            // done before the next part's products take the accumulators.
+            auto chunkStep = [&](SmallVector<Value> carried) {
+              for (int64_t part = 0; part < source.chunkParts(); ++part)
+                carried = sweepStep(source.warpgroupVisits(index, part),
+                                    carried, masked);
+              return carried;
+            };
+            if (!masked || p == 0) {
+              next = chunkStep(next);
+              continue;
+            }
+            next = e.ifElse(
+                e.cmpi(arith::CmpIPredicate::ult, index, chunks),
+                [&]() { return chunkStep(next); }, [&]() { return next; });
+          }
+          return next;
         });
   };
   Value bulkEnd = e.index(0);
@@ -1059,6 +1272,8 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
         e.cmpi(arith::CmpIPredicate::ule, e.add(ids.t0, e.index(rows)),
                e.index(L));
     Value bulkChunks = e.select(allReal, e.div(ids.t0, chunk), e.index(0));
+    bulkChunks = e.mul(e.div(bulkChunks, e.index(perBarrier)),
+                       e.index(perBarrier));
     init = warpgroupSweep(e.index(0), bulkChunks, init, /*masked=*/false);
     acc = warpgroupSweep(bulkChunks, chunks, init, /*masked=*/true);
     NVVM::CpAsyncWaitGroupOp::create(b, loc, 0);
@@ -2584,7 +2799,7 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
                          gpu::GPUModuleOp kernels, IRRewriter &rewriter,
                          StringRef prefix, int64_t rows, bool tensorCores,
                          bool sampledSelection, int64_t maxRegisters,
-                         int64_t wgmmaStages) {
+                         int64_t wgmmaStages, int64_t wgmmaQueries) {
   // The sweep kernels' register cap (.maxnreg), where asked for.
   auto capRegisters = [&](gpu::GPUFuncOp kernel) {
     if (maxRegisters > 0)
@@ -2662,7 +2877,7 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
   // The stats sweep on wgmma (its own 32-row grid), where it applies.
   int64_t statsStages = 0;
   if (wgmmaStages > 0 && fused && tensorCores &&
-      TileScores::warpgroupUsable(fused, 4 * kWarps))
+      TileScores::warpgroupUsable(fused, 2 * wgmmaQueries))
     statsStages = wgmmaStages;
   {
     KernelArgs args;
@@ -2683,14 +2898,18 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
     // every other policy read the variance.
     bool moments =
         op.getPolicy() != SelectionPolicy::fixed || op.getTraining();
-    // On wgmma the statistics tile is 4 rows per warp (its own grid: the
-    // per-row outputs do not depend on the tiling).
-    int64_t statsRows = statsStages > 0 ? 4 * kWarps : rows;
-    // Three CTAs of 256 threads per SM need at most 80 registers (ptxas
-    // chose 90 for two; 80 spills nothing at d_I 64).
+    // On wgmma the statistics tile is the two warpgroups' queries (its own
+    // grid: the per-row outputs do not depend on the tiling).
+    int64_t statsRows = statsStages > 0 ? 2 * wgmmaQueries : rows;
+    // 16 queries per warpgroup: three CTAs of 256 threads per SM need at
+    // most 80 registers (ptxas chose 90 for two; 80 spills nothing at d_I
+    // 64). 32: the second product's A fragments and four heads' weights
+    // take ~40 more, two CTAs per SM.
     if (statsStages > 0 && maxRegisters == 0)
       kernel->setAttr(NVVM::NVVMDialect::getMaxnregAttrName(),
-                      rewriter.getI32IntegerAttr(kWarpgroupStatsRegisters));
+                      rewriter.getI32IntegerAttr(
+                          wgmmaQueries == 32 ? kWarpgroupPairStatsRegisters
+                                             : kWarpgroupStatsRegisters));
     buildStatsKernel(kernel, fused, src, L, statsRows, tensorCores, moments,
                      first, sampled ? &collect : nullptr, statsStages);
     launchKernel(host, kernel, args.operands(), (L + statsRows - 1) / statsRows,

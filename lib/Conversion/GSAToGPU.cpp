@@ -582,17 +582,24 @@ struct ConvertGSAToGPUPass
       if (auto select = dyn_cast<AdaptiveTopKOp>(op)) {
         IndexerOp indexer = fusedIndexer(select);
         if (selectWgmmaStages == 1 || selectWgmmaStages < 0 ||
-            selectWgmmaStages > 4) {
+            selectWgmmaStages > 6) {
           select->emitOpError(fmt::format(
-              "the wgmma statistics sweep takes 2 to 4 stages (0: none), but "
+              "the wgmma statistics sweep takes 2 to 6 stages (0: none), but "
               "select-wgmma-stages = {}",
               selectWgmmaStages.getValue()));
+          return signalPassFailure();
+        }
+        if (selectWgmmaQueries != 16 && selectWgmmaQueries != 32) {
+          select->emitOpError(fmt::format(
+              "the wgmma statistics sweep takes 16 or 32 queries per "
+              "warpgroup, but select-wgmma-queries = {}",
+              selectWgmmaQueries.getValue()));
           return signalPassFailure();
         }
         lowerSelectionToGPU(select, indexer, kernels, rewriter, prefix,
                             rowsPerTileOf(select), selectTensorCores,
                             selectSampled, selectMaxRegisters,
-                            selectWgmmaStages);
+                            selectWgmmaStages, selectWgmmaQueries);
       } else if (auto indexer = dyn_cast<IndexerOp>(op)) {
         if (!indexer->hasOneUse() ||
             !isa<AdaptiveTopKOp>(*indexer->getUsers().begin()))

@@ -1,10 +1,13 @@
 // RUN: gsa-opt %s --convert-gsa-to-gpu="select-wgmma-stages=3" | FileCheck %s
 // RUN: gsa-opt %s --convert-gsa-to-gpu | FileCheck %s --check-prefix=SYNC
 // RUN: not gsa-opt %s --convert-gsa-to-gpu="select-wgmma-stages=1" 2>&1 | FileCheck %s --check-prefix=BAD
-// RUN: not gsa-opt %s --convert-gsa-to-gpu="select-wgmma-stages=5" 2>&1 | FileCheck %s --check-prefix=BAD5
+// RUN: not gsa-opt %s --convert-gsa-to-gpu="select-wgmma-stages=7" 2>&1 | FileCheck %s --check-prefix=BAD7
+// RUN: gsa-opt %s --convert-gsa-to-gpu="select-wgmma-stages=6" | FileCheck %s --check-prefix=SIX
+// RUN: gsa-opt %s --convert-gsa-to-gpu="select-wgmma-stages=3 select-wgmma-queries=32" | FileCheck %s --check-prefix=PAIRS
+// RUN: not gsa-opt %s --convert-gsa-to-gpu="select-wgmma-stages=3 select-wgmma-queries=24" 2>&1 | FileCheck %s --check-prefix=BADQ
 
 // The selection's statistics sweep on wgmma (convert-gsa-to-gpu's
-// select-wgmma-stages; gsa-gpu-pipeline sets 4 for sm_90a). B = 2, L = 100:
+// select-wgmma-stages; gsa-gpu-pipeline sets 6 for sm_90a). B = 2, L = 100:
 // 32 query rows per CTA (each of the two warpgroups 16 queries x 4 heads,
 // the M = 64 of wgmma) is a 4 x 2 grid, while the other selection kernels
 // keep their 8-row tiles (13 x 2).
@@ -76,8 +79,44 @@
 // SYNC-NOT: wgmma
 // SYNC: gpu.func @select_1_select_finish
 
-// BAD: error: 'gsa.adaptive_topk' op the wgmma statistics sweep takes 2 to 4 stages (0: none), but select-wgmma-stages = 1
-// BAD5: error: 'gsa.adaptive_topk' op the wgmma statistics sweep takes 2 to 4 stages (0: none), but select-wgmma-stages = 5
+// 32 queries per warpgroup (the head-pairs form): 64 rows per CTA (a 2 x 2
+// grid), a 128-register cap (two CTAs per SM), and per half chunk (32 keys)
+// two products of five k-steps each - heads 0-1 and 2-3 of the same
+// queries into accumulators $0-$15 and $16-$31 - then the scores from the
+// lane's own four heads: no xor-16 shuffle of head pairs in the sweep, only
+// the final reduction over the 4 lanes of a query (xor 2, xor 1).
+// PAIRS: gpu.launch_func @gsa_kernels::@select_1_select_stats blocks in (%c2
+// PAIRS: gpu.func @select_1_select_stats
+// PAIRS-SAME: nvvm.maxnreg = 128
+// PAIRS: scf.for {{.*}} -> (f64, f64) {
+// PAIRS-NOT: gpu.shuffle
+// PAIRS: wgmma.fence.sync.aligned;\0Awgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {$0, {{[^;]*}}, p, 1, 1, 0;\0Awgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {$0, {{[^;]*}}, q, 1, 1, 0;\0Awgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {$0, {{[^;]*}}, q, 1, 1, 0;\0Awgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {$0, {{[^;]*}}, q, 1, 1, 0;\0Awgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {$0, {{[^;]*}}, q, 1, 1, 0;\0Awgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {$16, {{[^;]*}}, p, 1, 1, 0;\0Awgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {$16, {{[^;]*}}, q, 1, 1, 0;\0Awgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {$16, {{[^;]*}}, q, 1, 1, 0;\0Awgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {$16, {{[^;]*}}, q, 1, 1, 0;\0Awgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {$16, {{[^;]*}}, q, 1, 1, 0;\0Awgmma.commit_group.sync.aligned;\0Awgmma.wait_group.sync.aligned 0;
+// PAIRS-COUNT-4: tanh.approx.f32
+// PAIRS-NOT: gpu.shuffle
+// PAIRS: wgmma.fence.sync.aligned
+// PAIRS-NOT: gpu.shuffle
+// PAIRS: scf.yield {{.*}} : f64, f64
+// PAIRS-NOT: gpu.shuffle
+// PAIRS: scf.for {{.*}} -> (f64, f64) {
+// PAIRS-NOT: gpu.shuffle
+// PAIRS: scf.yield {{.*}} : f64, f64
+// PAIRS-NOT: %c16_i32
+// PAIRS: gpu.shuffle  xor {{.*}}, %c2_i32
+// PAIRS: gpu.return
+
+// BAD: error: 'gsa.adaptive_topk' op the wgmma statistics sweep takes 2 to 6 stages (0: none), but select-wgmma-stages = 1
+// BAD7: error: 'gsa.adaptive_topk' op the wgmma statistics sweep takes 2 to 6 stages (0: none), but select-wgmma-stages = 7
+
+// Six stages with the moments (this inverse policy): still one chunk per
+// barrier (two chunks' code with the f64 sums spills under the 80-register
+// cap; select-wgmma-two-chunks.mlir has the fixed policy's two): the
+// prologue issues chunks 0-4, chunk i waits with 4 groups in flight.
+// SIX: gpu.func @select_1_select_stats
+// SIX-SAME: memref<24576xbf16, #gpu.address_space<workgroup>> {llvm.align = 1024 : i64}
+// SIX-COUNT-5: nvvm.cp.async.commit.group
+// SIX-NEXT: gpu.barrier
+// SIX: scf.for {{.*}} step %c1{{[_0-9]*}} iter_args({{.*}}) -> (f64, f64) {
+// SIX-NEXT: nvvm.cp.async.wait.group 4
 func.func @select(%qi: tensor<2x100x4x64xbf16>, %ki: tensor<2x100x64xbf16>,
                   %wi: tensor<2x100x4xbf16>, %bi: tensor<4xbf16>, %rv: tensor<f32>)
     -> (tensor<2x100x32xi32>, tensor<2x100xi32>, tensor<f32>) {
@@ -97,3 +136,4 @@ func.func @select(%qi: tensor<2x100x4x64xbf16>, %ki: tensor<2x100x64xbf16>,
       : (tensor<2x100x100xf32>, tensor<f32>) -> (tensor<2x100x32xi32>, tensor<2x100xi32>, tensor<f32>)
   return %idx, %cnt, %nv : tensor<2x100x32xi32>, tensor<2x100xi32>, tensor<f32>
 }
+// BADQ: error: 'gsa.adaptive_topk' op the wgmma statistics sweep takes 16 or 32 queries per warpgroup, but select-wgmma-queries = 24
