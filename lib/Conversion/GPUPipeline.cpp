@@ -136,7 +136,7 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
   lowering.selectMaxRegisters = options.selectMaxRegisters;
   lowering.selectWgmmaStages =
       options.selectWgmmaStages >= 0 ? options.selectWgmmaStages
-                                     : (options.chip == "sm_90a" ? 6 : 0);
+                                     : (options.chip == "sm_90a" ? 4 : 0);
   lowering.selectWgmmaQueries =
       options.selectWgmmaQueries >= 0 ? options.selectWgmmaQueries : 16;
   pm.addPass(createConvertGSAToGPU(lowering));
