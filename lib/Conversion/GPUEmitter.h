@@ -420,17 +420,20 @@ inline std::string asmRegisterList(int64_t first, int64_t n) {
 }
 
 /// One `wgmma.mma_async` m64nNk16 line of an inline PTX block (f32
-/// accumulators $0..$accN-1, A from the 4 registers $first..$first+3, B
-/// by the descriptor $first+4): `scaleD` names the predicate that says
-/// whether the accumulators are added to, `transposeB` is 1 for an
-/// MN-major B.
+/// accumulators $accFirst..$accFirst+accN-1, A from the 4 registers
+/// $first..$first+3, B by the descriptor $descriptor - by default
+/// $first+4, and the accumulators from $0): `scaleD` names the predicate
+/// that says whether the accumulators are added to, `transposeB` is 1 for
+/// an MN-major B.
 inline std::string wgmmaLine(int64_t n, llvm::StringRef kind, int64_t accN,
                              int64_t first, llvm::StringRef scaleD,
-                             int64_t transposeB) {
+                             int64_t transposeB, int64_t accFirst = 0,
+                             int64_t descriptor = -1) {
   return fmt::format("wgmma.mma_async.sync.aligned.m64n{}k16.f32.{}.{} "
                      "{}, {}, ${}, {}, 1, 1, {};\n",
-                     n, kind.str(), kind.str(), asmRegisterList(0, accN),
-                     asmRegisterList(first, 4), first + 4, scaleD.str(),
+                     n, kind.str(), kind.str(), asmRegisterList(accFirst, accN),
+                     asmRegisterList(first, 4),
+                     descriptor < 0 ? first + 4 : descriptor, scaleD.str(),
                      transposeB);
 }
 

@@ -549,63 +549,59 @@ public:
     Value c = arith::AndIOp::create(b, loc, ids.lane, e.index(3));
     Value s0 = e.mul(index, e.index(kWarpgroupKeys));
     Value row = slotRow(0);
-    SmallVector<Visit> out;
-    {
-      // Operands: 2 x accN accumulators, per product and k-step 4 A
-      // registers, per k-step one B descriptor (both products read the
-      // same keys), the predicate's i32.
-      SmallVector<Value> operands;
-      std::string constraints;
-      for (int64_t i = 0; i < 2 * accN; ++i)
-        constraints += "=f,";
-      for (int64_t p = 0; p < 2; ++p)
-        for (int64_t ks = 0; ks < products; ++ks) {
-          llvm::append_range(operands, pairFrags[p][ks]);
-          constraints += "r,r,r,r,";
-        }
-      int64_t firstDesc = 2 * accN + 8 * products;
+    // Operands: 2 x accN accumulators, per product and k-step 4 A
+    // registers, per k-step one B descriptor (both products read the same
+    // keys), the predicate's i32.
+    SmallVector<Value> operands;
+    std::string constraints;
+    for (int64_t i = 0; i < 2 * accN; ++i)
+      constraints += "=f,";
+    for (int64_t p = 0; p < 2; ++p)
       for (int64_t ks = 0; ks < products; ++ks) {
-        int64_t offset = (ks / 4) * blockBytes + (ks % 4) * 32 +
-                         h * (halfKeys / 8) * 1024;
-        operands.push_back(ks == steps
-                               ? onesDescriptor
-                               : offsetDescriptor(e, firstDescriptor, offset));
-        constraints += "l,";
+        llvm::append_range(operands, pairFrags[p][ks]);
+        constraints += "r,r,r,r,";
       }
-      int64_t flag = firstDesc + products;
-      operands.push_back(e.i32(0));
-      constraints += "r";
-      std::string code = fmt::format(
-          "{{\n.reg .pred p, q;\nsetp.ne.b32 p, ${0}, 0;\nsetp.eq.b32 q, "
-          "${0}, 0;\nwgmma.fence.sync.aligned;\n",
-          flag);
-      for (int64_t p = 0; p < 2; ++p)
-        for (int64_t ks = 0; ks < products; ++ks)
-          code += fmt::format(
-              "wgmma.mma_async.sync.aligned.m64n{}k16.f32.{}.{} {}, {}, ${}, "
-              "{}, 1, 1, 0;\n",
-              halfKeys, kind.str(), kind.str(),
-              asmRegisterList(p * accN, accN),
-              asmRegisterList(2 * accN + 4 * (p * products + ks), 4),
-              firstDesc + ks, ks == 0 ? "p" : "q");
-      code += "wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync."
-              "aligned 0;\n}";
-      SmallVector<Value> acc =
-          inlineAsmF32Results(b, loc, code, operands, constraints, 2 * accN);
-      // Accumulators of n-tile n: (row g, key 2c), (g, 2c+1), (g+8, 2c),
-      // (g+8, 2c+1): product 0 heads 0 / 1, product 1 heads 2 / 3.
-      for (int64_t n = 0; n < halfKeys / 8; ++n)
-        for (int64_t k = 0; k < 2; ++k) {
-          Value score = fourHeadScore(
-              {acc[4 * n + k], acc[4 * n + 2 + k], acc[accN + 4 * n + k],
-               acc[accN + 4 * n + 2 + k]});
-          Value key = e.add(
-              s0, e.add(e.index(h * halfKeys + 8 * n + k), e.mul(c, e.index(2))));
-          Visit v{row, key, score};
-          v.slot = 0;
-          out.push_back(v);
-        }
+    int64_t firstDesc = 2 * accN + 8 * products;
+    for (int64_t ks = 0; ks < products; ++ks) {
+      int64_t offset = (ks / 4) * blockBytes + (ks % 4) * 32 +
+                       h * (halfKeys / 8) * 1024;
+      operands.push_back(ks == steps
+                             ? onesDescriptor
+                             : offsetDescriptor(e, firstDescriptor, offset));
+      constraints += "l,";
     }
+    int64_t flag = firstDesc + products;
+    operands.push_back(e.i32(0));
+    constraints += "r";
+    std::string code = fmt::format(
+        "{{\n.reg .pred p, q;\nsetp.ne.b32 p, ${0}, 0;\nsetp.eq.b32 q, "
+        "${0}, 0;\nwgmma.fence.sync.aligned;\n",
+        flag);
+    for (int64_t p = 0; p < 2; ++p)
+      for (int64_t ks = 0; ks < products; ++ks)
+        code += wgmmaLine(halfKeys, kind, accN,
+                          2 * accN + 4 * (p * products + ks),
+                          ks == 0 ? "p" : "q", /*transposeB=*/0,
+                          /*accFirst=*/p * accN,
+                          /*descriptor=*/firstDesc + ks);
+    code += "wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned "
+            "0;\n}";
+    SmallVector<Value> acc =
+        inlineAsmF32Results(b, loc, code, operands, constraints, 2 * accN);
+    // Accumulators of n-tile n: (row g, key 2c), (g, 2c+1), (g+8, 2c),
+    // (g+8, 2c+1): product 0 heads 0 / 1, product 1 heads 2 / 3.
+    SmallVector<Visit> out;
+    for (int64_t n = 0; n < halfKeys / 8; ++n)
+      for (int64_t k = 0; k < 2; ++k) {
+        Value score = fourHeadScore(
+            {acc[4 * n + k], acc[4 * n + 2 + k], acc[accN + 4 * n + k],
+             acc[accN + 4 * n + 2 + k]});
+        Value key = e.add(s0, e.add(e.index(h * halfKeys + 8 * n + k),
+                                    e.mul(c, e.index(2))));
+        Visit v{row, key, score};
+        v.slot = 0;
+        out.push_back(v);
+      }
     return out;
   }
 
