@@ -248,6 +248,41 @@ def GSA_SigmoidOp : GSA_Op<"sigmoid", [Pure, SameOperandsAndResultType]> {
 }
 
 //===----------------------------------------------------------------------===//
+// gsa.tensor_map
+//===----------------------------------------------------------------------===//
+
+def GSA_TensorMapOp : GSA_Op<"tensor_map", [Pure]> {
+  let summary = "a TMA tensor map of a buffer, passed to a kernel by value";
+  let description = [{
+    Host side of the GPU lowering: `source` (a buffer of the launch) read as
+    a row-major array of `shape` (outermost first), copied by the Tensor
+    Memory Accelerator in boxes of `box` elements per dimension into shared
+    memory laid out with the `swizzle`-byte swizzle (0: none; 32, 64 or
+    128: piece p of 16 bytes of a box row r lands at piece p ^ (r % 8) of
+    its 128-byte row, the layout wgmma's descriptors read); reads past the
+    shape fill zeros. The result is the kernel argument of a
+    `gpu.launch_func`: the runtime encodes the map for the launch's buffer
+    (`cuTensorMapEncodeTiled`) and passes its 128 bytes by value (the
+    kernel's argument is a grid constant in parameter space, see
+    `gsa-grid-constant-params`).
+
+    ```mlir
+    %map = gsa.tensor_map %ki shape [2, 100, 64] box [1, 64, 64] swizzle 128
+        : memref<12800xbf16> -> !llvm.ptr
+    ```
+  }];
+  let arguments = (ins AnyStaticShapeMemRef:$source,
+                       DenseI64ArrayAttr:$shape, DenseI64ArrayAttr:$box,
+                       I64Attr:$swizzle);
+  let results = (outs AnyType:$map);
+  let assemblyFormat = [{
+    $source `shape` $shape `box` $box `swizzle` $swizzle attr-dict `:`
+    type($source) `->` type($map)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
 // gsa.yield
 //===----------------------------------------------------------------------===//
 

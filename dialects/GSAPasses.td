@@ -119,6 +119,13 @@ def ConvertGSAToGPU : Pass<"convert-gsa-to-gpu", "::mlir::ModuleOp"> {
            "2-3 of 32 queries, a lane holds all four heads of its query's "
            "keys: no shuffle or select per score; 128 registers, two CTAs "
            "per SM)">,
+    Option<"selectTma", "select-tma", "int64_t", /*default=*/"0",
+           "how the wgmma statistics sweep stages its key chunks: 0 "
+           "cp.async by every thread; 1 one thread's TMA copy per chunk "
+           "(ki's tensor map, gsa.tensor_map), completion on a per-slot "
+           "barrier, slots freed by the loop's CTA barrier; 2 as 1, slots "
+           "freed by per-slot barriers that each warp arrives on once its "
+           "products have read the chunk (no CTA barrier in the loop)">,
     Option<"selectTensorCores", "select-tensor-cores", "bool",
            /*default=*/"true",
            "compute the fused indexer's qi . ki products of the selection "
@@ -329,6 +336,28 @@ def GSAOutlineKernels : Pass<"gsa-outline-kernels", "::mlir::ModuleOp"> {
   let dependentDialects = [
     "::mlir::gpu::GPUDialect",
     "::mlir::LLVM::LLVMDialect",
+  ];
+}
+
+def GSAGridConstantParams : Pass<"gsa-grid-constant-params"> {
+  let summary = "pass the tensor-map arguments of lowered kernels by value, "
+                "as grid constants";
+  let description = [{
+    Runs on the kernels after their conversion to the LLVM dialect. A kernel
+    whose `gpu.func` carried `gsa.tensor_map_args` (the positions of its
+    `!llvm.ptr` arguments that are TMA tensor maps, from `gsa.tensor_map`)
+    takes each of them as a 128-byte, 64-byte aligned parameter
+    (`llvm.byval = !llvm.array<128 x i8>`) marked `nvvm.grid_constant`:
+    the NVPTX backend then gives its address in parameter space
+    (`cvta.param`) instead of copying it to local memory, and that address
+    is what `cp.async.bulk.tensor` reads the map from. The conversion to
+    LLVM drops argument attributes it does not know, which is why the
+    positions travel as a function attribute. Fails, located, on a position
+    that is not an `!llvm.ptr` argument.
+  }];
+  let dependentDialects = [
+    "::mlir::LLVM::LLVMDialect",
+    "::mlir::NVVM::NVVMDialect",
   ];
 }
 

@@ -522,6 +522,76 @@ inline void asyncProxyFence(OpBuilder &b, Location loc) {
                             Value());
 }
 
+/// A void inline PTX block with side effects, `predicate` (i1) guarding it
+/// where given.
+inline void inlinePtx(OpBuilder &b, Location loc, StringRef code,
+                      ValueRange operands, Value predicate = Value()) {
+  NVVM::InlinePtxOp::create(b, loc, TypeRange{}, operands, ValueRange{},
+                            b.getStringAttr(code), predicate);
+}
+
+// Shared-memory barriers (mbarrier) and TMA copies. A barrier is 8 bytes
+// of shared memory at the i32 shared address `bar`; a phase completes when
+// its expected arrivals have arrived and, for a TMA copy's barrier, the
+// bytes it expects have landed.
+
+/// Initialises the barrier for `count` arrivals per phase.
+inline void mbarrierInit(OpBuilder &b, Location loc, Value bar,
+                         int64_t count) {
+  Value n = arith::ConstantIntOp::create(b, loc, b.getI32Type(), count);
+  inlinePtx(b, loc, "mbarrier.init.shared::cta.b64 [$0], $1;", {bar, n});
+}
+
+/// Orders the barriers' initialisation before their use by the TMA unit
+/// (the async proxy) and other threads.
+inline void mbarrierInitFence(OpBuilder &b, Location loc) {
+  inlinePtx(b, loc,
+            "fence.mbarrier_init.release.cluster;\n"
+            "fence.proxy.async.shared::cta;",
+            {});
+}
+
+/// Arrives on the barrier (by the threads for which `predicate` holds).
+inline void mbarrierArrive(OpBuilder &b, Location loc, Value bar,
+                           Value predicate = Value()) {
+  inlinePtx(b, loc, "mbarrier.arrive.shared::cta.b64 _, [$0];", {bar},
+            predicate);
+}
+
+/// Arrives on the barrier and adds `bytes` to the bytes its phase waits
+/// for (the copies that follow complete them).
+inline void mbarrierArriveExpectTx(OpBuilder &b, Location loc, Value bar,
+                                   int64_t bytes) {
+  Value n = arith::ConstantIntOp::create(b, loc, b.getI32Type(), bytes);
+  inlinePtx(b, loc, "mbarrier.arrive.expect_tx.shared::cta.b64 _, [$0], $1;",
+            {bar, n});
+}
+
+/// Waits until the barrier's phase of parity `parity` (i32, 0 or 1) has
+/// completed: try_wait (which suspends the thread for a while) in a loop.
+/// The labels are local to the braces' scope, so the block may appear any
+/// number of times in a kernel.
+inline void mbarrierWait(OpBuilder &b, Location loc, Value bar,
+                         Value parity) {
+  inlinePtx(b, loc,
+            "{\n.reg .pred done;\nwait:\n"
+            "mbarrier.try_wait.parity.shared::cta.b64 done, [$0], $1;\n"
+            "@!done bra wait;\n}",
+            {bar, parity});
+}
+
+/// A TMA copy of one box of the 3-d tensor map `map` (a grid-constant
+/// kernel argument, gsa.tensor_map) at element coordinates (x, y, z),
+/// innermost first, into shared memory at `dst`; completes `bytes` on the
+/// barrier `bar`.
+inline void tmaLoad3d(OpBuilder &b, Location loc, Value dst, Value map,
+                      Value x, Value y, Value z, Value bar) {
+  inlinePtx(b, loc,
+            "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::"
+            "complete_tx::bytes [$0], [$1, {$2, $3, $4}], [$5];",
+            {dst, map, x, y, z, bar});
+}
+
 /// 16 bytes global -> shared without registers (completion through the
 /// commit / wait groups).
 inline void copyAsync16(OpBuilder &b, Location loc, Value sharedAddr,

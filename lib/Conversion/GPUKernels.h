@@ -33,14 +33,16 @@ mlir::LogicalResult checkSelectionForGPU(AdaptiveTopKOp op, int64_t rows);
 /// the op's score tensor. `wgmmaStages` > 0: the statistics sweep on wgmma
 /// over a ring of that many staged key chunks, where its shapes allow
 /// (2 x `wgmmaQueries` rows per tile, 16 or 32 queries per warpgroup; the
-/// other kernels keep `rows`).
+/// other kernels keep `rows`); `tmaMode` > 0: its key chunks by TMA (1:
+/// slots freed by the loop's CTA barrier, 2: by per-slot "empty"
+/// barriers).
 void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
                          mlir::gpu::GPUModuleOp kernels,
                          mlir::IRRewriter &rewriter, llvm::StringRef prefix,
                          int64_t rows, bool tensorCores,
                          bool sampledSelection, int64_t maxRegisters = 0,
                          int64_t wgmmaStages = 0,
-                         int64_t wgmmaQueries = 16);
+                         int64_t wgmmaQueries = 16, int64_t tmaMode = 0);
 
 /// gsa.indexer as a kernel writing the causal score matrix (for programs
 /// that return or reuse the scores themselves).
@@ -105,6 +107,13 @@ std::string freeKernelName(mlir::ModuleOp module, llvm::StringRef stem);
 inline constexpr llvm::StringLiteral kKernelNameAttr = "gsa.kernel";
 /// On a gpu.launch: the outlined kernel's register cap (ptxas .maxnreg).
 inline constexpr llvm::StringLiteral kMaxRegistersAttr = "gsa.max_registers";
+/// On a kernel: the positions of its arguments that are TMA tensor maps
+/// (gsa.tensor_map), passed by value (gsa-grid-constant-params).
+inline constexpr llvm::StringLiteral kTensorMapArgsAttr =
+    "gsa.tensor_map_args";
+/// A CUtensorMap: 128 bytes, 64-byte aligned.
+inline constexpr int64_t kTensorMapBytes = 128;
+inline constexpr int64_t kTensorMapAlign = 64;
 
 } // namespace gsa::detail
 

@@ -139,6 +139,7 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
                                      : (options.chip == "sm_90a" ? 4 : 0);
   lowering.selectWgmmaQueries =
       options.selectWgmmaQueries >= 0 ? options.selectWgmmaQueries : 16;
+  lowering.selectTma = options.selectTma;
   pm.addPass(createConvertGSAToGPU(lowering));
 
   // The kernels: structured control flow, then NVVM (memrefs as bare
@@ -153,6 +154,8 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
   ConvertGpuOpsToNVVMOpsOptions nvvm;
   nvvm.useBarePtrCallConv = true;
   kernels.addPass(createConvertGpuOpsToNVVMOps(nvvm));
+  // Tensor maps by value, in parameter space.
+  kernels.addPass(createGSAGridConstantParams());
   // nvvm.inline_ptx (ex2/lg2/tanh.approx) into llvm.inline_asm.
   kernels.addPass(createConvertNVVMToLLVMPass());
   kernels.addPass(createReconcileUnrealizedCastsPass());

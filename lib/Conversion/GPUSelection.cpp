@@ -65,6 +65,8 @@ constexpr int64_t kMaxSampledBudget = 8192;
 /// Positions of a score source's buffers among a kernel's parameters.
 struct SourceArgs {
   int qi = -1, ki = -1, wi = -1, bi = -1, scores = -1;
+  /// ki's TMA tensor map (the wgmma stats sweep by TMA), if any.
+  int keyMap = -1;
 };
 
 /// Adds the buffers the scores are computed from to a kernel's parameters:
@@ -83,6 +85,15 @@ SourceArgs addSourceArgs(Emitter &host, KernelArgs &args, IndexerOp fused,
     pos.scores = args.add(flatBuffer(host, scores));
   }
   return pos;
+}
+
+Value u64(Emitter &e, Value i32) {
+  return arith::ExtUIOp::create(e.builder(), e.location(),
+                                e.builder().getI64Type(), i32);
+}
+Value i32Of(Emitter &e, Value i64) {
+  return arith::TruncIOp::create(e.builder(), e.location(),
+                                 e.builder().getI32Type(), i64);
 }
 
 /// The ids every tile kernel starts from.
@@ -162,7 +173,8 @@ class TileScores {
 public:
   TileScores(IndexerOp fused, SourceArgs pos, gpu::GPUFuncOp kernel,
              Emitter &e, int64_t L, int64_t rows, const TileIds &ids,
-             bool tensorCores, int64_t warpgroupStages = 0)
+             bool tensorCores, int64_t warpgroupStages = 0,
+             int64_t tmaMode = 0)
       : fused(fused), e(e), L(L), rows(rows), ids(ids) {
     Block &entry = kernel.getBody().front();
     auto arg = [&](int i) { return i < 0 ? Value() : entry.getArgument(i); };
@@ -185,6 +197,14 @@ public:
       // 1024-byte aligned: each slot is whole 128-byte swizzle atoms.
       ring = sharedBuffer(kernel, elem, stages * kWarpgroupKeys * DI,
                           /*alignment=*/1024);
+      if (tmaMode > 0 && pos.keyMap >= 0) {
+        this->tmaMode = tmaMode;
+        keyMap = arg(pos.keyMap);
+        Type i64 = e.builder().getI64Type();
+        fullBars = sharedBuffer(kernel, i64, stages, /*alignment=*/8);
+        if (tmaMode == 2)
+          emptyBars = sharedBuffer(kernel, i64, stages, /*alignment=*/8);
+      }
       if (foldsAffine(fused)) {
         affineInProducts = true;
         // Only the first 16 columns are read, but the 128-byte swizzle
@@ -588,6 +608,8 @@ public:
             "0;\n}";
     SmallVector<Value> acc =
         inlineAsmF32Results(b, loc, code, operands, constraints, 2 * accN);
+    if (h == chunkParts() - 1)
+      releaseChunk(index);
     // Accumulators of n-tile n: (row g, key 2c), (g, 2c+1), (g+8, 2c),
     // (g+8, 2c+1): product 0 heads 0 / 1, product 1 heads 2 / 3.
     SmallVector<Visit> out;
@@ -731,6 +753,8 @@ public:
   void issueChunk(Value index) {
     OpBuilder &b = e.builder();
     Location loc = e.location();
+    if (tmaMode > 0)
+      return issueChunkByTma(index);
     int64_t piecesPerRow = DI / 8, pieces = kWarpgroupKeys * piecesPerRow;
     Value slotBase = slotOffset(index);
     Value s0 = e.mul(index, e.index(kWarpgroupKeys));
@@ -747,6 +771,47 @@ public:
       copyAsync16(b, loc, sharedAddress(e, ring, dst),
                   globalAddress(e, ki, src));
     }
+  }
+
+  /// Whether the warpgroup form's chunks arrive by TMA (tmaMode 1: the
+  /// loop's barrier frees a slot; 2: its "empty" barrier does).
+  bool byTma() const { return tmaMode > 0; }
+  bool slotsReleasedByBarriers() const { return tmaMode == 2; }
+
+  /// TMA: thread 0 initialises each slot's barriers - "full" (one arrival,
+  /// the issuing thread's, and the chunk's bytes) and, with mode 2,
+  /// "empty" (one arrival per warp whose products have read the slot).
+  /// Before any chunk is issued; the caller's barrier publishes them.
+  void initSlotBarriers() {
+    OpBuilder &b = e.builder();
+    Location loc = e.location();
+    e.ifThen(e.cmpi(arith::CmpIPredicate::eq, ids.tid, e.index(0)), [&]() {
+      for (int64_t slot = 0; slot < stages; ++slot) {
+        mbarrierInit(b, loc, sharedAddress(e, fullBars, e.index(slot)), 1);
+        if (emptyBars)
+          mbarrierInit(b, loc, sharedAddress(e, emptyBars, e.index(slot)),
+                       kWarps);
+      }
+      mbarrierInitFence(b, loc);
+    });
+  }
+
+  /// TMA: waits until chunk `index` has landed in its slot (the parity of
+  /// its slot's fill: the slot's phase index / stages).
+  void waitForChunk(Value index) {
+    if (tmaMode == 0)
+      return;
+    mbarrierWait(e.builder(), e.location(), slotBarrier(fullBars, index),
+                 fillParity(index, 0));
+  }
+
+  /// TMA mode 2: this warp's products no longer read chunk `index`'s slot
+  /// (after the wgmma wait), so lane 0 arrives on its "empty" barrier.
+  void releaseChunk(Value index) {
+    if (tmaMode != 2)
+      return;
+    mbarrierArrive(e.builder(), e.location(), slotBarrier(emptyBars, index),
+                   e.cmpi(arith::CmpIPredicate::eq, ids.lane, e.index(0)));
   }
 
   /// Warpgroup form: the visits of chunk `index` from its landed slot: one
@@ -798,6 +863,7 @@ public:
     operands.push_back(e.i32(0));
     SmallVector<Value> acc = warpgroupProductBlock(
         b, loc, code, operands, accN, products, /*extraI32=*/1, /*tied=*/{});
+    releaseChunk(index);
     Value s0 = e.mul(index, e.index(kWarpgroupKeys));
     SmallVector<Visit> out;
     for (int64_t n = 0; n < kWarpgroupKeys / 8; ++n) {
@@ -810,6 +876,59 @@ public:
   }
 
 private:
+  /// TMA: thread 0 issues chunk `index` (keys [index x 64, + 64); rows past
+  /// L arrive as zeros, and no visit reads them) as one box per 128-byte
+  /// column block, in the 128-byte swizzle layout that the slots and the
+  /// descriptors use. With mode 2 it first waits until the eight warps
+  /// have released the slot's previous chunk (index - stages).
+  void issueChunkByTma(Value index) {
+    OpBuilder &b = e.builder();
+    Location loc = e.location();
+    e.ifThen(e.cmpi(arith::CmpIPredicate::eq, ids.tid, e.index(0)), [&]() {
+      if (emptyBars)
+        e.ifThen(e.cmpi(arith::CmpIPredicate::uge, index, e.index(stages)),
+                 [&]() {
+                   mbarrierWait(b, loc, slotBarrier(emptyBars, index),
+                                fillParity(index, 1));
+                 });
+      Value full = slotBarrier(fullBars, index);
+      int64_t blockElems = kWarpgroupKeys * 64;
+      mbarrierArriveExpectTx(b, loc, full,
+                             kWarpgroupKeys * DI *
+                                 (elem.getIntOrFloatBitWidth() / 8));
+      Value slotBase = slotOffset(index);
+      Value key0 = indexAsI32(e.mul(index, e.index(kWarpgroupKeys)));
+      Value batch = indexAsI32(ids.batch);
+      for (int64_t block = 0; block < DI / 64; ++block)
+        tmaLoad3d(b, loc,
+                  sharedAddress(e, ring,
+                                e.add(slotBase, e.index(block * blockElems))),
+                  keyMap, e.i32(int32_t(block * 64)), key0, batch, full);
+    });
+  }
+
+  /// The i32 shared address of chunk `index`'s slot's barrier in `bars`.
+  Value slotBarrier(Value bars, Value index) {
+    return sharedAddress(
+        e, bars,
+        arith::RemUIOp::create(e.builder(), e.location(), index,
+                               e.index(stages)));
+  }
+
+  /// The parity of the phase of chunk `index`'s slot that belongs to fill
+  /// index / stages - `back` (as i32).
+  Value fillParity(Value index, int64_t back) {
+    Value fill = e.div(index, e.index(stages));
+    return indexAsI32(arith::AndIOp::create(e.builder(), e.location(),
+                                            e.add(fill, e.index(back)),
+                                            e.index(1)));
+  }
+
+  Value indexAsI32(Value v) {
+    return arith::IndexCastUIOp::create(e.builder(), e.location(),
+                                        e.builder().getI32Type(), v);
+  }
+
   /// Warpgroup form: the element offset of chunk `index`'s ring slot.
   Value slotOffset(Value index) {
     Value slot =
@@ -937,6 +1056,11 @@ private:
   bool affineInProducts = false;
   Value ones;
   SmallVector<Value> biasFrags;
+  // Warpgroup form by TMA (tmaMode > 0): ki's tensor map (a grid-constant
+  // kernel argument) and per slot a "full" barrier and, mode 2, an "empty"
+  // one.
+  int64_t tmaMode = 0;
+  Value keyMap, fullBars, emptyBars;
 };
 
 /// A visit's tile row is a real row and its key is visible from it.
@@ -946,14 +1070,6 @@ Value visibleFrom(Emitter &e, const TileIds &ids, int64_t L, const Visit &v) {
                 e.cmpi(arith::CmpIPredicate::ult, t, e.index(L)));
 }
 
-Value u64(Emitter &e, Value i32) {
-  return arith::ExtUIOp::create(e.builder(), e.location(),
-                                e.builder().getI64Type(), i32);
-}
-Value i32Of(Emitter &e, Value i64) {
-  return arith::TruncIOp::create(e.builder(), e.location(),
-                                 e.builder().getI32Type(), i64);
-}
 
 /// The four per-row statistics buffers (mean, variance, smallest and
 /// largest key), consecutive kernel parameters from `first`.
@@ -996,7 +1112,7 @@ struct Collect {
 void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
                       int64_t L, int64_t rows, bool tensorCores, bool moments,
                       int firstOut, const Collect *collect = nullptr,
-                      int64_t warpgroupStages = 0) {
+                      int64_t warpgroupStages = 0, int64_t tmaMode = 0) {
   Location loc = kernel.getLoc();
   Block &entry = kernel.getBody().front();
   auto [meanOut, varOut, minOut, maxOut] = rowStatsArgs(entry, firstOut);
@@ -1021,8 +1137,9 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   Emitter e(b, loc);
   TileIds ids = tileIds(e, L, rows, /*longestFirst=*/true);
   TileScores source(fused, src, kernel, e, L, rows, ids, tensorCores,
-                    warpgroupStages);
+                    warpgroupStages, tmaMode);
   bool warpgroup = source.warpgroupProducts();
+  bool byTma = warpgroup && source.byTma();
   source.stage();
   if (collect)
     e.ifThen(e.cmpi(arith::CmpIPredicate::ult, ids.tid, e.index(rows)),
@@ -1053,11 +1170,18 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     // The ring's first chunks are in flight while the queries load.
     chunks = e.div(e.add(ids.keyEnd, e.index(source.chunk() - 1)),
                    e.index(source.chunk()));
+    if (byTma)
+      source.initSlotBarriers();
     for (int64_t k = 0; k < warpgroupStages - perBarrier; ++k) {
       e.ifThen(e.cmpi(arith::CmpIPredicate::ult, e.index(k), chunks),
                [&]() { source.issueChunk(e.index(k)); });
-      NVVM::CpAsyncCommitGroupOp::create(b, loc);
+      if (!byTma)
+        NVVM::CpAsyncCommitGroupOp::create(b, loc);
     }
+    // By TMA no per-chunk fence follows: the block of ones (stage) is
+    // ordered before the products' reads here, once.
+    if (byTma)
+      asyncProxyFence(b, loc);
   }
   gpu::BarrierOp::create(b, loc);
   source.prepare();
@@ -1226,16 +1350,23 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     return e.loopStepCarry(
         lb, ub, e.index(perBarrier), inits,
         [&](Value i, ValueRange carried) -> SmallVector<Value> {
-          NVVM::CpAsyncWaitGroupOp::create(b, loc,
-                                           warpgroupStages - 2 * perBarrier);
-          asyncProxyFence(b, loc);
-          gpu::BarrierOp::create(b, loc);
+          if (!byTma) {
+            NVVM::CpAsyncWaitGroupOp::create(
+                b, loc, warpgroupStages - 2 * perBarrier);
+            asyncProxyFence(b, loc);
+          }
+          // By TMA with "empty" barriers the issuing thread waits for
+          // the slot's release instead of the whole CTA for its slowest
+          // warp.
+          if (!source.slotsReleasedByBarriers())
+            gpu::BarrierOp::create(b, loc);
           for (int64_t p = 0; p < perBarrier; ++p) {
             Value ahead =
                 e.add(i, e.index(warpgroupStages - perBarrier + p));
             e.ifThen(e.cmpi(arith::CmpIPredicate::ult, ahead, chunks),
                      [&]() { source.issueChunk(ahead); });
-            NVVM::CpAsyncCommitGroupOp::create(b, loc);
+            if (!byTma)
+              NVVM::CpAsyncCommitGroupOp::create(b, loc);
           }
           SmallVector<Value> next(carried.begin(), carried.end());
           for (int64_t p = 0; p < perBarrier; ++p) {
@@ -1243,6 +1374,7 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
             // The chunk's parts one after the other: a part's visits are
             // done before the next part's products take the accumulators.
             auto chunkStep = [&](SmallVector<Value> carried) {
+              source.waitForChunk(index);
               for (int64_t part = 0; part < source.chunkParts(); ++part)
                 carried = sweepStep(source.warpgroupVisits(index, part),
                                     carried, masked);
@@ -1272,7 +1404,8 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
                        e.index(perBarrier));
     init = warpgroupSweep(e.index(0), bulkChunks, init, /*masked=*/false);
     acc = warpgroupSweep(bulkChunks, chunks, init, /*masked=*/true);
-    NVVM::CpAsyncWaitGroupOp::create(b, loc, 0);
+    if (!byTma)
+      NVVM::CpAsyncWaitGroupOp::create(b, loc, 0);
   } else if (prefetch) {
     // Chunks [0, bulkEnd) lie below t0, and so do the two chunks each of
     // them loads ahead: neither masks nor clamps. A tile with rows past L
@@ -2795,7 +2928,8 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
                          gpu::GPUModuleOp kernels, IRRewriter &rewriter,
                          StringRef prefix, int64_t rows, bool tensorCores,
                          bool sampledSelection, int64_t maxRegisters,
-                         int64_t wgmmaStages, int64_t wgmmaQueries) {
+                         int64_t wgmmaStages, int64_t wgmmaQueries,
+                         int64_t tmaMode) {
   // The sweep kernels' register cap (.maxnreg), where asked for.
   auto capRegisters = [&](gpu::GPUFuncOp kernel) {
     if (maxRegisters > 0)
@@ -2887,8 +3021,24 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
       collect.counts = args.add(candCounts);
       collect.capacity = capacity;
     }
+    // By TMA: ki's tensor map, [B, L, d_I] in boxes of one 64-key chunk's
+    // 128-byte column block.
+    if (statsStages > 0 && tmaMode > 0) {
+      auto kiType = fused.getKi().getType();
+      int64_t DI = kiType.getDimSize(2);
+      Value kiBuffer = args.operands()[src.ki];
+      Value map = TensorMapOp::create(
+          rewriter, loc, LLVM::LLVMPointerType::get(ctx), kiBuffer,
+          rewriter.getDenseI64ArrayAttr({B, L, DI}),
+          rewriter.getDenseI64ArrayAttr({1, kWarpgroupKeys, 64}),
+          rewriter.getI64IntegerAttr(128));
+      src.keyMap = args.add(map);
+    }
     auto kernel = createKernel(kernels, loc, (prefix + "_select_stats").str(),
                                args, kThreads);
+    if (src.keyMap >= 0)
+      kernel->setAttr(kTensorMapArgsAttr,
+                      rewriter.getDenseI32ArrayAttr({src.keyMap}));
     capRegisters(kernel);
     // The fixed policy's budget reads no statistic; training's V_bar and
     // every other policy read the variance.
@@ -2907,7 +3057,8 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
                           wgmmaQueries == 32 ? kWarpgroupPairStatsRegisters
                                              : kWarpgroupStatsRegisters));
     buildStatsKernel(kernel, fused, src, L, statsRows, tensorCores, moments,
-                     first, sampled ? &collect : nullptr, statsStages);
+                     first, sampled ? &collect : nullptr, statsStages,
+                     tmaMode);
     launchKernel(host, kernel, args.operands(), (L + statsRows - 1) / statsRows,
                  B, 1, kThreads);
   }

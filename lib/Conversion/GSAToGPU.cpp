@@ -596,10 +596,18 @@ struct ConvertGSAToGPUPass
               selectWgmmaQueries.getValue()));
           return signalPassFailure();
         }
+        if (selectTma < 0 || selectTma > 2) {
+          select->emitOpError(fmt::format(
+              "select-tma takes 0 (cp.async), 1 (TMA, slots freed by a CTA "
+              "barrier) or 2 (TMA, slots freed by per-slot barriers), but "
+              "is {}",
+              selectTma.getValue()));
+          return signalPassFailure();
+        }
         lowerSelectionToGPU(select, indexer, kernels, rewriter, prefix,
                             rowsPerTileOf(select), selectTensorCores,
                             selectSampled, selectMaxRegisters,
-                            selectWgmmaStages, selectWgmmaQueries);
+                            selectWgmmaStages, selectWgmmaQueries, selectTma);
       } else if (auto indexer = dyn_cast<IndexerOp>(op)) {
         if (!indexer->hasOneUse() ||
             !isa<AdaptiveTopKOp>(*indexer->getUsers().begin()))

@@ -9,6 +9,7 @@
 
 #include "gsa/Dialect/GSADialect.h"
 
+#include "mlir/Dialect/LLVMIR/LLVMTypes.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpImplementation.h"
 #include "llvm/ADT/StringExtras.h"
@@ -405,3 +406,67 @@ LogicalResult GatedSparseAttentionOp::verify() {
 
 #define GET_OP_CLASSES
 #include "gsa/Dialect/GSAOps.cpp.inc"
+
+//===----------------------------------------------------------------------===//
+// TensorMapOp
+//===----------------------------------------------------------------------===//
+
+// The limits are those of cuTensorMapEncodeTiled (tiled mode): a map the
+// driver would refuse at launch is refused here, where it is located.
+LogicalResult TensorMapOp::verify() {
+  if (!isa<LLVM::LLVMPointerType>(getMap().getType()))
+    return emitOpError(fmt::format("result must be !llvm.ptr (the kernel "
+                                   "argument), but got {}",
+                                   debugString(getMap().getType())));
+  auto source = cast<MemRefType>(getSource().getType());
+  Type elem = source.getElementType();
+  if (!(elem.isBF16() || elem.isF16() || elem.isF32() ||
+        elem.isInteger(32)))
+    return emitOpError(fmt::format(
+        "copies bf16, f16, f32 or i32 elements, but the source holds {}",
+        debugString(elem)));
+  ArrayRef<int64_t> shape = getShape(), box = getBox();
+  if (shape.empty() || shape.size() > 5)
+    return emitOpError(fmt::format("shape must have rank 1 to 5, but has {}",
+                                   shape.size()));
+  if (box.size() != shape.size())
+    return emitOpError(fmt::format("box has rank {} but shape has rank {}",
+                                   box.size(), shape.size()));
+  int64_t elements = 1;
+  for (auto [i, d] : llvm::enumerate(shape)) {
+    if (d < 1 || d > (int64_t(1) << 32))
+      return emitOpError(fmt::format(
+          "shape dim {} is {}; it must be 1 to 2^32", i, d));
+    elements *= d;
+  }
+  if (elements != source.getNumElements())
+    return emitOpError(fmt::format(
+        "shape holds {} elements but the source {}", elements,
+        source.getNumElements()));
+  for (auto [i, d] : llvm::enumerate(box))
+    if (d < 1 || d > 256)
+      return emitOpError(
+          fmt::format("box dim {} is {}; it must be 1 to 256", i, d));
+  int64_t bytes = elem.getIntOrFloatBitWidth() / 8;
+  int64_t rowBytes = box.back() * bytes;
+  if (rowBytes % 16)
+    return emitOpError(fmt::format(
+        "the box's innermost dim spans {} bytes; it must be a multiple of "
+        "16",
+        rowBytes));
+  if (shape.back() * bytes % 16)
+    return emitOpError(fmt::format(
+        "rows of the shape's innermost dim span {} bytes; the strides must "
+        "be multiples of 16",
+        shape.back() * bytes));
+  int64_t swizzle = getSwizzle();
+  if (swizzle != 0 && swizzle != 32 && swizzle != 64 && swizzle != 128)
+    return emitOpError(fmt::format(
+        "swizzle must be 0, 32, 64 or 128 bytes, but is {}", swizzle));
+  if (swizzle && rowBytes > swizzle)
+    return emitOpError(fmt::format(
+        "the box's innermost dim spans {} bytes, more than the {}-byte "
+        "swizzle",
+        rowBytes, swizzle));
+  return success();
+}

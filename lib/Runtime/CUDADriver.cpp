@@ -43,6 +43,11 @@ Expected<Driver *> Driver::get() {
     bind(driver.cuFuncSetAttribute, "cuFuncSetAttribute");
     bind(driver.cuMemAllocAsync, "cuMemAllocAsync");
     bind(driver.cuMemFreeAsync, "cuMemFreeAsync");
+    // Since CUDA 12.0; a driver without it fails the launches of kernels
+    // that take tensor maps, with a message (encodeTensorMap).
+    driver.cuTensorMapEncodeTiled =
+        reinterpret_cast<decltype(driver.cuTensorMapEncodeTiled)>(
+            dlsym(lib, "cuTensorMapEncodeTiled"));
     bind(driver.cuGetErrorName, "cuGetErrorName");
     bind(driver.cuGetErrorString, "cuGetErrorString");
     if (failure.empty() && driver.cuInit(0) != 0)
@@ -126,6 +131,25 @@ Error Driver::launch(CUfunction fn, const uint32_t grid[3],
                               block[1], block[2], dynamicShared, stream,
                               params, nullptr),
                "cuLaunchKernel");
+}
+
+Error Driver::encodeTensorMap(void *map, int dataType, unsigned rank,
+                              void *address, const uint64_t *dims,
+                              const uint64_t *strides, const uint32_t *box,
+                              int swizzle) {
+  if (!cuTensorMapEncodeTiled)
+    return makeError("this CUDA driver lacks cuTensorMapEncodeTiled (CUDA "
+                     "12.0 or newer), which the kernels' TMA copies need; "
+                     "GSA_GPU_OPTIONS=select-tma=0 builds kernels without");
+  uint32_t elementStrides[5] = {1, 1, 1, 1, 1};
+  // CU_TENSOR_MAP_SWIZZLE_NONE / 32B / 64B / 128B
+  int swizzleKind = swizzle == 128 ? 3 : swizzle == 64 ? 2 : swizzle == 32 ? 1 : 0;
+  constexpr int kInterleaveNone = 0, kL2Promotion256B = 3, kOobFillZero = 0;
+  return check(cuTensorMapEncodeTiled(map, dataType, rank, address, dims,
+                                      strides, box, elementStrides,
+                                      kInterleaveNone, swizzleKind,
+                                      kL2Promotion256B, kOobFillZero),
+               "cuTensorMapEncodeTiled");
 }
 
 Error Driver::allowDynamicShared(CUfunction fn, uint32_t bytes) {

@@ -45,6 +45,14 @@ public:
   /// Stream-ordered device memory for the kernels' scratch buffers.
   llvm::Expected<void *> allocAsync(size_t bytes, CUstream stream);
   llvm::Error freeAsync(void *pointer, CUstream stream);
+  /// Encodes a TMA tensor map (cuTensorMapEncodeTiled, tiled mode, no
+  /// interleave, zero fill, 256-byte L2 promotion) into the 128 bytes at
+  /// `map` (64-byte aligned): `rank` dims and strides innermost first (the
+  /// first stride is that of dim 1), `swizzle` 0 / 32 / 64 / 128 bytes.
+  llvm::Error encodeTensorMap(void *map, int dataType, unsigned rank,
+                              void *address, const uint64_t *dims,
+                              const uint64_t *strides, const uint32_t *box,
+                              int swizzle);
 
 private:
   CUresult (*cuInit)(unsigned) = nullptr;
@@ -62,6 +70,10 @@ private:
   CUresult (*cuMemAllocAsync)(unsigned long long *, size_t, CUstream) =
       nullptr;
   CUresult (*cuMemFreeAsync)(unsigned long long, CUstream) = nullptr;
+  CUresult (*cuTensorMapEncodeTiled)(void *, int, unsigned, void *,
+                                     const uint64_t *, const uint64_t *,
+                                     const uint32_t *, const uint32_t *, int,
+                                     int, int, int) = nullptr;
   CUresult (*cuGetErrorName)(CUresult, const char **) = nullptr;
   CUresult (*cuGetErrorString)(CUresult, const char **) = nullptr;
 };

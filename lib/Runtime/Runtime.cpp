@@ -483,13 +483,30 @@ private:
 // The CUDA kernel: PTX and a launch plan, loaded through the driver
 //===----------------------------------------------------------------------===//
 
-/// What a kernel parameter is: an entry input, an entry result, or a
+/// What a kernel parameter is: an entry input, an entry result, a
 /// scratch buffer the runtime allocates for the launches of one call
-/// (intermediate tensors between kernels, per-row statistics).
-enum class ParamKind { Input, Result, Scratch };
+/// (intermediate tensors between kernels, per-row statistics), or a TMA
+/// tensor map of one of those, encoded per launch and passed by value.
+enum class ParamKind { Input, Result, Scratch, TensorMap };
 struct Param {
   ParamKind kind;
   unsigned index;
+};
+
+/// A gsa.tensor_map: the buffer it maps and how (row-major shape and box).
+struct TensorMapSpec {
+  Param source;
+  /// CUtensorMapDataType.
+  int dataType;
+  unsigned elementBytes;
+  std::vector<uint64_t> shape;
+  std::vector<uint32_t> box;
+  int swizzle;
+};
+
+/// The 128 bytes of an encoded CUtensorMap.
+struct alignas(64) TensorMapBytes {
+  unsigned char bytes[128];
 };
 
 /// One kernel launch of a compiled program: which kernel, its grid and
@@ -511,6 +528,8 @@ StringRef paramKindName(ParamKind kind) {
     return "result";
   case ParamKind::Scratch:
     return "scratch";
+  case ParamKind::TensorMap:
+    return "tensor_map";
   }
   return "?";
 }
@@ -519,10 +538,12 @@ class CUDAKernel : public Kernel {
 public:
   CUDAKernel(std::string ptx, std::string cubin,
              std::vector<LaunchStep> steps, std::vector<uint64_t> scratchBytes,
+             std::vector<TensorMapSpec> tensorMaps,
              std::vector<TensorSpec> inputs, std::vector<TensorSpec> results,
              std::vector<std::string> names)
       : ptx(std::move(ptx)), cubin(std::move(cubin)), steps(std::move(steps)),
-        scratchBytes(std::move(scratchBytes)) {
+        scratchBytes(std::move(scratchBytes)),
+        tensorMaps(std::move(tensorMaps)) {
     // Scratch buffer i at scratchOffsets[i] of a caller's workspace.
     for (uint64_t bytes : this->scratchBytes) {
       scratchOffsets.push_back(workspaceSize_);
@@ -588,15 +609,26 @@ public:
       scratch.push_back(*p);
       owned.push_back(*p);
     }
+    auto buffer = [&](Param param) {
+      return param.kind == ParamKind::Input    ? inputs[param.index]
+             : param.kind == ParamKind::Result ? outputs[param.index]
+                                               : scratch[param.index];
+    };
+    // The tensor maps of this call's buffers (the driver copies parameters
+    // at the launch, so they only need to outlive it).
+    std::vector<TensorMapBytes> maps(tensorMaps.size());
+    for (auto [i, spec] : llvm::enumerate(tensorMaps))
+      if (Error err = encode(**driver, spec, buffer(spec.source), maps[i]))
+        return joinErrors(std::move(err), release());
     for (auto [n, step] : llvm::enumerate(steps)) {
       std::vector<void *> values;
       for (Param param : step.params)
-        values.push_back(param.kind == ParamKind::Input    ? inputs[param.index]
-                         : param.kind == ParamKind::Result ? outputs[param.index]
-                                                           : scratch[param.index]);
+        values.push_back(param.kind == ParamKind::TensorMap
+                             ? static_cast<void *>(&maps[param.index])
+                             : buffer(param));
       std::vector<void *> params;
-      for (void *&v : values)
-        params.push_back(&v);
+      for (auto [v, param] : llvm::zip(values, step.params))
+        params.push_back(param.kind == ParamKind::TensorMap ? v : &v);
       if (Error err = (*driver)->launch(functions[n], step.grid, step.block,
                                         step.shared, params.data(), stream))
         return joinErrors(std::move(err), release());
@@ -638,8 +670,19 @@ public:
     llvm::json::Array scratch;
     for (uint64_t bytes : scratchBytes)
       scratch.push_back(int64_t(bytes));
+    llvm::json::Array maps;
+    for (const TensorMapSpec &m : tensorMaps)
+      maps.push_back(llvm::json::Object{
+          {"source", llvm::json::Object{{paramKindName(m.source.kind),
+                                         int64_t(m.source.index)}}},
+          {"data_type", m.dataType},
+          {"element_bytes", int64_t(m.elementBytes)},
+          {"shape", llvm::json::Array(m.shape)},
+          {"box", llvm::json::Array(m.box)},
+          {"swizzle", m.swizzle}});
     os << llvm::json::Value(llvm::json::Object{{"inputs", std::move(ins)},
                                                {"scratch", std::move(scratch)},
+                                               {"tensor_maps", std::move(maps)},
                                                {"results", std::move(outs)},
                                                {"names", std::move(names)},
                                                {"launches", std::move(plan)},
@@ -693,6 +736,46 @@ public:
     }
     for (const llvm::json::Value &n : *nameArray)
       names.push_back(n.getAsString().value_or("?").str());
+    // A buffer parameter (input, result, scratch) as the plan names it.
+    auto bufferParam = [&](const llvm::json::Object &po)
+        -> std::optional<Param> {
+      for (ParamKind kind :
+           {ParamKind::Input, ParamKind::Result, ParamKind::Scratch})
+        if (auto i = po.getInteger(paramKindName(kind))) {
+          size_t limit = kind == ParamKind::Input    ? ins.size()
+                         : kind == ParamKind::Result ? outs.size()
+                                                     : scratchBytes.size();
+          if (*i < 0 || size_t(*i) >= limit)
+            return std::nullopt;
+          return Param{kind, unsigned(*i)};
+        }
+      return std::nullopt;
+    };
+    std::vector<TensorMapSpec> maps;
+    auto *mapArray = obj->getArray("tensor_maps");
+    if (!mapArray)
+      return nullptr;
+    for (const llvm::json::Value &v : *mapArray) {
+      auto *o = v.getAsObject();
+      auto *source = o ? o->getObject("source") : nullptr;
+      auto *shape = o ? o->getArray("shape") : nullptr;
+      auto *box = o ? o->getArray("box") : nullptr;
+      std::optional<Param> param =
+          source ? bufferParam(*source) : std::nullopt;
+      auto dataType = o ? o->getInteger("data_type") : std::nullopt;
+      auto bytes = o ? o->getInteger("element_bytes") : std::nullopt;
+      auto swizzle = o ? o->getInteger("swizzle") : std::nullopt;
+      if (!param || !shape || !box || !dataType || !bytes || !swizzle ||
+          shape->size() != box->size() || shape->empty() || shape->size() > 5)
+        return nullptr;
+      TensorMapSpec m{*param, int(*dataType), unsigned(*bytes), {}, {},
+                      int(*swizzle)};
+      for (const llvm::json::Value &d : *shape)
+        m.shape.push_back(uint64_t(d.getAsInteger().value_or(1)));
+      for (const llvm::json::Value &d : *box)
+        m.box.push_back(uint32_t(d.getAsInteger().value_or(1)));
+      maps.push_back(std::move(m));
+    }
     for (const llvm::json::Value &v : *plan) {
       auto *o = v.getAsObject();
       if (!o || !o->getString("kernel") || !o->getArray("grid") ||
@@ -712,16 +795,11 @@ public:
         auto *po = p.getAsObject();
         if (!po)
           return nullptr;
-        std::optional<Param> param;
-        for (ParamKind kind :
-             {ParamKind::Input, ParamKind::Result, ParamKind::Scratch})
-          if (auto i = po->getInteger(paramKindName(kind)))
-            param = Param{kind, unsigned(*i)};
-        size_t limit = !param ? 0
-                       : param->kind == ParamKind::Input  ? ins.size()
-                       : param->kind == ParamKind::Result ? outs.size()
-                                                          : scratchBytes.size();
-        if (!param || param->index >= limit)
+        std::optional<Param> param = bufferParam(*po);
+        if (auto i = po->getInteger(paramKindName(ParamKind::TensorMap)))
+          if (*i >= 0 && size_t(*i) < maps.size())
+            param = Param{ParamKind::TensorMap, unsigned(*i)};
+        if (!param)
           return nullptr;
         step.params.push_back(*param);
       }
@@ -735,11 +813,42 @@ public:
       }
     return std::make_shared<CUDAKernel>(
         ptx->str(), std::string(cubin.begin(), cubin.end()), std::move(steps),
-        std::move(scratchBytes), std::move(ins), std::move(outs),
+        std::move(scratchBytes), std::move(maps), std::move(ins),
+        std::move(outs),
         std::move(names));
   }
 
 private:
+  /// Encodes `spec` for the buffer at `address` into `out`.
+  Error encode(cuda::Driver &driver, const TensorMapSpec &spec, void *address,
+               TensorMapBytes &out) const {
+    // TMA reads from 16-byte aligned global addresses.
+    if (reinterpret_cast<uintptr_t>(address) % 16)
+      return makeError(fmt::format(
+          "{} must be 16-byte aligned for the kernels' TMA copies, but "
+          "starts at {}",
+          spec.source.kind == ParamKind::Input
+              ? fmt::format("input #{} ('{}')", spec.source.index,
+                            inputNames_[spec.source.index])
+              : fmt::format("{} buffer #{}", paramKindName(spec.source.kind).str(),
+                            spec.source.index),
+          address));
+    unsigned rank = unsigned(spec.shape.size());
+    uint64_t dims[5], strides[4];
+    uint32_t box[5];
+    uint64_t stride = spec.elementBytes;
+    for (unsigned i = 0; i < rank; ++i) {
+      // The driver's order is innermost first.
+      dims[i] = spec.shape[rank - 1 - i];
+      box[i] = spec.box[rank - 1 - i];
+      stride *= dims[i];
+      if (i + 1 < rank)
+        strides[i] = stride;
+    }
+    return driver.encodeTensorMap(out.bytes, spec.dataType, rank, address,
+                                  dims, strides, box, spec.swizzle);
+  }
+
   /// Loads the module into the current context on first launch, after
   /// checking that the device runs sm_90a code.
   Error loadOnce(cuda::Driver &driver) {
@@ -777,6 +886,7 @@ private:
   std::string cubin; // empty: none (no ptxas at compile time)
   std::vector<LaunchStep> steps;
   std::vector<uint64_t> scratchBytes;
+  std::vector<TensorMapSpec> tensorMaps;
   /// Where each scratch buffer sits in a caller's workspace (256-byte
   /// aligned), and the workspace's size.
   static constexpr uint64_t kWorkspaceAlign = 256;
@@ -1081,6 +1191,7 @@ Runtime::compile(StringRef program, ArrayRef<TensorSpec> inputs,
                           .str();
     std::vector<LaunchStep> steps;
     std::vector<uint64_t> scratchBytes;
+    std::vector<TensorMapSpec> tensorMaps;
     llvm::DenseMap<Operation *, unsigned> scratchIndex;
     std::string planError;
     // What a launch operand is: follow the views and the tensor/buffer
@@ -1155,7 +1266,27 @@ Runtime::compile(StringRef program, ArrayRef<TensorSpec> inputs,
         step.shared = uint32_t(bytes.getInt());
       }
       for (Value operand : launch.getKernelOperands()) {
-        std::optional<Param> param = resolve(operand);
+        std::optional<Param> param;
+        if (auto map = operand.getDefiningOp<TensorMapOp>()) {
+          std::optional<Param> source = resolve(map.getSource());
+          if (source) {
+            Type elem = map.getSource().getType().getElementType();
+            // CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 / FLOAT16 / FLOAT32 / INT32
+            int dataType = elem.isBF16() ? 9 : elem.isF16() ? 6
+                           : elem.isF32() ? 7 : 3;
+            TensorMapSpec spec{*source, dataType,
+                               elem.getIntOrFloatBitWidth() / 8, {}, {},
+                               int(map.getSwizzle())};
+            for (int64_t d : map.getShape())
+              spec.shape.push_back(uint64_t(d));
+            for (int64_t d : map.getBox())
+              spec.box.push_back(uint32_t(d));
+            param = Param{ParamKind::TensorMap, unsigned(tensorMaps.size())};
+            tensorMaps.push_back(std::move(spec));
+          }
+        } else {
+          param = resolve(operand);
+        }
         if (!param) {
           planError = fmt::format(
               "the CUDA backend cannot tell what parameter #{} of kernel '{}' "
@@ -1189,7 +1320,7 @@ Runtime::compile(StringRef program, ArrayRef<TensorSpec> inputs,
     }
     auto kernel = std::make_shared<CUDAKernel>(
         std::move(ptx), std::move(cubin), std::move(steps),
-        std::move(scratchBytes), std::move(inputSpecs),
+        std::move(scratchBytes), std::move(tensorMaps), std::move(inputSpecs),
         std::move(staticResults), std::move(names));
     DiskCache disk = DiskCache::fromEnvironment();
     if (Error err = disk.store(key, version(), kernel->serialise()))

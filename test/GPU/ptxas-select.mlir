@@ -10,6 +10,9 @@
 // RUN: %ptxas -arch=sm_90a -v %t.cuda-cores.ptx -o %t.cubin 2>&1 | FileCheck %s --check-prefix=SPILL
 // RUN: not grep -q mma.sync %t.cuda-cores.ptx
 // RUN: not grep -q select_sample %t.cuda-cores.ptx
+// RUN: gsa-compile %s --select-tma=2 -o %t.tma.ptx
+// RUN: %ptxas -arch=sm_90a -v %t.tma.ptx -o %t.cubin 2>&1 | FileCheck %s
+// RUN: FileCheck %s --input-file=%t.tma.ptx --check-prefix=TMA
 
 // The whole GSA core in training mode (every selection kernel: stats,
 // V_bar, top-k; then the attention) assembles for sm_90a without spills,
@@ -63,6 +66,16 @@
 // m64n64k16 per chunk and a fifth that adds the bias (select-wgmma-affine.mlir).
 // On CUDA cores (with the per-query attention) none.
 // MMA: 64
+// The stats sweep's chunks by TMA (select-tma, select-tma.mlir): ki's
+// tensor map is a 128-byte parameter whose parameter-space address the
+// copies read (gsa-grid-constant-params); the PTX assembles as well.
+// TMA-LABEL: .entry gsa_core_1_select_stats(
+// TMA: .param .align 64 .b8 gsa_core_1_select_stats_param_[[MAP:[0-9]+]][128]
+// TMA: mov.b64 {{.*}}, gsa_core_1_select_stats_param_[[MAP]];
+// TMA-NEXT: cvta.param.u64
+// TMA: mbarrier.init.shared::cta.b64
+// TMA: cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes
+// TMA: mbarrier.try_wait.parity.shared::cta.b64
 // WGMMA-LABEL: .entry gsa_core_1_select_stats(
 // WGMMA: .maxnreg 80
 // WGMMA: cp.async.cg.shared.global

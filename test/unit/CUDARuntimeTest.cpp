@@ -60,6 +60,16 @@ protected:
       files.push_back(it->path());
     return files;
   }
+  /// How many cache entries hold `text`.
+  int entriesWith(llvm::StringRef text) {
+    int found = 0;
+    for (const std::string &file : cacheFiles()) {
+      auto content = llvm::MemoryBuffer::getFile(file);
+      if (content && (*content)->getBuffer().contains(text))
+        ++found;
+    }
+    return found;
+  }
   CUDARuntimeTest() = default;
   llvm::SmallString<128> dir;
   CompileOptions cuda() {
@@ -220,21 +230,12 @@ TEST_F(CUDARuntimeTest, DynamicSharedMemoryIsPlannedAndCached) {
   std::vector<TensorSpec> specs = specsFor(40);
   for (int i = 0; i < 3; ++i)
     specs[i].shape[3] = 128;
-  auto entryWith = [&](llvm::StringRef text) {
-    int found = 0;
-    for (const std::string &file : cacheFiles()) {
-      auto content = llvm::MemoryBuffer::getFile(file);
-      if (content && (*content)->getBuffer().contains(text))
-        ++found;
-    }
-    return found;
-  };
   {
     Runtime runtime;
     auto kernel = runtime.compile(program, specs, cuda());
     ASSERT_TRUE(bool(kernel)) << llvm::toString(kernel.takeError());
   }
-  EXPECT_EQ(entryWith("\"shared\":65536"), 1);
+  EXPECT_EQ(entriesWith("\"shared\":65536"), 1);
   {
     Runtime second;
     ASSERT_TRUE(bool(second.compile(program, specs, cuda())));
@@ -248,7 +249,7 @@ TEST_F(CUDARuntimeTest, DynamicSharedMemoryIsPlannedAndCached) {
   unsetenv("GSA_GPU_OPTIONS");
   unsetenv("GSA_PTXAS");
   EXPECT_EQ(cacheFiles().size(), 2u);
-  EXPECT_EQ(entryWith("\"shared\":65536"), 1)
+  EXPECT_EQ(entriesWith("\"shared\":65536"), 1)
       << "the static lowering plans no dynamic shared memory";
 }
 
@@ -401,6 +402,42 @@ TEST_F(CUDARuntimeTest, WorkspaceIsLinearInLAndCheckedBeforeLaunch) {
   std::string misaligned = messageOf(reinterpret_cast<void *>(0x10040), small);
   EXPECT_NE(misaligned.find("must be 256-byte aligned"), std::string::npos)
       << misaligned;
+}
+
+// The stats sweep's key chunks by TMA (GSA_GPU_OPTIONS=select-tma=1 or 2):
+// the plan passes ki's tensor map by value - which input it maps, its
+// [B, L, d_I] shape, its one-chunk box and swizzle, what the launch
+// encodes - and reads it back from the disk cache. Without TMA the plan
+// has no tensor map.
+TEST_F(CUDARuntimeTest, TensorMapsArePlannedAndCached) {
+  setenv("GSA_PTXAS", "0", 1);
+  std::vector<TensorSpec> specs = {{DType::bf16, {1, 300, 4, 64}},
+                                   {DType::bf16, {1, 300, 64}},
+                                   {DType::f32, {}}};
+  const char *map = R"("tensor_maps":[{"box":[1,64,64],"data_type":9,)"
+                    R"("element_bytes":2,"shape":[1,300,64],)"
+                    R"("source":{"arg":1},"swizzle":128}])";
+  for (const char *mode : {"1", "2"}) {
+    setenv("GSA_GPU_OPTIONS", (std::string("select-tma=") + mode).c_str(), 1);
+    {
+      Runtime first;
+      auto kernel = first.compile(selectionProgram(300), specs, cuda());
+      ASSERT_TRUE(bool(kernel)) << llvm::toString(kernel.takeError());
+    }
+    Runtime second;
+    ASSERT_TRUE(bool(second.compile(selectionProgram(300), specs, cuda())));
+    EXPECT_EQ(second.cacheStats().diskHits, 1u) << "the plan reads back";
+  }
+  EXPECT_EQ(entriesWith(map), 2) << "select-tma 1 and 2 each plan the map";
+  EXPECT_EQ(entriesWith(R"({"tensor_map":0})"), 2);
+  unsetenv("GSA_GPU_OPTIONS");
+  {
+    Runtime plain;
+    ASSERT_TRUE(bool(plain.compile(selectionProgram(300), specs, cuda())));
+  }
+  unsetenv("GSA_PTXAS");
+  EXPECT_EQ(cacheFiles().size(), 3u);
+  EXPECT_EQ(entriesWith(R"("tensor_maps":[])"), 1);
 }
 
 } // namespace
