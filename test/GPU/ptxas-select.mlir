@@ -10,6 +10,9 @@
 // RUN: %ptxas -arch=sm_90a -v %t.cuda-cores.ptx -o %t.cubin 2>&1 | FileCheck %s --check-prefix=SPILL
 // RUN: not grep -q mma.sync %t.cuda-cores.ptx
 // RUN: not grep -q select_sample %t.cuda-cores.ptx
+// RUN: gsa-compile %s --select-tma=0 -o %t.cp-async.ptx
+// RUN: %ptxas -arch=sm_90a -v %t.cp-async.ptx -o %t.cubin 2>&1 | FileCheck %s
+// RUN: FileCheck %s --input-file=%t.cp-async.ptx --check-prefix=CPASYNC
 // RUN: gsa-compile %s --select-tma=2 -o %t.tma.ptx
 // RUN: %ptxas -arch=sm_90a -v %t.tma.ptx -o %t.cubin 2>&1 | FileCheck %s
 // RUN: FileCheck %s --input-file=%t.tma.ptx --check-prefix=TMA
@@ -62,10 +65,17 @@
 // each one loop over the whole head and tail chunks and one over the
 // sampled n-tiles, 48 (the query-tile attention runs on wgmma and does not
 // split its tiles, ptxas.mlir). The stats kernel runs on wgmma (sm_90a's
-// default select-wgmma-stages): its keys staged by cp.async, 4 k-steps of
+// default select-wgmma-stages): its keys staged by TMA (select-tma=1, the
+// default there; cp.async with select-tma=0), 4 k-steps of
 // m64n64k16 per chunk and a fifth that adds the bias (select-wgmma-affine.mlir).
 // On CUDA cores (with the per-query attention) none.
 // MMA: 64
+// CPASYNC-LABEL: .entry gsa_core_1_select_stats(
+// CPASYNC: cp.async.cg.shared.global
+// CPASYNC: fence.proxy.async.shared::cta
+// CPASYNC: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
+// CPASYNC-NOT: cp.async.bulk.tensor
+// CPASYNC-LABEL: .entry gsa_core_1_select_vbar(
 // The stats sweep's chunks by TMA (select-tma, select-tma.mlir): ki's
 // tensor map is a 128-byte parameter whose parameter-space address the
 // copies read (gsa-grid-constant-params); the PTX assembles as well.
@@ -78,8 +88,9 @@
 // TMA: mbarrier.try_wait.parity.shared::cta.b64
 // WGMMA-LABEL: .entry gsa_core_1_select_stats(
 // WGMMA: .maxnreg 80
-// WGMMA: cp.async.cg.shared.global
+// WGMMA: cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes
 // WGMMA: fence.proxy.async.shared::cta
+// WGMMA: mbarrier.try_wait.parity.shared::cta.b64
 // WGMMA: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
 // WGMMA-NEXT: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
 // WGMMA-NEXT: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16

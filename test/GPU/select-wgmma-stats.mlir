@@ -7,7 +7,7 @@
 // RUN: not gsa-opt %s --convert-gsa-to-gpu="select-wgmma-stages=3 select-wgmma-queries=24" 2>&1 | FileCheck %s --check-prefix=BADQ
 
 // The selection's statistics sweep on wgmma (convert-gsa-to-gpu's
-// select-wgmma-stages; gsa-gpu-pipeline sets 4 for sm_90a). B = 2, L = 100:
+// select-wgmma-stages; gsa-gpu-pipeline sets 6 for sm_90a). B = 2, L = 100:
 // 32 query rows per CTA (each of the two warpgroups 16 queries x 4 heads,
 // the M = 64 of wgmma) is a 4 x 2 grid, while the other selection kernels
 // keep their 8-row tiles (13 x 2).
