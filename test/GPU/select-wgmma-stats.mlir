@@ -59,11 +59,17 @@
 // Eight n-tiles per chunk, each one visit per lane after one xor-16
 // shuffle of a head pair.
 // CHECK-COUNT-8: gpu.shuffle xor {{.*}}, %c16_i32
+// The bulk's moments: the chunk's eight scores summed and squared in f32,
+// then two f32 -> f64 conversions per chunk (not one per visit).
+// CHECK-COUNT-2: arith.extf {{.*}} : f32 to f64
+// CHECK-NOT: arith.extf
 // CHECK: scf.yield {{.*}} : f64, f64
-// Then the masked loop over the remaining chunks.
+// Then the masked loop over the remaining chunks (a conversion per visit).
 // CHECK: scf.for {{.*}} -> (f64, f64) {
 // CHECK-NEXT: nvvm.cp.async.wait.group 1
 // CHECK: wgmma.mma_async
+// CHECK-COUNT-8: arith.extf {{.*}} : f32 to f64
+// CHECK-NOT: arith.extf
 // CHECK: scf.yield {{.*}} : f64, f64
 // CHECK: nvvm.cp.async.wait.group 0
 // The row's mean and variance without div.rn.f64 (a subroutine call that
