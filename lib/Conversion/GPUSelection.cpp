@@ -1264,10 +1264,11 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     // registers spill there under the 80-register cap, at no gain).
     // (Inverse stats 17.35 -> 16.42 ms at 128K, H100.)
     SmallVector<Value> partialSum(slots), partialSq(slots);
+    // A visit whose candidate test waits for its slot's group test (and
+    // is only formed inside it: no predicate held across the group's).
     struct PendingTake {
       Visit v;
       int64_t m;
-      Value take;
     };
     SmallVector<PendingTake> pending;
     bool groupTakes = collect && !masked;
@@ -1292,13 +1293,13 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
         hi = masked ? e.select(visible, newHi, hi) : newHi;
         continue;
       }
+      if (groupTakes) {
+        pending.push_back({v, m});
+        continue;
+      }
       Value take = e.cmpf(arith::CmpFPredicate::OGE, v.score, cuts[m]);
       if (masked)
         take = e.andi(visible, take);
-      if (groupTakes) {
-        pending.push_back({v, m, take});
-        continue;
-      }
       takeCandidate(v, take);
     }
     // Unmasked, a slot's visits are tested as one: the largest of their
@@ -1319,7 +1320,8 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
       e.ifThen(e.cmpf(arith::CmpFPredicate::OGE, largest, cuts[m]), [&]() {
         for (const PendingTake &p : pending)
           if (p.m == m)
-            takeCandidate(p.v, p.take);
+            takeCandidate(p.v, e.cmpf(arith::CmpFPredicate::OGE, p.v.score,
+                                      cuts[m]));
       });
     }
     for (int64_t m = 0; m < slots; ++m)
