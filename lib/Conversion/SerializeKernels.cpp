@@ -151,8 +151,8 @@ struct GSASerializeKernelsPass
     std::optional<gpu::CompilationTarget> target =
         llvm::StringSwitch<std::optional<gpu::CompilationTarget>>(
             compilationTarget)
-            .Cases("isa", "assembly", gpu::CompilationTarget::Assembly)
-            .Cases("bin", "binary", gpu::CompilationTarget::Binary)
+            .Cases({"isa", "assembly"}, gpu::CompilationTarget::Assembly)
+            .Cases({"bin", "binary"}, gpu::CompilationTarget::Binary)
             .Case("fatbin", gpu::CompilationTarget::Fatbin)
             .Default(std::nullopt);
     if (!target) {
