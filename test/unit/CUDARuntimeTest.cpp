@@ -407,8 +407,8 @@ TEST_F(CUDARuntimeTest, WorkspaceIsLinearInLAndCheckedBeforeLaunch) {
 // The stats sweep's key chunks by TMA (GSA_GPU_OPTIONS=select-tma=1 or 2):
 // the plan passes ki's tensor map by value - which input it maps, its
 // [B, L, d_I] shape, its one-chunk box and swizzle, what the launch
-// encodes - and reads it back from the disk cache. Without TMA the plan
-// has no tensor map.
+// encodes - and reads it back from the disk cache. Without TMA
+// (select-tma=0) the plan has no tensor map; sm_90a's default has one.
 TEST_F(CUDARuntimeTest, TensorMapsArePlannedAndCached) {
   setenv("GSA_PTXAS", "0", 1);
   std::vector<TensorSpec> specs = {{DType::bf16, {1, 300, 4, 64}},
@@ -430,14 +430,20 @@ TEST_F(CUDARuntimeTest, TensorMapsArePlannedAndCached) {
   }
   EXPECT_EQ(entriesWith(map), 2) << "select-tma 1 and 2 each plan the map";
   EXPECT_EQ(entriesWith(R"({"tensor_map":0})"), 2);
+  setenv("GSA_GPU_OPTIONS", "select-tma=0", 1);
+  {
+    Runtime copies;
+    ASSERT_TRUE(bool(copies.compile(selectionProgram(300), specs, cuda())));
+  }
+  EXPECT_EQ(entriesWith(R"("tensor_maps":[])"), 1) << "cp.async: no map";
   unsetenv("GSA_GPU_OPTIONS");
   {
-    Runtime plain;
+    Runtime plain; // sm_90a's default is select-tma=1
     ASSERT_TRUE(bool(plain.compile(selectionProgram(300), specs, cuda())));
   }
   unsetenv("GSA_PTXAS");
-  EXPECT_EQ(cacheFiles().size(), 3u);
-  EXPECT_EQ(entriesWith(R"("tensor_maps":[])"), 1);
+  EXPECT_EQ(cacheFiles().size(), 4u);
+  EXPECT_EQ(entriesWith(map), 3);
 }
 
 } // namespace
