@@ -87,15 +87,6 @@ SourceArgs addSourceArgs(Emitter &host, KernelArgs &args, IndexerOp fused,
   return pos;
 }
 
-Value u64(Emitter &e, Value i32) {
-  return arith::ExtUIOp::create(e.builder(), e.location(),
-                                e.builder().getI64Type(), i32);
-}
-Value i32Of(Emitter &e, Value i64) {
-  return arith::TruncIOp::create(e.builder(), e.location(),
-                                 e.builder().getI32Type(), i64);
-}
-
 /// The ids every tile kernel starts from.
 struct TileIds {
   Value tid, warp, lane, t0, batch, keyEnd;
@@ -1070,6 +1061,15 @@ Value visibleFrom(Emitter &e, const TileIds &ids, int64_t L, const Visit &v) {
                 e.cmpi(arith::CmpIPredicate::ult, t, e.index(L)));
 }
 
+
+Value u64(Emitter &e, Value i32) {
+  return arith::ExtUIOp::create(e.builder(), e.location(),
+                                e.builder().getI64Type(), i32);
+}
+Value i32Of(Emitter &e, Value i64) {
+  return arith::TruncIOp::create(e.builder(), e.location(),
+                                 e.builder().getI32Type(), i64);
+}
 
 /// The four per-row statistics buffers (mean, variance, smallest and
 /// largest key), consecutive kernel parameters from `first`.
