@@ -1061,7 +1061,6 @@ Value visibleFrom(Emitter &e, const TileIds &ids, int64_t L, const Visit &v) {
                 e.cmpi(arith::CmpIPredicate::ult, t, e.index(L)));
 }
 
-
 Value u64(Emitter &e, Value i32) {
   return arith::ExtUIOp::create(e.builder(), e.location(),
                                 e.builder().getI64Type(), i32);
