@@ -888,8 +888,8 @@ private:
                              kWarpgroupKeys * DI *
                                  (elem.getIntOrFloatBitWidth() / 8));
       Value slotBase = slotOffset(index);
-      Value key0 = indexAsI32(e.mul(index, e.index(kWarpgroupKeys)));
-      Value batch = indexAsI32(ids.batch);
+      Value key0 = e.indexToI32(e.mul(index, e.index(kWarpgroupKeys)));
+      Value batch = e.indexToI32(ids.batch);
       for (int64_t block = 0; block < DI / 64; ++block)
         tmaLoad3d(b, loc,
                   sharedAddress(e, ring,
@@ -910,14 +910,9 @@ private:
   /// index / stages - `back` (as i32).
   Value fillParity(Value index, int64_t back) {
     Value fill = e.div(index, e.index(stages));
-    return indexAsI32(arith::AndIOp::create(e.builder(), e.location(),
+    return e.indexToI32(arith::AndIOp::create(e.builder(), e.location(),
                                             e.add(fill, e.index(back)),
                                             e.index(1)));
-  }
-
-  Value indexAsI32(Value v) {
-    return arith::IndexCastUIOp::create(e.builder(), e.location(),
-                                        e.builder().getI32Type(), v);
   }
 
   /// Warpgroup form: the element offset of chunk `index`'s ring slot.
