@@ -496,13 +496,18 @@ struct Param {
 /// A gsa.tensor_map: the buffer it maps and how (row-major shape and box).
 struct TensorMapSpec {
   Param source;
-  /// CUtensorMapDataType.
+  /// CUtensorMapDataType: BFLOAT16 (9), FLOAT16 (6), FLOAT32 (7) or INT32
+  /// (3), the element types gsa.tensor_map accepts.
   int dataType;
-  unsigned elementBytes;
   std::vector<uint64_t> shape;
   std::vector<uint32_t> box;
   int swizzle;
 };
+
+/// The bytes of one element of a tensor map's data type.
+unsigned tensorMapElementBytes(int dataType) {
+  return dataType == 9 || dataType == 6 ? 2 : 4;
+}
 
 /// The 128 bytes of an encoded CUtensorMap.
 struct alignas(64) TensorMapBytes {
@@ -676,7 +681,6 @@ public:
           {"source", llvm::json::Object{{paramKindName(m.source.kind),
                                          int64_t(m.source.index)}}},
           {"data_type", m.dataType},
-          {"element_bytes", int64_t(m.elementBytes)},
           {"shape", llvm::json::Array(m.shape)},
           {"box", llvm::json::Array(m.box)},
           {"swizzle", m.swizzle}});
@@ -763,13 +767,11 @@ public:
       std::optional<Param> param =
           source ? bufferParam(*source) : std::nullopt;
       auto dataType = o ? o->getInteger("data_type") : std::nullopt;
-      auto bytes = o ? o->getInteger("element_bytes") : std::nullopt;
       auto swizzle = o ? o->getInteger("swizzle") : std::nullopt;
-      if (!param || !shape || !box || !dataType || !bytes || !swizzle ||
+      if (!param || !shape || !box || !dataType || !swizzle ||
           shape->size() != box->size() || shape->empty() || shape->size() > 5)
         return nullptr;
-      TensorMapSpec m{*param, int(*dataType), unsigned(*bytes), {}, {},
-                      int(*swizzle)};
+      TensorMapSpec m{*param, int(*dataType), {}, {}, int(*swizzle)};
       for (const llvm::json::Value &d : *shape)
         m.shape.push_back(uint64_t(d.getAsInteger().value_or(1)));
       for (const llvm::json::Value &d : *box)
@@ -836,7 +838,7 @@ private:
     unsigned rank = unsigned(spec.shape.size());
     uint64_t dims[5], strides[4];
     uint32_t box[5];
-    uint64_t stride = spec.elementBytes;
+    uint64_t stride = tensorMapElementBytes(spec.dataType);
     for (unsigned i = 0; i < rank; ++i) {
       // The driver's order is innermost first.
       dims[i] = spec.shape[rank - 1 - i];
@@ -1274,8 +1276,7 @@ Runtime::compile(StringRef program, ArrayRef<TensorSpec> inputs,
             // CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 / FLOAT16 / FLOAT32 / INT32
             int dataType = elem.isBF16() ? 9 : elem.isF16() ? 6
                            : elem.isF32() ? 7 : 3;
-            TensorMapSpec spec{*source, dataType,
-                               elem.getIntOrFloatBitWidth() / 8, {}, {},
+            TensorMapSpec spec{*source, dataType, {}, {},
                                int(map.getSwizzle())};
             for (int64_t d : map.getShape())
               spec.shape.push_back(uint64_t(d));

@@ -415,8 +415,7 @@ TEST_F(CUDARuntimeTest, TensorMapsArePlannedAndCached) {
                                    {DType::bf16, {1, 300, 64}},
                                    {DType::f32, {}}};
   const char *map = R"("tensor_maps":[{"box":[1,64,64],"data_type":9,)"
-                    R"("element_bytes":2,"shape":[1,300,64],)"
-                    R"("source":{"arg":1},"swizzle":128}])";
+                    R"("shape":[1,300,64],"source":{"arg":1},"swizzle":128}])";
   for (const char *mode : {"1", "2"}) {
     setenv("GSA_GPU_OPTIONS", (std::string("select-tma=") + mode).c_str(), 1);
     {
