@@ -140,10 +140,11 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
   lowering.selectWgmmaQueries =
       options.selectWgmmaQueries >= 0 ? options.selectWgmmaQueries : 16;
   // TMA copies of the stats sweep's key chunks (sm_90a): stats 14.01 ->
-  // 13.17 ms fixed, 18.34 -> 17.31 inverse at 128K (docs/perf-log.md).
+  // 13.17 ms fixed, 18.34 -> 17.31 inverse at 128K (docs/perf-log.md); -1
+  // lets the lowering pick the slots' release per op.
   lowering.selectTma = options.selectTma >= 0
                            ? options.selectTma
-                           : (options.chip == "sm_90a" ? 1 : 0);
+                           : (options.chip == "sm_90a" ? -1 : 0);
   pm.addPass(createConvertGSAToGPU(lowering));
 
   // The kernels: structured control flow, then NVVM (memrefs as bare

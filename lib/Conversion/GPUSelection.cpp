@@ -2996,6 +2996,15 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
   int64_t B = scoresType.getDimSize(0), L = scoresType.getDimSize(1);
   int64_t tiles = (L + rows - 1) / rows;
   Type f64 = Float64Type::get(ctx), i32 = IntegerType::get(ctx, 32);
+  // The fixed policy's budget reads no statistic; training's V_bar and
+  // every other policy read the variance.
+  bool moments = op.getPolicy() != SelectionPolicy::fixed || op.getTraining();
+  // select-tma -1: per op. Per-slot release barriers where the sweep carries
+  // the moments (their one chunk per step becomes two without spilling:
+  // inverse stats 15.53 -> 15.32 ms at 128K), the CTA barrier otherwise
+  // (fixed: 13.02 vs 13.42 ms; docs/perf-log.md, 2026-12-06 seventh session).
+  if (tmaMode < 0)
+    tmaMode = moments ? 2 : 1;
 
   rewriter.setInsertionPoint(op);
   Emitter host(rewriter, loc);
@@ -3094,10 +3103,6 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
       kernel->setAttr(kTensorMapArgsAttr,
                       rewriter.getDenseI32ArrayAttr({src.keyMap}));
     capRegisters(kernel);
-    // The fixed policy's budget reads no statistic; training's V_bar and
-    // every other policy read the variance.
-    bool moments =
-        op.getPolicy() != SelectionPolicy::fixed || op.getTraining();
     // On wgmma the statistics tile is the two warpgroups' queries (its own
     // grid: the per-row outputs do not depend on the tiling).
     int64_t statsRows = statsStages > 0 ? 2 * wgmmaQueries : rows;

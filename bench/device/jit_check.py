@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""Issue 6's JIT targets for the whole GSA core, measured through libgsa:
+cold compile of the whole kernel set <= 1 s, warm dispatch <= 10 us of host
+time per launch.
+
+    python3 bench/device/jit_check.py [--lib dist/libgsa.so.xz] [--lengths 4096,131072]
+
+Per L (B = 1, 32/8 heads, d_k 128, H_I 4, d_I 64, bf16, fixed k = 2048 and
+the inverse policy at inference), one composite-op program, each
+measurement with its own empty kernel cache:
+  - cold compile, the first in the process (LLVM's one-time set-up included),
+    then again with a fresh cache and context (the steady cold compile), and
+    once without ptxas (GSA_PTXAS=0: the MLIR/LLVM pipeline alone, the PTX
+    left to the driver's JIT at load time);
+  - the memory hit (gsa_compile of the same program again: hashing the text
+    and a lookup) and the disk hit (a new context, the same cache directory);
+  - the first launch's host time (the module load) and the warm launch's:
+    host wall time of one gsa_launch_with_workspace call (a direct ctypes call
+    with prebuilt arguments), median and maximum over back-to-back launches;
+  - the Python functional call (gsa.functional.gated_sparse_attention on
+    CUDA tensors: program text, cache lookup, outputs and workspace from
+    torch, launch), host wall time per call.
+Host times are wall times of the calls themselves (the GPU runs behind
+them); every launch's outputs are checked finite at the end. Prints one
+table last; writes JSON to $OUT/jit_check.json.
+"""
+
+import argparse
+import ctypes
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from select_check import ROOT, gsa_program, use_libgsa  # noqa: E402
+
+NH, NKV, D, H, DI = 32, 8, 128, 4, 64
+K_BASE, K_MIN, K_MAX = 2048, 256, 4096
+
+
+def fresh_cache():
+    os.environ["GSA_CACHE_DIR"] = tempfile.mkdtemp(prefix="gsa-jit-")
+
+
+def compile_core(gsa, text, names, shapes):
+    rt = gsa._capi.Runtime()
+    t0 = time.perf_counter()
+    kernel = rt.compile(text, [("f32" if n == "rv" else "bf16", shapes[n]) for n in names],
+                        backend="cuda")
+    return rt, kernel, time.perf_counter() - t0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lib", default=str(ROOT / "dist" / "libgsa.so.xz"))
+    ap.add_argument("--lengths", default="4096,131072")
+    ap.add_argument("--policies", default="fixed,inverse")
+    ap.add_argument("--launches", type=int, default=20,
+                    help="back-to-back launches timed per row")
+    args = ap.parse_args()
+    use_libgsa(args.lib, "libgsa-jit.so")
+    sys.path.insert(0, str(ROOT / "python"))
+    import gsa  # noqa: E402
+    import gsa._capi  # noqa: E402
+    import gsa.functional  # noqa: E402
+    out_dir = Path(os.environ.get("OUT", "/tmp"))
+    gen = torch.Generator(device="cuda").manual_seed(7)
+    rows = []
+    first = True
+    for L in (int(x) for x in args.lengths.split(",")):
+        bf = lambda *s: torch.randn(*s, device="cuda", generator=gen).to(torch.bfloat16)
+        feed = dict(q=bf(1, L, NH, D), k=bf(1, L, NKV, D), v=bf(1, L, NKV, D),
+                    qi=bf(1, L, H, DI), ki=bf(1, L, DI), wi=bf(1, L, H),
+                    bi=torch.zeros(H, device="cuda", dtype=torch.bfloat16),
+                    gv=bf(1, L, NKV, D), go=bf(1, L, NH, D),
+                    rv=torch.tensor(0.05, device="cuda"))
+        shapes = {n: tuple(t.shape) for n, t in feed.items()}
+        for policy in args.policies.split(","):
+            text, names = gsa_program(shapes, "bf16", policy, K_BASE, K_MIN, K_MAX,
+                                      False, True)
+            row = dict(L=L, policy=policy)
+            # cold: first in the process (only the first row), then steady
+            fresh_cache()
+            rt, kernel, cold = compile_core(gsa, text, names, shapes)
+            row["cold_first_s" if first else "cold_s"] = cold
+            if first:
+                fresh_cache()
+                rt, kernel, row["cold_s"] = compile_core(gsa, text, names, shapes)
+                first = False
+            # the pipeline alone: no cubin (the driver's JIT would assemble
+            # the PTX at load time; not launched)
+            fresh_cache()
+            os.environ["GSA_PTXAS"] = "0"
+            _, _, row["cold_no_ptxas_s"] = compile_core(gsa, text, names, shapes)
+            del os.environ["GSA_PTXAS"]
+            # disk hit: a new context over the cache the steady cold compile
+            # filled is gone (fresh_cache moved on): compile once more into a
+            # known directory, then read it from a new context
+            fresh_cache()
+            compile_core(gsa, text, names, shapes)
+            _, _, row["disk_hit_s"] = compile_core(gsa, text, names, shapes)
+            # memory hit, the C call with prebuilt arguments
+            lib = gsa._capi._library()
+            descs = (gsa._capi._Desc * len(names))()
+            for i, n in enumerate(names):
+                descs[i].dtype = gsa._capi.DTYPES["f32" if n == "rv" else "bf16"]
+                descs[i].rank = len(shapes[n])
+                for j, s in enumerate(shapes[n]):
+                    descs[i].shape[j] = s
+            encoded = text.encode()
+            hits = []
+            for _ in range(200):
+                t0 = time.perf_counter()
+                handle = lib.gsa_compile(rt._ctx, encoded, None, 1, len(names), descs)
+                hits.append(time.perf_counter() - t0)
+                lib.gsa_kernel_release(handle)
+            row["memory_hit_us"] = statistics.median(hits) * 1e6
+            # launches: outputs poisoned, workspace from torch
+            outs = [torch.full((1, L, NH, D), float("nan"), device="cuda",
+                               dtype=torch.bfloat16),
+                    torch.full((1, L, NH), float("nan"), device="cuda"),
+                    torch.full((1, L, K_MAX), -7, device="cuda", dtype=torch.int32),
+                    torch.full((1, L), -7, device="cuda", dtype=torch.int32)]
+            size = kernel.workspace_bytes
+            ws = torch.empty(size, dtype=torch.uint8, device="cuda")
+            ins = (ctypes.c_void_p * len(names))(*[feed[n].data_ptr() for n in names])
+            outp = (ctypes.c_void_p * len(outs))(*[t.data_ptr() for t in outs])
+            stream = ctypes.c_void_p(torch.cuda.current_stream().cuda_stream)
+            wsp, wsn = ctypes.c_void_p(ws.data_ptr()), ctypes.c_uint64(size)
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            rc = lib.gsa_launch_with_workspace(kernel._handle, ins, outp, wsp, wsn, stream)
+            row["first_launch_ms"] = (time.perf_counter() - t0) * 1e3
+            assert rc == 0, lib.gsa_last_error()
+            torch.cuda.synchronize()
+            times = []
+            for _ in range(args.launches):
+                t0 = time.perf_counter()
+                rc = lib.gsa_launch_with_workspace(kernel._handle, ins, outp, wsp, wsn,
+                                                   stream)
+                times.append(time.perf_counter() - t0)
+                assert rc == 0, lib.gsa_last_error()
+            torch.cuda.synchronize()
+            row["launch_us"] = statistics.median(times) * 1e6
+            row["launch_max_us"] = max(times) * 1e6
+            ok = bool(torch.isfinite(outs[0].float()).all() and torch.isfinite(outs[1]).all()
+                      and (outs[3] > 0).all())
+            # the functional path (its own program text: k_min / k_max of
+            # the op's defaults); the first call compiles, not timed
+            fn = lambda: gsa.functional.gated_sparse_attention(
+                feed["q"], feed["k"], feed["v"], feed["qi"], feed["ki"], feed["wi"],
+                feed["bi"], feed["gv"], feed["go"], policy=policy, k_base=K_BASE,
+                k_min=K_MIN, k_max=K_MAX, running_var=0.05)
+            res = fn()
+            torch.cuda.synchronize()
+            ftimes = []
+            for _ in range(args.launches):
+                t0 = time.perf_counter()
+                res = fn()
+                ftimes.append(time.perf_counter() - t0)
+            torch.cuda.synchronize()
+            ok = ok and bool(torch.isfinite(res[0].float()).all())
+            row["functional_us"] = statistics.median(ftimes) * 1e6
+            row["ok"] = ok
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            del outs, ws, res, kernel, rt
+        del feed
+        torch.cuda.empty_cache()
+    (out_dir / "jit_check.json").write_text(json.dumps(rows, indent=1))
+    print()
+    print(f"{'L':>7} {'policy':>8} {'cold 1st s':>10} {'cold s':>7} {'no ptxas s':>10} "
+          f"{'disk hit s':>10} {'mem hit us':>10} {'load ms':>8} {'launch us':>9} "
+          f"{'max us':>7} {'python us':>9} ok")
+    for r in rows:
+        print(f"{r['L']:>7} {r['policy']:>8} {r.get('cold_first_s', float('nan')):10.3f} "
+              f"{r['cold_s']:7.3f} {r['cold_no_ptxas_s']:10.3f} {r['disk_hit_s']:10.4f} "
+              f"{r['memory_hit_us']:10.1f} {r['first_launch_ms']:8.2f} {r['launch_us']:9.1f} "
+              f"{r['launch_max_us']:7.1f} {r['functional_us']:9.1f} "
+              f"{'yes' if r['ok'] else 'NO'}")
+    return 0 if all(r["ok"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
