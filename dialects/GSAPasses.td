@@ -363,6 +363,28 @@ def GSAGridConstantParams : Pass<"gsa-grid-constant-params"> {
   ];
 }
 
+def GSASplitKernelModules
+    : Pass<"gsa-split-kernel-modules", "::mlir::ModuleOp"> {
+  let summary = "one gpu.module per kernel, so that the kernels' lowering "
+                "runs in parallel";
+  let description = [{
+    The pass manager runs a nested pipeline on sibling `gpu.module` ops in
+    parallel, but on the kernels of one module one after the other: with
+    all of a program's kernels in `gpu.module @gsa_kernels`, the
+    canonicalisation and the GPU-to-NVVM lowering of the 128K core's seven
+    kernels took 0.16 s on one thread (of a 0.71 s compile on two cores).
+    This pass moves each `gpu.func` of a module that holds only kernels into
+    a module of its own, `@<module>__<kernel>`, carrying the original's
+    attributes and `gsa.joins = "<module>"`, and points every
+    `gpu.launch_func` at it. `gsa-serialize-kernels` joins the parts back
+    into one `gpu.binary` named `<module>` (the runtime's single PTX
+    module). A module holding anything but kernels, or one kernel, stays.
+  }];
+  let dependentDialects = [
+    "::mlir::gpu::GPUDialect",
+  ];
+}
+
 def GSASerializeKernels
     : Pass<"gsa-serialize-kernels", "::mlir::ModuleOp"> {
   let summary = "serialise each kernel of gsa_kernels on its own thread "

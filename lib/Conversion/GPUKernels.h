@@ -112,6 +112,9 @@ inline constexpr llvm::StringLiteral kMaxRegistersAttr = "gsa.max_registers";
 /// (gsa.tensor_map), passed by value (gsa-grid-constant-params).
 inline constexpr llvm::StringLiteral kTensorMapArgsAttr =
     "gsa.tensor_map_args";
+/// On a gpu.module of one kernel (gsa-split-kernel-modules): the module it
+/// came from, whose one binary gsa-serialize-kernels joins it into.
+inline constexpr llvm::StringLiteral kJoinsAttr = "gsa.joins";
 /// A CUtensorMap: 128 bytes, 64-byte aligned.
 inline constexpr int64_t kTensorMapBytes = 128;
 inline constexpr int64_t kTensorMapAlign = 64;

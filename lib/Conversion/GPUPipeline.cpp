@@ -146,6 +146,9 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
                            ? options.selectTma
                            : (options.chip == "sm_90a" ? -1 : 0);
   pm.addPass(createConvertGSAToGPU(lowering));
+  // One module per kernel: the nested pipeline below lowers them in
+  // parallel (gsa-serialize-kernels joins them into one binary again).
+  pm.addPass(createGSASplitKernelModules());
 
   // The kernels: structured control flow, then NVVM (memrefs as bare
   // pointers: the kernels take flat, statically shaped buffers).

@@ -19,6 +19,9 @@
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/IR/SymbolTable.h"
 #include "mlir/IR/Threading.h"
+
+#include "GPUKernels.h"
+#include "llvm/ADT/MapVector.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringSwitch.h"
 
@@ -162,62 +165,85 @@ struct GSASerializeKernelsPass
     }
     SymbolTable symbols(top);
     auto symbolTable = [&]() -> SymbolTable * { return &symbols; };
-    for (auto module :
-         llvm::make_early_inc_range(top.getOps<gpu::GPUModuleOp>())) {
+    // One binary per module, or per module that gsa-split-kernel-modules
+    // split (its parts carry gsa.joins), in the order they first appear.
+    llvm::MapVector<StringAttr, SmallVector<gpu::GPUModuleOp>> binaries;
+    for (auto module : top.getOps<gpu::GPUModuleOp>()) {
       externaliseDynamicShared(module);
-      if (failed(serialize(module, *target, symbolTable)))
-        return signalPassFailure();
+      auto joins = module->getAttrOfType<StringAttr>(gsa::detail::kJoinsAttr);
+      binaries[joins ? joins : module.getNameAttr()].push_back(module);
     }
+    for (auto &[name, members] : binaries)
+      if (failed(serialize(top, name, members, *target, symbolTable)))
+        return signalPassFailure();
   }
 
-  LogicalResult serialize(gpu::GPUModuleOp module,
+  /// Serialises `members` (a module, or the parts split from one) into one
+  /// gpu.binary named `name`, their kernels on the context's threads, and
+  /// points the launches of the parts' kernels at it.
+  LogicalResult serialize(ModuleOp top, StringAttr name,
+                          ArrayRef<gpu::GPUModuleOp> members,
                           gpu::CompilationTarget format,
                           function_ref<SymbolTable *()> symbolTable) {
-    ArrayAttr targets = module.getTargetsAttr();
+    gpu::GPUModuleOp first = members.front();
+    ArrayAttr targets = first.getTargetsAttr();
     if (!targets || targets.size() != 1)
-      return module.emitError()
+      return first.emitError()
              << "gsa-serialize-kernels: the module needs exactly one target "
                 "attribute (gsa's pipeline attaches #nvvm.target)";
     auto target = dyn_cast<gpu::TargetAttrInterface>(targets[0]);
     if (!target)
-      return module.emitError()
+      return first.emitError()
              << "gsa-serialize-kernels: " << targets[0]
              << " is not a serialisable target";
+    for (gpu::GPUModuleOp member : members.drop_front())
+      if (member.getTargetsAttr() != targets)
+        return member.emitError()
+               << "gsa-serialize-kernels: the parts of '" << name.getValue()
+               << "' have different targets";
+    if (members.size() > 1 && format != gpu::CompilationTarget::Assembly)
+      return first.emitError()
+             << "gsa-serialize-kernels: the kernels of '" << name.getValue()
+             << "' are in separate modules (gsa-split-kernel-modules), which "
+                "only PTX (isa) can join into one object";
     gpu::TargetOptions options(/*toolkitPath=*/{}, /*librariesToLink=*/{},
                                /*cmdOptions=*/{}, /*elfSection=*/{}, format,
                                symbolTable);
-
-    // One clone per kernel, the other kernels erased (a binary format
-    // cannot be joined: one module, one thread).
-    SmallVector<LLVM::LLVMFuncOp> kernels = kernelsOf(module);
-    OpBuilder builder(module);
-    // A function other than the kernels would be defined in every part,
-    // and PTX has no module-private functions: such modules (gsa's kernels
-    // have none; every helper is inlined) stay whole.
-    bool helpers = llvm::any_of(
-        module.getOps<LLVM::LLVMFuncOp>(), [&](LLVM::LLVMFuncOp func) {
-          return !func.isExternal() && !llvm::is_contained(kernels, func);
-        });
-    SmallVector<gpu::GPUModuleOp> parts;
+    // One part per kernel: a module of one kernel as it is, a module of
+    // several one clone per kernel (the other kernels erased; a binary
+    // format cannot be joined: one module, one thread).
+    SmallVector<gpu::GPUModuleOp> parts, clones;
     SmallVector<gpu::TargetAttrInterface> partTargets;
-    if (format != gpu::CompilationTarget::Assembly || kernels.size() < 2 ||
-        helpers) {
-      parts.push_back(module);
-      partTargets.push_back(target);
-    } else {
+    for (gpu::GPUModuleOp module : members) {
+      SmallVector<LLVM::LLVMFuncOp> kernels = kernelsOf(module);
+      // A function other than the kernels would be defined in every part,
+      // and PTX has no module-private functions: such modules (gsa's
+      // kernels have none; every helper is inlined) stay whole.
+      bool helpers = llvm::any_of(
+          module.getOps<LLVM::LLVMFuncOp>(), [&](LLVM::LLVMFuncOp func) {
+            return !func.isExternal() && !llvm::is_contained(kernels, func);
+          });
+      if (format != gpu::CompilationTarget::Assembly || kernels.size() < 2 ||
+          helpers) {
+        parts.push_back(module);
+        partTargets.push_back(withoutUnusedLibraries(module, target));
+        continue;
+      }
+      OpBuilder builder(module);
       for (LLVM::LLVMFuncOp keep : kernels) {
         auto part = cast<gpu::GPUModuleOp>(builder.clone(*module));
         for (auto func : kernelsOf(part))
           if (func.getSymName() != keep.getSymName())
             func.erase();
         parts.push_back(part);
+        clones.push_back(part);
         partTargets.push_back(withoutUnusedLibraries(part, target));
       }
     }
 
     SmallVector<std::optional<SmallVector<char, 0>>> texts(parts.size());
     LogicalResult status = failableParallelForEachN(
-        module.getContext(), 0, parts.size(), [&](size_t i) {
+        first.getContext(), 0, parts.size(), [&](size_t i) {
           texts[i] = partTargets[i].serializeToObject(parts[i], options);
           return success(texts[i].has_value());
         });
@@ -230,17 +256,16 @@ struct GSASerializeKernelsPass
                     ? ptx.str()
                     : withoutHeader(ptx);
     }
-    if (parts.front() != module)
-      for (gpu::GPUModuleOp part : parts)
-        part.erase();
+    for (gpu::GPUModuleOp clone : clones)
+      clone.erase();
     if (failed(status))
-      return module.emitError()
+      return first.emitError()
              << "gsa-serialize-kernels: the target failed to serialise a "
                 "kernel (its diagnostics above)";
     if (format == gpu::CompilationTarget::Assembly) {
       auto [instruction, kernel] = subroutineInWgmmaKernel(joined);
       if (!instruction.empty())
-        return module.emitError()
+        return first.emitError()
                << "gsa-serialize-kernels: kernel '" << kernel
                << "' runs on wgmma and holds `" << instruction
                << "`, which ptxas makes a subroutine call that gave wrong "
@@ -249,15 +274,28 @@ struct GSASerializeKernelsPass
     }
 
     Attribute object = target.createObject(
-        module, SmallVector<char, 0>(joined.begin(), joined.end()), options);
+        first, SmallVector<char, 0>(joined.begin(), joined.end()), options);
     if (!object)
-      return module.emitError()
+      return first.emitError()
              << "gsa-serialize-kernels: the target made no object";
-    builder.setInsertionPointAfter(module);
-    gpu::BinaryOp::create(builder, module.getLoc(), module.getName(),
-                          module.getOffloadingHandlerAttr(),
+    // The launches of the parts' kernels: @name::@kernel.
+    llvm::SmallDenseSet<StringAttr> partNames;
+    for (gpu::GPUModuleOp member : members)
+      if (member.getNameAttr() != name)
+        partNames.insert(member.getNameAttr());
+    if (!partNames.empty())
+      top.walk([&](gpu::LaunchFuncOp launch) {
+        if (partNames.contains(launch.getKernelModuleName()))
+          launch.setKernelAttr(SymbolRefAttr::get(
+              name, {FlatSymbolRefAttr::get(launch.getKernelName())}));
+      });
+    OpBuilder builder(first);
+    builder.setInsertionPointAfter(first);
+    gpu::BinaryOp::create(builder, first.getLoc(), name,
+                          first.getOffloadingHandlerAttr(),
                           builder.getArrayAttr({object}));
-    module.erase();
+    for (gpu::GPUModuleOp member : members)
+      member.erase();
     return success();
   }
 };

@@ -62,3 +62,20 @@ module attributes {gpu.container_module} {
     }
   }
 }
+
+// -----
+
+// The parts of one binary (gsa-split-kernel-modules) must share a target.
+module attributes {gpu.container_module} {
+  gpu.module @parts__a [#nvvm.target<chip = "sm_90a">] attributes {gsa.joins = "parts"} {
+    llvm.func @a() attributes {gpu.kernel, nvvm.kernel} {
+      llvm.return
+    }
+  }
+  // expected-error @below {{gsa-serialize-kernels: the parts of 'parts' have different targets}}
+  gpu.module @parts__b [#nvvm.target<chip = "sm_80">] attributes {gsa.joins = "parts"} {
+    llvm.func @b() attributes {gpu.kernel, nvvm.kernel} {
+      llvm.return
+    }
+  }
+}
