@@ -125,9 +125,7 @@ def ConvertGSAToGPU : Pass<"convert-gsa-to-gpu", "::mlir::ModuleOp"> {
            "(ki's tensor map, gsa.tensor_map), completion on a per-slot "
            "barrier, slots freed by the loop's CTA barrier; 2 as 1, slots "
            "freed by per-slot barriers that each warp arrives on once its "
-           "products have read the chunk (no CTA barrier in the loop); -1 "
-           "per op: 2 where the sweep carries the row moments (adaptive "
-           "policies, training), else 1">,
+           "products have read the chunk (no CTA barrier in the loop)">,
     Option<"selectTensorCores", "select-tensor-cores", "bool",
            /*default=*/"true",
            "compute the fused indexer's qi . ki products of the selection "

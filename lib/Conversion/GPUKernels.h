@@ -35,8 +35,7 @@ mlir::LogicalResult checkSelectionForGPU(AdaptiveTopKOp op, int64_t rows);
 /// (2 x `wgmmaQueries` rows per tile, 16 or 32 queries per warpgroup; the
 /// other kernels keep `rows`); `tmaMode` > 0: its key chunks by TMA (1:
 /// slots freed by the loop's CTA barrier, 2: by per-slot "empty"
-/// barriers), -1: 2 where the sweep carries the row moments (adaptive
-/// policies, training), else 1.
+/// barriers).
 void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
                          mlir::gpu::GPUModuleOp kernels,
                          mlir::IRRewriter &rewriter, llvm::StringRef prefix,

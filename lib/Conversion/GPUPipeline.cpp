@@ -140,11 +140,12 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
   lowering.selectWgmmaQueries =
       options.selectWgmmaQueries >= 0 ? options.selectWgmmaQueries : 16;
   // TMA copies of the stats sweep's key chunks (sm_90a): stats 14.01 ->
-  // 13.17 ms fixed, 18.34 -> 17.31 inverse at 128K (docs/perf-log.md); -1
-  // lets the lowering pick the slots' release per op.
+  // 13.17 ms fixed, 18.34 -> 17.31 inverse at 128K (docs/perf-log.md);
+  // select-tma=2 for the sweeps with moments measured 15.32 vs 15.53 ms,
+  // then 15.23-15.25 vs 15.17 (eighth session): not kept.
   lowering.selectTma = options.selectTma >= 0
                            ? options.selectTma
-                           : (options.chip == "sm_90a" ? -1 : 0);
+                           : (options.chip == "sm_90a" ? 1 : 0);
   pm.addPass(createConvertGSAToGPU(lowering));
   // One module per kernel: the nested pipeline below lowers them in
   // parallel (gsa-serialize-kernels joins them into one binary again).

@@ -58,6 +58,10 @@ constexpr int64_t kWarpgroupKeys = 64;
 /// queries per warpgroup, 2 with 32 (the head-pairs form).
 constexpr int32_t kWarpgroupStatsRegisters = 80;
 constexpr int32_t kWarpgroupPairStatsRegisters = 128;
+/// The sample kernel's: two CTAs of 256 threads per SM (as many as its
+/// 12-row histograms allow). Uncapped, ptxas gave the sweep with its key
+/// fragments loaded a round ahead 150 (one CTA); at 128 it spills nothing.
+constexpr int32_t kSampleRegisters = 128;
 /// k_max up to which the sampled selection's finish kernel sorts a row's
 /// selection in shared memory (32 KiB).
 constexpr int64_t kMaxSampledBudget = 8192;
@@ -1728,26 +1732,47 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     // Warp w takes block i * 8 + w of the sampled span, one n-tile of it.
     Value rounds = arith::DivUIOp::create(
         b, loc, e.add(blocks, e.index(kWarps - 1)), e.index(kWarps));
-    return e.loopStepCarry(
-        zero, rounds, e.index(roundStep), state,
+    auto baseOf = [&](Value i) {
+      Value blk = e.add(e.mul(i, e.index(kWarps)), ids.warp);
+      Value mixed = e.add(e.mul(blk, e.index(7)), e.mul(tile, e.index(5)));
+      Value pick =
+          arith::AndIOp::create(b, loc, mixed, e.index(kSampleStride - 1));
+      return e.add(head, e.add(e.mul(blk, block), e.mul(pick, e.index(8))));
+    };
+    // The sampled span ends at least kSampleTail - chunk keys before the
+    // tile's first row (and the n-tiles past it, at most a block, before
+    // keyEnd): every key is below L and visible from every real row, so no
+    // clamp and no causal mask. A round's key fragments are loaded a round
+    // ahead (carried), so that the loads' latency overlaps the products
+    // and histogram updates of the round before; the round after the last
+    // loads its own n-tile again (key 0 where there is no round at all).
+    // 128K structured: sample 3.78 -> 3.36 ms fixed, 3.78 -> 3.33 inverse
+    // (H100, docs/perf-log.md 2026-12-06 eighth session).
+    Value firstBase = e.select(e.cmpi(arith::CmpIPredicate::ult, zero, rounds),
+                               baseOf(zero), zero);
+    SmallVector<Value> carriedInit(state.begin(), state.end());
+    size_t fragsAt = carriedInit.size();
+    llvm::append_range(carriedInit, source.keyFragments(firstBase, true));
+    SmallVector<Value> done = e.loopStepCarry(
+        zero, rounds, e.index(roundStep), carriedInit,
         [&](Value i, ValueRange carried) -> SmallVector<Value> {
-          SmallVector<Value> next(carried.begin(), carried.end());
-          Value blk = e.add(e.mul(i, e.index(kWarps)), ids.warp);
-          Value mixed = e.add(e.mul(blk, e.index(7)), e.mul(tile, e.index(5)));
-          Value pick = arith::AndIOp::create(b, loc, mixed,
-                                             e.index(kSampleStride - 1));
-          Value base =
-              e.add(head, e.add(e.mul(blk, block), e.mul(pick, e.index(8))));
-          // The sampled span ends at least kSampleTail - chunk keys before
-          // the tile's first row (and the n-tiles past it, at most a
-          // block, before keyEnd): every key is below L and visible from
-          // every real row, so no clamp and no causal mask.
-          for (auto [m, v] : llvm::enumerate(source.warpVisits(base, true))) {
+          SmallVector<Value> next(carried.begin(), carried.begin() + fragsAt);
+          SmallVector<Value> frags(carried.begin() + fragsAt, carried.end());
+          Value base = baseOf(i);
+          Value after = e.add(i, e.index(roundStep));
+          Value nextBase =
+              e.select(e.cmpi(arith::CmpIPredicate::ult, after, rounds),
+                       baseOf(after), base);
+          SmallVector<Value> ahead = source.keyFragments(nextBase, true);
+          for (auto [m, v] : llvm::enumerate(source.visitsWith(frags, base))) {
             Value inSpan = e.cmpi(arith::CmpIPredicate::ult, v.s, tail);
             use(v, e.andi(realRow[m], inSpan), e.i32(kSampleStride), m, next);
           }
+          llvm::append_range(next, ahead);
           return next;
         });
+    done.resize(fragsAt);
+    return done;
   };
   auto forEachSampled = [&](function_ref<void(const Visit &, Value, Value,
                                               int64_t)> use) {
@@ -2999,12 +3024,6 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
   // The fixed policy's budget reads no statistic; training's V_bar and
   // every other policy read the variance.
   bool moments = op.getPolicy() != SelectionPolicy::fixed || op.getTraining();
-  // select-tma -1: per op. Per-slot release barriers where the sweep carries
-  // the moments (their one chunk per step becomes two without spilling:
-  // inverse stats 15.53 -> 15.32 ms at 128K), the CTA barrier otherwise
-  // (fixed: 13.02 vs 13.42 ms; docs/perf-log.md, 2026-12-06 seventh session).
-  if (tmaMode < 0)
-    tmaMode = moments ? 2 : 1;
 
   rewriter.setInsertionPoint(op);
   Emitter host(rewriter, loc);
@@ -3061,6 +3080,9 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
     auto kernel = createKernel(kernels, loc, (prefix + "_select_sample").str(),
                                args, kThreads);
     capRegisters(kernel);
+    if (maxRegisters == 0)
+      kernel->setAttr(NVVM::NVVMDialect::getMaxnregAttrName(),
+                      rewriter.getI32IntegerAttr(kSampleRegisters));
     buildSampleKernel(kernel, fused, src, L, rows, cutArg, target, capacity);
     launchKernel(host, kernel, args.operands(), tiles, B, 1, kThreads,
                  sampleHistogramBytes(rows));

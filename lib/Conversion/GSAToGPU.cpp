@@ -596,11 +596,10 @@ struct ConvertGSAToGPUPass
               selectWgmmaQueries.getValue()));
           return signalPassFailure();
         }
-        if (selectTma < -1 || selectTma > 2) {
+        if (selectTma < 0 || selectTma > 2) {
           select->emitOpError(fmt::format(
               "select-tma takes 0 (cp.async), 1 (TMA, slots freed by a CTA "
-              "barrier), 2 (TMA, slots freed by per-slot barriers) or -1 "
-              "(per op: 2 where the sweep carries the moments, else 1), but "
+              "barrier) or 2 (TMA, slots freed by per-slot barriers), but "
               "is {}",
               selectTma.getValue()));
           return signalPassFailure();

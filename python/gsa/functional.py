@@ -76,7 +76,8 @@ def gated_sparse_attention(q, k, v, qi, ki, wi=None, bi=None, gv=None, go=None, 
     mode with a running variance, the updated running variance as a float.
 
     In inference mode the inverse/proportional/custom policies read
-    `running_var` (a positive float, the trained reference variance); in
+    `running_var` (a positive float, the trained reference variance, or for CUDA
+    inputs a 0-d float32 CUDA tensor holding it, read without waiting); in
     training mode the batch's own mean variance is used and the running value
     is updated.
 
@@ -147,8 +148,20 @@ def _gated_sparse_attention_cuda(tensors, running_var, options):
                                                        else " (not contiguous)"))
         named[name] = t
     if running_var is not None:
-        named["running_var"] = torch.tensor(float(running_var), dtype=torch.float32,
-                                            device=device)
+        if _is_torch(running_var):
+            if not (running_var.is_cuda and running_var.device == device
+                    and running_var.dim() == 0 and running_var.dtype == torch.float32):
+                raise ValueError("'running_var' as a tensor must be a 0-d float32 tensor on "
+                                 f"{device}, got {running_var.dtype} of shape "
+                                 f"{tuple(running_var.shape)} on {running_var.device}")
+            named["running_var"] = running_var
+        else:
+            # torch.full, not torch.tensor: a host value copied into a new
+            # CUDA tensor waits for the device (a pageable copy), which made
+            # every call wait for the kernels queued before it
+            # (bench/device/jit_check.py: 160 ms of host time per 128K call).
+            named["running_var"] = torch.full((), float(running_var), dtype=torch.float32,
+                                              device=device)
     shapes = {n: tuple(t.shape) for n, t in named.items()}
     elems = {n: elem_of[t.dtype] for n, t in named.items()}
     text, order = programs.gated_sparse_attention(shapes, elems, **options)

@@ -244,7 +244,7 @@ class GatedSparseAttention(_nn.Module):
     def _run_core(self, q, k, v, qi, ki, wi, bi, gv, go):
         """One call of the compiled core; updates running_var in training."""
         needs_reference = self._policy_name() != "fixed"
-        running = float(self.running_var)
+        running = self._running_value()
         if not self.training and needs_reference and not (running > 0 and math.isfinite(running)):
             raise ValueError(
                 f"gsa.GatedSparseAttention: policy '{self._policy_name()}' in eval mode reads "
@@ -266,8 +266,23 @@ class GatedSparseAttention(_nn.Module):
             weighting=self.weighting, score_mod=self.score_mod)
         o, lse, idx, cnt = (torch.as_tensor(r, device=q.device) for r in result[:4])
         if self.training:
-            self.running_var.fill_(float(result[4]))
+            updated = float(result[4])
+            self.running_var.fill_(updated)
+            self._running_seen = (self.running_var._version, self.running_var.data_ptr())
+            self._running_cached = updated
         return o.to(q.dtype), lse, idx, cnt
+
+    def _running_value(self):
+        """running_var as a float. Reading a CUDA buffer waits for every kernel
+        queued before it, so the value is read again only when the buffer
+        changed since the last read (its version counter, or a new tensor
+        after .to() / load_state_dict): an eval-mode forward does not wait
+        for the previous one."""
+        seen = (self.running_var._version, self.running_var.data_ptr())
+        if getattr(self, "_running_seen", None) != seen:
+            self._running_cached = float(self.running_var)
+            self._running_seen = seen
+        return self._running_cached
 
     @torch.no_grad()
     def _stats(self, q, k, gv, go, lse, idx, cnt):

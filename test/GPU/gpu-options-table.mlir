@@ -31,9 +31,11 @@
 // DEFAULT: gpu.launch_func @gsa_kernels::@select_1_select_sample blocks in (%c8
 // By default (sm_90a) the statistics sweep runs on wgmma over 32-row tiles
 // (2 CTAs here) and carries a register cap: 80, three CTAs per SM; the
-// finish kernel its own, 48 (five CTAs per SM); the others none.
+// finish kernel its own, 48 (five CTAs per SM); the sample kernel 128 (two
+// CTAs per SM); the others none.
 // DEFAULT: gpu.launch_func @gsa_kernels::@select_1_select_stats blocks in (%c2
 // DEFAULT-PTX: .entry select_1_select_sample
+// DEFAULT-PTX: .maxnreg 128
 // DEFAULT-PTX-NOT: .maxnreg
 // DEFAULT-PTX: .entry select_1_select_stats
 // DEFAULT-PTX: .maxnreg 80

@@ -48,9 +48,13 @@
 // CHECK-NOT: mma.sync
 // CHECK: memref.load %[[WEIGHTS]][%{{.*}}] : memref<32xf32, #gpu.address_space<workgroup>>
 // The key range: the head and tail chunks whole, then every fourth round
-// of the sampled span (step 4).
+// of the sampled span (step 4). The sampled rounds carry the next round's
+// key fragments (8 registers at d_I = 64), loaded before this round's
+// products use the carried ones.
 // CHECK: scf.for {{.*}} step %c1{{[_0-9]*}} iter_args{{.*}} -> (i32, i32, i32, i32)
-// CHECK: scf.for {{.*}} step %c4{{[_0-9]*}} iter_args{{.*}} -> (i32, i32, i32, i32)
+// CHECK: vector.load %arg1[%{{.*}}] {{.*}} vector<16xbf16>
+// CHECK: scf.for {{.*}} step %c4{{[_0-9]*}} iter_args{{.*}} -> (i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32)
+// CHECK: vector.load %arg1[%{{.*}}] {{.*}} vector<16xbf16>
 // CHECK: mma.sync
 // CHECK: arith.minui
 // CHECK: arith.maxui
@@ -59,9 +63,12 @@
 // CHECK: memref.atomic_rmw minu
 // CHECK: memref.atomic_rmw maxu
 // The histogram sweep: weight 1 for the head and tail keys, 16 for the
-// sampled span's.
+// sampled span's (its rounds carrying the next round's fragments too).
 // CHECK: mma.sync
 // CHECK: memref.atomic_rmw addi %c1_i32{{[_0-9]*}}, %[[HIST]]
+// CHECK: scf.for {{.*}} iter_args{{.*}} -> (i32, i32, i32, i32, i32, i32, i32, i32)
+// CHECK: vector.load %arg1[%{{.*}}] {{.*}} vector<16xbf16>
+// CHECK: mma.sync
 // CHECK: memref.atomic_rmw addi %c16_i32{{[_0-9]*}}, %[[HIST]]
 // CHECK: gpu.barrier
 // Warp w scans rows w, w + 8, ... (one row here) for the bin where the

@@ -73,7 +73,7 @@
 // CPASYNC-NOT: gsa.tensor_map_args
 // CPASYNC: nvvm.cp.async.commit.group
 
-// BAD: error: 'gsa.adaptive_topk' op select-tma takes 0 (cp.async), 1 (TMA, slots freed by a CTA barrier), 2 (TMA, slots freed by per-slot barriers) or -1 (per op: 2 where the sweep carries the moments, else 1), but is 3
+// BAD: error: 'gsa.adaptive_topk' op select-tma takes 0 (cp.async), 1 (TMA, slots freed by a CTA barrier) or 2 (TMA, slots freed by per-slot barriers), but is 3
 func.func @select(%qi: tensor<1x300x4x64xbf16>, %ki: tensor<1x300x64xbf16>,
                   %wi: tensor<1x300x4xbf16>, %bi: tensor<4xbf16>, %rv: tensor<f32>)
     -> (tensor<1x300x32xi32>, tensor<1x300xi32>) {
