@@ -16,7 +16,12 @@ measurement with its own empty kernel cache:
     and a lookup) and the disk hit (a new context, the same cache directory);
   - the first launch's host time (the module load) and the warm launch's:
     host wall time of one gsa_launch_with_workspace call (a direct ctypes call
-    with prebuilt arguments), median and maximum over back-to-back launches;
+    with prebuilt arguments), median over back-to-back launches, once with
+    every kernel launched directly (GSA_DISABLE_GRAPHS=1) and once replaying
+    the CUDA graph the runtime records for a set of buffers launched twice
+    (the recording launch's time too, and the median and maximum of the
+    replays); the replays' outputs, poisoned first, must equal the direct
+    launches' bit for bit;
   - the Python functional call (gsa.functional.gated_sparse_attention on
     CUDA tensors: program text, cache lookup, outputs and workspace from
     torch, launch), host wall time per call.
@@ -133,24 +138,56 @@ def main():
             outp = (ctypes.c_void_p * len(outs))(*[t.data_ptr() for t in outs])
             stream = ctypes.c_void_p(torch.cuda.current_stream().cuda_stream)
             wsp, wsn = ctypes.c_void_p(ws.data_ptr()), ctypes.c_uint64(size)
+            launch = lambda: lib.gsa_launch_with_workspace(kernel._handle, ins, outp, wsp,
+                                                           wsn, stream)
+            # direct launches (GSA_DISABLE_GRAPHS=1): the first loads the
+            # module, the others are timed; their outputs are the reference
+            os.environ["GSA_DISABLE_GRAPHS"] = "1"
             torch.cuda.synchronize()
             t0 = time.perf_counter()
-            rc = lib.gsa_launch_with_workspace(kernel._handle, ins, outp, wsp, wsn, stream)
+            rc = launch()
             row["first_launch_ms"] = (time.perf_counter() - t0) * 1e3
             assert rc == 0, lib.gsa_last_error()
             torch.cuda.synchronize()
             times = []
             for _ in range(args.launches):
                 t0 = time.perf_counter()
-                rc = lib.gsa_launch_with_workspace(kernel._handle, ins, outp, wsp, wsn,
-                                                   stream)
+                rc = launch()
+                times.append(time.perf_counter() - t0)
+                assert rc == 0, lib.gsa_last_error()
+            torch.cuda.synchronize()
+            row["launch_direct_us"] = statistics.median(times) * 1e6
+            ok = bool(torch.isfinite(outs[0].float()).all() and torch.isfinite(outs[1]).all()
+                      and (outs[3] > 0).all())
+            reference = [t.clone() for t in outs]
+            # graphs (the default): the first launch of these buffers goes
+            # direct, the second records the graph and launches it, the
+            # others replay it; outputs poisoned after the direct one, so
+            # that what is compared with the direct launches (bit for bit)
+            # was written by the graph's launches only
+            del os.environ["GSA_DISABLE_GRAPHS"]
+            assert launch() == 0, lib.gsa_last_error()
+            torch.cuda.synchronize()
+            outs[0].fill_(float("nan"))
+            outs[1].fill_(float("nan"))
+            outs[2].fill_(-7)
+            outs[3].fill_(-7)
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            rc = launch()
+            row["record_launch_us"] = (time.perf_counter() - t0) * 1e6
+            assert rc == 0, lib.gsa_last_error()
+            times = []
+            for _ in range(args.launches):
+                t0 = time.perf_counter()
+                rc = launch()
                 times.append(time.perf_counter() - t0)
                 assert rc == 0, lib.gsa_last_error()
             torch.cuda.synchronize()
             row["launch_us"] = statistics.median(times) * 1e6
             row["launch_max_us"] = max(times) * 1e6
-            ok = bool(torch.isfinite(outs[0].float()).all() and torch.isfinite(outs[1]).all()
-                      and (outs[3] > 0).all())
+            row["graph_equal"] = all(torch.equal(a, b) for a, b in zip(outs, reference))
+            ok = ok and row["graph_equal"]
             # the functional path (its own program text: k_min / k_max of
             # the op's defaults); the first call compiles, not timed
             fn = lambda: gsa.functional.gated_sparse_attention(
@@ -176,14 +213,15 @@ def main():
     (out_dir / "jit_check.json").write_text(json.dumps(rows, indent=1))
     print()
     print(f"{'L':>7} {'policy':>8} {'cold 1st s':>10} {'cold s':>7} {'no ptxas s':>10} "
-          f"{'disk hit s':>10} {'mem hit us':>10} {'load ms':>8} {'launch us':>9} "
-          f"{'max us':>7} {'python us':>9} ok")
+          f"{'disk hit s':>10} {'mem hit us':>10} {'load ms':>8} {'direct us':>9} "
+          f"{'record us':>9} {'graph us':>8} {'max us':>7} {'python us':>9} {'equal':>5} ok")
     for r in rows:
         print(f"{r['L']:>7} {r['policy']:>8} {r.get('cold_first_s', float('nan')):10.3f} "
               f"{r['cold_s']:7.3f} {r['cold_no_ptxas_s']:10.3f} {r['disk_hit_s']:10.4f} "
-              f"{r['memory_hit_us']:10.1f} {r['first_launch_ms']:8.2f} {r['launch_us']:9.1f} "
+              f"{r['memory_hit_us']:10.1f} {r['first_launch_ms']:8.2f} "
+              f"{r['launch_direct_us']:9.1f} {r['record_launch_us']:9.1f} {r['launch_us']:8.1f} "
               f"{r['launch_max_us']:7.1f} {r['functional_us']:9.1f} "
-              f"{'yes' if r['ok'] else 'NO'}")
+              f"{'yes' if r['graph_equal'] else 'NO':>5} {'yes' if r['ok'] else 'NO'}")
     return 0 if all(r["ok"] for r in rows) else 1
 
 

@@ -48,6 +48,19 @@ Expected<Driver *> Driver::get() {
     driver.cuTensorMapEncodeTiled =
         reinterpret_cast<decltype(driver.cuTensorMapEncodeTiled)>(
             dlsym(lib, "cuTensorMapEncodeTiled"));
+    // Optional: without them every launch goes to the driver directly.
+    auto optional = [&](auto &fn, const char *name) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(
+          dlsym(lib, name));
+    };
+    optional(driver.cuStreamCreate, "cuStreamCreate");
+    optional(driver.cuStreamBeginCapture, "cuStreamBeginCapture_v2");
+    optional(driver.cuStreamEndCapture, "cuStreamEndCapture");
+    optional(driver.cuGraphInstantiateWithFlags, "cuGraphInstantiateWithFlags");
+    optional(driver.cuGraphLaunch, "cuGraphLaunch");
+    optional(driver.cuGraphDestroy, "cuGraphDestroy");
+    optional(driver.cuGraphExecDestroy, "cuGraphExecDestroy");
+    optional(driver.cuStreamDestroy, "cuStreamDestroy_v2");
     bind(driver.cuGetErrorName, "cuGetErrorName");
     bind(driver.cuGetErrorString, "cuGetErrorString");
     if (failure.empty() && driver.cuInit(0) != 0)
@@ -171,3 +184,44 @@ Error Driver::freeAsync(void *pointer, CUstream stream) {
   return check(cuMemFreeAsync(reinterpret_cast<uintptr_t>(pointer), stream),
                "cuMemFreeAsync (kernel scratch)");
 }
+
+bool Driver::graphsAvailable() const {
+  return cuStreamCreate && cuStreamBeginCapture && cuStreamEndCapture &&
+         cuGraphInstantiateWithFlags && cuGraphLaunch && cuGraphDestroy &&
+         cuGraphExecDestroy && cuStreamDestroy;
+}
+
+Expected<CUstream> Driver::createStream() {
+  CUstream stream = nullptr;
+  // CU_STREAM_NON_BLOCKING: no implicit order with the legacy stream.
+  if (Error err = check(cuStreamCreate(&stream, 1), "cuStreamCreate"))
+    return std::move(err);
+  return stream;
+}
+
+Error Driver::beginCapture(CUstream stream) {
+  // CU_STREAM_CAPTURE_MODE_RELAXED
+  return check(cuStreamBeginCapture(stream, 2), "cuStreamBeginCapture");
+}
+
+Expected<CUgraphExec> Driver::endCapture(CUstream stream) {
+  CUgraph graph = nullptr;
+  if (Error err = check(cuStreamEndCapture(stream, &graph),
+                        "cuStreamEndCapture"))
+    return std::move(err);
+  CUgraphExec exec = nullptr;
+  Error err = check(cuGraphInstantiateWithFlags(&exec, graph, 0),
+                    "cuGraphInstantiateWithFlags");
+  cuGraphDestroy(graph);
+  if (err)
+    return std::move(err);
+  return exec;
+}
+
+Error Driver::launchGraph(CUgraphExec exec, CUstream stream) {
+  return check(cuGraphLaunch(exec, stream), "cuGraphLaunch");
+}
+
+void Driver::destroyGraph(CUgraphExec exec) { cuGraphExecDestroy(exec); }
+
+void Driver::destroyStream(CUstream stream) { cuStreamDestroy(stream); }

@@ -22,6 +22,8 @@ using CUcontext = void *;
 using CUmodule = void *;
 using CUfunction = void *;
 using CUstream = void *;
+using CUgraph = void *;
+using CUgraphExec = void *;
 
 /// The driver, or an error saying why it cannot be used.
 class Driver {
@@ -54,6 +56,20 @@ public:
                               const uint64_t *strides, const uint32_t *box,
                               int swizzle);
 
+  /// Whether this driver records and replays launches as CUDA graphs
+  /// (stream capture, since CUDA 11.4).
+  bool graphsAvailable() const;
+  /// A non-blocking stream of the current context (for capturing launches).
+  llvm::Expected<CUstream> createStream();
+  /// Starts capturing `stream`'s work into a graph (relaxed mode: other
+  /// threads' CUDA calls are not affected).
+  llvm::Error beginCapture(CUstream stream);
+  /// Ends the capture of `stream` and instantiates what it recorded.
+  llvm::Expected<CUgraphExec> endCapture(CUstream stream);
+  llvm::Error launchGraph(CUgraphExec exec, CUstream stream);
+  void destroyGraph(CUgraphExec exec);
+  void destroyStream(CUstream stream);
+
 private:
   CUresult (*cuInit)(unsigned) = nullptr;
   CUresult (*cuCtxGetCurrent)(CUcontext *) = nullptr;
@@ -74,6 +90,15 @@ private:
                                      const uint64_t *, const uint64_t *,
                                      const uint32_t *, const uint32_t *, int,
                                      int, int, int) = nullptr;
+  CUresult (*cuStreamCreate)(CUstream *, unsigned) = nullptr;
+  CUresult (*cuStreamBeginCapture)(CUstream, int) = nullptr;
+  CUresult (*cuStreamEndCapture)(CUstream, CUgraph *) = nullptr;
+  CUresult (*cuGraphInstantiateWithFlags)(CUgraphExec *, CUgraph,
+                                          unsigned long long) = nullptr;
+  CUresult (*cuGraphLaunch)(CUgraphExec, CUstream) = nullptr;
+  CUresult (*cuGraphDestroy)(CUgraph) = nullptr;
+  CUresult (*cuGraphExecDestroy)(CUgraphExec) = nullptr;
+  CUresult (*cuStreamDestroy)(CUstream) = nullptr;
   CUresult (*cuGetErrorName)(CUresult, const char **) = nullptr;
   CUresult (*cuGetErrorString)(CUresult, const char **) = nullptr;
 };

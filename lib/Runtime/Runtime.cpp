@@ -38,6 +38,8 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <set>
 #include <fmt/format.h>
 
 using namespace mlir;
@@ -593,38 +595,104 @@ public:
       return driver.takeError();
     if (Error err = loadOnce(**driver))
       return err;
+    // With a caller's workspace, a set of buffers launched a second time
+    // is recorded as a CUDA graph and replayed from then on: one graph
+    // launch instead of a driver call per kernel (the 128K core: 7
+    // kernels, 22 us of host time per call launched one by one; H100,
+    // docs/perf-log.md 2026-12-06 eighth session). GSA_DISABLE_GRAPHS=1
+    // launches every kernel directly.
+    if (workspace && graphsWanted(**driver)) {
+      std::vector<void *> key(inputs.begin(), inputs.end());
+      key.insert(key.end(), outputs.begin(), outputs.end());
+      key.push_back(workspace);
+      std::unique_lock<std::mutex> lock(graphMutex);
+      if (auto it = graphs.find(key); it != graphs.end())
+        return (*driver)->launchGraph(it->second, stream);
+      if (!seenOnce.insert(key).second) {
+        auto exec = record(**driver, inputs, outputs, workspace);
+        if (exec) {
+          if (graphs.size() >= kMaxGraphs) {
+            (*driver)->destroyGraph(graphs.begin()->second);
+            graphs.erase(graphs.begin());
+          }
+          graphs.emplace(key, *exec);
+          return (*driver)->launchGraph(*exec, stream);
+        }
+        // A driver that cannot record these launches: launch directly from
+        // now on (the launches themselves report any real error).
+        llvm::consumeError(exec.takeError());
+        graphsBroken = true;
+      } else if (seenOnce.size() > kMaxSeen) {
+        seenOnce.clear();
+        seenOnce.insert(key);
+      }
+    }
     // Scratch lives in stream order: allocated before the launches, freed
     // after them, so concurrent calls on other streams never share it.
     // A caller's workspace is carved instead (nothing allocated or freed).
-    std::vector<void *> scratch, owned;
+    std::vector<void *> owned;
     auto release = [&]() {
       Error all = Error::success();
       for (void *p : owned)
         all = joinErrors(std::move(all), (*driver)->freeAsync(p, stream));
       return all;
     };
-    for (auto [i, bytes] : llvm::enumerate(scratchBytes)) {
-      if (workspace) {
-        scratch.push_back(static_cast<char *>(workspace) + scratchOffsets[i]);
-        continue;
+    std::vector<void *> scratch;
+    if (workspace) {
+      scratch = carve(workspace);
+    } else {
+      for (uint64_t bytes : scratchBytes) {
+        auto p = (*driver)->allocAsync(bytes, stream);
+        if (!p)
+          return joinErrors(p.takeError(), release());
+        scratch.push_back(*p);
+        owned.push_back(*p);
       }
-      auto p = (*driver)->allocAsync(bytes, stream);
-      if (!p)
-        return joinErrors(p.takeError(), release());
-      scratch.push_back(*p);
-      owned.push_back(*p);
     }
+    if (Error err = launchSteps(**driver, inputs, outputs, scratch, stream))
+      return joinErrors(std::move(err), release());
+    return release();
+  }
+
+  ~CUDAKernel() override {
+    if (graphs.empty() && !captureStream)
+      return;
+    auto driver = cuda::Driver::get();
+    if (!driver) {
+      llvm::consumeError(driver.takeError());
+      return;
+    }
+    for (auto &[key, exec] : graphs)
+      (*driver)->destroyGraph(exec);
+    if (captureStream)
+      (*driver)->destroyStream(captureStream);
+  }
+
+private:
+  /// Scratch buffer i of a caller's workspace.
+  std::vector<void *> carve(void *workspace) const {
+    std::vector<void *> scratch;
+    for (uint64_t offset : scratchOffsets)
+      scratch.push_back(static_cast<char *>(workspace) + offset);
+    return scratch;
+  }
+
+  /// Encodes this call's tensor maps and launches every step on `stream`.
+  Error launchSteps(cuda::Driver &driver, ArrayRef<void *> inputs,
+                    ArrayRef<void *> outputs, ArrayRef<void *> scratch,
+                    void *stream) {
     auto buffer = [&](Param param) {
       return param.kind == ParamKind::Input    ? inputs[param.index]
              : param.kind == ParamKind::Result ? outputs[param.index]
                                                : scratch[param.index];
     };
     // The tensor maps of this call's buffers (the driver copies parameters
-    // at the launch, so they only need to outlive it).
+    // at the launch - and a graph at its recording -, so they only need to
+    // outlive it).
     std::vector<TensorMapBytes> maps(tensorMaps.size());
     for (auto [i, spec] : llvm::enumerate(tensorMaps))
-      if (Error err = encode(**driver, spec, buffer(spec.source), maps[i]))
-        return joinErrors(std::move(err), release());
+      if (Error err = encode(driver, spec, buffer(spec.source), maps[i]))
+        return err;
     for (auto [n, step] : llvm::enumerate(steps)) {
       std::vector<void *> values;
       for (Param param : step.params)
@@ -634,13 +702,48 @@ public:
       std::vector<void *> params;
       for (auto [v, param] : llvm::zip(values, step.params))
         params.push_back(param.kind == ParamKind::TensorMap ? v : &v);
-      if (Error err = (*driver)->launch(functions[n], step.grid, step.block,
-                                        step.shared, params.data(), stream))
-        return joinErrors(std::move(err), release());
+      if (Error err = driver.launch(functions[n], step.grid, step.block,
+                                    step.shared, params.data(), stream))
+        return err;
     }
-    return release();
+    return Error::success();
   }
 
+  bool graphsWanted(cuda::Driver &driver) {
+    if (graphsBroken || !driver.graphsAvailable())
+      return false;
+    const char *off = std::getenv("GSA_DISABLE_GRAPHS");
+    return !off || StringRef(off) == "0";
+  }
+
+  /// The steps on these buffers recorded on the kernel's own capture
+  /// stream and instantiated (called with graphMutex held).
+  Expected<cuda::CUgraphExec> record(cuda::Driver &driver,
+                                     ArrayRef<void *> inputs,
+                                     ArrayRef<void *> outputs,
+                                     void *workspace) {
+    if (!captureStream) {
+      auto created = driver.createStream();
+      if (!created)
+        return created.takeError();
+      captureStream = *created;
+    }
+    if (Error err = driver.beginCapture(captureStream))
+      return std::move(err);
+    Error launched =
+        launchSteps(driver, inputs, outputs, carve(workspace), captureStream);
+    auto exec = driver.endCapture(captureStream);
+    if (launched) {
+      if (exec)
+        driver.destroyGraph(*exec);
+      else
+        llvm::consumeError(exec.takeError());
+      return std::move(launched);
+    }
+    return exec;
+  }
+
+public:
   /// Serialises everything a later process needs to launch this kernel.
   std::string serialise() const {
     llvm::json::Array ins, outs, names, plan;
@@ -896,6 +999,14 @@ private:
   uint64_t workspaceSize_ = 0;
   std::mutex mutex;
   std::vector<cuda::CUfunction> functions;
+  /// Recorded launches per set of buffers (inputs, outputs, workspace), at
+  /// most kMaxGraphs; the sets launched once so far, at most kMaxSeen.
+  static constexpr size_t kMaxGraphs = 8, kMaxSeen = 64;
+  std::mutex graphMutex;
+  std::map<std::vector<void *>, cuda::CUgraphExec> graphs;
+  std::set<std::vector<void *>> seenOnce;
+  cuda::CUstream captureStream = nullptr;
+  bool graphsBroken = false;
 };
 
 /// After specialisation the gsa ops' operands are static, but their results
