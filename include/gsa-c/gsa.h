@@ -81,7 +81,9 @@ GSA_API uint64_t gsa_kernel_workspace_size(const gsa_kernel *kernel);
  * later launches on those pointers replay it (one driver call instead of
  * one per kernel; at most 8 sets of pointers per kernel are kept). The
  * graph reads and writes the same addresses, so new contents there are
- * seen; GSA_DISABLE_GRAPHS=1 launches every kernel directly. */
+ * seen. Replays of one graph run one after the other even on different
+ * streams (they share every buffer). GSA_DISABLE_GRAPHS=1 launches every
+ * kernel directly. */
 GSA_API int gsa_launch_with_workspace(gsa_kernel *kernel, void *const *inputs,
                                       void *const *outputs, void *workspace,
                                       uint64_t workspace_bytes, void *stream);
