@@ -77,13 +77,13 @@ GSA_API uint64_t gsa_kernel_workspace_size(const gsa_kernel *kernel);
  * nothing is allocated. gsa_launch itself takes the workspace from the
  * driver's stream-ordered pool (cuMemAllocAsync) for each call.
  * The second launch of a kernel on the same inputs, outputs and workspace
- * (the same pointers) records its kernel launches as a CUDA graph, and
- * later launches on those pointers replay it (one driver call instead of
- * one per kernel; at most 8 sets of pointers per kernel are kept). The
- * graph reads and writes the same addresses, so new contents there are
- * seen. Replays of one graph run one after the other even on different
- * streams (they share every buffer). GSA_DISABLE_GRAPHS=1 launches every
- * kernel directly. */
+ * (the same pointers) and the same stream records its kernel launches as a
+ * CUDA graph, and later such launches replay it (one driver call instead of
+ * one per kernel; at most 8 graphs per kernel are kept). The graph reads
+ * and writes the same addresses, so new contents there are seen. A stream
+ * that is capturing a graph of the caller's gets direct launches (which
+ * that capture records). GSA_DISABLE_GRAPHS=1 launches every kernel
+ * directly. */
 GSA_API int gsa_launch_with_workspace(gsa_kernel *kernel, void *const *inputs,
                                       void *const *outputs, void *workspace,
                                       uint64_t workspace_bytes, void *stream);

@@ -61,6 +61,7 @@ Expected<Driver *> Driver::get() {
     optional(driver.cuGraphDestroy, "cuGraphDestroy");
     optional(driver.cuGraphExecDestroy, "cuGraphExecDestroy");
     optional(driver.cuStreamDestroy, "cuStreamDestroy_v2");
+    optional(driver.cuStreamIsCapturing, "cuStreamIsCapturing");
     bind(driver.cuGetErrorName, "cuGetErrorName");
     bind(driver.cuGetErrorString, "cuGetErrorString");
     if (failure.empty() && driver.cuInit(0) != 0)
@@ -188,7 +189,7 @@ Error Driver::freeAsync(void *pointer, CUstream stream) {
 bool Driver::graphsAvailable() const {
   return cuStreamCreate && cuStreamBeginCapture && cuStreamEndCapture &&
          cuGraphInstantiateWithFlags && cuGraphLaunch && cuGraphDestroy &&
-         cuGraphExecDestroy && cuStreamDestroy;
+         cuGraphExecDestroy && cuStreamDestroy && cuStreamIsCapturing;
 }
 
 Expected<CUstream> Driver::createStream() {
@@ -225,3 +226,11 @@ Error Driver::launchGraph(CUgraphExec exec, CUstream stream) {
 void Driver::destroyGraph(CUgraphExec exec) { cuGraphExecDestroy(exec); }
 
 void Driver::destroyStream(CUstream stream) { cuStreamDestroy(stream); }
+
+Expected<bool> Driver::isCapturing(CUstream stream) {
+  int status = 0; // CU_STREAM_CAPTURE_STATUS_NONE
+  if (Error err = check(cuStreamIsCapturing(stream, &status),
+                        "cuStreamIsCapturing"))
+    return std::move(err);
+  return status != 0;
+}

@@ -67,6 +67,9 @@ public:
   /// Ends the capture of `stream` and instantiates what it recorded.
   llvm::Expected<CUgraphExec> endCapture(CUstream stream);
   llvm::Error launchGraph(CUgraphExec exec, CUstream stream);
+  /// Whether `stream` is capturing a graph (a caller's stream capture: a
+  /// graph cannot be launched into it).
+  llvm::Expected<bool> isCapturing(CUstream stream);
   void destroyGraph(CUgraphExec exec);
   void destroyStream(CUstream stream);
 
@@ -99,6 +102,7 @@ private:
   CUresult (*cuGraphDestroy)(CUgraph) = nullptr;
   CUresult (*cuGraphExecDestroy)(CUgraphExec) = nullptr;
   CUresult (*cuStreamDestroy)(CUstream) = nullptr;
+  CUresult (*cuStreamIsCapturing)(CUstream, int *) = nullptr;
   CUresult (*cuGetErrorName)(CUresult, const char **) = nullptr;
   CUresult (*cuGetErrorString)(CUresult, const char **) = nullptr;
 };

@@ -38,6 +38,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <atomic>
 #include <map>
 #include <set>
 #include <fmt/format.h>
@@ -600,11 +601,16 @@ public:
     // launch instead of a driver call per kernel (the 128K core: 7
     // kernels, 22 us of host time per call launched one by one; H100,
     // docs/perf-log.md 2026-12-06 eighth session). GSA_DISABLE_GRAPHS=1
-    // launches every kernel directly.
-    if (workspace && graphsWanted(**driver)) {
+    // launches every kernel directly. Not into a stream that is itself
+    // capturing a graph (the caller's): a graph cannot be launched there,
+    // and the direct launches are what such a capture records. One graph
+    // per stream as well: replays of one graph are ordered after each
+    // other, which across streams would order calls the caller did not.
+    if (workspace && graphsWanted(**driver) && !capturing(**driver, stream)) {
       std::vector<void *> key(inputs.begin(), inputs.end());
       key.insert(key.end(), outputs.begin(), outputs.end());
       key.push_back(workspace);
+      key.push_back(stream);
       std::unique_lock<std::mutex> lock(graphMutex);
       if (auto it = graphs.find(key); it != graphs.end())
         return (*driver)->launchGraph(it->second, stream);
@@ -709,8 +715,20 @@ private:
     return Error::success();
   }
 
+  /// Whether `stream` is capturing; where that cannot be asked, as if it
+  /// were (direct launches are right in either case).
+  bool capturing(cuda::Driver &driver, void *stream) {
+    auto status = driver.isCapturing(stream);
+    if (!status) {
+      llvm::consumeError(status.takeError());
+      return true;
+    }
+    return *status;
+  }
+
   bool graphsWanted(cuda::Driver &driver) {
-    if (graphsBroken || !driver.graphsAvailable())
+    if (graphsBroken.load(std::memory_order_relaxed) ||
+        !driver.graphsAvailable())
       return false;
     const char *off = std::getenv("GSA_DISABLE_GRAPHS");
     return !off || StringRef(off) == "0";
@@ -1006,7 +1024,7 @@ private:
   std::map<std::vector<void *>, cuda::CUgraphExec> graphs;
   std::set<std::vector<void *>> seenOnce;
   cuda::CUstream captureStream = nullptr;
-  bool graphsBroken = false;
+  std::atomic<bool> graphsBroken{false};
 };
 
 /// After specialisation the gsa ops' operands are static, but their results
