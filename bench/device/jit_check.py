@@ -53,6 +53,26 @@ def fresh_cache():
     os.environ["GSA_CACHE_DIR"] = tempfile.mkdtemp(prefix="gsa-jit-")
 
 
+def poison(outs):
+    """The core's outputs (o, lse, indices, counts) set to values no launch
+    writes."""
+    outs[0].fill_(float("nan"))
+    outs[1].fill_(float("nan"))
+    outs[2].fill_(-7)
+    outs[3].fill_(-7)
+
+
+def host_times(lib, launch, n):
+    """Host wall time (s) of each of n back-to-back calls of launch()."""
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        rc = launch()
+        times.append(time.perf_counter() - t0)
+        assert rc == 0, lib.gsa_last_error()
+    return times
+
+
 def compile_core(gsa, text, names, shapes):
     rt = gsa._capi.Runtime()
     t0 = time.perf_counter()
@@ -127,11 +147,11 @@ def main():
                 lib.gsa_kernel_release(handle)
             row["memory_hit_us"] = statistics.median(hits) * 1e6
             # launches: outputs poisoned, workspace from torch
-            outs = [torch.full((1, L, NH, D), float("nan"), device="cuda",
-                               dtype=torch.bfloat16),
-                    torch.full((1, L, NH), float("nan"), device="cuda"),
-                    torch.full((1, L, K_MAX), -7, device="cuda", dtype=torch.int32),
-                    torch.full((1, L), -7, device="cuda", dtype=torch.int32)]
+            outs = [torch.empty((1, L, NH, D), device="cuda", dtype=torch.bfloat16),
+                    torch.empty((1, L, NH), device="cuda"),
+                    torch.empty((1, L, K_MAX), device="cuda", dtype=torch.int32),
+                    torch.empty((1, L), device="cuda", dtype=torch.int32)]
+            poison(outs)
             size = kernel.workspace_bytes
             ws = torch.empty(size, dtype=torch.uint8, device="cuda")
             ins = (ctypes.c_void_p * len(names))(*[feed[n].data_ptr() for n in names])
@@ -144,17 +164,9 @@ def main():
             # module, the others are timed; their outputs are the reference
             os.environ["GSA_DISABLE_GRAPHS"] = "1"
             torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            rc = launch()
-            row["first_launch_ms"] = (time.perf_counter() - t0) * 1e3
-            assert rc == 0, lib.gsa_last_error()
+            row["first_launch_ms"] = host_times(lib, launch, 1)[0] * 1e3
             torch.cuda.synchronize()
-            times = []
-            for _ in range(args.launches):
-                t0 = time.perf_counter()
-                rc = launch()
-                times.append(time.perf_counter() - t0)
-                assert rc == 0, lib.gsa_last_error()
+            times = host_times(lib, launch, args.launches)
             torch.cuda.synchronize()
             row["launch_direct_us"] = statistics.median(times) * 1e6
             ok = bool(torch.isfinite(outs[0].float()).all() and torch.isfinite(outs[1]).all()
@@ -168,21 +180,10 @@ def main():
             del os.environ["GSA_DISABLE_GRAPHS"]
             assert launch() == 0, lib.gsa_last_error()
             torch.cuda.synchronize()
-            outs[0].fill_(float("nan"))
-            outs[1].fill_(float("nan"))
-            outs[2].fill_(-7)
-            outs[3].fill_(-7)
+            poison(outs)
             torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            rc = launch()
-            row["record_launch_us"] = (time.perf_counter() - t0) * 1e6
-            assert rc == 0, lib.gsa_last_error()
-            times = []
-            for _ in range(args.launches):
-                t0 = time.perf_counter()
-                rc = launch()
-                times.append(time.perf_counter() - t0)
-                assert rc == 0, lib.gsa_last_error()
+            row["record_launch_us"] = host_times(lib, launch, 1)[0] * 1e6
+            times = host_times(lib, launch, args.launches)
             torch.cuda.synchronize()
             row["launch_us"] = statistics.median(times) * 1e6
             row["launch_max_us"] = max(times) * 1e6
@@ -194,8 +195,7 @@ def main():
             # the runtime launches directly and the capture records those
             # launches; the captured graph's replay must give the reference
             try:
-                outs[0].fill_(float("nan"))
-                outs[3].fill_(-7)
+                poison(outs)
                 captured = torch.cuda.CUDAGraph()
                 with torch.cuda.graph(captured):
                     side = ctypes.c_void_p(torch.cuda.current_stream().cuda_stream)

@@ -638,12 +638,6 @@ public:
     return packPair(b, loc, elem, halves[0], halves[1]);
   }
 
-  /// Tensor cores only: the visits of the 8 keys [warpBase, warpBase + 8),
-  /// each warp at its own base (a sampled sweep).
-  SmallVector<Visit> warpVisits(Value warpBase, bool inBounds = false) {
-    return visitsWith(keyFragments(warpBase, inBounds), warpBase);
-  }
-
   /// The visits of the iteration covering keys [s0, s0 + chunk()).
   SmallVector<Visit> visits(Value s0) {
     if (mma)

@@ -178,6 +178,39 @@ struct GSASerializeKernelsPass
         return signalPassFailure();
   }
 
+  /// The parts were lowered one by one, so a global the lowering names per
+  /// module (e.g. gpu.printf's format strings, printfFormat_0) can repeat
+  /// across them, and the joined PTX would define it twice: a module-local
+  /// global whose name another part also uses gets the part's name as a
+  /// suffix (external ones - the dynamic shared memory - are declarations
+  /// PTX accepts again).
+  static LogicalResult renameRepeatedLocals(ArrayRef<gpu::GPUModuleOp> members) {
+    auto local = [](LLVM::GlobalOp global) {
+      return global.getLinkage() == LLVM::Linkage::Internal ||
+             global.getLinkage() == LLVM::Linkage::Private;
+    };
+    llvm::StringMap<unsigned> uses;
+    for (gpu::GPUModuleOp member : members)
+      for (auto global : member.getOps<LLVM::GlobalOp>())
+        if (local(global))
+          ++uses[global.getSymName()];
+    for (gpu::GPUModuleOp member : members) {
+      SymbolTable table(member);
+      for (auto global :
+           llvm::make_early_inc_range(member.getOps<LLVM::GlobalOp>())) {
+        if (!local(global) || uses.lookup(global.getSymName()) < 2)
+          continue;
+        if (failed(table.rename(
+                global,
+                (global.getSymName() + "__" + member.getName()).str())))
+          return global.emitError() << "gsa-serialize-kernels: cannot give '"
+                                    << global.getSymName()
+                                    << "' a name of its own";
+      }
+    }
+    return success();
+  }
+
   /// Serialises `members` (a module, or the parts split from one) into one
   /// gpu.binary named `name`, their kernels on the context's threads, and
   /// points the launches of the parts' kernels at it.
@@ -206,37 +239,8 @@ struct GSASerializeKernelsPass
              << "gsa-serialize-kernels: the kernels of '" << name.getValue()
              << "' are in separate modules (gsa-split-kernel-modules), which "
                 "only PTX (isa) can join into one object";
-    // The parts were lowered one by one, so a global the lowering names per
-    // module (e.g. gpu.printf's format strings, printfFormat_0) can repeat
-    // across them, and the joined PTX would define it twice: a module-local
-    // global whose name another part also uses gets the part's name as a
-    // suffix (external ones - the dynamic shared memory - are declarations
-    // PTX accepts again).
-    auto local = [](LLVM::GlobalOp global) {
-      return global.getLinkage() == LLVM::Linkage::Internal ||
-             global.getLinkage() == LLVM::Linkage::Private;
-    };
-    llvm::StringMap<unsigned> uses;
-    if (members.size() > 1)
-      for (gpu::GPUModuleOp member : members)
-        for (auto global : member.getOps<LLVM::GlobalOp>())
-          if (local(global))
-            ++uses[global.getSymName()];
-    if (members.size() > 1)
-      for (gpu::GPUModuleOp member : members) {
-        SymbolTable table(member);
-        for (auto global :
-             llvm::make_early_inc_range(member.getOps<LLVM::GlobalOp>())) {
-          if (!local(global) || uses.lookup(global.getSymName()) < 2)
-            continue;
-          if (failed(table.rename(
-                  global, (global.getSymName() + "__" + member.getName())
-                              .str())))
-            return global.emitError()
-                   << "gsa-serialize-kernels: cannot give '"
-                   << global.getSymName() << "' a name of its own";
-        }
-      }
+    if (failed(renameRepeatedLocals(members)))
+      return failure();
     gpu::TargetOptions options(/*toolkitPath=*/{}, /*librariesToLink=*/{},
                                /*cmdOptions=*/{}, /*elfSection=*/{}, format,
                                symbolTable);

@@ -1017,8 +1017,9 @@ private:
   uint64_t workspaceSize_ = 0;
   std::mutex mutex;
   std::vector<cuda::CUfunction> functions;
-  /// Recorded launches per set of buffers (inputs, outputs, workspace), at
-  /// most kMaxGraphs; the sets launched once so far, at most kMaxSeen.
+  /// Recorded launches per set of buffers and stream (inputs, outputs,
+  /// workspace, stream), at most kMaxGraphs; the sets launched once so far,
+  /// at most kMaxSeen.
   static constexpr size_t kMaxGraphs = 8, kMaxSeen = 64;
   std::mutex graphMutex;
   std::map<std::vector<void *>, cuda::CUgraphExec> graphs;
