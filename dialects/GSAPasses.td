@@ -47,27 +47,40 @@ def ConvertGSAToLoops : Pass<"convert-gsa-to-loops"> {
 }
 
 
-def ConvertGSAToGPU : Pass<"convert-gsa-to-gpu", "::mlir::ModuleOp"> {
-  let summary = "lower the gsa ops to GPU kernels and their launches";
+def GSALowerSelection : Pass<"gsa-lower-selection", "::mlir::ModuleOp"> {
+  let summary = "lower gsa.adaptive_topk (with the indexer it fuses) and "
+                "gsa.indexer to tiled GPU kernels and their launches";
   let description = [{
-    Builds, for every `gsa.sparse_attention` (static shapes), a `gpu.func`
-    kernel in `gpu.module @gsa_kernels` and replaces the op with a
-    `gpu.launch_func` on flat buffers (inputs, then `o` and `lse`). The
-    launch ops are the manifest the runtime follows: kernel, grid, block and
-    which buffer goes where.
+    The selection pass of the GPU path. Every `gsa.adaptive_topk` becomes a
+    set of kernels in `gpu.module @gsa_kernels` and their
+    `gpu.launch_func`s, in order; a `gsa.indexer` whose only user is the
+    selection is fused into them (its scores are recomputed per sweep, the
+    L x L matrix is never built), any other indexer gets a kernel writing
+    its scores.
 
-    Kernel: one CTA of 4 warps per (query, key/value head, batch); the warps
-    split the query's selected set, each K/V row is loaded once per CTA and
-    serves all query heads of the GQA group (lane-strided head dimension,
-    xor-shuffle dot products), online softmax in base 2 with `ex2.approx`,
-    partial states combined in shared memory after one barrier, gates as
-    `tanh.approx` sigmoids, the `score_mod` region inlined.
+    Tiling: a CTA per tile of `select-rows-per-tile` query rows (per batch),
+    an inner loop over key chunks up to the tile's last row (the causal
+    limit; ragged tiles and chunks masked), the tile's queries staged in
+    shared memory or held as tensor-core fragments. With the tensor-core
+    indexer (bf16/f16, H_I = 4) and k_max <= 8192 the selection is sampled:
+    - `sample`: a 2048-bin histogram per row of a sample of its scores
+      gives each row a cut key;
+    - `stats`: one sweep over every key computes the row's moments (the
+      adaptive policies' variance), smallest and largest key, and collects
+      the keys above the cut (candidates); on sm_90a its products run on
+      wgmma against key chunks staged in a multi-buffered shared ring
+      (`select-wgmma-stages`), copied by cp.async or TMA (`select-tma`);
+    - `vbar` (training): the batch's mean variance V_bar;
+    - `finish`: per row, the exact top-k_t among the candidates (a
+      histogram over their range, ties to the larger position) written in
+      ascending order;
+    - `topk`: the radix select over all keys for the rows `finish` could
+      not take (too few candidates, overflow, many ties), or for every row
+      without the sampled form.
+    Nothing materialises the L x L scores. See docs/gpu-path.md.
 
-    `gsa.adaptive_topk` becomes three kernels (row statistics, the batch's
-    V_bar in training mode, radix top-k with an ordered write-out); a
-    `gsa.indexer` whose only user is the selection is fused into them (its
-    scores are recomputed per pass, never stored), any other indexer gets a
-    kernel writing its scores. See docs/gpu-path.md.
+    Run `gsa-decompose` first (a remaining `gsa.gated_sparse_attention` is
+    a located error).
   }];
   let options = [
     Option<"selectRowsPerTile", "select-rows-per-tile", "int64_t",
@@ -75,20 +88,6 @@ def ConvertGSAToGPU : Pass<"convert-gsa-to-gpu", "::mlir::ModuleOp"> {
            "query rows per thread block of the indexer / selection kernels "
            "(1 to 16; each key row read serves that many queries; -1: 12 "
            "from L = 98304 on, else 8)">,
-    Option<"attentionRowsInFlight", "attention-rows-in-flight", "int64_t",
-           /*default=*/"4",
-           "selected rows each warp of the attention kernel loads per "
-           "iteration (1 to 8): more loads in flight, more registers">,
-    Option<"attentionPregateValues", "attention-pregate-values", "bool",
-           /*default=*/"true",
-           "apply the value gate G2 once per key row in a separate kernel "
-           "(v' = v * sigmoid(gv) in v's type) so that the attention "
-           "gathers K and v' only">,
-    Option<"attentionTensorCores", "attention-tensor-cores", "bool",
-           /*default=*/"false",
-           "attention products (Q K^T, P V) with mma.sync: blocks of 16 "
-           "selected rows per warp, the GQA group's heads as the M rows "
-           "(bf16/f16, d_k a multiple of 16; other shapes use CUDA cores)">,
     Option<"selectMaxRegisters", "select-max-registers", "int64_t",
            /*default=*/"0",
            "register cap (ptxas .maxnreg) of the selection's sweep kernels "
@@ -131,6 +130,59 @@ def ConvertGSAToGPU : Pass<"convert-gsa-to-gpu", "::mlir::ModuleOp"> {
            "compute the fused indexer's qi . ki products of the selection "
            "with mma.sync (bf16/f16 inputs, H_I = 4, d_I a multiple of 16, "
            "rows per tile a multiple of 4; other shapes use CUDA cores)">
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::bufferization::BufferizationDialect",
+    "::mlir::gpu::GPUDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::NVVM::NVVMDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::vector::VectorDialect",
+  ];
+}
+
+
+
+def ConvertGSAToGPU : Pass<"convert-gsa-to-gpu", "::mlir::ModuleOp"> {
+  let summary = "lower the remaining gsa.sparse_attention ops to per-query "
+                "GPU kernels and their launches";
+  let description = [{
+    Builds, for every `gsa.sparse_attention` that `gsa-tile` did not take
+    over query tiles (static shapes), a `gpu.func` kernel in
+    `gpu.module @gsa_kernels` and replaces the op with a `gpu.launch_func`
+    on flat buffers (inputs, then `o` and `lse`). The launch ops are the
+    manifest the runtime follows: kernel, grid, block and which buffer goes
+    where. Lowers `gsa.sigmoid` in every kernel of `@gsa_kernels` (also
+    those other passes built) to one `tanh.approx`.
+
+    Kernel: one CTA of 4 warps per (query, key/value head, batch); the warps
+    split the query's selected set, each K/V row is loaded once per CTA and
+    serves all query heads of the GQA group (lane-strided head dimension,
+    xor-shuffle dot products), online softmax in base 2 with `ex2.approx`,
+    partial states combined in shared memory after one barrier, gates as
+    `tanh.approx` sigmoids, the `score_mod` region inlined.
+
+    Run `gsa-decompose` and `gsa-lower-selection` first: a remaining
+    `gsa.gated_sparse_attention`, `gsa.indexer` or `gsa.adaptive_topk` is a
+    located error.
+  }];
+  let options = [
+    Option<"attentionRowsInFlight", "attention-rows-in-flight", "int64_t",
+           /*default=*/"4",
+           "selected rows each warp of the attention kernel loads per "
+           "iteration (1 to 8): more loads in flight, more registers">,
+    Option<"attentionPregateValues", "attention-pregate-values", "bool",
+           /*default=*/"true",
+           "apply the value gate G2 once per key row in a separate kernel "
+           "(v' = v * sigmoid(gv) in v's type) so that the attention "
+           "gathers K and v' only">,
+    Option<"attentionTensorCores", "attention-tensor-cores", "bool",
+           /*default=*/"false",
+           "attention products (Q K^T, P V) with mma.sync: blocks of 16 "
+           "selected rows per warp, the GQA group's heads as the M rows "
+           "(bf16/f16, d_k a multiple of 16; other shapes use CUDA cores)">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

@@ -103,6 +103,14 @@ void buildValueGate(mlir::OpBuilder &b, mlir::Location loc, mlir::Value v,
 /// or as the prefix of a derived kernel (`<stem><n>_value_gate`, ...).
 std::string freeKernelName(mlir::ModuleOp module, llvm::StringRef stem);
 
+/// Fails, with a located error on each, where a gsa.gated_sparse_attention
+/// is left (the GPU lowerings take its parts: run gsa-decompose first).
+mlir::LogicalResult requireDecomposed(mlir::ModuleOp module);
+
+/// The module's gpu.module @gsa_kernels (created if missing), the module
+/// marked as a GPU container.
+mlir::gpu::GPUModuleOp kernelModule(mlir::ModuleOp module);
+
 /// The attribute naming the kernel a gpu.launch becomes.
 inline constexpr llvm::StringLiteral kKernelNameAttr = "gsa.kernel";
 /// On a gpu.launch: the outlined kernel's register cap (ptxas .maxnreg).

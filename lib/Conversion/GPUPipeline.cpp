@@ -124,28 +124,32 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
     pm.addPass(createGSAMapTensorCores(mapping));
   }
   pm.addPass(createGSAOutlineKernels());
-  // The other ops straight into kernels (selection, indexer, per-query
-  // attention).
-  ConvertGSAToGPUOptions lowering;
-  lowering.selectRowsPerTile = options.selectRowsPerTile;
-  lowering.selectTensorCores = options.selectTensorCores;
-  lowering.attentionRowsInFlight = options.attentionRowsInFlight;
-  lowering.attentionTensorCores = options.attentionTensorCores;
-  lowering.attentionPregateValues = options.attentionPregateValues;
-  lowering.selectSampled = options.selectSampled;
-  lowering.selectMaxRegisters = options.selectMaxRegisters;
-  lowering.selectWgmmaStages =
+  // The selection (adaptive top-k with its fused indexer, any other
+  // indexer) into its tiled kernels.
+  GSALowerSelectionOptions selection;
+  selection.selectRowsPerTile = options.selectRowsPerTile;
+  selection.selectTensorCores = options.selectTensorCores;
+  selection.selectSampled = options.selectSampled;
+  selection.selectMaxRegisters = options.selectMaxRegisters;
+  selection.selectWgmmaStages =
       options.selectWgmmaStages >= 0 ? options.selectWgmmaStages
                                      : (options.chip == "sm_90a" ? 6 : 0);
-  lowering.selectWgmmaQueries =
+  selection.selectWgmmaQueries =
       options.selectWgmmaQueries >= 0 ? options.selectWgmmaQueries : 16;
   // TMA copies of the stats sweep's key chunks (sm_90a): stats 14.01 ->
   // 13.17 ms fixed, 18.34 -> 17.31 inverse at 128K (docs/perf-log.md);
   // select-tma=2 for the sweeps with moments measured 15.32 vs 15.53 ms,
   // then 15.23-15.25 vs 15.17 (eighth session): not kept.
-  lowering.selectTma = options.selectTma >= 0
-                           ? options.selectTma
-                           : (options.chip == "sm_90a" ? 1 : 0);
+  selection.selectTma = options.selectTma >= 0
+                            ? options.selectTma
+                            : (options.chip == "sm_90a" ? 1 : 0);
+  pm.addPass(createGSALowerSelection(selection));
+  // The attention ops gsa-tile left (shapes outside the query tiles) into
+  // per-query kernels; gsa.sigmoid in every kernel.
+  ConvertGSAToGPUOptions lowering;
+  lowering.attentionRowsInFlight = options.attentionRowsInFlight;
+  lowering.attentionTensorCores = options.attentionTensorCores;
+  lowering.attentionPregateValues = options.attentionPregateValues;
   pm.addPass(createConvertGSAToGPU(lowering));
   // One module per kernel: the nested pipeline below lowers them in
   // parallel (gsa-serialize-kernels joins them into one binary again).

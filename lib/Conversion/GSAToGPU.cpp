@@ -1,7 +1,9 @@
 //===- GSAToGPU.cpp - the gsa ops as GPU kernels ---------------------------===//
 //
-// First GPU lowering: gsa.sparse_attention becomes a gpu.func kernel in the
-// gpu.module @gsa_kernels and the op a gpu.launch_func on flat buffers.
+// The per-query GPU lowering: a gsa.sparse_attention that gsa-tile did not
+// take over query tiles becomes a gpu.func kernel in the gpu.module
+// @gsa_kernels and the op a gpu.launch_func on flat buffers (the selection's
+// ops are gsa-lower-selection's).
 //
 // Kernel design (v2; the Hopper work of issue 6 goes further): one CTA of 4
 // warps per (query t, key/value head, batch b). All query heads of the GQA
@@ -504,119 +506,41 @@ struct ConvertGSAToGPUPass
   void runOnOperation() override {
     ModuleOp module = getOperation();
     MLIRContext *ctx = &getContext();
+    if (failed(requireDecomposed(module)))
+      return signalPassFailure();
+
+    // The selection's ops belong to gsa-lower-selection, which runs first.
     bool failedAny = false;
-    module.walk([&](GatedSparseAttentionOp op) {
-      op->emitOpError("must be decomposed before lowering to the GPU (run "
-                      "--gsa-decompose first)");
-      failedAny = true;
+    module.walk([&](Operation *op) {
+      if (isa<IndexerOp, AdaptiveTopKOp>(op)) {
+        op->emitOpError("must be lowered by --gsa-lower-selection before "
+                        "--convert-gsa-to-gpu");
+        failedAny = true;
+      }
     });
     if (failedAny)
       return signalPassFailure();
 
-    // The fused ops in program order. An indexer whose only user is a
-    // selection is fused into the selection's kernels (its L x L result is
-    // never built); any other indexer gets its own kernel.
-    SmallVector<Operation *> ops;
-    module.walk([&](Operation *op) {
-      if (isa<IndexerOp, AdaptiveTopKOp, SparseAttentionOp>(op))
-        ops.push_back(op);
-    });
-    auto fusedIndexer = [](AdaptiveTopKOp op) -> IndexerOp {
-      auto indexer = op.getScores().getDefiningOp<IndexerOp>();
-      if (indexer && indexer->hasOneUse())
-        return indexer;
-      return IndexerOp();
-    };
-    // Query rows per selection tile: the option, or with -1 chosen by the
-    // sequence length (operand 0 is qi [B, L, ..] or the scores [B, L, L]).
-    // Taller tiles serve more rows per key fragment but give fewer CTAs:
-    // on the H200, 12 rows beat 8 at 128K (whole call 61.6 -> 58.9 ms),
-    // were mixed at 64K and lost at 16K (select 2.5 -> 2.7 ms; perf-log).
-    auto rowsPerTileOf = [&](Operation *op) -> int64_t {
-      if (selectRowsPerTile != -1)
-        return selectRowsPerTile;
-      auto type = dyn_cast<ShapedType>(op->getOperand(0).getType());
-      bool longRows = type && type.hasRank() && type.getRank() > 1 &&
-                      type.getDimSize(1) >= 98304;
-      return longRows ? 12 : 8;
-    };
-    for (Operation *op : ops) {
-      LogicalResult ok = success();
-      if (auto o = dyn_cast<SparseAttentionOp>(op))
-        ok = checkStatic(o);
-      else if (auto o = dyn_cast<IndexerOp>(op))
-        ok = checkIndexerForGPU(o, rowsPerTileOf(o));
-      else
-        ok = checkSelectionForGPU(cast<AdaptiveTopKOp>(op), rowsPerTileOf(op));
-      if (failed(ok))
+    SmallVector<SparseAttentionOp> attentions;
+    module.walk([&](SparseAttentionOp op) { attentions.push_back(op); });
+    for (SparseAttentionOp op : attentions)
+      if (failed(checkStatic(op)))
         return signalPassFailure();
-    }
-    if (ops.empty()) {
+    if (attentions.empty()) {
       lowerKernelSigmoids(module);
       return;
     }
     if (attentionRowsInFlight < 1 || attentionRowsInFlight > 8) {
-      for (Operation *op : ops)
-        if (isa<SparseAttentionOp>(op)) {
-          op->emitOpError(fmt::format(
-              "the attention kernel takes 1 to 8 rows in flight per warp, "
-              "but attention-rows-in-flight = {}",
-              attentionRowsInFlight));
-          return signalPassFailure();
-        }
+      for (SparseAttentionOp op : attentions)
+        op->emitOpError(fmt::format(
+            "the attention kernel takes 1 to 8 rows in flight per warp, but "
+            "attention-rows-in-flight = {}",
+            attentionRowsInFlight));
+      return signalPassFailure();
     }
 
-    module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
-                    UnitAttr::get(ctx));
-    OpBuilder mb = OpBuilder::atBlockEnd(module.getBody());
-    auto kernels = module.lookupSymbol<gpu::GPUModuleOp>("gsa_kernels");
-    if (!kernels)
-      kernels = gpu::GPUModuleOp::create(mb, module.getLoc(), "gsa_kernels");
-
+    gpu::GPUModuleOp kernels = kernelModule(module);
     IRRewriter rewriter(ctx);
-    SmallVector<SparseAttentionOp> attentions;
-    for (auto [n, op] : llvm::enumerate(ops)) {
-      auto parent = op->getParentOfType<FunctionOpInterface>();
-      std::string prefix = fmt::format(
-          "{}_{}", parent ? parent.getName().str() : std::string("gsa"), n);
-      if (auto select = dyn_cast<AdaptiveTopKOp>(op)) {
-        IndexerOp indexer = fusedIndexer(select);
-        if (selectWgmmaStages == 1 || selectWgmmaStages < 0 ||
-            selectWgmmaStages > 6) {
-          select->emitOpError(fmt::format(
-              "the wgmma statistics sweep takes 2 to 6 stages (0: none), but "
-              "select-wgmma-stages = {}",
-              selectWgmmaStages.getValue()));
-          return signalPassFailure();
-        }
-        if (selectWgmmaQueries != 16 && selectWgmmaQueries != 32) {
-          select->emitOpError(fmt::format(
-              "the wgmma statistics sweep takes 16 or 32 queries per "
-              "warpgroup, but select-wgmma-queries = {}",
-              selectWgmmaQueries.getValue()));
-          return signalPassFailure();
-        }
-        if (selectTma < 0 || selectTma > 2) {
-          select->emitOpError(fmt::format(
-              "select-tma takes 0 (cp.async), 1 (TMA, slots freed by a CTA "
-              "barrier) or 2 (TMA, slots freed by per-slot barriers), but "
-              "is {}",
-              selectTma.getValue()));
-          return signalPassFailure();
-        }
-        lowerSelectionToGPU(select, indexer, kernels, rewriter, prefix,
-                            rowsPerTileOf(select), selectTensorCores,
-                            selectSampled, selectMaxRegisters,
-                            selectWgmmaStages, selectWgmmaQueries, selectTma);
-      } else if (auto indexer = dyn_cast<IndexerOp>(op)) {
-        if (!indexer->hasOneUse() ||
-            !isa<AdaptiveTopKOp>(*indexer->getUsers().begin()))
-          lowerIndexerToGPU(indexer, kernels, rewriter, prefix,
-                            rowsPerTileOf(indexer));
-      } else {
-        attentions.push_back(cast<SparseAttentionOp>(op));
-      }
-    }
     for (SparseAttentionOp op : attentions) {
       Location loc = op.getLoc();
       auto parent = op->getParentOfType<FunctionOpInterface>();
@@ -717,6 +641,25 @@ void buildValueGate(OpBuilder &b, Location loc, Value v, Value gv, Value out,
       y.push_back(e.mul(x[i], e.sigmoid(g[i])));
     storeLaneRow(b, loc, y, out, first);
   });
+}
+
+LogicalResult requireDecomposed(ModuleOp module) {
+  bool found = false;
+  module.walk([&](GatedSparseAttentionOp op) {
+    op->emitOpError("must be decomposed before lowering to the GPU (run "
+                    "--gsa-decompose first)");
+    found = true;
+  });
+  return failure(found);
+}
+
+gpu::GPUModuleOp kernelModule(ModuleOp module) {
+  module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
+                  UnitAttr::get(module.getContext()));
+  if (auto kernels = module.lookupSymbol<gpu::GPUModuleOp>("gsa_kernels"))
+    return kernels;
+  OpBuilder b = OpBuilder::atBlockEnd(module.getBody());
+  return gpu::GPUModuleOp::create(b, module.getLoc(), "gsa_kernels");
 }
 
 std::string freeKernelName(ModuleOp module, StringRef stem) {

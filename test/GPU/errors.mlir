@@ -1,4 +1,4 @@
-// RUN: gsa-opt %s --convert-gsa-to-gpu -split-input-file -verify-diagnostics
+// RUN: gsa-opt %s --gsa-lower-selection --convert-gsa-to-gpu -split-input-file -verify-diagnostics
 
 func.func @dynamic(%q: tensor<1x?x4x64xf16>, %k: tensor<1x?x1x64xf16>, %v: tensor<1x?x1x64xf16>,
                    %idx: tensor<1x?x8xi32>, %cnt: tensor<1x?xi32>) {

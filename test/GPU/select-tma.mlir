@@ -1,7 +1,7 @@
-// RUN: gsa-opt %s --convert-gsa-to-gpu="select-wgmma-stages=6 select-tma=1" | FileCheck %s
-// RUN: gsa-opt %s --convert-gsa-to-gpu="select-wgmma-stages=6 select-tma=2" | FileCheck %s --check-prefix=EMPTY
-// RUN: gsa-opt %s --convert-gsa-to-gpu="select-wgmma-stages=6" | FileCheck %s --check-prefix=CPASYNC
-// RUN: not gsa-opt %s --convert-gsa-to-gpu="select-wgmma-stages=6 select-tma=3" 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: gsa-opt %s --gsa-lower-selection="select-wgmma-stages=6 select-tma=1" | FileCheck %s
+// RUN: gsa-opt %s --gsa-lower-selection="select-wgmma-stages=6 select-tma=2" | FileCheck %s --check-prefix=EMPTY
+// RUN: gsa-opt %s --gsa-lower-selection="select-wgmma-stages=6" | FileCheck %s --check-prefix=CPASYNC
+// RUN: not gsa-opt %s --gsa-lower-selection="select-wgmma-stages=6 select-tma=3" 2>&1 | FileCheck %s --check-prefix=BAD
 
 // The wgmma statistics sweep with its key chunks by TMA (select-tma): the
 // host builds ki's tensor map ([B, L, d_I] in boxes of one 64-key chunk's

@@ -1,4 +1,4 @@
-// RUN: gsa-opt %s -split-input-file --convert-gsa-to-gpu="select-wgmma-stages=3" | FileCheck %s
+// RUN: gsa-opt %s -split-input-file --gsa-lower-selection="select-wgmma-stages=3" | FileCheck %s
 
 // The wgmma statistics sweep with the paper's sigmoid activation and
 // scale / 2 a power of two (here the default 1 / sqrt(d_I) = 1/8): scale

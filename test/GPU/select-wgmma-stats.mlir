@@ -1,10 +1,10 @@
-// RUN: gsa-opt %s --convert-gsa-to-gpu="select-wgmma-stages=3" | FileCheck %s
-// RUN: gsa-opt %s --convert-gsa-to-gpu | FileCheck %s --check-prefix=SYNC
-// RUN: not gsa-opt %s --convert-gsa-to-gpu="select-wgmma-stages=1" 2>&1 | FileCheck %s --check-prefix=BAD
-// RUN: not gsa-opt %s --convert-gsa-to-gpu="select-wgmma-stages=7" 2>&1 | FileCheck %s --check-prefix=BAD7
-// RUN: gsa-opt %s --convert-gsa-to-gpu="select-wgmma-stages=6" | FileCheck %s --check-prefix=SIX
-// RUN: gsa-opt %s --convert-gsa-to-gpu="select-wgmma-stages=3 select-wgmma-queries=32" | FileCheck %s --check-prefix=PAIRS
-// RUN: not gsa-opt %s --convert-gsa-to-gpu="select-wgmma-stages=3 select-wgmma-queries=24" 2>&1 | FileCheck %s --check-prefix=BADQ
+// RUN: gsa-opt %s --gsa-lower-selection="select-wgmma-stages=3" | FileCheck %s
+// RUN: gsa-opt %s --gsa-lower-selection | FileCheck %s --check-prefix=SYNC
+// RUN: not gsa-opt %s --gsa-lower-selection="select-wgmma-stages=1" 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: not gsa-opt %s --gsa-lower-selection="select-wgmma-stages=7" 2>&1 | FileCheck %s --check-prefix=BAD7
+// RUN: gsa-opt %s --gsa-lower-selection="select-wgmma-stages=6" | FileCheck %s --check-prefix=SIX
+// RUN: gsa-opt %s --gsa-lower-selection="select-wgmma-stages=3 select-wgmma-queries=32" | FileCheck %s --check-prefix=PAIRS
+// RUN: not gsa-opt %s --gsa-lower-selection="select-wgmma-stages=3 select-wgmma-queries=24" 2>&1 | FileCheck %s --check-prefix=BADQ
 
 // The selection's statistics sweep on wgmma (convert-gsa-to-gpu's
 // select-wgmma-stages; gsa-gpu-pipeline sets 6 for sm_90a). B = 2, L = 100:

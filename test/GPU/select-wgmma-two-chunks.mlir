@@ -1,5 +1,5 @@
-// RUN: gsa-opt %s --convert-gsa-to-gpu="select-wgmma-stages=6" | FileCheck %s
-// RUN: gsa-opt %s --convert-gsa-to-gpu="select-wgmma-stages=4" | FileCheck %s --check-prefix=FOUR
+// RUN: gsa-opt %s --gsa-lower-selection="select-wgmma-stages=6" | FileCheck %s
+// RUN: gsa-opt %s --gsa-lower-selection="select-wgmma-stages=4" | FileCheck %s --check-prefix=FOUR
 
 // The wgmma statistics sweep over a ring of 6 slots takes two chunks per
 // barrier where it carries no f64 moments (the fixed policy at inference):

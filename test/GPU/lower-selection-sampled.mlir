@@ -1,8 +1,8 @@
-// RUN: gsa-opt %s --convert-gsa-to-gpu | FileCheck %s
-// RUN: gsa-opt %s --convert-gsa-to-gpu="select-sampled=0" | FileCheck %s --check-prefix=RADIX
-// RUN: gsa-opt %s --convert-gsa-to-gpu="select-max-registers=96" | FileCheck %s --check-prefix=CAP
-// RUN: gsa-opt %s --convert-gsa-to-gpu | FileCheck %s --check-prefix=FIXED
-// RUN: gsa-opt %s --convert-gsa-to-gpu="select-sampled=0 select-wgmma-stages=4" | FileCheck %s --check-prefix=WGRADIX
+// RUN: gsa-opt %s --gsa-lower-selection | FileCheck %s
+// RUN: gsa-opt %s --gsa-lower-selection="select-sampled=0" | FileCheck %s --check-prefix=RADIX
+// RUN: gsa-opt %s --gsa-lower-selection="select-max-registers=96" | FileCheck %s --check-prefix=CAP
+// RUN: gsa-opt %s --gsa-lower-selection | FileCheck %s --check-prefix=FIXED
+// RUN: gsa-opt %s --gsa-lower-selection="select-sampled=0 select-wgmma-stages=4" | FileCheck %s --check-prefix=WGRADIX
 
 // The sampled selection (the default with the tensor-core indexer): B = 2,
 // L = 100, k_max = 32, so the sample aims at 32 + 8 + 128 = 168 candidates

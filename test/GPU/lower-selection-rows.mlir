@@ -1,5 +1,5 @@
-// RUN: gsa-opt %s --convert-gsa-to-gpu="select-rows-per-tile=-1" -split-input-file | FileCheck %s
-// RUN: gsa-opt %s --convert-gsa-to-gpu -split-input-file | FileCheck %s --check-prefix=EIGHT
+// RUN: gsa-opt %s --gsa-lower-selection="select-rows-per-tile=-1" -split-input-file | FileCheck %s
+// RUN: gsa-opt %s --gsa-lower-selection -split-input-file | FileCheck %s --check-prefix=EIGHT
 
 // select-rows-per-tile=-1 (what gsa-gpu-pipeline passes by default): the
 // selection's tile height by sequence length - 12 query rows from L =
