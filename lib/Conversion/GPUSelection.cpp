@@ -2363,8 +2363,13 @@ constexpr int64_t kMaxTies = 1024;
 constexpr int64_t kFinishBinBits = 11;
 constexpr int64_t kFinishBins = int64_t(1) << kFinishBinBits;
 constexpr int64_t kFinishList = 512;
-/// Candidates per thread and iteration of the finish kernel's sweeps.
+/// Candidates per thread and iteration of the finish kernel's sweeps; the
+/// compact path's first sweep, which loads keys only, takes 8 (finish
+/// -15% at 128K structured fixed together with the block-wide bin search
+/// and the write-out's skipped empty steps, perf-log 2026-12-07; the
+/// second sweep at 8 measured the same as at 4).
 constexpr int64_t kFinishUnroll = 4;
+constexpr int64_t kFinishKeyUnroll = 8;
 
 /// One warp (all 32 lanes): the bin of a 256-bin histogram, counted from
 /// the top, where the running count first reaches `remain` (i32), the
@@ -2622,26 +2627,41 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
           zero, steps, ValueRange{at0},
           [&](Value s, ValueRange outer) -> SmallVector<Value> {
             auto [wordIndex, word] = stepWord(s);
-            Value bits = LLVM::CtPopOp::create(b, loc, i32, word);
-            Value inclusive = warpInclusiveSum(b, loc, bits);
-            Value stepTotal = gpu::ShuffleOp::create(
-                                  b, loc, inclusive, kWarpSize - 1,
-                                  kWarpSize, gpu::ShuffleMode::IDX)
-                                  .getShuffleResult();
-            Value at = e.add(outer[0], e.sub(inclusive, bits));
-            Value wordStart = e.add(
-                w032, e.mul(e.indexToI32(wordIndex), e.i32(32)));
-            e.loopCarry(
-                zero, e.i32ToIndex(bits), ValueRange{word, at},
-                [&](Value, ValueRange c) -> SmallVector<Value> {
-                  // (c[0] is not 0 here: popc(word) iterations.)
-                  Value bit = LLVM::CountTrailingZerosOp::create(
-                      b, loc, i32, c[0], b.getBoolAttr(true));
-                  e.store(e.add(wordStart, bit), indices,
-                          {e.add(rowOut(), e.i32ToIndex(c[1]))});
-                  return {e.andi(c[0], e.sub(c[0], e.i32(1))),
-                          e.add(c[1], e.i32(1))};
-                });
+            auto writeStep = [&]() -> SmallVector<Value> {
+              Value bits = LLVM::CtPopOp::create(b, loc, i32, word);
+              Value inclusive = warpInclusiveSum(b, loc, bits);
+              Value stepTotal = gpu::ShuffleOp::create(
+                                    b, loc, inclusive, kWarpSize - 1,
+                                    kWarpSize, gpu::ShuffleMode::IDX)
+                                    .getShuffleResult();
+              Value at = e.add(outer[0], e.sub(inclusive, bits));
+              Value wordStart = e.add(
+                  w032, e.mul(e.indexToI32(wordIndex), e.i32(32)));
+              e.loopCarry(
+                  zero, e.i32ToIndex(bits), ValueRange{word, at},
+                  [&](Value, ValueRange c) -> SmallVector<Value> {
+                    // (c[0] is not 0 here: popc(word) iterations.)
+                    Value bit = LLVM::CountTrailingZerosOp::create(
+                        b, loc, i32, c[0], b.getBoolAttr(true));
+                    e.store(e.add(wordStart, bit), indices,
+                            {e.add(rowOut(), e.i32ToIndex(c[1]))});
+                    return {e.andi(c[0], e.sub(c[0], e.i32(1))),
+                            e.add(c[1], e.i32(1))};
+                  });
+              return {stepTotal};
+            };
+            // Steps without a taken position (most of a long row's, where
+            // the selections cluster) skip the warp scan: its five
+            // dependent shuffles were the write-out's main stall (ncu,
+            // 2026-12-07).
+            Value any = e.cmpi(arith::CmpIPredicate::ne,
+                               warpBallot(b, loc,
+                                          e.cmpi(arith::CmpIPredicate::ne,
+                                                 word, e.i32(0))),
+                               e.i32(0));
+            Value stepTotal = e.ifElse(any, writeStep, [&]() {
+              return SmallVector<Value>{e.i32(0)};
+            })[0];
             return {e.add(outer[0], stepTotal)};
           });
       // Everyone has read the window before the next one clears it.
@@ -2683,26 +2703,61 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
     e.ifThen(oneWindow, [&]() {
       e.loopStep(tid, e.index(kFinishBins), nt,
                  [&](Value i) { e.store(e.i32(0), hist, {i}); });
+      // No bin until a thread finds one (the row's candidates may hold
+      // fewer than k).
+      e.ifThen(lead, [&]() { e.store(e.i32(-1), compactScalars, {zero}); });
       gpu::BarrierOp::create(b, loc);
-      forEachCandidate(false, [&](Value key, Value, Value live) {
-        e.ifThen(live, [&]() {
-          memref::AtomicRMWOp::create(b, loc, arith::AtomicRMWKind::addi,
-                                      e.i32(1), hist,
-                                      ValueRange{arith::IndexCastUIOp::create(
-                                          b, loc, b.getIndexType(), binOf(key))});
-        });
-      });
+      forEachCandidate(
+          false,
+          [&](Value key, Value, Value live) {
+            e.ifThen(live, [&]() {
+              memref::AtomicRMWOp::create(
+                  b, loc, arith::AtomicRMWKind::addi, e.i32(1), hist,
+                  ValueRange{arith::IndexCastUIOp::create(
+                      b, loc, b.getIndexType(), binOf(key))});
+            });
+          },
+          kFinishKeyUnroll);
       gpu::BarrierOp::create(b, loc);
-      e.ifThen(warp0, [&]() {
-        TopBin found =
-            warpTopBin(e, hist, zero, kFinishBins, lane, e.indexToI32(k));
-        e.ifThen(lead, [&]() {
-          e.store(found.bin, compactScalars, {zero});
-          e.store(e.sub(e.indexToI32(k), found.above), compactScalars,
-                  {e.index(1)});
-          e.store(found.own, compactScalars, {e.index(2)});
-          e.store(e.i32(0), compactScalars, {e.index(3)});
-        });
+      // The k-th largest's bin by the whole block: thread i sums the
+      // kFinishBins / threads bins below the top's i-th group, a block
+      // scan gives the count above each group, and the thread whose
+      // group reaches k walks it. (Warp 0 alone - 64 bins a lane, then
+      // a 64-bin walk - kept the other warps waiting at the barrier for
+      // 9% of the kernel's stall samples, ncu 2026-12-07.)
+      const int64_t perThread = kFinishBins / threads;
+      Value goal = e.indexToI32(k);
+      Value top = e.sub(e.index(kFinishBins - 1),
+                        e.mul(tid, e.index(perThread)));
+      SmallVector<Value> counts;
+      Value own = e.i32(0);
+      for (int64_t i = 0; i < perThread; ++i) {
+        counts.push_back(e.load(hist, {e.sub(top, e.index(i))}));
+        own = e.add(own, counts.back());
+      }
+      Value above = blockExclusiveSum(b, loc, own, lane, warp, warpTotals,
+                                      warps)
+                        .first;
+      Value mine = e.andi(
+          e.cmpi(arith::CmpIPredicate::slt, above, goal),
+          e.cmpi(arith::CmpIPredicate::sge, e.add(above, own), goal));
+      e.ifThen(mine, [&]() {
+        Value bin = e.i32(-1), binAbove = e.i32(0), binCount = e.i32(0);
+        Value running = above;
+        for (int64_t i = 0; i < perThread; ++i) {
+          Value next = e.add(running, counts[i]);
+          Value hit = e.andi(
+              e.cmpi(arith::CmpIPredicate::eq, bin, e.i32(-1)),
+              e.cmpi(arith::CmpIPredicate::sge, next, goal));
+          bin = e.select(hit, e.indexToI32(e.sub(top, e.index(i))), bin);
+          binAbove = e.select(hit, running, binAbove);
+          binCount = e.select(hit, counts[i], binCount);
+          running = next;
+        }
+        e.store(bin, compactScalars, {zero});
+        e.store(e.sub(goal, binAbove), compactScalars, {e.index(1)});
+        e.store(binCount, compactScalars, {e.index(2)});
+        e.store(e.i32(0), compactScalars, {e.index(3)});
       });
       gpu::BarrierOp::create(b, loc);
     });

@@ -134,8 +134,14 @@
 // CHECK-NEXT: arith.minui %[[SHIFTED]], %c2047_i32 : i32
 // CHECK: memref.atomic_rmw addi %c1_i32{{[_0-9]*}}, %[[FHIST]]
 // CHECK: gpu.barrier
-// CHECK: scf.for {{.*}} to %c64 step {{.*}} -> (i32)
+// The k-th's bin found by the whole block: 8 bins a thread, a block scan
+// (a warp scan, the warp totals through shared memory after a barrier),
+// and the thread whose bins reach k walks them and writes the bin.
+// CHECK-COUNT-8: memref.load %[[FHIST]]
 // CHECK: gpu.shuffle  up
+// CHECK: gpu.barrier
+// CHECK: scf.if
+// CHECK: memref.store {{.*}} : memref<4xi32, #gpu.address_space<workgroup>>
 // CHECK: gpu.barrier
 // CHECK: %[[SMALLBIN:.*]] = arith.cmpi sle, %{{.*}}, %c512_i32 : i32
 // CHECK: %[[FOUND:.*]] = arith.cmpi sge, %[[BIN:.*]], %c0_i32{{[_0-9]*}} : i32
@@ -181,6 +187,9 @@
 // CHECK: gpu.barrier
 // CHECK: gpu.shuffle  idx %{{.*}}, %c0_i32
 // CHECK: scf.for %{{.*}} = %c0 to %[[STEPS]] step %{{.*}} iter_args(%{{.*}}) -> (i32) {
+// A step none of whose words holds a bit skips the scan.
+// CHECK: nvvm.vote.sync  ballot
+// CHECK: scf.if
 // CHECK-COUNT-5: gpu.shuffle  up
 // CHECK: gpu.shuffle  idx %{{.*}}, %c31_i32
 // CHECK: "llvm.intr.cttz"(%{{.*}}) <{is_zero_poison = true}>
