@@ -457,6 +457,8 @@ def main():
     # case's GSA_GPU_OPTIONS (e.g. attention-stages=4).
     parser.add_argument("--first", type=int, default=0,
                         help="run only the first N cases (e.g. under compute-sanitizer)")
+    parser.add_argument("--last", type=int, default=0,
+                        help="run only the last N cases (e.g. --large --last 2: the large ones)")
     args = parser.parse_args()
     out_dir = Path(os.environ.get("OUT", tempfile.mkdtemp()))
     use_libgsa(args.lib, "libgsa-select.so")
@@ -557,6 +559,8 @@ def main():
                   for s in (True, False)]
     if args.first:
         cases = cases[:args.first]
+    if args.last:
+        cases = cases[-args.last:]
     results = []
     with open(out_dir / "select_check.jsonl", "w") as log:
         for case in cases:
