@@ -67,9 +67,10 @@ def GSALowerSelection : Pass<"gsa-lower-selection", "::mlir::ModuleOp"> {
       gives each row a cut key;
     - `stats`: one sweep over every key computes the row's moments (the
       adaptive policies' variance), smallest and largest key, and collects
-      the keys above the cut (candidates); on sm_90a its products run on
-      wgmma against key chunks staged in a multi-buffered shared ring
-      (`select-wgmma-stages`), copied by cp.async or TMA (`select-tma`);
+      the keys above the cut (candidates); with `select-wgmma-stages` > 0
+      (sm_90a; `gsa-gpu-pipeline` sets 6 and `select-tma=1` there) its
+      products run on wgmma against key chunks staged in a multi-buffered
+      shared ring, copied by cp.async or TMA (`select-tma`);
     - `vbar` (training): the batch's mean variance V_bar;
     - `finish`: per row, the exact top-k_t among the candidates (a
       histogram over their range, ties to the larger position) written in
@@ -80,7 +81,9 @@ def GSALowerSelection : Pass<"gsa-lower-selection", "::mlir::ModuleOp"> {
     Nothing materialises the L x L scores. See docs/gpu-path.md.
 
     Run `gsa-decompose` first (a remaining `gsa.gated_sparse_attention` is
-    a located error).
+    a located error). The user's regions are inlined into the kernels as
+    they are: `convert-gsa-to-gpu`, which runs next, lowers their
+    `gsa.sigmoid`s.
   }];
   let options = [
     Option<"selectRowsPerTile", "select-rows-per-tile", "int64_t",

@@ -1,4 +1,4 @@
-//===- GPUKernels.h - the kernel builders of convert-gsa-to-gpu -*- C++ -*-===//
+//===- GPUKernels.h - kernel builders of the GPU lowering passes -*- C++ -*-===//
 //
 // Each builder turns one gsa op (or a fused pair) into gpu.func kernels in
 // the module's gpu.module and replaces the op by host code: flat buffers,

@@ -2425,7 +2425,8 @@ struct Candidates {
 /// (a histogram over the candidates' key range, the k_t-th's bin ranked in
 /// shared memory; see below), else an exact radix select of the k_t-th
 /// largest key (4 passes of 8 bits over a shared
-/// histogram, the bin found by one warp), ties at the threshold to the
+/// histogram, the bin found by one warp; the compact path's 2048-bin one by
+/// the whole block), ties at the threshold to the
 /// largest positions (ranked only where some ties are left out), and the
 /// selected positions written in ascending
 /// order through a bitmap over the positions (a window of 32 x
@@ -2433,7 +2434,8 @@ struct Candidates {
 /// the words, each thread writing its words' positions); the row is marked
 /// done. Any other row (too few candidates, overflow, more than kMaxTies
 /// ties) is left to the topk kernel (done = 0). The candidates are read
-/// from L2 in every pass (4 per thread and iteration, loads first): held in
+/// from L2 in every pass (4 per thread and iteration, 8 in the compact
+/// path's key sweep; loads first): held in
 /// registers instead, they cost occupancy (2 CTAs per SM) and measured
 /// slower.
 void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
@@ -2703,8 +2705,8 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
     e.ifThen(oneWindow, [&]() {
       e.loopStep(tid, e.index(kFinishBins), nt,
                  [&](Value i) { e.store(e.i32(0), hist, {i}); });
-      // No bin until a thread finds one (the row's candidates may hold
-      // fewer than k).
+      // (A safeguard: with at least k candidates in the histogram, as the
+      // path requires, exactly one thread finds the bin and overwrites it.)
       e.ifThen(lead, [&]() { e.store(e.i32(-1), compactScalars, {zero}); });
       gpu::BarrierOp::create(b, loc);
       forEachCandidate(
@@ -2725,15 +2727,17 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
       // group reaches k walks it. (Warp 0 alone - 64 bins a lane, then
       // a 64-bin walk - kept the other warps waiting at the barrier for
       // 9% of the kernel's stall samples, ncu 2026-12-07.)
+      assert(kFinishBins % threads == 0 && threads <= kFinishBins &&
+             "whole groups of bins per thread");
       const int64_t perThread = kFinishBins / threads;
       Value goal = e.indexToI32(k);
       Value top = e.sub(e.index(kFinishBins - 1),
                         e.mul(tid, e.index(perThread)));
-      SmallVector<Value> counts;
+      SmallVector<Value> binCounts;
       Value own = e.i32(0);
       for (int64_t i = 0; i < perThread; ++i) {
-        counts.push_back(e.load(hist, {e.sub(top, e.index(i))}));
-        own = e.add(own, counts.back());
+        binCounts.push_back(e.load(hist, {e.sub(top, e.index(i))}));
+        own = e.add(own, binCounts.back());
       }
       Value above = blockExclusiveSum(b, loc, own, lane, warp, warpTotals,
                                       warps)
@@ -2745,13 +2749,13 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
         Value bin = e.i32(-1), binAbove = e.i32(0), binCount = e.i32(0);
         Value running = above;
         for (int64_t i = 0; i < perThread; ++i) {
-          Value next = e.add(running, counts[i]);
+          Value next = e.add(running, binCounts[i]);
           Value hit = e.andi(
               e.cmpi(arith::CmpIPredicate::eq, bin, e.i32(-1)),
               e.cmpi(arith::CmpIPredicate::sge, next, goal));
           bin = e.select(hit, e.indexToI32(e.sub(top, e.index(i))), bin);
           binAbove = e.select(hit, running, binAbove);
-          binCount = e.select(hit, counts[i], binCount);
+          binCount = e.select(hit, binCounts[i], binCount);
           running = next;
         }
         e.store(bin, compactScalars, {zero});

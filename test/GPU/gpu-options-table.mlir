@@ -12,7 +12,7 @@
 // The GPU pipeline's switches come from one table
 // (include/gsa/Conversion/GPUPipelineOptions.def): the selection's tile
 // height and register cap, which gsa-opt's pipeline and gsa-compile did not
-// all offer before, reach convert-gsa-to-gpu through both. B = 1, L = 64:
+// all offer before, reach gsa-lower-selection through both. B = 1, L = 64:
 // 4-row tiles are 16 CTAs (8-row tiles, the default below L = 98304, 8),
 // and the sweep kernels carry .maxnreg 96.
 // The table's ranges hold in gsa-opt and gsa-compile too (not only in the

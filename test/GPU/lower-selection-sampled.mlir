@@ -116,7 +116,7 @@
 // CHECK: gpu.func @select_1_select_finish
 // The compact path first, for rows whose positions fit one bitmap window
 // (131072): a 2048-bin histogram of key - cut over the row's candidates,
-// warp 0's scan for the bin of the k-th largest (64 bins per lane), then -
+// the block's search for the bin of the k-th largest (8 bins a thread), then -
 // where that bin holds at most 512 candidates - a second sweep that sets
 // the bits above the bin and lists the bin's keys and positions in shared
 // memory, each listed candidate ranked against the others (a larger key,
@@ -125,7 +125,12 @@
 // CHECK-NEXT: scf.if %[[ONEWINDOW]] {
 // CHECK: scf.for %{{.*}} = %thread_id_x to %c2048 step %c256
 // CHECK: memref.store %c0_i32{{[_0-9]*}}, %[[FHIST:.*]][%{{.*}}] : memref<2048xi32, #gpu.address_space<workgroup>>
+// The lead's -1 (no bin yet) before the barrier; then the keys 8 a thread
+// (a step of 8 x 256).
+// CHECK: memref.store %c-1_i32{{[_0-9]*}}, %{{.*}}[%c0{{[_0-9]*}}] : memref<4xi32, #gpu.address_space<workgroup>>
 // CHECK: gpu.barrier
+// CHECK: scf.for %{{.*}} = %thread_id_x to %{{.*}} step %c2048
+// CHECK-COUNT-8: memref.load %{{.*}} : memref<62400xi32>
 // The bin of key - cut (a key below the cut, which the stats sweep never
 // takes, would count in bin 0, not wrap around), clamped to the last.
 // CHECK: %[[ATLEAST:.*]] = arith.maxui %{{.*}}, %[[CUT:.*]] : i32
@@ -138,9 +143,16 @@
 // (a warp scan, the warp totals through shared memory after a barrier),
 // and the thread whose bins reach k walks them and writes the bin.
 // CHECK-COUNT-8: memref.load %[[FHIST]]
+// CHECK-NOT: memref.load %[[FHIST]]
 // CHECK: gpu.shuffle  up
 // CHECK: gpu.barrier
-// CHECK: scf.if
+// CHECK: %[[ABOVE:.*]] = arith.subi %{{.*}}, %[[OWN:.*]] : i32
+// CHECK-NEXT: %[[INCL:.*]] = arith.addi %[[ABOVE]], %[[OWN]] : i32
+// CHECK-NEXT: %[[REACHES:.*]] = arith.cmpi sge, %[[INCL]], %[[GOAL:.*]] : i32
+// CHECK-NEXT: %[[BELOW:.*]] = arith.cmpi slt, %[[ABOVE]], %[[GOAL]] : i32
+// CHECK-NEXT: %[[MINE:.*]] = arith.andi %[[BELOW]], %[[REACHES]] : i1
+// CHECK-NEXT: scf.if %[[MINE]] {
+// CHECK-COUNT-8: arith.cmpi sge, %{{.*}}, %[[GOAL]] : i32
 // CHECK: memref.store {{.*}} : memref<4xi32, #gpu.address_space<workgroup>>
 // CHECK: gpu.barrier
 // CHECK: %[[SMALLBIN:.*]] = arith.cmpi sle, %{{.*}}, %c512_i32 : i32

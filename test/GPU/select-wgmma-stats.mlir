@@ -6,7 +6,7 @@
 // RUN: gsa-opt %s --gsa-lower-selection="select-wgmma-stages=3 select-wgmma-queries=32" | FileCheck %s --check-prefix=PAIRS
 // RUN: not gsa-opt %s --gsa-lower-selection="select-wgmma-stages=3 select-wgmma-queries=24" 2>&1 | FileCheck %s --check-prefix=BADQ
 
-// The selection's statistics sweep on wgmma (convert-gsa-to-gpu's
+// The selection's statistics sweep on wgmma (gsa-lower-selection's
 // select-wgmma-stages; gsa-gpu-pipeline sets 6 for sm_90a). B = 2, L = 100:
 // 32 query rows per CTA (each of the two warpgroups 16 queries x 4 heads,
 // the M = 64 of wgmma) is a 4 x 2 grid, while the other selection kernels
