@@ -20,6 +20,7 @@
 
 #include "CUDADriver.h"
 #include "DiskCache.h"
+#include "LaunchGraphCache.h"
 #include "GSASourceHash.h"
 
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
@@ -612,25 +613,21 @@ public:
       key.push_back(workspace);
       key.push_back(stream);
       std::unique_lock<std::mutex> lock(graphMutex);
-      if (auto it = graphs.find(key); it != graphs.end())
-        return (*driver)->launchGraph(it->second, stream);
-      if (!seenOnce.insert(key).second) {
+      if (auto recorded = graphs.find(key))
+        return (*driver)->launchGraph(*recorded, stream);
+      if (graphs.seenBefore(key)) {
         auto exec = record(**driver, inputs, outputs, workspace);
         if (exec) {
-          if (graphs.size() >= kMaxGraphs) {
-            (*driver)->destroyGraph(graphs.begin()->second);
-            graphs.erase(graphs.begin());
-          }
-          graphs.emplace(key, *exec);
+          // (A dropped graph still running finishes first: the driver
+          // frees an executing graph when it completes.)
+          if (auto dropped = graphs.insert(key, *exec))
+            (*driver)->destroyGraph(*dropped);
           return (*driver)->launchGraph(*exec, stream);
         }
         // A driver that cannot record these launches: launch directly from
         // now on (the launches themselves report any real error).
         llvm::consumeError(exec.takeError());
         graphsBroken = true;
-      } else if (seenOnce.size() > kMaxSeen) {
-        seenOnce.clear();
-        seenOnce.insert(key);
       }
     }
     // Scratch lives in stream order: allocated before the launches, freed
@@ -668,8 +665,8 @@ public:
       llvm::consumeError(driver.takeError());
       return;
     }
-    for (auto &[key, exec] : graphs)
-      (*driver)->destroyGraph(exec);
+    graphs.forEach(
+        [&](cuda::CUgraphExec exec) { (*driver)->destroyGraph(exec); });
     if (captureStream)
       (*driver)->destroyStream(captureStream);
   }
@@ -1018,12 +1015,12 @@ private:
   std::mutex mutex;
   std::vector<cuda::CUfunction> functions;
   /// Recorded launches per set of buffers and stream (inputs, outputs,
-  /// workspace, stream), at most kMaxGraphs; the sets launched once so far,
-  /// at most kMaxSeen.
+  /// workspace, stream), at most kMaxGraphs, the least recently used
+  /// dropped first; the sets launched once so far, at most kMaxSeen.
   static constexpr size_t kMaxGraphs = 8, kMaxSeen = 64;
   std::mutex graphMutex;
-  std::map<std::vector<void *>, cuda::CUgraphExec> graphs;
-  std::set<std::vector<void *>> seenOnce;
+  LaunchGraphCache<std::vector<void *>, cuda::CUgraphExec> graphs{kMaxGraphs,
+                                                                 kMaxSeen};
   cuda::CUstream captureStream = nullptr;
   std::atomic<bool> graphsBroken{false};
 };
