@@ -98,8 +98,6 @@ int64_t dynamicShared(gpu::LaunchFuncOp launch) {
   fail("a launch's dynamic shared memory size is not a constant");
 }
 
-std::string unescape(StringRef s) { return s.str(); }
-
 } // namespace
 
 int main(int argc, char **argv) {
