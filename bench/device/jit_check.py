@@ -24,16 +24,21 @@ measurement with its own empty kernel cache:
     launches' bit for bit;
   - the Python functional call (gsa.functional.gated_sparse_attention on
     CUDA tensors: program text, cache lookup, outputs and workspace from
-    torch, launch), host wall time per call.
+    torch, launch), host wall time per call, and under cProfile the
+    functions taking most of it (their own time per call in the row,
+    the table in $OUT/functional_profile_<L>_<policy>.txt).
 Host times are wall times of the calls themselves (the GPU runs behind
 them); every launch's outputs are checked finite at the end. Prints one
 table last; writes JSON to $OUT/jit_check.json.
 """
 
 import argparse
+import cProfile
 import ctypes
+import io
 import json
 import os
+import pstats
 import statistics
 import sys
 import tempfile
@@ -227,6 +232,23 @@ def main():
             torch.cuda.synchronize()
             ok = ok and bool(torch.isfinite(res[0].float()).all())
             row["functional_us"] = statistics.median(ftimes) * 1e6
+            # Where the Python call's host time goes (cProfile inflates every
+            # call, so read the shares, not the sums): the functions with the
+            # most time of their own, per call; the whole table to $OUT.
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for _ in range(args.launches):
+                res = fn()
+            profiler.disable()
+            torch.cuda.synchronize()
+            table = io.StringIO()
+            stats = pstats.Stats(profiler, stream=table).sort_stats("tottime")
+            stats.print_stats(25)
+            (out_dir / f"functional_profile_{L}_{policy}.txt").write_text(table.getvalue())
+            own = sorted(((v[2], f"{Path(k[0]).name}:{k[2]}") for k, v in stats.stats.items()),
+                         reverse=True)[:6]
+            row["functional_top_us"] = [[name, round(t / args.launches * 1e6, 1)]
+                                        for t, name in own]
             row["ok"] = ok
             rows.append(row)
             print(json.dumps(row), flush=True)
