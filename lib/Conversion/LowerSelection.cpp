@@ -43,12 +43,17 @@ using namespace gsa::detail;
 
 namespace {
 
-/// The indexer whose only user is `op` (fused into its kernels), if any.
+/// Whether `indexer`'s only user is a selection, whose kernels it is fused
+/// into (its scores recomputed there, never stored).
+bool fusedIntoSelection(IndexerOp indexer) {
+  return indexer->hasOneUse() &&
+         isa<AdaptiveTopKOp>(*indexer->getUsers().begin());
+}
+
+/// The indexer fused into `op`'s kernels, if any.
 IndexerOp fusedIndexer(AdaptiveTopKOp op) {
   auto indexer = op.getScores().getDefiningOp<IndexerOp>();
-  if (indexer && indexer->hasOneUse())
-    return indexer;
-  return IndexerOp();
+  return indexer && fusedIntoSelection(indexer) ? indexer : IndexerOp();
 }
 
 struct GSALowerSelectionPass
@@ -69,8 +74,7 @@ struct GSALowerSelectionPass
     return longRows ? 12 : 8;
   }
 
-  /// The options' ranges, checked on the first selection (the error is
-  /// located there).
+  /// The options' ranges (the error located on `select`).
   LogicalResult checkOptions(AdaptiveTopKOp select) {
     if (selectWgmmaStages == 1 || selectWgmmaStages < 0 ||
         selectWgmmaStages > 6)
@@ -106,24 +110,28 @@ struct GSALowerSelectionPass
         ops.push_back(op);
     });
     bool anySelection = false;
+    AdaptiveTopKOp firstSelection;
     for (Operation *op : ops) {
       LogicalResult ok = success();
-      if (auto o = dyn_cast<IndexerOp>(op))
+      if (auto o = dyn_cast<IndexerOp>(op)) {
         ok = checkIndexerForGPU(o, rowsPerTileOf(o));
-      else if (auto o = dyn_cast<AdaptiveTopKOp>(op))
+      } else if (auto o = dyn_cast<AdaptiveTopKOp>(op)) {
         ok = checkSelectionForGPU(o, rowsPerTileOf(op));
-      else
+        if (!firstSelection)
+          firstSelection = o;
+      } else {
         continue;
+      }
       if (failed(ok))
         return signalPassFailure();
       anySelection = true;
     }
     if (!anySelection)
       return;
-    for (Operation *op : ops)
-      if (auto select = dyn_cast<AdaptiveTopKOp>(op))
-        if (failed(checkOptions(select)))
-          return signalPassFailure();
+    // The options are the same for every selection: checked once, the
+    // error located on the first.
+    if (firstSelection && failed(checkOptions(firstSelection)))
+      return signalPassFailure();
 
     gpu::GPUModuleOp kernels = kernelModule(module);
     IRRewriter rewriter(ctx);
@@ -138,8 +146,7 @@ struct GSALowerSelectionPass
                             selectWgmmaStages, selectWgmmaQueries, selectTma);
       } else if (auto indexer = dyn_cast<IndexerOp>(op)) {
         // (A fused indexer is lowered, and erased, with its selection.)
-        if (!indexer->hasOneUse() ||
-            !isa<AdaptiveTopKOp>(*indexer->getUsers().begin()))
+        if (!fusedIntoSelection(indexer))
           lowerIndexerToGPU(indexer, kernels, rewriter, prefix,
                             rowsPerTileOf(indexer));
       }

@@ -40,8 +40,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <atomic>
-#include <map>
-#include <set>
 #include <fmt/format.h>
 
 using namespace mlir;
