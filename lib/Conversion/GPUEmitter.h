@@ -592,6 +592,31 @@ inline void tmaLoad3d(OpBuilder &b, Location loc, Value dst, Value map,
             {dst, map, x, y, z, bar});
 }
 
+/// Asks for the 4-byte elements [first, first + count) of a global buffer
+/// in L2 (sm_90 `cp.async.bulk.prefetch.L2`: one instruction, no registers,
+/// nothing to wait for). The bulk copy engine takes 16-byte aligned spans
+/// only: the span's start is rounded down and its end down too (never past
+/// the buffer; a tail of at most 3 elements is left to the loads).
+inline void prefetchL2(Emitter &e, Value buffer, Value first, Value count) {
+  OpBuilder &b = e.builder();
+  Location loc = e.location();
+  Type i64 = b.getI64Type();
+  Value mask = arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(~int64_t(15)));
+  Value start = globalAddress(e, buffer, first);
+  Value end = globalAddress(e, buffer, e.add(first, count));
+  Value from = arith::AndIOp::create(b, loc, start, mask);
+  Value to = arith::AndIOp::create(b, loc, end, mask);
+  Value any = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ugt, to, from);
+  e.ifThen(any, [&]() {
+    Value bytes = arith::TruncIOp::create(
+        b, loc, b.getI32Type(), arith::SubIOp::create(b, loc, i64, to, from));
+    NVVM::InlinePtxOp::create(
+        b, loc, TypeRange{}, ValueRange{from, bytes}, ValueRange{},
+        b.getStringAttr("cp.async.bulk.prefetch.L2.global [$0], $1;"),
+        Value());
+  });
+}
+
 /// 16 bytes global -> shared without registers (completion through the
 /// commit / wait groups).
 inline void copyAsync16(OpBuilder &b, Location loc, Value sharedAddr,

@@ -2437,11 +2437,12 @@ struct Candidates {
 /// from L2 in every pass (4 per thread and iteration, 8 in the compact
 /// path's key sweep; loads first): held in
 /// registers instead, they cost occupancy (2 CTAs per SM) and measured
-/// slower.
+/// slower. `bulkPrefetch` (sm_90): the row's candidates are requested into
+/// L2 by two bulk prefetches at the start.
 void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
                        int firstStats, ReferenceSource refSource, int refArg,
                        const Candidates &cand, int indicesArg, int countsArg,
-                       int64_t threads) {
+                       int64_t threads, bool bulkPrefetch) {
   const int64_t warps = threads / kWarpSize;
   MLIRContext *ctx = kernel.getContext();
   Location loc = kernel.getLoc();
@@ -2482,6 +2483,23 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
   Value lane = arith::RemUIOp::create(b, loc, tid, e.index(kWarpSize));
   Value row = e.add(e.mul(batch, e.index(L)), t);
   Value n = e.add(t, e.index(1));
+  if (bulkPrefetch) {
+    // The stats kernel wrote the row's candidates long before (device
+    // memory, not L2): one thread asks for all of them in L2 at once (two
+    // bulk prefetches) while thread 0 works out k_t, so that the sweeps
+    // below wait on L2 rather than on a device-memory round trip in each
+    // of their iterations. 128K, H100: finish 3.41 -> 3.33 ms structured
+    // fixed, 3.64 -> 3.53 random, 4.28 -> 4.10 structured inverse; the next
+    // wave's rows (t + 660) prefetched as well: 3.90 (docs/perf-log.md,
+    // 2026-12-07 tenth session).
+    e.ifThen(e.cmpi(arith::CmpIPredicate::eq, tid, e.index(kWarpSize)), [&]() {
+      Value listed = e.minui(e.i32ToIndex(e.load(candCounts, {row})),
+                             e.index(cand.capacity));
+      Value first = e.mul(row, e.index(cand.capacity));
+      prefetchL2(e, keys, first, listed);
+      prefetchL2(e, positions, first, listed);
+    });
+  }
   Value vBar = e.f64(0.0);
   if (refSource == ReferenceSource::Scratch)
     vBar = e.load(reference, {zero});
@@ -3246,8 +3264,11 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
     // to 63 from one version of the write-out to the next.
     kernel->setAttr(NVVM::NVVMDialect::getMaxnregAttrName(),
                     rewriter.getI32IntegerAttr(48));
+    // (The stats kernel's TMA ring says the target has sm_90's bulk copy
+    // engine, which the finish kernel's L2 prefetch uses.)
     buildFinishKernel(kernel, op, L, first, refSource, refArg, cand,
-                      indicesArg, countsArg, finishThreads);
+                      indicesArg, countsArg, finishThreads,
+                      /*bulkPrefetch=*/statsStages > 0 && tmaMode > 0);
     launchKernel(host, kernel, args.operands(), L, B, 1, finishThreads);
   }
 

@@ -44,6 +44,16 @@
 // CHECK: wgmma.mma_async
 // CHECK-NOT: nvvm.cp.async
 // CHECK: gpu.return
+// With the bulk copy engine at hand, the finish kernel asks for its row's
+// candidate keys and positions in L2 up front, one bulk prefetch each
+// (16-byte aligned spans), before the first barrier.
+// CHECK: gpu.func @select_1_select_finish(
+// CHECK-NOT: gpu.barrier
+// CHECK: nvvm.inline_ptx "cp.async.bulk.prefetch.L2.global [$0], $1;"
+// CHECK-NOT: gpu.barrier
+// CHECK: nvvm.inline_ptx "cp.async.bulk.prefetch.L2.global [$0], $1;"
+// CHECK-NOT: cp.async.bulk.prefetch
+// CHECK: gpu.return
 
 // select-tma=2: an "empty" barrier per slot too (8 arrivals: the warps);
 // no CTA barrier in the loops - thread 0 waits for the slot's release
@@ -72,6 +82,7 @@
 // CPASYNC: gpu.func @select_1_select_stats(
 // CPASYNC-NOT: gsa.tensor_map_args
 // CPASYNC: nvvm.cp.async.commit.group
+// CPASYNC-NOT: cp.async.bulk.prefetch
 
 // BAD: error: 'gsa.adaptive_topk' op select-tma takes 0 (cp.async), 1 (TMA, slots freed by a CTA barrier) or 2 (TMA, slots freed by per-slot barriers), but is 3
 func.func @select(%qi: tensor<1x300x4x64xbf16>, %ki: tensor<1x300x64xbf16>,
