@@ -49,7 +49,19 @@
 // (16-byte aligned spans), before the first barrier.
 // CHECK: gpu.func @select_1_select_finish(
 // CHECK-NOT: gpu.barrier
-// CHECK: nvvm.inline_ptx "cp.async.bulk.prefetch.L2.global [$0], $1;"
+// The span [row x 560, + count) of the keys, count clamped to the
+// capacity (560), both ends rounded down to 16 bytes.
+// CHECK: %[[COUNT:.*]] = arith.minui %{{.*}}, %c560{{[_0-9]*}} : index
+// CHECK: %[[FIRST:.*]] = arith.muli %{{.*}}, %c560{{[_0-9]*}} : index
+// CHECK: %[[M16:.*]] = arith.constant -16 : i64
+// CHECK: %[[END:.*]] = arith.addi %[[FIRST]], %[[COUNT]] : index
+// CHECK: %[[FROM:.*]] = arith.andi %{{.*}}, %[[M16]] : i64
+// CHECK-NEXT: %[[TO:.*]] = arith.andi %{{.*}}, %[[M16]] : i64
+// CHECK-NEXT: %[[ANY:.*]] = arith.cmpi ugt, %[[TO]], %[[FROM]] : i64
+// CHECK-NEXT: scf.if %[[ANY]] {
+// CHECK-NEXT: %[[BYTES:.*]] = arith.subi %[[TO]], %[[FROM]] : i64
+// CHECK-NEXT: %[[SIZE:.*]] = arith.trunci %[[BYTES]] : i64 to i32
+// CHECK-NEXT: nvvm.inline_ptx "cp.async.bulk.prefetch.L2.global [$0], $1;" ro(%[[FROM]], %[[SIZE]] : i64, i32)
 // CHECK-NOT: gpu.barrier
 // CHECK: nvvm.inline_ptx "cp.async.bulk.prefetch.L2.global [$0], $1;"
 // CHECK-NOT: cp.async.bulk.prefetch
