@@ -112,6 +112,12 @@ class Runtime:
     def __init__(self):
         self._lib = _library()
         self._ctx = self._lib.gsa_context_create()
+        self._python_hits = 0
+
+    def count_hit(self):
+        """A repeated specialisation served by the Python layer's memo of
+        compiled kernels (gsa.functional): counted among the hits."""
+        self._python_hits += 1
 
     def compile(self, program, inputs, backend="cpu", entry=None):
         """program: MLIR text; inputs: [(dtype name, shape)] per argument."""
@@ -132,7 +138,7 @@ class Runtime:
     def cache_stats(self):
         h, m, d = ctypes.c_uint64(), ctypes.c_uint64(), ctypes.c_uint64()
         self._lib.gsa_cache_stats(self._ctx, ctypes.byref(h), ctypes.byref(m), ctypes.byref(d))
-        return {"hits": h.value, "misses": m.value, "disk_hits": d.value}
+        return {"hits": h.value + self._python_hits, "misses": m.value, "disk_hits": d.value}
 
     def __del__(self):
         if getattr(self, "_ctx", None):

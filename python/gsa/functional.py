@@ -11,6 +11,10 @@ The variable parts are names or Python functions traced by gsa.dsl:
 -> k_base * r_t, and `score_mod` (score, b, h, q_idx, kv_idx) -> float.
 """
 
+import os
+import threading
+from collections import OrderedDict
+
 import numpy as np
 
 from . import program as programs
@@ -19,6 +23,48 @@ from ._capi import Runtime
 _NUMPY_ELEMS = {np.dtype(np.float16): "f16", np.dtype(np.float32): "f32",
                 np.dtype(np.int32): "i32"}
 _runtime = None
+
+# The kernels of earlier calls by specialisation, for calls whose options are
+# all plain values: a repeated call skips building the program text and the
+# runtime's lookup, which hashes that text (5 instead of 22 us per call
+# on the development machine; docs/python.md). Calls with a Python function among
+# their options (activation, weighting, policy, score_mod) trace it again
+# every time - what it computes may have changed - and go through the
+# runtime's cache as before. Least recently used first out past _KERNELS_MAX.
+_KERNELS = OrderedDict()
+_KERNELS_MAX = 64
+_KERNELS_LOCK = threading.Lock()
+
+
+def _plain(value):
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def _kernel(builder, shapes, elems, options, backend="cpu"):
+    """The compiled kernel and its argument order for one call: from the
+    memo above where the options allow, else built and compiled."""
+    key = None
+    if all(_plain(v) for v in options.values()):
+        # repr, not the value: 0.0 and -0.0 (or 1 and True) print differently
+        # in the program text.
+        key = (builder.__name__, backend, os.environ.get("GSA_GPU_OPTIONS"),
+               tuple((n, tuple(shapes[n]), elems[n]) for n in shapes),
+               tuple((k, type(v).__name__, repr(v)) for k, v in options.items()))
+        with _KERNELS_LOCK:
+            hit = _KERNELS.get(key)
+            if hit is not None:
+                _KERNELS.move_to_end(key)
+        if hit is not None:
+            runtime().count_hit()
+            return hit
+    text, order = builder(shapes, elems, **options)
+    kernel = runtime().compile(text, [(elems[n], shapes[n]) for n in order], backend=backend)
+    if key is not None:
+        with _KERNELS_LOCK:
+            _KERNELS[key] = (kernel, order)
+            while len(_KERNELS) > _KERNELS_MAX:
+                _KERNELS.popitem(last=False)
+    return kernel, order
 
 
 def runtime():
@@ -108,8 +154,7 @@ def gated_sparse_attention(q, k, v, qi, ki, wi=None, bi=None, gv=None, go=None, 
         named["running_var"] = np.array(float(running_var), dtype=np.float32)
     shapes = {n: a.shape for n, a in named.items()}
     elems = {n: _NUMPY_ELEMS[a.dtype] for n, a in named.items()}
-    text, order = programs.gated_sparse_attention(shapes, elems, **options)
-    kernel = runtime().compile(text, [(elems[n], shapes[n]) for n in order])
+    kernel, order = _kernel(programs.gated_sparse_attention, shapes, elems, options)
     outputs = [np.empty(shape, dtype={"f16": np.float16, "f32": np.float32,
                                       "i32": np.int32}[dtype])
                for dtype, shape in kernel.results]
@@ -164,8 +209,7 @@ def _gated_sparse_attention_cuda(tensors, running_var, options):
                                               device=device)
     shapes = {n: tuple(t.shape) for n, t in named.items()}
     elems = {n: elem_of[t.dtype] for n, t in named.items()}
-    text, order = programs.gated_sparse_attention(shapes, elems, **options)
-    kernel = runtime().compile(text, [(elems[n], shapes[n]) for n in order], backend="cuda")
+    kernel, order = _kernel(programs.gated_sparse_attention, shapes, elems, options, "cuda")
     outputs = [torch.empty(shape, dtype=torch_of[dtype], device=device)
                for dtype, shape in kernel.results]
     _launch_cuda(kernel, [named[n] for n in order], outputs, device)
@@ -190,8 +234,8 @@ def sparse_attention(q, k, v, indices, counts, gv=None, go=None, *, scale=None,
             named[key] = _host(key, value, 4)
     shapes = {n: a.shape for n, a in named.items()}
     elems = {n: _NUMPY_ELEMS[a.dtype] for n, a in named.items()}
-    text, order = programs.sparse_attention(shapes, elems, scale=scale, score_mod=score_mod)
-    kernel = runtime().compile(text, [(elems[n], shapes[n]) for n in order])
+    kernel, order = _kernel(programs.sparse_attention, shapes, elems,
+                            dict(scale=scale, score_mod=score_mod))
     outputs = [np.empty(shape, dtype={"f16": np.float16, "f32": np.float32}[dtype])
                for dtype, shape in kernel.results]
     kernel.launch([named[n].ctypes.data for n in order], [o.ctypes.data for o in outputs])
@@ -214,8 +258,8 @@ def _sparse_attention_cuda(q, k, v, indices, counts, gv, go, scale, score_mod):
             raise ValueError(f"'{name}' is on {t.device} but 'q' is on {q.device}")
     shapes = {n: tuple(t.shape) for n, t in named.items()}
     elems = {n: elem_of[t.dtype] for n, t in named.items()}
-    text, order = programs.sparse_attention(shapes, elems, scale=scale, score_mod=score_mod)
-    kernel = runtime().compile(text, [(elems[n], shapes[n]) for n in order], backend="cuda")
+    kernel, order = _kernel(programs.sparse_attention, shapes, elems,
+                            dict(scale=scale, score_mod=score_mod), "cuda")
     B, L, NH, D = q.shape
     o = torch.empty_like(q)
     lse = torch.empty((B, L, NH), dtype=torch.float32, device=q.device)

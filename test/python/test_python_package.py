@@ -48,6 +48,69 @@ def test_repeated_calls_hit_the_cache():
     assert after["hits"] - before["hits"] == 2
 
 
+def _counting_builder(monkeypatch):
+    """Counts the program texts gsa.functional builds for the whole core."""
+    calls = []
+    real = gsa.program.gated_sparse_attention
+
+    def gated_sparse_attention(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gsa.program, "gated_sparse_attention", gated_sparse_attention)
+    return calls
+
+
+def test_repeated_plain_calls_reuse_the_kernel(monkeypatch):
+    # Options that are all plain values: the second and third calls take the
+    # kernel from the Python layer's memo (no program text, no runtime
+    # lookup) and give the same outputs; another k_base is another kernel.
+    calls = _counting_builder(monkeypatch)
+    x = inputs(np.random.default_rng(9), L=20)
+    kw = dict(k_base=8, k_min=8, k_max=8, policy="fixed")
+    first = gsa.functional.gated_sparse_attention(**x, **kw)
+    for _ in range(2):
+        again = gsa.functional.gated_sparse_attention(**x, **kw)
+        for a, b in zip(first, again):
+            assert np.array_equal(a, b)
+    assert len(calls) == 1
+    other = gsa.functional.gated_sparse_attention(**x, **dict(kw, k_base=4, k_min=4, k_max=4))
+    assert len(calls) == 2
+    assert other[3].max() == 4 and first[3].max() == 8
+
+
+def test_python_functions_are_traced_every_call(monkeypatch):
+    # A Python function among the options may compute something else next
+    # time (a global it reads): its program is built again on every call.
+    calls = _counting_builder(monkeypatch)
+    x = inputs(np.random.default_rng(10), L=20)
+    cap = [3.0]
+    kw = dict(k_base=8, k_min=8, k_max=8, policy="fixed",
+              score_mod=lambda s, b, h, q, kv: gsa.dsl.minimum(s, cap[0]))
+    a = gsa.functional.gated_sparse_attention(**x, **kw)
+    cap[0] = -1.0
+    c = gsa.functional.gated_sparse_attention(**x, **kw)
+    assert len(calls) == 2
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_the_kernel_memo_is_bounded(monkeypatch):
+    # Least recently used out first: with room for two, a third
+    # specialisation drops the oldest, which is then built again.
+    monkeypatch.setattr(gsa.functional, "_KERNELS", type(gsa.functional._KERNELS)())
+    monkeypatch.setattr(gsa.functional, "_KERNELS_MAX", 2)
+    calls = _counting_builder(monkeypatch)
+    x = inputs(np.random.default_rng(11), L=20)
+    run = lambda k: gsa.functional.gated_sparse_attention(**x, k_base=k, k_min=k, k_max=k,
+                                                          policy="fixed")
+    run(4), run(8), run(4), run(12)     # 12 drops 8, the least recently used
+    assert len(calls) == 3 and len(gsa.functional._KERNELS) == 2
+    run(4)
+    assert len(calls) == 3
+    run(8)
+    assert len(calls) == 4
+
+
 def test_sparse_attention_on_numpy():
     rng = np.random.default_rng(9)
     x = inputs(rng, L=10)
