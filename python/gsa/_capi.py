@@ -116,7 +116,8 @@ class Runtime:
 
     def count_hit(self):
         """A repeated specialisation served by the Python layer's memo of
-        compiled kernels (gsa.functional): counted among the hits."""
+        compiled kernels (gsa.functional, which calls this under its lock):
+        counted among the hits."""
         self._python_hits += 1
 
     def compile(self, program, inputs, backend="cpu", entry=None):

@@ -37,7 +37,9 @@ _KERNELS_LOCK = threading.Lock()
 
 
 def _plain(value):
-    return value is None or isinstance(value, (str, int, float, bool))
+    # Exact types: a subclass (an enum, say) may print differently from the
+    # text it stands for.
+    return value is None or type(value) in (str, int, float, bool)
 
 
 def _kernel(builder, shapes, elems, options, backend="cpu"):
@@ -47,15 +49,18 @@ def _kernel(builder, shapes, elems, options, backend="cpu"):
     if all(_plain(v) for v in options.values()):
         # repr, not the value: 0.0 and -0.0 (or 1 and True) print differently
         # in the program text.
-        key = (builder.__name__, backend, os.environ.get("GSA_GPU_OPTIONS"),
+        rt = runtime()
+        # The builder and the runtime themselves: a replaced builder or
+        # runtime (functional._runtime reset) starts afresh.
+        key = (builder, rt, backend, os.environ.get("GSA_GPU_OPTIONS"),
                tuple((n, tuple(shapes[n]), elems[n]) for n in shapes),
                tuple((k, type(v).__name__, repr(v)) for k, v in options.items()))
         with _KERNELS_LOCK:
             hit = _KERNELS.get(key)
             if hit is not None:
                 _KERNELS.move_to_end(key)
+                rt.count_hit()
         if hit is not None:
-            runtime().count_hit()
             return hit
     text, order = builder(shapes, elems, **options)
     kernel = runtime().compile(text, [(elems[n], shapes[n]) for n in order], backend=backend)

@@ -11,6 +11,13 @@ import gsa  # noqa: E402
 import gsa_reference as ref  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def fresh_kernel_memo(monkeypatch):
+    """Each test starts with an empty memo of compiled kernels, so that its
+    counts do not depend on which tests ran before."""
+    monkeypatch.setattr(gsa.functional, "_KERNELS", type(gsa.functional._KERNELS)())
+
+
 def inputs(rng, B=1, L=40, NH=4, NKV=2, D=32, H=2, DI=8):
     n = lambda *s: rng.standard_normal(s).astype(np.float32)
     return dict(q=n(B, L, NH, D), k=n(B, L, NKV, D), v=n(B, L, NKV, D), qi=n(B, L, H, DI),
@@ -79,6 +86,17 @@ def test_repeated_plain_calls_reuse_the_kernel(monkeypatch):
     assert other[3].max() == 4 and first[3].max() == 8
 
 
+def test_a_new_runtime_starts_afresh(monkeypatch):
+    # The memo belongs to the runtime that compiled its kernels: after
+    # functional's runtime is replaced, a call compiles in the new one.
+    x = inputs(np.random.default_rng(12), L=20)
+    kw = dict(k_base=8, k_min=8, k_max=8, policy="fixed")
+    gsa.functional.gated_sparse_attention(**x, **kw)
+    monkeypatch.setattr(gsa.functional, "_runtime", None)
+    gsa.functional.gated_sparse_attention(**x, **kw)
+    assert gsa.functional.runtime().cache_stats() == {"hits": 0, "misses": 1, "disk_hits": 0}
+
+
 def test_python_functions_are_traced_every_call(monkeypatch):
     # A Python function among the options may compute something else next
     # time (a global it reads): its program is built again on every call.
@@ -97,7 +115,6 @@ def test_python_functions_are_traced_every_call(monkeypatch):
 def test_the_kernel_memo_is_bounded(monkeypatch):
     # Least recently used out first: with room for two, a third
     # specialisation drops the oldest, which is then built again.
-    monkeypatch.setattr(gsa.functional, "_KERNELS", type(gsa.functional._KERNELS)())
     monkeypatch.setattr(gsa.functional, "_KERNELS_MAX", 2)
     calls = _counting_builder(monkeypatch)
     x = inputs(np.random.default_rng(11), L=20)
