@@ -3264,11 +3264,11 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
     // to 63 from one version of the write-out to the next.
     kernel->setAttr(NVVM::NVVMDialect::getMaxnregAttrName(),
                     rewriter.getI32IntegerAttr(48));
-    // (The stats kernel's TMA ring says the target has sm_90's bulk copy
-    // engine, which the finish kernel's L2 prefetch uses.)
+    // (The stats kernel on wgmma says the target is sm_90, which has the
+    // bulk copy engine the finish kernel's L2 prefetch uses.)
     buildFinishKernel(kernel, op, L, first, refSource, refArg, cand,
                       indicesArg, countsArg, finishThreads,
-                      /*bulkPrefetch=*/statsStages > 0 && tmaMode > 0);
+                      /*bulkPrefetch=*/statsStages > 0);
     launchKernel(host, kernel, args.operands(), L, B, 1, finishThreads);
   }
 

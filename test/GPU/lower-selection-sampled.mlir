@@ -114,6 +114,9 @@
 // The finish kernel: the compact path or radix passes, then the bitmap
 // write-out with its block prefix.
 // CHECK: gpu.func @select_1_select_finish
+// Without the wgmma statistics sweep (sm_90) no L2 bulk prefetch
+// (select-tma.mlir has it).
+// CHECK-NOT: cp.async.bulk.prefetch
 // The compact path first, for rows whose positions fit one bitmap window
 // (131072): a 2048-bin histogram of key - cut over the row's candidates,
 // the block's search for the bin of the k-th largest (8 bins a thread), then -

@@ -94,7 +94,10 @@
 // CPASYNC: gpu.func @select_1_select_stats(
 // CPASYNC-NOT: gsa.tensor_map_args
 // CPASYNC: nvvm.cp.async.commit.group
-// CPASYNC-NOT: cp.async.bulk.prefetch
+// The finish kernel's L2 prefetch comes with the wgmma sweep (sm_90), by
+// TMA or not.
+// CPASYNC: gpu.func @select_1_select_finish(
+// CPASYNC-COUNT-2: cp.async.bulk.prefetch.L2.global
 
 // BAD: error: 'gsa.adaptive_topk' op select-tma takes 0 (cp.async), 1 (TMA, slots freed by a CTA barrier) or 2 (TMA, slots freed by per-slot barriers), but is 3
 func.func @select(%qi: tensor<1x300x4x64xbf16>, %ki: tensor<1x300x64xbf16>,
