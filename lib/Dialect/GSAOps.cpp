@@ -245,6 +245,19 @@ template <typename OpTy> LogicalResult verifySelection(OpTy op) {
                               op.getPolicyFn());
 }
 
+/// A scale attribute, when given, is a finite number: NaN or an infinity
+/// would turn every score (and so every output) into NaN without a word.
+LogicalResult verifyFiniteScale(Operation *op, std::optional<APFloat> scale,
+                                StringRef name) {
+  if (!scale || scale->isFinite())
+    return success();
+  return op->emitOpError(fmt::format("{} must be a finite number, but is {}",
+                                     name.str(),
+                                     scale->isNaN() ? "NaN"
+                                     : scale->isNegative() ? "-inf"
+                                                           : "+inf"));
+}
+
 /// A scale attribute, else 1 / sqrt(dim) (NaN while dim is dynamic).
 float scaleOrDefault(std::optional<APFloat> scale, int64_t dim) {
   if (scale)
@@ -326,6 +339,8 @@ static void printPolicy(OpAsmPrinter &printer, Operation *,
 //===----------------------------------------------------------------------===//
 
 LogicalResult IndexerOp::verify() {
+  if (failed(verifyFiniteScale(*this, getScale(), "scale")))
+    return failure();
   ShapeChecker shapes(*this);
   if (failed(verifyIndexerParts(*this, shapes, getQi(), getKi(), getWi(),
                                 getBi(), getActivation(), getWeighting())))
@@ -366,6 +381,8 @@ float AdaptiveTopKOp::getMomentumOrDefault() {
 //===----------------------------------------------------------------------===//
 
 LogicalResult SparseAttentionOp::verify() {
+  if (failed(verifyFiniteScale(*this, getScale(), "scale")))
+    return failure();
   ShapeChecker shapes(*this);
   if (failed(verifyAttentionParts(*this, shapes, getQ(), getK(), getV(),
                                   getValueGate(), getOutputGate(),
@@ -387,7 +404,9 @@ float SparseAttentionOp::getScaleOrDefault() {
 //===----------------------------------------------------------------------===//
 
 LogicalResult GatedSparseAttentionOp::verify() {
-  if (failed(verifySelection(*this)))
+  if (failed(verifySelection(*this)) ||
+      failed(verifyFiniteScale(*this, getScale(), "scale")) ||
+      failed(verifyFiniteScale(*this, getIndexScale(), "index_scale")))
     return failure();
   ShapeChecker shapes(*this);
   shapes.bind("k_max", getKMax(), "attribute k_max");

@@ -155,3 +155,14 @@ func.func @score_mod_yield(%q: tensor<1x8x4x16xf32>, %k: tensor<1x8x4x16xf32>, %
         -> (tensor<1x8x4x16xf32>, tensor<1x8x4xf32>)
   return
 }
+
+// -----
+
+func.func @scale_infinite(%q: tensor<1x8x4x16xf32>, %k: tensor<1x8x4x16xf32>, %v: tensor<1x8x4x16xf32>,
+                          %i: tensor<1x8x4xi32>, %c: tensor<1x8xi32>) {
+  // expected-error @+1 {{scale must be a finite number, but is +inf}}
+  %o, %lse = gsa.sparse_attention %q, %k, %v select(%i, %c) scale(0x7F800000)
+      : (tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4xi32>, tensor<1x8xi32>)
+        -> (tensor<1x8x4x16xf32>, tensor<1x8x4xf32>)
+  return
+}

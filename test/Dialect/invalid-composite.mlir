@@ -69,3 +69,17 @@ func.func @composite_gqa(%q: tensor<1x8x3x16xf32>, %k: tensor<1x8x2x16xf32>, %v:
       -> (tensor<1x8x3x16xf32>, tensor<1x8x3xf32>, tensor<1x8x4xi32>, tensor<1x8xi32>)
   return
 }
+
+// -----
+
+func.func @composite_index_scale(%q: tensor<1x8x4x16xf32>, %k: tensor<1x8x4x16xf32>, %v: tensor<1x8x4x16xf32>,
+                                 %qi: tensor<1x8x2x4xf32>, %ki: tensor<1x8x4xf32>) {
+  // expected-error @+1 {{index_scale must be a finite number, but is -inf}}
+  %o, %lse, %i, %c = gsa.gated_sparse_attention q(%q) k(%k) v(%v) indexer(%qi, %ki)
+      policy = fixed k = 2 in [1, 4] scale(0.25) index_scale(0xFF800000) activation {
+  ^bb0(%x: f32, %j: index):
+    gsa.yield %x : f32
+  } : (tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x2x4xf32>, tensor<1x8x4xf32>)
+      -> (tensor<1x8x4x16xf32>, tensor<1x8x4xf32>, tensor<1x8x4xi32>, tensor<1x8xi32>)
+  return
+}

@@ -187,3 +187,15 @@ func.func @unranked(%qi: tensor<*xf32>, %ki: tensor<1x8x4xf32>) {
   } : (tensor<*xf32>, tensor<1x8x4xf32>) -> tensor<1x8x8xf32>
   return
 }
+
+// -----
+
+// A NaN scale (f32 bit pattern) would make every score NaN.
+func.func @scale_nan(%qi: tensor<1x8x2x4xf32>, %ki: tensor<1x8x4xf32>) {
+  // expected-error @+1 {{scale must be a finite number, but is NaN}}
+  %I = gsa.indexer %qi, %ki scale(0x7FC00000) activation {
+  ^bb0(%x: f32, %j: index):
+    gsa.yield %x : f32
+  } : (tensor<1x8x2x4xf32>, tensor<1x8x4xf32>) -> tensor<1x8x8xf32>
+  return
+}

@@ -157,3 +157,12 @@ def test_bad_inputs_name_the_argument():
     with pytest.raises(gsa.GsaError, match="must be finite and positive"):
         gsa.functional.gated_sparse_attention(**x, policy="inverse", running_var=0.0,
                                               k_base=4, k_min=4, k_max=8)
+    # A non-finite scale would make every output NaN: refused by the op's
+    # verifier, located in the program.
+    with pytest.raises(gsa.GsaError, match="'gsa.gated_sparse_attention' op scale must be a "
+                                           "finite number, but is NaN"):
+        gsa.functional.gated_sparse_attention(**x, policy="fixed", k_base=4, k_min=4, k_max=4,
+                                              scale=float("nan"))
+    with pytest.raises(gsa.GsaError, match=r"index_scale must be a finite number, but is \+inf"):
+        gsa.functional.gated_sparse_attention(**x, policy="fixed", k_base=4, k_min=4, k_max=4,
+                                              index_scale=float("inf"))
