@@ -7,6 +7,8 @@ given as builtin names or as Python functions, which gsa.dsl traces into
 MLIR; each distinct traced text is a distinct program.
 """
 
+import numbers
+
 from . import dsl
 
 # The builtin per-head functions, as region bodies over (%x: f32, %head: index).
@@ -71,6 +73,11 @@ def gated_sparse_attention(shapes, elems, *, k_base, k_min, k_max, policy, train
                            activation="sigmoid", weighting="sigmoid", score_mod=None):
     """shapes/elems: dicts over q k v qi ki [wi bi gv go running_var].
     Returns (program text, argument order)."""
+    for name, value in (("k_base", k_base), ("k_min", k_min), ("k_max", k_max)):
+        # (The op's budgets are integers; a float would reach the MLIR
+        # parser as "floating point value not valid for specified type".)
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
     policy_keyword = policy_name(policy)
     regions = [f"activation {region('activation', activation, 'activation')}"]
     if "wi" in shapes:

@@ -157,6 +157,12 @@ def test_bad_inputs_name_the_argument():
     with pytest.raises(gsa.GsaError, match="must be finite and positive"):
         gsa.functional.gated_sparse_attention(**x, policy="inverse", running_var=0.0,
                                               k_base=4, k_min=4, k_max=8)
+    with pytest.raises(ValueError, match="k_base must be an integer, got 4.5"):
+        gsa.functional.gated_sparse_attention(**x, policy="fixed", k_base=4.5, k_min=4, k_max=8)
+    # NumPy integers are integers.
+    out = gsa.functional.gated_sparse_attention(**x, policy="fixed", k_base=np.int64(4),
+                                                k_min=np.int32(4), k_max=4)
+    assert out[3].max() == 4
     # A non-finite scale would make every output NaN: refused by the op's
     # verifier, located in the program.
     with pytest.raises(gsa.GsaError, match="'gsa.gated_sparse_attention' op scale must be a "
