@@ -288,7 +288,8 @@ def GSA_TensorMapOp : GSA_Op<"tensor_map", [Pure]> {
 
 def GSA_YieldOp : GSA_Op<"yield", [Pure, Terminator, ReturnLike,
     ParentOneOf<["IndexerOp", "AdaptiveTopKOp", "SparseAttentionOp",
-                 "GatedSparseAttentionOp", "TileScoresOp"]>]> {
+                 "GatedSparseAttentionOp", "TileScoresOp", "TileIndexerHeadsOp",
+                 "TileIndexerScoresOp"]>]> {
   let summary = "returns the scalar result of a gsa op's region";
   let arguments = (ins Variadic<AnyType>:$values);
   let assemblyFormat = "attr-dict ($values^ `:` type($values))?";

@@ -230,6 +230,20 @@ def GSATile : Pass<"gsa-tile", "::mlir::ModuleOp"> {
     the device (union size vs the queries' counts). Each launch carries its
     kernel's name (`gsa.kernel`) for `gsa-outline-kernels`. Other attention ops are left for
     `convert-gsa-to-gpu`'s per-query kernel.
+
+    With `indexers`, every `gsa.indexer` whose scores the program keeps
+    (not fused into a `gsa.adaptive_topk`) and whose shapes allow it
+    (bf16/f16 qi and ki, H_I a power of two up to 16, d_I a multiple of 64,
+    static shapes) becomes a `gpu.launch` of one block per (query tile,
+    batch): a tile is `warps` x 16 (query, indexer head) rows, i.e.
+    16 * warps / H_I queries. Its body loads the queries' qi block and the
+    head weights and biases (`gsa.tile.indexer_heads`, the `weighting`
+    region inlined), loops over chunks of `key-chunk` consecutive keys up
+    to the tile's last query (`gsa.tile.gather_rows consecutive`,
+    `gsa.tile.dot`, `gsa.tile.indexer_scores` with the `activation`
+    region and the causal mask, `gsa.tile.store_scores`), then writes -inf
+    for the keys past the chunks. Other indexers are left for
+    `gsa-lower-selection`.
   }];
   let options = [
     Option<"keyChunk", "key-chunk", "int64_t", /*default=*/"32",
@@ -237,10 +251,7 @@ def GSATile : Pass<"gsa-tile", "::mlir::ModuleOp"> {
            "N of the score tile">,
     Option<"scoreModKeyChunk", "score-mod-key-chunk", "int64_t",
            /*default=*/"0",
-           "key-chunk for the ops with a score_mod (0: key-chunk). "
-           "gsa-gpu-pipeline sets 32 where it chose 64-key chunks: with "
-           "wgmma, 64-key chunks and a score_mod give wrong results (an "
-           "open bug; gsa-map-tensor-cores refuses that combination)">,
+           "key-chunk for the ops with a score_mod (0: key-chunk)">,
     Option<"warps", "warps", "int64_t", /*default=*/"4",
            "warps per tile (1 to 8); each owns 16 rows of the tile">,
     Option<"pregateValues", "pregate-values", "bool", /*default=*/"true",
@@ -255,6 +266,10 @@ def GSATile : Pass<"gsa-tile", "::mlir::ModuleOp"> {
     Option<"maxRegisters", "max-registers", "int64_t", /*default=*/"0",
            "register cap (ptxas .maxnreg) of the tile attention kernels "
            "(0: none)">,
+    Option<"attention", "attention", "bool", /*default=*/"true",
+           "tile the gsa.sparse_attention ops">,
+    Option<"indexers", "indexers", "bool", /*default=*/"true",
+           "tile the standalone gsa.indexer ops">,
     Option<"unionStream", "union-stream", "bool", /*default=*/"false",
            "the union kernel streams each query's ascending selection list "
            "once over its windows (a tile with a list out of order is "

@@ -41,20 +41,25 @@ def GSA_TileLoadQueriesOp : GSA_TileOp<"load_queries",
 
 def GSA_TileGatherRowsOp : GSA_TileOp<"gather_rows",
     [MemoryEffects<[MemRead]>]> {
-  let summary = "rows of K or V at positions read from a list";
+  let summary = "rows of K or V at positions read from a list, or consecutive rows";
   let description = [{
-    Row `j` is `source[batch, positions[offset + j], kv_head, :]` for
-    `j < count`; rows at or past `count` read position 0 (finite values that
-    the chunk's empty query masks exclude).
+    With `positions`, row `j` is `source[batch, positions[offset + j],
+    kv_head, :]`; with `consecutive` (no list), row `j` is `source[batch,
+    offset + j, kv_head, :]` (a chunk of keys in sequence order: the
+    indexer's sweep). Rows at or past `count` read the chunk's first row
+    (position 0 with a list, `offset` without one): finite values that the
+    consumer's masks exclude.
   }];
   let arguments = (ins AnyStaticShapeMemRef:$source, Index:$batch,
-                       Index:$kv_head, AnyStaticShapeMemRef:$positions,
+                       Index:$kv_head,
+                       Optional<AnyStaticShapeMemRef>:$positions,
                        Index:$offset, Index:$count);
   let results = (outs AnyStaticShapeTensor:$tile);
   let assemblyFormat = [{
-    $source `[` $batch `,` $kv_head `]` `rows` $positions `[` $offset `]`
-    `count` $count attr-dict `:` type($source) `,` type($positions) `->`
-    type($tile)
+    $source `[` $batch `,` $kv_head `]`
+    (`rows` $positions^) : (`consecutive`)?
+    `[` $offset `]` `count` $count attr-dict `:` type($source)
+    (`,` type($positions)^)? `->` type($tile)
   }];
 }
 
@@ -181,6 +186,78 @@ def GSA_TileStoreOutputOp : GSA_TileOp<"store_output",
     $acc `,` $max `,` $sum `into` $out `,` $lse `[` $batch `,` $first_query
     `,` $kv_head `]` (`gate` `(` $gate^ `:` type($gate) `)`)? `group` $group
     attr-dict `:` type($acc) `,` type($max) `,` type($out) `,` type($lse)
+  }];
+}
+
+def GSA_TileIndexerHeadsOp : GSA_TileOp<"indexer_heads",
+    [MemoryEffects<[MemRead]>, AttrSizedOperandSegments,
+     AllTypesMatch<["weight", "bias"]>]> {
+  let summary = "each indexer row's head weight and bias";
+  let description = [{
+    For the rows of an indexer tile (query `first_query + r / heads`, head
+    `r % heads`): `weight[r] = weighting(weights[batch, query, head], head)`
+    (1 without `weights`) and `bias[r] = bias_list[head]` (0 without a
+    bias); queries past the sequence read its last one. Without `weights`
+    the `weighting` region must be empty.
+  }];
+  let arguments = (ins Optional<AnyStaticShapeMemRef>:$weights,
+                       Optional<AnyStaticShapeMemRef>:$bias_list,
+                       Index:$batch, Index:$first_query,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$heads);
+  let results = (outs AnyStaticShapeTensor:$weight,
+                      AnyStaticShapeTensor:$bias);
+  let regions = (region AnyRegion:$weighting);
+  let assemblyFormat = [{
+    (`weights` `(` $weights^ `:` type($weights) `)`)?
+    (`bias` `(` $bias_list^ `:` type($bias_list) `)`)?
+    `rows` `[` $batch `,` $first_query `]` `heads` $heads
+    attr-dict-with-keyword (`weighting` $weighting^)? `:` type($weight)
+  }];
+}
+
+def GSA_TileIndexerScoresOp : GSA_TileOp<"indexer_scores",
+    [RecursiveMemoryEffects, RecursivelySpeculatable,
+     AllTypesMatch<["weight", "bias"]>]> {
+  let summary = "a chunk's causal indexer scores, summed over the heads";
+  let description = [{
+    `acc` holds `qi . ki` for the tile's (query, head) rows (row `r`: query
+    `first_query + r / heads`, head `r % heads`) and a chunk of keys
+    starting at `first_key`. Per query `q` and key `j`:
+
+        result[q, j] = sum_h weight[q heads + h]
+                           * activation(scale * acc[q heads + h, j]
+                                        + bias[q heads + h], h)
+
+    where key `first_key + j` is at most the query's position, `-inf`
+    elsewhere (SPEC section 1). The `activation` region takes `(%x: f32,
+    %head: index)` and yields one `f32`.
+  }];
+  let arguments = (ins AnyStaticShapeTensor:$acc, AnyStaticShapeTensor:$weight,
+                       AnyStaticShapeTensor:$bias, Index:$first_query,
+                       Index:$first_key, F32Attr:$scale,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$heads);
+  let results = (outs AnyStaticShapeTensor:$result);
+  let regions = (region SizedRegion<1>:$activation);
+  let assemblyFormat = [{
+    $acc `weights` `(` $weight `)` `bias` `(` $bias `)` `rows` `[`
+    $first_query `]` `keys` `[` $first_key `]` `scale` `(` $scale `)`
+    `heads` $heads attr-dict-with-keyword `activation` $activation `:`
+    type($acc) `,` type($weight) `->` type($result)
+  }];
+}
+
+def GSA_TileStoreScoresOp : GSA_TileOp<"store_scores",
+    [MemoryEffects<[MemRead, MemWrite]>]> {
+  let summary = "a [queries, keys] tile of scores into the score matrix";
+  let description = [{
+    `scores[batch, first_query + q, first_key + j] = tile[q, j]` for the
+    entries inside the sequence (rows and columns past `L` dropped).
+  }];
+  let arguments = (ins AnyStaticShapeTensor:$tile, AnyStaticShapeMemRef:$scores,
+                       Index:$batch, Index:$first_query, Index:$first_key);
+  let assemblyFormat = [{
+    $tile `into` $scores `[` $batch `,` $first_query `,` $first_key `]`
+    attr-dict `:` type($tile) `,` type($scores)
   }];
 }
 

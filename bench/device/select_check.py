@@ -97,31 +97,44 @@ def gsa_program(shapes, elem, policy, k_base, k_min, k_max, training, whole):
             f"  return {outs} : {res}\n}}\n"), names
 
 
-def indexer_program(shapes, elem):
-    """gsa.indexer alone: the program returns the causal score matrix."""
+RELU = ("{{\n  ^bb0(%x: f32, %j: index):\n    %zero = arith.constant 0.0 : f32\n"
+        "    %r = arith.maximumf %x, %zero : f32\n    gsa.yield %r : f32\n  }}")
+IDENTITY = "{{\n  ^bb0(%w: f32, %j: index):\n    gsa.yield %w : f32\n  }}"
+
+
+def indexer_program(shapes, elem, dsa=False):
+    """gsa.indexer alone: the program returns the causal score matrix. GSA:
+    sigmoid weights and activations with a bias; DSA (`dsa`): relu of the
+    products and raw weights, no bias."""
     B, L = shapes["qi"][:2]
-    names = ["qi", "ki", "wi", "bi"]
+    names = ["qi", "ki", "wi"] + ([] if dsa else ["bi"])
     types = {n: tensor_type(shapes[n], elem) for n in names}
     out = tensor_type((B, L, L), "f32")
     params = ", ".join(f"%{n}: {types[n]}" for n in names)
+    bias = "" if dsa else " bias(%bi)"
+    act, weighting = (RELU, IDENTITY) if dsa else (SIGMOID, SIGMOID)
     return (f"func.func @scores({params}) -> {out} {{\n"
-            f"  %I = gsa.indexer %qi, %ki weights(%wi) bias(%bi)\n"
-            f"  activation {SIGMOID.format()} weighting {SIGMOID.format()}\n"
+            f"  %I = gsa.indexer %qi, %ki weights(%wi){bias}\n"
+            f"  activation {act.format()} weighting {weighting.format()}\n"
             f"  : ({', '.join(types[n] for n in names)}) -> {out}\n"
             f"  return %I : {out}\n}}\n"), names
 
 
 def run_indexer_case(rt, case, gen, log):
     """The standalone indexer kernel against float64 scores (-inf above the
-    diagonal)."""
+    diagonal). `it`: over query tiles (gsa-tile, the default) or the
+    CUDA-core kernel of gsa-lower-selection."""
+    os.environ["GSA_GPU_OPTIONS"] = (f"indexer-query-tiles={int(case.get('it', True))}"
+                                     f" {os.environ.get('GSA_CHECK_OPTIONS', '')}")
     B, L, dtype = case["B"], case["L"], case["dtype"]
-    H, DI = 4, 64
+    H, DI, dsa = case.get("H", 4), case.get("DI", 64), case.get("dsa", False)
     dev = torch.device("cuda")
     rnd = lambda *s: torch.randn(*s, device=dev, generator=gen).to(dtype)
-    x = {"qi": rnd(B, L, H, DI), "ki": rnd(B, L, DI), "wi": rnd(B, L, H),
-         "bi": (0.1 * torch.randn(H, device=dev, generator=gen)).to(dtype)}
+    x = {"qi": rnd(B, L, H, DI), "ki": rnd(B, L, DI), "wi": rnd(B, L, H)}
+    if not dsa:
+        x["bi"] = (0.1 * torch.randn(H, device=dev, generator=gen)).to(dtype)
     shapes = {n: tuple(t.shape) for n, t in x.items()}
-    text, names = indexer_program(shapes, ELEM[dtype])
+    text, names = indexer_program(shapes, ELEM[dtype], dsa)
     specs = [(ELEM[dtype], shapes[n]) for n in names]
     t0 = time.perf_counter()
     kernel = rt.compile(text, specs, backend="cuda")
@@ -139,15 +152,25 @@ def run_indexer_case(rt, case, gen, log):
     causal = torch.arange(L, device=dev)[None, :] <= torch.arange(L, device=dev)[:, None]
     for b in range(B):
         dots = torch.einsum("tjd,sd->tjs", x["qi"][b].double(), x["ki"][b].double()) * scale
-        act = torch.sigmoid(dots + x["bi"].double()[None, :, None])
-        ref = torch.einsum("tj,tjs->ts", torch.sigmoid(x["wi"][b].double()), act)
+        if dsa:
+            ref = torch.einsum("tj,tjs->ts", x["wi"][b].double(), torch.relu(dots))
+        else:
+            act = torch.sigmoid(dots + x["bi"].double()[None, :, None])
+            ref = torch.einsum("tj,tjs->ts", torch.sigmoid(x["wi"][b].double()), act)
+        del dots
         got = out[b].double()
-        worst = max(worst, (got - ref)[causal].abs().max().item())
+        err = (got - ref)[causal].abs()
+        # (NaN anywhere in the causal part fails: max of NaN is NaN.)
+        worst = max(worst, err.max().item() / max(1.0, ref.abs().max().item()))
         masked_ok = masked_ok and bool(torch.isneginf(got[~causal]).all().item())
-    ok = worst < 2e-3 and masked_ok  # tanh.approx sigmoids: ~1e-4 per head
+    # tanh.approx sigmoids: ~1e-4 per head; DSA's relu sums are relative.
+    ok = worst < 2e-3 and masked_ok
+    flops = 2 * B * L * L / 2 * H * DI
+    ms = time_ms(launch)[0]
     result = dict(case=case_name(case), cold_ms=round(cold_ms, 1), hit_us=round(hit_us, 1),
-                  max_abs_err=worst, masked=masked_ok, ok=bool(ok),
-                  ms=round(time_ms(launch)[0], 3))
+                  max_abs_err=worst, masked=masked_ok, ok=bool(ok), ms=round(ms, 3),
+                  tflops=round(flops / ms / 1e9, 1),
+                  gbps=round(B * L * L * 4 / ms / 1e6, 1))
     log.write(json.dumps(result) + "\n")
     return result
 
@@ -419,7 +442,10 @@ def case_name(c):
         return (f"attend B{c['B']} L{c['L']} {c['NH']}/{c['NKV']}x{c['D']} K{c['K']} {dt}"
                 f"{' gates' if c['gates'] else ''}{' sorted' if c.get('sorted') else ''}{qt}")
     if c.get("indexer"):
-        return f"indexer B{c['B']} L{c['L']} {dt}"
+        kind = " dsa" if c.get("dsa") else ""
+        where = "" if c.get("it", True) else " [CUDA cores]"
+        return (f"indexer B{c['B']} L{c['L']} {c.get('H', 4)}x{c.get('DI', 64)} {dt}"
+                f"{kind}{where}")
     what = "core" if c["whole"] else "select"
     mode = "train" if c["training"] else "infer"
     cores = "" if c.get("tc", True) else " [cuda cores]"
@@ -450,6 +476,9 @@ def main():
                         help="attention over query tiles vs per query, side by side")
     parser.add_argument("--sampled", action="store_true",
                         help="sampled selection vs the radix passes alone, side by side")
+    parser.add_argument("--indexer", action="store_true",
+                        help="the standalone indexer over query tiles vs its CUDA-core "
+                             "kernel, side by side (H_I 2-16, d_I 64/128, GSA and DSA)")
     parser.add_argument("--attention-shapes", action="store_true",
                         help="sparse attention alone over GQA groups 1-16, d_k 64/128, "
                              "query tiles vs per query")
@@ -557,6 +586,15 @@ def main():
         cases += [dict(c, sorted=True) for c in shapes[:4]]
         cases += [dict(A(1, 40000, 32, 8, 128, 2048, bf, True), sorted=s)
                   for s in (True, False)]
+    if args.indexer:
+        I = lambda B, L, dt, H=4, DI=64, dsa=False: dict(
+            indexer=True, B=B, L=L, dtype=dt, H=H, DI=DI, dsa=dsa)
+        # The CUDA-core kernel stages H_I x d_I x 8 f32 queries in 24 KiB:
+        # H_I 8 at d_I 128 and H_I 16 run over query tiles only.
+        both = [I(1, 1024, bf), I(2, 4096, fp), I(1, 5000, bf), I(1, 999, fp, H=2, dsa=True),
+                I(1, 8192, bf)]
+        cases = [dict(c, it=on) for c in both for on in (True, False)]
+        cases += [I(1, 777, bf, H=8, DI=128), I(2, 1000, bf, H=16), I(1, 3000, fp, H=1)]
     if args.first:
         cases = cases[:args.first]
     if args.last:
@@ -581,8 +619,9 @@ def main():
             continue
         if "max_abs_err" in r:
             print(f"{r['case']:44} {'yes' if r['ok'] else 'NO':>3} {r['ms']:9.3f} {r['cold_ms']:8.1f} "
-                  f"{r['hit_us']:7.1f}  scores: max abs err {r['max_abs_err']:.2e}, "
-                  f"masked -inf {r['masked']}")
+                  f"{r['hit_us']:7.1f}  scores: max err {r['max_abs_err']:.2e} (relative to "
+                  f"max(1, |ref|)), masked -inf {r['masked']}, {r.get('tflops', 0)} TFLOP/s, "
+                  f"{r.get('gbps', 0)} GB/s written")
             continue
         print(f"{r['case']:44} {'yes' if r['ok'] else 'NO':>3} {r['ms']:9.3f} {r['cold_ms']:8.1f} "
               f"{r['hit_us']:7.1f} {r['count_agree']:7.4f} {r['min_recall']:7.4f} "

@@ -107,6 +107,38 @@ std::string freeKernelName(mlir::ModuleOp module, llvm::StringRef stem);
 /// is left (the GPU lowerings take its parts: run gsa-decompose first).
 mlir::LogicalResult requireDecomposed(mlir::ModuleOp module);
 
+/// Whether `indexer`'s only user is a selection, whose kernels it is fused
+/// into (its scores recomputed there, never stored).
+inline bool isFusedIntoSelection(IndexerOp indexer) {
+  return indexer->hasOneUse() &&
+         llvm::isa<AdaptiveTopKOp>(*indexer->getUsers().begin());
+}
+
+/// A gpu.launch of a (gx, gy, gz) grid of `threads`-thread blocks, named
+/// `name` for gsa-outline-kernels, with `body` built at the start of its
+/// region (then the terminator). gsa-tile's launches.
+mlir::gpu::LaunchOp
+buildNamedLaunch(mlir::OpBuilder &host, mlir::Location loc,
+                 llvm::StringRef name, int64_t gx, int64_t gy, int64_t gz,
+                 int64_t threads,
+                 llvm::function_ref<void(mlir::OpBuilder &,
+                                         const SharedAllocator &)>
+                     body);
+
+/// Whether gsa-tile runs `op` (a gsa.indexer that is not fused into a
+/// selection) over query tiles of `warps` x 16 (query, head) rows:
+/// static shapes, bf16/f16 qi and ki of one type, H_I a power of two up to
+/// 16, d_I a multiple of 64 elements of 16 bits (whole 128-byte rows for
+/// the swizzled staging), f32 scores (TileIndexer.cpp).
+bool indexerTileable(IndexerOp op);
+
+/// gsa-tile's indexer: one gpu.launch of (query tile, batch) blocks on
+/// gsa.tile ops, its key loop over chunks of `keyChunk` consecutive keys
+/// up to the tile's last query, then -inf for the keys past it
+/// (TileIndexer.cpp).
+void tileIndexer(IndexerOp op, mlir::ModuleOp module, int64_t warps,
+                 int64_t keyChunk);
+
 /// The module's gpu.module @gsa_kernels (created if missing), the module
 /// marked as a GPU container.
 mlir::gpu::GPUModuleOp kernelModule(mlir::ModuleOp module);

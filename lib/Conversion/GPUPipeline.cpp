@@ -86,7 +86,9 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
   // Sparse attention over query tiles, in stages: tiles on block-level ops,
   // their chunk gathers staged in shared memory, the tiles mapped onto the
   // lanes and tensor cores; then the launches outlined into @gsa_kernels.
-  if (options.attentionQueryTiles) {
+  // A standalone indexer (its scores kept) goes the same way: its key
+  // chunks staged, its products on the tensor cores.
+  if (options.attentionQueryTiles || options.indexerQueryTiles) {
     bool wgmma = options.attentionWgmma && options.chip == "sm_90a";
     // The tiles whose products gsa-map-tensor-cores puts on wgmma: those of
     // whole warpgroups.
@@ -113,6 +115,8 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
     tile.pregateValues = options.attentionPregateValues;
     tile.unionStream = options.attentionUnionStream;
     tile.maxRegisters = options.attentionMaxRegisters;
+    tile.attention = options.attentionQueryTiles;
+    tile.indexers = options.indexerQueryTiles;
     pm.addPass(createGSATile(tile));
     GSAStageSharedOptions staging;
     staging.stages = options.attentionStages;

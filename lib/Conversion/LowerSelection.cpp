@@ -43,17 +43,10 @@ using namespace gsa::detail;
 
 namespace {
 
-/// Whether `indexer`'s only user is a selection, whose kernels it is fused
-/// into (its scores recomputed there, never stored).
-bool fusedIntoSelection(IndexerOp indexer) {
-  return indexer->hasOneUse() &&
-         isa<AdaptiveTopKOp>(*indexer->getUsers().begin());
-}
-
 /// The indexer fused into `op`'s kernels, if any.
 IndexerOp fusedIndexer(AdaptiveTopKOp op) {
   auto indexer = op.getScores().getDefiningOp<IndexerOp>();
-  return indexer && fusedIntoSelection(indexer) ? indexer : IndexerOp();
+  return indexer && isFusedIntoSelection(indexer) ? indexer : IndexerOp();
 }
 
 struct GSALowerSelectionPass
@@ -146,7 +139,7 @@ struct GSALowerSelectionPass
                             selectWgmmaStages, selectWgmmaQueries, selectTma);
       } else if (auto indexer = dyn_cast<IndexerOp>(op)) {
         // (A fused indexer is lowered, and erased, with its selection.)
-        if (!fusedIntoSelection(indexer))
+        if (!isFusedIntoSelection(indexer))
           lowerIndexerToGPU(indexer, kernels, rewriter, prefix,
                             rowsPerTileOf(indexer));
       }

@@ -13,7 +13,10 @@
 //     the store, which saves two shuffles per row and chunk;
 //   the query block: the A fragments of each 16-column k-step;
 //   shared tiles: nothing (their elements are loaded where used, B
-//     fragments by ldmatrix).
+//     fragments by ldmatrix);
+//   [T, N] f32 query tiles (the indexer's head sums): the [M, N] layout of
+//     the rows they sum, each query's value in every lane of its heads
+//     (the lane whose row is head 0 stores it).
 //
 // Each (query, head) row lives in one lane quad, so row reductions are two
 // xor-shuffles and no shared memory or barrier is needed.
@@ -46,7 +49,8 @@ namespace {
 
 /// What one lane holds of a tile value (file comment).
 struct Fragment {
-  enum Kind { QueryBlock, Tile, Rows, Shared, GlobalWords } kind = Tile;
+  enum Kind { QueryBlock, Tile, Rows, Shared, GlobalWords, QueryTile } kind =
+      Tile;
   SmallVector<Value> values;
   /// Rows: per-lane partial sums of the quad.
   bool partial = false;
@@ -62,6 +66,8 @@ struct Fragment {
   /// GlobalWords (an unstaged gsa.tile.gather_words): its list, offset and
   /// count (ring / stage / the count reused: source, offset).
   Value count;
+  /// QueryTile: the heads each query's value was summed over.
+  int64_t heads = 0;
 };
 
 class LaunchMapper {
@@ -81,6 +87,9 @@ private:
   LogicalResult softmax(TileOnlineSoftmaxOp op);
   LogicalResult rescale(TileRescaleOp op);
   LogicalResult storeOutput(TileStoreOutputOp op);
+  LogicalResult indexerHeads(TileIndexerHeadsOp op);
+  LogicalResult indexerScores(TileIndexerScoresOp op);
+  LogicalResult storeScores(TileStoreScoresOp op);
 
   /// The fragment of a tile operand of `user`, or a located error.
   FailureOr<Fragment *> fragmentOf(Operation *user, Value v,
@@ -175,7 +184,7 @@ FailureOr<Fragment *> LaunchMapper::fragmentOf(Operation *user, Value v,
   if (it == fragments.end() || it->second.kind != kind) {
     static const char *names[] = {"the query block", "a register tile",
                                   "a row value", "a shared-memory tile",
-                                  "a list of words"};
+                                  "a list of words", "a query tile"};
     return user->emitOpError(fmt::format(
         "gsa-map-tensor-cores: {} must be {} here{}", what.str(),
         names[kind],
@@ -633,6 +642,154 @@ LogicalResult LaunchMapper::storeOutput(TileStoreOutputOp op) {
   return success();
 }
 
+LogicalResult LaunchMapper::indexerHeads(TileIndexerHeadsOp op) {
+  OpBuilder b(op);
+  Location loc = op.getLoc();
+  Emitter e(b, loc);
+  int64_t heads = op.getHeads();
+  if (op.getWeight().getType().getDimSize(0) != warps * kRowsPerWarp)
+    return op.emitOpError(fmt::format(
+        "gsa-map-tensor-cores: a tile of {} warps has {} rows, but this one "
+        "has {}",
+        warps, warps * kRowsPerWarp, op.getWeight().getType().getDimSize(0)));
+  if (failed(checkGroup(op, heads)))
+    return failure();
+  Value weights = op.getWeights() ? collapse(b, loc, op.getWeights()) : Value();
+  int64_t L = op.getWeights()
+                  ? cast<MemRefType>(op.getWeights().getType()).getDimSize(1)
+                  : std::numeric_limits<int32_t>::max();
+  auto rows = rowsOf(b, loc, op.getBatch(), op.getFirstQuery(), e.index(0),
+                     heads, L);
+  Fragment weight, bias;
+  weight.kind = bias.kind = Fragment::Rows;
+  for (int64_t r = 0; r < 2; ++r) {
+    Value w = e.f32(1.0);
+    if (weights) {
+      Value at = e.add(
+          e.mul(e.add(e.mul(op.getBatch(), e.index(L)), rows[r].clamped),
+                e.index(heads)),
+          rows[r].head);
+      w = e.inlineRegion(op.getWeighting(), {e.loadF32(weights, {at}),
+                                             rows[r].head});
+    }
+    weight.values.push_back(w);
+    bias.values.push_back(op.getBiasList()
+                              ? e.loadF32(op.getBiasList(), {rows[r].head})
+                              : e.f32(0.0));
+  }
+  fragments[op.getWeight()] = std::move(weight);
+  fragments[op.getBias()] = std::move(bias);
+  return success();
+}
+
+LogicalResult LaunchMapper::indexerScores(TileIndexerScoresOp op) {
+  OpBuilder b(op);
+  Location loc = op.getLoc();
+  Emitter e(b, loc);
+  FailureOr<Fragment *> acc = fragmentOf(op, op.getAcc(), Fragment::Tile, "acc");
+  FailureOr<Fragment *> weight =
+      fragmentOf(op, op.getWeight(), Fragment::Rows, "weights");
+  FailureOr<Fragment *> bias = fragmentOf(op, op.getBias(), Fragment::Rows, "bias");
+  if (failed(acc) || failed(weight) || failed(bias))
+    return failure();
+  int64_t heads = op.getHeads();
+  if (failed(checkGroup(op, heads)))
+    return failure();
+  int64_t N = op.getAcc().getType().getDimSize(1);
+  // (Rows past the sequence get their unclamped query: nothing stores them.)
+  auto rows = rowsOf(b, loc, e.index(0), op.getFirstQuery(), e.index(0), heads,
+                     std::numeric_limits<int32_t>::max());
+  SmallVector<Value> w = fullRows(b, loc, **weight);
+  SmallVector<Value> bs = fullRows(b, loc, **bias);
+  Value scale = e.f32(op.getScale().convertToFloat());
+  Value negInf = e.f32(-kInf);
+  Fragment f;
+  f.kind = Fragment::QueryTile;
+  f.heads = heads;
+  f.values.assign(N / 8 * 4, Value());
+  for (int64_t nt = 0; nt < N / 8; ++nt)
+    for (int64_t x = 0; x < 2; ++x) {
+      Value key = e.add(op.getFirstKey(), e.add(e.index(nt * 8 + x), col));
+      Value sums[2];
+      for (int64_t r = 0; r < 2; ++r) {
+        Value product = (*acc)->values[nt * 4 + 2 * r + x];
+        Value activated =
+            e.inlineRegion(op.getActivation(),
+                           {fusedMulAdd(e, product, scale, bs[r]), rows[r].head});
+        Value sum = e.mul(w[r], activated);
+        // A query's heads are the rows g = 4 q' .. of one lane column (row
+        // g is lane 4 g + column): xor 4, 8 and 16 walk heads 1, 2 and 4
+        // apart; 16 heads are also the lane's two rows (g and g + 8).
+        for (int64_t apart = 1; apart < std::min<int64_t>(heads, 8); apart *= 2)
+          sum = e.add(sum, shuffleXor(b, loc, sum, int32_t(apart * 4)));
+        sums[r] = sum;
+      }
+      if (heads == 16)
+        sums[0] = sums[1] = e.add(sums[0], sums[1]);
+      for (int64_t r = 0; r < 2; ++r) {
+        Value visible = e.cmpi(arith::CmpIPredicate::ule, key, rows[r].query);
+        f.values[nt * 4 + 2 * r + x] = e.select(visible, sums[r], negInf);
+      }
+    }
+  fragments[op.getResult()] = std::move(f);
+  return success();
+}
+
+LogicalResult LaunchMapper::storeScores(TileStoreScoresOp op) {
+  OpBuilder b(op);
+  Location loc = op.getLoc();
+  Emitter e(b, loc);
+  FailureOr<Fragment *> tile =
+      fragmentOf(op, op.getTile(), Fragment::QueryTile, "tile");
+  if (failed(tile))
+    return failure();
+  int64_t heads = (*tile)->heads;
+  int64_t N = op.getTile().getType().getDimSize(1);
+  int64_t L = op.getScores().getType().getDimSize(1);
+  if (op.getTile().getType().getDimSize(0) * heads != warps * kRowsPerWarp)
+    return op.emitOpError(fmt::format(
+        "gsa-map-tensor-cores: a tile of {} warps holds {} queries of {} "
+        "heads, but this one has {}",
+        warps, warps * kRowsPerWarp / heads, heads,
+        op.getTile().getType().getDimSize(0)));
+  Value scores = collapse(b, loc, op.getScores());
+  auto rows = rowsOf(b, loc, op.getBatch(), op.getFirstQuery(), e.index(0),
+                     heads, L);
+  Value cL = e.index(L);
+  for (int64_t r = 0; r < 2; ++r) {
+    // The lane of the query's head 0 stores (every lane of its heads holds
+    // the sum).
+    Value storing = e.andi(
+        rows[r].valid,
+        e.cmpi(arith::CmpIPredicate::eq, rows[r].head, e.index(0)));
+    e.ifThen(storing, [&]() {
+      Value rowBase = e.mul(
+          e.add(e.mul(op.getBatch(), cL), rows[r].query), cL);
+      for (int64_t nt = 0; nt < N / 8; ++nt) {
+        Value key = e.add(op.getFirstKey(), e.add(e.index(nt * 8), col));
+        Value pair[2] = {(*tile)->values[nt * 4 + 2 * r],
+                         (*tile)->values[nt * 4 + 2 * r + 1]};
+        Value at = e.add(rowBase, key);
+        if (L % 2 == 0) {
+          // key is even, so are the row starts: one 8-byte store, both
+          // keys inside the row or both past it.
+          e.ifThen(e.cmpi(arith::CmpIPredicate::ult, key, cL), [&]() {
+            storeLaneRow(b, loc, pair, scores, at);
+          });
+          continue;
+        }
+        for (int64_t x = 0; x < 2; ++x) {
+          Value k = e.add(key, e.index(x));
+          e.ifThen(e.cmpi(arith::CmpIPredicate::ult, k, cL), [&]() {
+            e.store(pair[x], scores, {e.add(at, e.index(x))});
+          });
+        }
+      }
+    });
+  }
+  return success();
+}
+
 LogicalResult LaunchMapper::mapLoop(scf::ForOp loop) {
   OpBuilder b(loop);
   Location loc = loop.getLoc();
@@ -798,6 +955,12 @@ LogicalResult LaunchMapper::mapOp(Operation *op) {
     result = rescale(o);
   else if (auto o = dyn_cast<TileStoreOutputOp>(op))
     result = storeOutput(o);
+  else if (auto o = dyn_cast<TileIndexerHeadsOp>(op))
+    result = indexerHeads(o);
+  else if (auto o = dyn_cast<TileIndexerScoresOp>(op))
+    result = indexerScores(o);
+  else if (auto o = dyn_cast<TileStoreScoresOp>(op))
+    result = storeScores(o);
   else if (auto words = dyn_cast<TileGatherWordsOp>(op)) {
     // Unstaged per-key words: read where used.
     Fragment f;

@@ -46,7 +46,8 @@ int64_t bytesOf(MemRefType type) {
 
 /// Gathers that read the same rows (same positions, offset, count, batch,
 /// KV head) from different sources share their position loads; so do the
-/// words gathers of one offset and count.
+/// words gathers of one offset and count. Consecutive rows (no positions)
+/// have no position loads: row j of a chunk is key offset + j.
 struct RowsGroup {
   SmallVector<TileGatherRowsOp> gathers;
   SmallVector<Value> rings;
@@ -57,6 +58,7 @@ struct RowsGroup {
   int64_t rows() {
     return gathers.front().getTile().getType().getDimSize(0);
   }
+  bool consecutive() { return !gathers.front().getPositions(); }
 };
 struct WordsGroup {
   SmallVector<TileGatherWordsOp> gathers;
@@ -101,6 +103,9 @@ private:
   gpu::LaunchOp launch;
   int64_t threads, stages;
   bool dynamicShared, asyncPositions;
+  /// Whether the rows' positions go through rings (async-positions, and
+  /// some gather reads its rows from a list).
+  bool positionRings = false;
   /// Slots of the position rings: the chunk whose rows are being issued and
   /// the `stages` chunks whose positions may be in flight, rounded up to a
   /// power of two.
@@ -163,6 +168,8 @@ LogicalResult LoopStager::issuePositions(OpBuilder &b, Value iv) {
     Value tid = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
     Value slot = positionSlot(e, iv);
     for (RowsGroup &group : rowsGroups) {
+      if (group.consecutive())
+        continue;
       TileGatherRowsOp first = group.gathers.front();
       FailureOr<Value> offset = at(b, first.getOffset(), map);
       FailureOr<Value> count = at(b, first.getCount(), map);
@@ -208,11 +215,14 @@ LogicalResult LoopStager::issue(OpBuilder &b, Value iv, Value slot,
     int64_t rows = tile.getDimSize(0), D = tile.getDimSize(1);
     int64_t perPiece = 128 / tile.getElementTypeBitWidth(); // 16 bytes
     int64_t pieces = D / perPiece;
-    int64_t L = source.getDimSize(1), NKV = source.getDimSize(2);
+    // ([B, L, D] sources have one head.)
+    int64_t L = source.getDimSize(1),
+            NKV = source.getRank() == 4 ? source.getDimSize(2) : 1;
     int64_t total = rows * pieces;
     Value slotElems = e.mul(slot, e.index(rows * D));
+    bool fromRing = positionsFromRing && !group.consecutive();
     Value positionBase;
-    if (positionsFromRing)
+    if (fromRing)
       positionBase = e.mul(positionSlot(e, iv), e.index(rows));
     // Where every source of the group has fewer than 2^31 bytes, a copy's
     // addresses are 32-bit offsets from its buffers: the key's row offset
@@ -234,12 +244,17 @@ LogicalResult LoopStager::issue(OpBuilder &b, Value iv, Value slot,
         Value j = arith::DivUIOp::create(b, loc, p, e.index(pieces));
         Value piece = arith::RemUIOp::create(b, loc, p, e.index(pieces));
         Value inRange = e.cmpi(arith::CmpIPredicate::slt, j, *count);
-        Value key32 =
-            positionsFromRing
-                ? e.load(group.positionRing, {e.add(positionBase, j)})
-                : e.load(positions,
-                         {e.add(*offset, e.select(inRange, j, zero))});
-        key32 = e.select(inRange, key32, e.i32(0));
+        Value key32;
+        if (group.consecutive()) {
+          // Row j is key offset + j; past the count, the chunk's first.
+          key32 = e.indexToI32(e.add(*offset, e.select(inRange, j, zero)));
+        } else {
+          key32 = fromRing
+                      ? e.load(group.positionRing, {e.add(positionBase, j)})
+                      : e.load(positions,
+                               {e.add(*offset, e.select(inRange, j, zero))});
+          key32 = e.select(inRange, key32, e.i32(0));
+        }
         Value swizzled = swizzledPieceOffset(e, j, piece, rows, perPiece);
         if (narrow) {
           // (batch L + key) NKV + kvHead) D + piece: the key's part times
@@ -407,10 +422,15 @@ LogicalResult LoopStager::run() {
     rowBytes += group.gathers.size() *
                 ringBytes(group.gathers.front().getTile().getType());
   int64_t positionBytes = 0;
-  if (asyncPositions) {
+  positionRings =
+      asyncPositions && llvm::any_of(rowsGroups, [](RowsGroup &group) {
+        return !group.consecutive();
+      });
+  if (positionRings) {
     positionSlots = llvm::PowerOf2Ceil(stages + 1);
     for (RowsGroup &group : rowsGroups)
-      positionBytes += positionSlots * group.rows() * 4;
+      if (!group.consecutive())
+        positionBytes += positionSlots * group.rows() * 4;
   }
   int64_t wordBytes = 0;
   for (WordsGroup &group : wordsGroups)
@@ -442,9 +462,9 @@ LogicalResult LoopStager::run() {
   // The position rings only where they still fit (they save latency, the
   // rows' rings are what the loop needs); without them the positions are
   // loaded where the rows are issued.
-  if (asyncPositions && staticBytes + positionBytes > kStaticSharedBytes)
-    asyncPositions = false;
-  staticBytes += asyncPositions ? positionBytes : 0;
+  if (positionRings && staticBytes + positionBytes > kStaticSharedBytes)
+    positionRings = asyncPositions = false;
+  staticBytes += positionRings ? positionBytes : 0;
   // Dynamic rings: views of the launch's dynamic shared memory, one after
   // the other (each a whole number of KiB: 1024-byte aligned, as wgmma's
   // swizzle atoms need, given the 1024-byte aligned base).
@@ -476,8 +496,10 @@ LogicalResult LoopStager::run() {
   for (WordsGroup &group : wordsGroups)
     for (TileGatherWordsOp gather : group.gathers)
       group.rings.push_back(ringOf(gather.getTile().getType()));
-  if (asyncPositions)
+  if (positionRings)
     for (RowsGroup &group : rowsGroups) {
+      if (group.consecutive())
+        continue;
       group.positionRing = launch.addWorkgroupAttribution(
           MemRefType::get({positionSlots * group.rows()},
                           IntegerType::get(ctx, 32),
@@ -517,7 +539,7 @@ LogicalResult LoopStager::run() {
       // Always safe: out-of-range rows read position 0.
       if (failed(issue(b, chunk, e.index(0), /*positionsFromRing=*/false)))
         return failure();
-      if (asyncPositions &&
+      if (positionRings &&
           failed(issuePositions(b, chunkAt(lb, stages - 1))))
         return failure();
     } else {
@@ -528,11 +550,11 @@ LogicalResult LoopStager::run() {
       if (failed(ok))
         return failure();
     }
-    if (asyncPositions && failed(issuePositions(b, chunkAt(lb, i + stages))))
+    if (positionRings && failed(issuePositions(b, chunkAt(lb, i + stages))))
       return failure();
     NVVM::CpAsyncCommitGroupOp::create(b, loc);
   }
-  if (asyncPositions) {
+  if (positionRings) {
     NVVM::CpAsyncWaitGroupOp::create(b, loc, stages - 2);
     gpu::BarrierOp::create(b, loc);
   }
@@ -548,11 +570,11 @@ LogicalResult LoopStager::run() {
       b, loc, e.add(slot, e.index(stages - 1)), e.index(stages));
   LogicalResult ok = success();
   e.ifThen(e.cmpi(arith::CmpIPredicate::slt, ahead, ub), [&]() {
-    ok = issue(b, ahead, aheadSlot, /*positionsFromRing=*/asyncPositions);
+    ok = issue(b, ahead, aheadSlot, /*positionsFromRing=*/positionRings);
   });
   if (failed(ok))
     return failure();
-  if (asyncPositions && failed(issuePositions(b, chunkAt(ahead, stages))))
+  if (positionRings && failed(issuePositions(b, chunkAt(ahead, stages))))
     return failure();
   NVVM::CpAsyncCommitGroupOp::create(b, loc);
   NVVM::CpAsyncWaitGroupOp::create(b, loc, stages - 1);

@@ -39,6 +39,28 @@ using namespace mlir;
 using namespace gsa;
 using namespace gsa::detail;
 
+gpu::LaunchOp gsa::detail::buildNamedLaunch(
+    OpBuilder &host, Location loc, StringRef name, int64_t gx, int64_t gy,
+    int64_t gz, int64_t threads,
+    function_ref<void(OpBuilder &, const SharedAllocator &)> body) {
+  Emitter e(host, loc);
+  auto op = gpu::LaunchOp::create(host, loc, e.index(gx), e.index(gy),
+                                  e.index(gz), e.index(threads), e.index(1),
+                                  e.index(1));
+  op->setAttr(kKernelNameAttr, host.getStringAttr(name));
+  Block &block = op.getBody().front();
+  OpBuilder b = OpBuilder::atBlockEnd(&block);
+  MLIRContext *ctx = host.getContext();
+  SharedAllocator shared = [&, op](Type elem, int64_t n) mutable -> Value {
+    auto workgroup = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+    auto type = MemRefType::get({n}, elem, MemRefLayoutAttrInterface(), workgroup);
+    return op.addWorkgroupAttribution(type, loc);
+  };
+  body(b, shared);
+  gpu::TerminatorOp::create(b, loc);
+  return op;
+}
+
 namespace {
 
 /// A tile attention's shape; a tile's rows are (query, head) pairs, 16 per
@@ -93,31 +115,6 @@ bool tileable(SparseAttentionOp op, bool pregate) {
   return (elem.isBF16() || elem.isF16()) && sameTypes &&
          (D == 64 || D == 128) && G >= 2 && kRowsPerWarp % G == 0 &&
          (!op.getValueGate() || pregate);
-}
-
-/// A gpu.launch of a (gx, gy, gz) grid of `threads`-thread blocks, named
-/// `name` for gsa-outline-kernels, with `body` built at the start of its
-/// region (then the terminator).
-gpu::LaunchOp launch(OpBuilder &host, Location loc, StringRef name,
-                     int64_t gx, int64_t gy, int64_t gz, int64_t threads,
-                     function_ref<void(OpBuilder &, const SharedAllocator &)>
-                         body) {
-  Emitter e(host, loc);
-  auto op = gpu::LaunchOp::create(host, loc, e.index(gx), e.index(gy),
-                                  e.index(gz), e.index(threads), e.index(1),
-                                  e.index(1));
-  op->setAttr(kKernelNameAttr, host.getStringAttr(name));
-  Block &block = op.getBody().front();
-  OpBuilder b = OpBuilder::atBlockEnd(&block);
-  MLIRContext *ctx = host.getContext();
-  SharedAllocator shared = [&, op](Type elem, int64_t n) mutable -> Value {
-    auto workgroup = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
-    auto type = MemRefType::get({n}, elem, MemRefLayoutAttrInterface(), workgroup);
-    return op.addWorkgroupAttribution(type, loc);
-  };
-  body(b, shared);
-  gpu::TerminatorOp::create(b, loc);
-  return op;
 }
 
 /// The tile attention body: loads, the loop over the union's chunks, the
@@ -257,7 +254,7 @@ void tileAttention(SparseAttentionOp op, ModuleOp module, int64_t warps,
     Value flatOut = collapse(rewriter, loc, gated);
     int64_t n = cast<MemRefType>(flatV.getType()).getNumElements();
     int64_t perBlock = kValueGateThreads * kValueGateWidth;
-    launch(rewriter, loc, name + "_value_gate", (n + perBlock - 1) / perBlock,
+    buildNamedLaunch(rewriter, loc, name + "_value_gate", (n + perBlock - 1) / perBlock,
            1, 1, kValueGateThreads,
            [&](OpBuilder &b, const SharedAllocator &) {
              buildValueGate(b, loc, flatV, flatGV, flatOut, n);
@@ -277,7 +274,7 @@ void tileAttention(SparseAttentionOp op, ModuleOp module, int64_t warps,
     splitFlags = {scratch(s.B * s.numTiles), splitShare};
   Value indices = flatBuffer(e, op.getIndices());
   Value counts = flatBuffer(e, op.getCounts());
-  launch(rewriter, loc, name + "_query_tiles", s.numTiles, s.B, 1,
+  buildNamedLaunch(rewriter, loc, name + "_query_tiles", s.numTiles, s.B, 1,
          kUnionThreads, [&](OpBuilder &b, const SharedAllocator &shared) {
            buildTileUnion(b, loc, shared,
                           TileUnionShape{s.B, s.L, s.K, s.T, s.numTiles},
@@ -295,7 +292,7 @@ void tileAttention(SparseAttentionOp op, ModuleOp module, int64_t warps,
       launchOp->setAttr(kMaxRegistersAttr,
                      rewriter.getI32IntegerAttr(int32_t(maxRegisters)));
   };
-  gpu::LaunchOp tiles = launch(
+  gpu::LaunchOp tiles = buildNamedLaunch(
       rewriter, loc, name, s.numTiles, s.NKV, s.B, warps * kWarpSize,
       [&](OpBuilder &b, const SharedAllocator &) {
            auto body = [&]() {
@@ -323,7 +320,7 @@ void tileAttention(SparseAttentionOp op, ModuleOp module, int64_t warps,
           arith::ConstantIndexOp::create(b, loc, 2));
       return splitDecision(b, loc, s, splitFlags.flags, batch, tile);
     };
-    launch(rewriter, loc, name + "_half_query_tiles", half.numTiles, half.B, 1,
+    buildNamedLaunch(rewriter, loc, name + "_half_query_tiles", half.numTiles, half.B, 1,
            kUnionThreads, [&](OpBuilder &b, const SharedAllocator &shared) {
              Value halfTile = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
              Value batch = gpu::BlockIdOp::create(b, loc, gpu::Dimension::y);
@@ -335,7 +332,7 @@ void tileAttention(SparseAttentionOp op, ModuleOp module, int64_t warps,
                    TileSplit(), unionStream);
              });
            });
-    gpu::LaunchOp halfTiles = launch(
+    gpu::LaunchOp halfTiles = buildNamedLaunch(
         rewriter, loc, name + "_half", half.numTiles, half.NKV, half.B,
         (warps / 2) * kWarpSize, [&](OpBuilder &b, const SharedAllocator &) {
              Value halfTile = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
@@ -384,10 +381,11 @@ struct GSATilePass : gsa::impl::GSATileBase<GSATilePass> {
       return signalPassFailure();
     }
     SmallVector<SparseAttentionOp> ops;
-    module.walk([&](SparseAttentionOp op) {
-      if (tileable(op, pregateValues))
-        ops.push_back(op);
-    });
+    if (attention)
+      module.walk([&](SparseAttentionOp op) {
+        if (tileable(op, pregateValues))
+          ops.push_back(op);
+      });
     for (SparseAttentionOp op : ops) {
       AttentionShape s = shapeOf(op, warps);
       if (s.T > 32) {
@@ -405,6 +403,14 @@ struct GSATilePass : gsa::impl::GSATileBase<GSATilePass> {
       tileAttention(op, module, warps, chunk, splitShare, unionStream,
                     maxRegisters);
     }
+    SmallVector<IndexerOp> indexerOps;
+    if (indexers)
+      module.walk([&](IndexerOp op) {
+        if (indexerTileable(op))
+          indexerOps.push_back(op);
+      });
+    for (IndexerOp op : indexerOps)
+      tileIndexer(op, module, warps, keyChunk);
   }
 };
 

@@ -15,6 +15,8 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+
 using namespace mlir;
 using namespace gsa;
 
@@ -105,21 +107,29 @@ LogicalResult TileLoadQueriesOp::verify() {
 }
 
 LogicalResult TileGatherRowsOp::verify() {
-  if (failed(expectRank(*this, getSource(), "source", 4)) ||
-      failed(expectRank(*this, getTile(), "tile", 2)) ||
-      failed(expectRank(*this, getPositions(), "positions", 1)) ||
-      failed(expectElement(*this, getPositions(), "positions", isI32, "i32")) ||
-      failed(expectDense(*this, getSource(), "source")) ||
-      failed(expectDense(*this, getPositions(), "positions")))
+  auto sourceType = getSource().getType();
+  if (sourceType.getRank() != 3 && sourceType.getRank() != 4)
+    return emitOpError(fmt::format(
+        "'source' must be [B, L, n_kv, d] or [B, L, d] (one head), but got {}",
+        debugString(sourceType)));
+  if (failed(expectRank(*this, getTile(), "tile", 2)) ||
+      failed(expectDense(*this, getSource(), "source")))
+    return failure();
+  if (getPositions() &&
+      (failed(expectRank(*this, getPositions(), "positions", 1)) ||
+       failed(expectElement(*this, getPositions(), "positions", isI32,
+                            "i32")) ||
+       failed(expectDense(*this, getPositions(), "positions"))))
     return failure();
   auto tile = getTile().getType();
   auto source = getSource().getType();
   if (tile.getElementType() != source.getElementType())
     return emitOpError("the tile's element type must be the source's");
-  if (tile.getDimSize(1) != source.getDimSize(3))
+  int64_t d = source.getDimSize(source.getRank() - 1);
+  if (tile.getDimSize(1) != d)
     return emitOpError(fmt::format(
         "the tile has {} columns, but the source rows have {}",
-        tile.getDimSize(1), source.getDimSize(3)));
+        tile.getDimSize(1), d));
   return success();
 }
 
@@ -296,5 +306,114 @@ LogicalResult TileStoreOutputOp::verify() {
     return emitOpError(fmt::format("'gate' must have the shape of 'out' "
                                    "({}), but is {}",
                                    debugString(out), debugString(getGate().getType())));
+  return success();
+}
+
+namespace {
+
+/// A region of `(f32, index)` yielding one f32 (the indexer's activation
+/// and weighting).
+LogicalResult verifyHeadRegion(Operation *op, Region &region, StringRef name) {
+  Block &body = region.front();
+  Builder b(op->getContext());
+  SmallVector<Type> expected = {b.getF32Type(), b.getIndexType()};
+  if (body.getArgumentTypes() != ArrayRef<Type>(expected))
+    return op->emitOpError(
+        fmt::format("the {} region takes (f32, index)", name.str()));
+  auto yield = body.empty() ? YieldOp() : dyn_cast<YieldOp>(body.back());
+  if (!yield || yield.getValues().size() != 1 ||
+      !yield.getValues()[0].getType().isF32())
+    return op->emitOpError(
+        fmt::format("the {} region must yield one f32", name.str()));
+  return success();
+}
+
+bool isFloat(Type t) { return isa<FloatType>(t); }
+
+/// The tile's rows are whole queries of `heads` heads, a power of two up
+/// to 16 (the heads of a query share one lane quad's rows of a warp).
+LogicalResult expectHeads(Operation *op, int64_t rows, int64_t heads) {
+  if (!llvm::isPowerOf2_64(heads) || heads > 16)
+    return op->emitOpError(fmt::format(
+        "takes 1, 2, 4, 8 or 16 heads, but has {}", heads));
+  if (rows % heads != 0)
+    return op->emitOpError(fmt::format(
+        "the tile's {} rows are not a whole number of queries of {} heads",
+        rows, heads));
+  return success();
+}
+
+} // namespace
+
+LogicalResult TileIndexerHeadsOp::verify() {
+  if (failed(expectRank(*this, getWeight(), "weight", 1)) ||
+      failed(expectElement(*this, getWeight(), "weight", isF32, "f32")))
+    return failure();
+  int64_t heads = getHeads();
+  if (failed(expectHeads(*this, getWeight().getType().getDimSize(0), heads)))
+    return failure();
+  if (Value w = getWeights()) {
+    if (failed(expectRank(*this, w, "weights", 3)) ||
+        failed(expectElement(*this, w, "weights", isFloat, "float")) ||
+        failed(expectDense(*this, w, "weights")))
+      return failure();
+    if (cast<ShapedType>(w.getType()).getDimSize(2) != heads)
+      return emitOpError(fmt::format(
+          "'weights' must be [B, L, {}] (one logit per head), but is {}",
+          heads, debugString(w.getType())));
+    if (getWeighting().empty())
+      return emitOpError("'weights' need a weighting region");
+    if (failed(verifyHeadRegion(*this, getWeighting(), "weighting")))
+      return failure();
+  } else if (!getWeighting().empty()) {
+    return emitOpError("a weighting region needs 'weights'");
+  }
+  if (Value bias = getBiasList()) {
+    if (failed(expectRank(*this, bias, "bias", 1)) ||
+        failed(expectElement(*this, bias, "bias", isFloat, "float")))
+      return failure();
+    if (cast<ShapedType>(bias.getType()).getDimSize(0) != heads)
+      return emitOpError(fmt::format(
+          "'bias' must have one entry per head ({}), but is {}", heads,
+          debugString(bias.getType())));
+  }
+  return success();
+}
+
+LogicalResult TileIndexerScoresOp::verify() {
+  if (failed(expectRank(*this, getAcc(), "acc", 2)) ||
+      failed(expectElement(*this, getAcc(), "acc", isF32, "f32")) ||
+      failed(expectRank(*this, getResult(), "result", 2)) ||
+      failed(expectElement(*this, getResult(), "result", isF32, "f32")))
+    return failure();
+  auto acc = getAcc().getType();
+  int64_t rows = acc.getDimSize(0), heads = getHeads();
+  if (failed(expectHeads(*this, rows, heads)) ||
+      failed(expectRowVector(*this, getWeight(), "weights", rows)) ||
+      failed(expectRowVector(*this, getBias(), "bias", rows)))
+    return failure();
+  auto result = getResult().getType();
+  if (result.getDimSize(0) != rows / heads ||
+      result.getDimSize(1) != acc.getDimSize(1))
+    return emitOpError(fmt::format(
+        "the result must be [{} queries, {} keys], but is {}", rows / heads,
+        acc.getDimSize(1), debugString(result)));
+  if (!std::isfinite(getScale().convertToFloat()))
+    return emitOpError("the scale must be finite");
+  return verifyHeadRegion(*this, getActivation(), "activation");
+}
+
+LogicalResult TileStoreScoresOp::verify() {
+  if (failed(expectRank(*this, getTile(), "tile", 2)) ||
+      failed(expectElement(*this, getTile(), "tile", isF32, "f32")) ||
+      failed(expectRank(*this, getScores(), "scores", 3)) ||
+      failed(expectElement(*this, getScores(), "scores", isF32, "f32")) ||
+      failed(expectDense(*this, getScores(), "scores")))
+    return failure();
+  auto scores = getScores().getType();
+  if (scores.getDimSize(1) != scores.getDimSize(2))
+    return emitOpError(fmt::format(
+        "'scores' must be the [B, L, L] score matrix, but is {}",
+        debugString(scores)));
   return success();
 }

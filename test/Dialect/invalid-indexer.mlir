@@ -173,7 +173,7 @@ func.func @region_without_weights(%qi: tensor<1x8x2x4xf32>, %ki: tensor<1x8x4xf3
 // -----
 
 func.func @yield_outside(%x: f32) {
-  // expected-error @+1 {{'gsa.yield' op expects parent op to be one of 'gsa.indexer, gsa.adaptive_topk, gsa.sparse_attention, gsa.gated_sparse_attention, gsa.tile.scores'}}
+  // expected-error @+1 {{'gsa.yield' op expects parent op to be one of 'gsa.indexer, gsa.adaptive_topk, gsa.sparse_attention, gsa.gated_sparse_attention, gsa.tile.scores, gsa.tile.indexer_heads, gsa.tile.indexer_scores'}}
   gsa.yield %x : f32
 }
 

@@ -317,3 +317,138 @@ func.func @empty_score_mod(%s: tensor<64x32xf32>, %m: tensor<32xi32>, %i: index)
   } : tensor<64x32xf32>, tensor<32xi32> -> tensor<64x32xf32>
   return %r : tensor<64x32xf32>
 }
+
+// -----
+
+// The indexer's tile ops.
+
+func.func @indexer0(%k: memref<1x64xbf16>, %i: index) {
+  // expected-error @+1 {{'source' must be [B, L, n_kv, d] or [B, L, d] (one head), but got memref<1x64xbf16>}}
+  %t = gsa.tile.gather_rows %k[%i, %i] consecutive[%i] count %i : memref<1x64xbf16> -> tensor<32x64xbf16>
+  return
+}
+
+// -----
+
+func.func @indexer1(%k: memref<1x64x32xbf16>, %i: index) {
+  // expected-error @+1 {{the tile has 64 columns, but the source rows have 32}}
+  %t = gsa.tile.gather_rows %k[%i, %i] consecutive[%i] count %i : memref<1x64x32xbf16> -> tensor<32x64xbf16>
+  return
+}
+
+// -----
+
+func.func @indexer2(%i: index) {
+  // expected-error @+1 {{takes 1, 2, 4, 8 or 16 heads, but has 3}}
+  %w, %b = gsa.tile.indexer_heads rows[%i, %i] heads 3 : tensor<48xf32>
+  return
+}
+
+// -----
+
+func.func @indexer3(%wi: memref<1x64x8xbf16>, %i: index) {
+  // expected-error @+1 {{'weights' must be [B, L, 4] (one logit per head), but is memref<1x64x8xbf16>}}
+  %w, %b = gsa.tile.indexer_heads weights(%wi : memref<1x64x8xbf16>) rows[%i, %i] heads 4 weighting {
+  ^bb0(%x: f32, %h: index):
+    gsa.yield %x : f32
+  } : tensor<64xf32>
+  return
+}
+
+// -----
+
+func.func @indexer4(%wi: memref<1x64x4xbf16>, %i: index) {
+  // expected-error @+1 {{'weights' need a weighting region}}
+  %w, %b = gsa.tile.indexer_heads weights(%wi : memref<1x64x4xbf16>) rows[%i, %i] heads 4 : tensor<64xf32>
+  return
+}
+
+// -----
+
+func.func @indexer5(%i: index) {
+  // expected-error @+1 {{a weighting region needs 'weights'}}
+  %w, %b = gsa.tile.indexer_heads rows[%i, %i] heads 4 weighting {
+  ^bb0(%x: f32, %h: index):
+    gsa.yield %x : f32
+  } : tensor<64xf32>
+  return
+}
+
+// -----
+
+func.func @indexer6(%bi: memref<8xf32>, %i: index) {
+  // expected-error @+1 {{'bias' must have one entry per head (4), but is memref<8xf32>}}
+  %w, %b = gsa.tile.indexer_heads bias(%bi : memref<8xf32>) rows[%i, %i] heads 4 : tensor<64xf32>
+  return
+}
+
+// -----
+
+func.func @indexer7(%wi: memref<1x64x4xbf16>, %i: index) {
+  // expected-error @+1 {{the weighting region takes (f32, index)}}
+  %w, %b = gsa.tile.indexer_heads weights(%wi : memref<1x64x4xbf16>) rows[%i, %i] heads 4 weighting {
+  ^bb0(%x: f32):
+    gsa.yield %x : f32
+  } : tensor<64xf32>
+  return
+}
+
+// -----
+
+func.func @indexer8(%acc: tensor<64x32xf32>, %w: tensor<64xf32>, %i: index) {
+  // expected-error @+1 {{the result must be [16 queries, 32 keys], but is tensor<8x32xf32>}}
+  %s = gsa.tile.indexer_scores %acc weights(%w) bias(%w) rows[%i] keys[%i] scale(0.125) heads 4 activation {
+  ^bb0(%x: f32, %h: index):
+    gsa.yield %x : f32
+  } : tensor<64x32xf32>, tensor<64xf32> -> tensor<8x32xf32>
+  return
+}
+
+// -----
+
+func.func @indexer9(%acc: tensor<64x32xf32>, %w: tensor<32xf32>, %i: index) {
+  // expected-error @+1 {{'weights' must have one entry per tile row (64), but has 32}}
+  %s = gsa.tile.indexer_scores %acc weights(%w) bias(%w) rows[%i] keys[%i] scale(0.125) heads 4 activation {
+  ^bb0(%x: f32, %h: index):
+    gsa.yield %x : f32
+  } : tensor<64x32xf32>, tensor<32xf32> -> tensor<16x32xf32>
+  return
+}
+
+// -----
+
+func.func @indexer10(%acc: tensor<64x32xf32>, %w: tensor<64xf32>, %i: index) {
+  // expected-error @+1 {{the scale must be finite}}
+  %s = gsa.tile.indexer_scores %acc weights(%w) bias(%w) rows[%i] keys[%i] scale(0x7FC00000) heads 4 activation {
+  ^bb0(%x: f32, %h: index):
+    gsa.yield %x : f32
+  } : tensor<64x32xf32>, tensor<64xf32> -> tensor<16x32xf32>
+  return
+}
+
+// -----
+
+func.func @indexer11(%acc: tensor<64x32xf32>, %w: tensor<64xf32>, %i: index) {
+  // expected-error @+1 {{the activation region must yield one f32}}
+  %s = gsa.tile.indexer_scores %acc weights(%w) bias(%w) rows[%i] keys[%i] scale(0.125) heads 4 activation {
+  ^bb0(%x: f32, %h: index):
+    gsa.yield %h : index
+  } : tensor<64x32xf32>, tensor<64xf32> -> tensor<16x32xf32>
+  return
+}
+
+// -----
+
+func.func @indexer12(%s: tensor<16x32xf32>, %out: memref<1x64x32xf32>, %i: index) {
+  // expected-error @+1 {{'scores' must be the [B, L, L] score matrix, but is memref<1x64x32xf32>}}
+  gsa.tile.store_scores %s into %out[%i, %i, %i] : tensor<16x32xf32>, memref<1x64x32xf32>
+  return
+}
+
+// -----
+
+func.func @indexer13(%s: tensor<16x32xf16>, %out: memref<1x64x64xf32>, %i: index) {
+  // expected-error @+1 {{'tile' must have f32 elements, but got f16}}
+  gsa.tile.store_scores %s into %out[%i, %i, %i] : tensor<16x32xf16>, memref<1x64x64xf32>
+  return
+}
