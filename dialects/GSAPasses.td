@@ -299,7 +299,9 @@ def GSAStageShared : Pass<"gsa-stage-shared"> {
     until chunk i's group has landed (`cp.async.wait_group stages-1`) and
     passes a barrier; the loop body then reads slot i % stages through
     `gsa.tile.shared_tile`, and a barrier at its end keeps a slot from being
-    refilled while a warp still reads it.
+    refilled while a warp still reads it. A `consecutive` gather (the
+    indexer's key chunks) copies rows offset .. offset + n - 1 and reads no
+    position list (so it has no position ring either).
 
     K / V rows move by 16-byte `cp.async.cg` copies spread over the block's
     threads, their pieces XOR-swizzled by row (piece p of row j at p ^ (j %
@@ -363,7 +365,14 @@ def GSAMapTensorCores : Pass<"gsa-map-tensor-cores"> {
     - `gsa.tile.scores`, `online_softmax`, `rescale`: per element and per
       row with quad shuffles (each row lives in one lane quad); a row's sum
       stays per lane until `gsa.tile.store_output` reduces it;
-    - loops carrying tiles carry their fragments instead.
+    - loops carrying tiles carry their fragments instead;
+    - the indexer's ops: `gsa.tile.indexer_heads` loads the lane's two
+      rows' head weights (the `weighting` region inlined) and biases;
+      `gsa.tile.indexer_scores` is one fma, the `activation` region and the
+      weight per product, then the head sum inside the lane column (xor
+      shuffles 4, 8, 16 over the heads of a query; 16 heads add the lane's
+      two rows too) and the causal mask; `gsa.tile.store_scores` stores
+      from the lane of each query's head 0 (8-byte pairs where L is even).
 
     With `wgmma`, the products of a launch of whole warpgroups (4 or 8
     warps; each warpgroup's 64 rows) run as `wgmma.mma_async m64nNk16` instead: the A operand
