@@ -154,3 +154,37 @@ def test_errors_are_reported_not_crashed(lib):
     assert lib.gsa_launch(None, None, None, None) != 0
     assert b"null kernel" in lib.gsa_last_error()
     lib.gsa_context_destroy(ctx)
+
+
+INDEXER = """
+func.func @scores(%qi: tensor<1x{L}x16x64xbf16>, %ki: tensor<1x{L}x64xbf16>)
+    -> tensor<1x{L}x{L}xf32> {{
+  %I = gsa.indexer %qi, %ki activation {{
+  ^bb0(%x: f32, %j: index):
+    %s = gsa.sigmoid %x : f32
+    gsa.yield %s : f32
+  }} : (tensor<1x{L}x16x64xbf16>, tensor<1x{L}x64xbf16>) -> tensor<1x{L}x{L}xf32>
+  return %I : tensor<1x{L}x{L}xf32>
+}}
+"""
+
+
+def test_cuda_indexer_of_16_heads_compiles_over_query_tiles(lib, tmp_path, monkeypatch):
+    # 16 indexer heads at d_I 64: over query tiles (gsa-tile) by default;
+    # the CUDA-core kernel (indexer-query-tiles=0) stages 16 x 64 x 8 f32
+    # queries, more than its 24 KiB, and says so.
+    monkeypatch.setenv("GSA_CACHE_DIR", str(tmp_path))
+    ctx = lib.gsa_context_create()
+    L = 100
+    inputs = lambda: (Desc * 2)(desc(GSA_BF16, (1, L, 16, 64)), desc(GSA_BF16, (1, L, 64)))
+    program = INDEXER.format(L=L).encode()
+    kernel = lib.gsa_compile(ctx, program, None, 1, 2, inputs())
+    assert kernel, lib.gsa_last_error()
+    out = Desc()
+    assert lib.gsa_kernel_result(kernel, 0, ctypes.byref(out)) == 0
+    assert (out.dtype, out.rank, list(out.shape[:3])) == (GSA_F32, 3, [1, L, L])
+    lib.gsa_kernel_release(kernel)
+    monkeypatch.setenv("GSA_GPU_OPTIONS", "indexer-query-tiles=0")
+    assert not lib.gsa_compile(ctx, program, None, 1, 2, inputs())
+    assert b"at most 24 KiB of shared memory" in lib.gsa_last_error()
+    lib.gsa_context_destroy(ctx)
