@@ -67,11 +67,25 @@ namespace {
 /// What a launch operand is: an argument or a result of the entry.
 llvm::json::Value describeOperand(Value operand) {
   Value v = operand;
-  if (auto collapse = v.getDefiningOp<memref::CollapseShapeOp>())
-    v = collapse.getSrc();
-  if (auto toBuffer = v.getDefiningOp<bufferization::ToBufferOp>())
+  // Through views and tensor / buffer round trips (a kernel reading what
+  // an earlier one wrote: a returned score matrix a selection reads), as
+  // the runtime's plan does.
+  for (;;) {
+    if (auto collapse = v.getDefiningOp<memref::CollapseShapeOp>()) {
+      v = collapse.getSrc();
+      continue;
+    }
+    auto toBuffer = v.getDefiningOp<bufferization::ToBufferOp>();
+    if (!toBuffer)
+      break;
     if (auto arg = dyn_cast<BlockArgument>(toBuffer.getTensor()))
       return llvm::json::Object{{"arg", int64_t(arg.getArgNumber())}};
+    auto toTensor =
+        toBuffer.getTensor().getDefiningOp<bufferization::ToTensorOp>();
+    if (!toTensor)
+      break;
+    v = toTensor.getBuffer();
+  }
   for (Operation *user : v.getUsers())
     if (auto toTensor = dyn_cast<bufferization::ToTensorOp>(user))
       for (OpOperand &use : toTensor.getResult().getUses())
