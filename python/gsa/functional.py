@@ -272,6 +272,58 @@ def _sparse_attention_cuda(q, k, v, indices, counts, gv, go, scale, score_mod):
     return o, lse
 
 
+def indexer(qi, ki, wi=None, bi=None, *, scale=None, activation="sigmoid",
+            weighting="sigmoid"):
+    """The gated lightning indexer's causal score matrix (SPEC section 1):
+    I [B, L, L] float32, I[b, t, s] = sum_j weighting(wi[b, t, j], j) *
+    activation(scale qi[b, t, j] . ki[b, s] + bi[j], j) for s <= t, -inf
+    above the diagonal - what the indexer's training losses read (SPEC
+    section 4). The matrix is L x L (4 L^2 bytes per batch): for the
+    selection itself use gated_sparse_attention, which never stores it.
+
+    CUDA torch tensors (bf16/fp16/fp32, contiguous, one device) run on the
+    GPU (bf16/fp16 with a power-of-two H_I up to 16 and d_I a multiple of 64
+    on the tensor cores); NumPy arrays on the CPU. scale: default
+    1/sqrt(d_I). activation, weighting: "sigmoid", "relu", "identity" or a
+    Python function (x, head) -> float (weighting only applies with wi)."""
+    options = dict(scale=scale, activation=activation, weighting=weighting)
+    tensors = {"qi": qi, "ki": ki, "wi": wi, "bi": bi}
+    ranks = {"qi": 4, "ki": 3, "wi": 3, "bi": 1}
+    if any(_is_torch(x) and x.is_cuda for x in (qi, ki)):
+        import torch
+        elem_of = {torch.bfloat16: "bf16", torch.float16: "f16", torch.float32: "f32"}
+        device = qi.device
+        named = {}
+        for name, t in tensors.items():
+            if t is None:
+                continue
+            if not (_is_torch(t) and t.is_cuda) or t.device != device:
+                raise ValueError(f"'{name}' must be a CUDA tensor on {device} like 'qi'")
+            if t.dim() != ranks[name]:
+                raise ValueError(f"'{name}' must have rank {ranks[name]}, got shape "
+                                 f"{tuple(t.shape)}")
+            if t.dtype not in elem_of or not t.is_contiguous():
+                raise ValueError(f"'{name}' must be a contiguous CUDA tensor of bf16, fp16 or "
+                                 f"fp32, got {t.dtype}" + ("" if t.is_contiguous()
+                                                           else " (not contiguous)"))
+            named[name] = t
+        shapes = {n: tuple(t.shape) for n, t in named.items()}
+        elems = {n: elem_of[t.dtype] for n, t in named.items()}
+        kernel, order = _kernel(programs.indexer, shapes, elems, options, "cuda")
+        B, L = qi.shape[:2]
+        scores = torch.empty((B, L, L), dtype=torch.float32, device=device)
+        _launch_cuda(kernel, [named[n] for n in order], [scores], device)
+        return scores
+    named = {n: _host(n, t, ranks[n]) for n, t in tensors.items() if t is not None}
+    shapes = {n: a.shape for n, a in named.items()}
+    elems = {n: _NUMPY_ELEMS[a.dtype] for n, a in named.items()}
+    kernel, order = _kernel(programs.indexer, shapes, elems, options)
+    B, L = named["qi"].shape[:2]
+    scores = np.empty((B, L, L), dtype=np.float32)
+    kernel.launch([named[n].ctypes.data for n in order], [scores.ctypes.data])
+    return scores
+
+
 def _launch_cuda(kernel, inputs, outputs, device):
     """Launches on the current stream with the kernel's workspace taken from
     PyTorch's caching allocator (so it is reused across calls, counted by

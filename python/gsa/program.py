@@ -138,3 +138,24 @@ def sparse_attention(shapes, elems, *, scale=None, score_mod=None):
             f"{gates}{scale_text}{mod_text}\n"
             f"  : ({', '.join(types[n] for n in order)}) -> ({results})\n"
             f"  return %o, %lse : {results}\n}}\n"), order
+
+
+def indexer(shapes, elems, *, scale=None, activation="sigmoid", weighting="sigmoid"):
+    """shapes/elems: dicts over qi ki [wi bi]. The program returns the causal
+    score matrix [B, L, L] (f32). Returns (program text, argument order)."""
+    order = [n for n in ("qi", "ki", "wi", "bi") if n in shapes]
+    types = {n: _tensor(shapes[n], elems[n]) for n in order}
+    B, L = shapes["qi"][:2]
+    result = _tensor((B, L, L), "f32")
+    operands = "".join(f" {name}(%{key})" for name, key in (("weights", "wi"), ("bias", "bi"))
+                       if key in shapes)
+    scale_text = f" scale({_float(scale)})" if scale is not None else ""
+    regions = [f"activation {region('activation', activation, 'activation')}"]
+    if "wi" in shapes:
+        regions.append(f"weighting {region('weighting', weighting, 'weighting')}")
+    params = ", ".join(f"%{n}: {types[n]}" for n in order)
+    return (f"func.func @indexer({params}) -> {result} {{\n"
+            f"  %scores = gsa.indexer %qi, %ki{operands}{scale_text}\n"
+            f"  {' '.join(regions)}\n"
+            f"  : ({', '.join(types[n] for n in order)}) -> {result}\n"
+            f"  return %scores : {result}\n}}\n"), order

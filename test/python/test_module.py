@@ -329,6 +329,27 @@ def test_functional_core_on_cuda_matches_the_reference():
 
 
 @cuda
+@pytest.mark.parametrize("H_I, d_I, tiles", [(4, 64, "1"), (4, 64, "0"), (16, 64, "1"),
+                                             (2, 32, "1")])
+def test_functional_indexer_on_cuda_matches_the_reference(H_I, d_I, tiles, monkeypatch):
+    # Over query tiles (wgmma, H_I up to 16) and the CUDA-core kernel
+    # (indexer-query-tiles=0; d_I 32 takes it either way), against float64
+    # on the bf16 values; tanh.approx sigmoids: ~1e-4 per head.
+    monkeypatch.setenv("GSA_GPU_OPTIONS", f"indexer-query-tiles={tiles}")
+    rng = np.random.default_rng(21)
+    B, L = 2, 333
+    x = {"qi": rng.standard_normal((B, L, H_I, d_I)), "ki": rng.standard_normal((B, L, d_I)),
+         "wi": rng.standard_normal((B, L, H_I)), "bi": 0.1 * rng.standard_normal(H_I)}
+    dev = {n: torch.from_numpy(a).to(device="cuda", dtype=torch.bfloat16) for n, a in x.items()}
+    exact = {n: t.double().cpu().numpy() for n, t in dev.items()}
+    scores = gsa.functional.indexer(**dev).cpu().numpy()
+    expected = ref.indexer_scores(**exact)
+    below = np.tril(np.ones((L, L), dtype=bool))
+    assert np.isneginf(scores[:, ~below]).all()
+    assert np.abs(scores[:, below] - expected[:, below]).max() < 2e-3
+
+
+@cuda
 def test_layer_on_cuda_tensors():
     layer = make_layer(10, head_dim=32).train()   # the GPU kernel takes d_k % 32 == 0
     x = hidden(12)

@@ -172,3 +172,29 @@ def test_bad_inputs_name_the_argument():
     with pytest.raises(gsa.GsaError, match=r"index_scale must be a finite number, but is \+inf"):
         gsa.functional.gated_sparse_attention(**x, policy="fixed", k_base=4, k_min=4, k_max=4,
                                               index_scale=float("inf"))
+
+
+@pytest.mark.parametrize("form", ["gsa", "dsa", "traced", "no weights"])
+def test_indexer_scores_match_the_reference(form):
+    x = inputs(np.random.default_rng(12), B=2, L=23, H=4, DI=16)
+    kw = {"gsa": dict(wi=x["wi"], bi=x["bi"]),
+          "dsa": dict(wi=x["wi"], activation="relu", weighting="identity", scale=0.5),
+          "traced": dict(wi=x["wi"], bi=x["bi"], activation=lambda s, h: s * s + h,
+                         weighting=lambda w, h: 2.0 * w),
+          "no weights": dict(bi=x["bi"])}[form]
+    scores = gsa.functional.indexer(x["qi"], x["ki"], **kw)
+    expected = ref.indexer_scores(x["qi"], x["ki"], **kw)
+    assert scores.shape == (2, 23, 23) and scores.dtype == np.float32
+    above = ~np.tril(np.ones((23, 23), dtype=bool))
+    assert np.isneginf(scores[:, above]).all()
+    assert ref.relative_error(scores[:, ~above], expected[:, ~above]) < 1e-5
+
+
+def test_indexer_bad_inputs_name_the_argument():
+    x = inputs(np.random.default_rng(13))
+    with pytest.raises(ValueError, match="'ki' must have rank 3"):
+        gsa.functional.indexer(x["qi"], x["ki"][None])
+    with pytest.raises(ValueError, match="activation must be one of"):
+        gsa.functional.indexer(x["qi"], x["ki"], activation="tanh")
+    with pytest.raises(gsa.GsaError, match="'gsa.indexer' op scale must be a finite number"):
+        gsa.functional.indexer(x["qi"], x["ki"], scale=float("inf"))
