@@ -1562,15 +1562,19 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
 /// Keys every row's sample takes whole: the first kSampleHead (sinks) and
 /// the last kSampleTail before the tile's end (local windows); of the keys
 /// between, one 8-key n-tile in every 16, at a pseudo-random offset per
-/// 128-key block and tile, counted 16 times.
+/// 128-key block and tile, counted 16 times. (A tail of 512 instead of
+/// 1024: sample -11 to -12% at 128K and no more radix-fallback rows, H200,
+/// perf-log eleventh session.)
 constexpr int64_t kSampleHead = 64;
-constexpr int64_t kSampleTail = 1024;
+constexpr int64_t kSampleTail = 512;
 constexpr int64_t kSampleStride = 16;
 /// The sample's first sweep (the key range its histograms span) takes
 /// every kRangeRoundStep-th round of the sampled span (besides the head and
 /// the tail): the range's largest key needs only to lie above the goal's
-/// keys, and a sample of 1 in 64 still holds a row's top ~64 of 128K.
-constexpr int64_t kRangeRoundStep = 4;
+/// keys, and a sample of 1 in 128 still holds a row's top ~32 of 128K
+/// (every 4th round -> every 8th: sample -6% at 128K, H200, perf-log
+/// eleventh session).
+constexpr int64_t kRangeRoundStep = 8;
 
 /// The sample's histograms: 2^11 bins per row (in dynamic shared memory:
 /// 96 KiB for the 12 rows of long L, two CTAs per SM as its registers
@@ -2571,8 +2575,8 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
     auto rowLargest = [&]() { return e.load(maxKeys, {row}); };
     // The selected positions' ascending write-out, window by window of
     // positions (taken candidates set bits of the bitmap between
-    // clearWindow and writeWindow). Warp w owns
-    // the words [w * warpWords, (w + 1) * warpWords) of the bitmap and
+    // clearWindow and writeWindow). Warp w owns an even share of the
+    // window's used words (whole 32-word steps, in warp order) and
     // reads them 32 at a time, lane l word 32 s + l of step s: the reads
     // are free of bank conflicts (a thread owning 16 consecutive words
     // read them with a 16-way conflict: 80% of the kernel's shared
@@ -2580,8 +2584,6 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
     // positions next to each other. Only the words below the row's last
     // position are cleared and read.
     const int64_t window = 32 * bitmapWords;
-    const int64_t warpWords = bitmapWords / warps;
-    const int64_t warpSteps = warpWords / kWarpSize;
     // (Formed where used, not held across the paths below: the kernel runs
     // at its 48-register cap.)
     auto rowOut = [&]() { return e.mul(row, cK); };
@@ -2615,13 +2617,20 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
       gpu::BarrierOp::create(b, loc);
       // The warp's steps that hold used words (the same in every lane)
       // and a step's word of this lane, 0 past the used ones.
+      // The used words shared evenly among the warps, whole steps each
+      // (ascending: the block's prefix sums follow warp, then step). A fixed
+      // share of bitmapWords / warps per warp left the later warps idle on
+      // short rows (finish -2 to -4% at 128K, H200, perf-log eleventh session).
       Value wordsUsed = usedWords(w0);
-      Value warpFirst = e.mul(warp, e.index(warpWords));
+      Value shareSteps =
+          e.div(e.add(e.div(wordsUsed, e.index(kWarpSize)), e.index(warps - 1)),
+                e.index(warps));
+      Value warpFirst = e.mul(warp, e.mul(shareSteps, e.index(kWarpSize)));
       Value warpUsed = e.select(
           e.cmpi(arith::CmpIPredicate::ult, warpFirst, wordsUsed),
           e.sub(wordsUsed, warpFirst), zero);
       Value steps = e.minui(
-          e.index(warpSteps),
+          shareSteps,
           arith::DivUIOp::create(b, loc, warpUsed, e.index(kWarpSize)));
       auto stepWord = [&](Value s) -> std::pair<Value, Value> {
         Value w = e.add(warpFirst, e.add(e.mul(s, e.index(kWarpSize)), lane));

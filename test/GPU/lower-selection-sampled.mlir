@@ -47,13 +47,13 @@
 // CHECK: gpu.barrier
 // CHECK-NOT: mma.sync
 // CHECK: memref.load %[[WEIGHTS]][%{{.*}}] : memref<32xf32, #gpu.address_space<workgroup>>
-// The key range: the head and tail chunks whole, then every fourth round
-// of the sampled span (step 4). The sampled rounds carry the next round's
+// The key range: the head and tail chunks whole, then every eighth round
+// of the sampled span (step 8). The sampled rounds carry the next round's
 // key fragments (8 registers at d_I = 64), loaded before this round's
 // products use the carried ones.
 // CHECK: scf.for {{.*}} step %c1{{[_0-9]*}} iter_args{{.*}} -> (i32, i32, i32, i32)
 // CHECK: vector.load %arg1[%{{.*}}] {{.*}} vector<16xbf16>
-// CHECK: scf.for {{.*}} step %c4{{[_0-9]*}} iter_args{{.*}} -> (i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32)
+// CHECK: scf.for {{.*}} step %c8{{[_0-9]*}} iter_args{{.*}} -> (i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32)
 // CHECK: vector.load %arg1[%{{.*}}] {{.*}} vector<16xbf16>
 // CHECK: mma.sync
 // CHECK: arith.minui
@@ -182,16 +182,22 @@
 // CHECK: } else {
 // CHECK: memref.atomic_rmw addi
 // CHECK: gpu.shuffle  up
-// The write-out: the taken positions set bits of the bitmap; warp w owns
-// words [512w, 512w + 512) and reads them 32 at a time, lane l word
-// 32s + l of step s (no bank conflicts), over the steps holding the row's
-// positions: a popcount pass, the block's exclusive sum, the warp's base
-// from lane 0, then per step a warp scan of the popcounts, the step's
-// total from lane 31, and each lane's bits written from its offset.
+// The write-out: the taken positions set bits of the bitmap; the used
+// words (1024 positions = 32 words per 32-word step, at most 4096) are
+// shared evenly among the 8 warps in whole steps - warp w from word
+// w x share x 32 - and read 32 at a time, lane l word 32s + l of step s
+// (no bank conflicts): a popcount pass, the block's exclusive sum, the
+// warp's base from lane 0, then per step a warp scan of the popcounts, the
+// step's total from lane 31, and each lane's bits written from its offset.
 // CHECK: memref.atomic_rmw ori
 // CHECK: gpu.barrier
-// CHECK: %[[FIRST:.*]] = arith.muli %{{.*}}, %c512{{[_0-9]*}} : index
-// CHECK: %[[STEPS:.*]] = arith.minui %c16, %{{.*}} : index
+// CHECK: %[[USED:.*]] = arith.minui %c4096{{[_0-9]*}}, %{{.*}} : index
+// CHECK: %[[WSTEPS:.*]] = arith.divui %[[USED]], %c32{{[_0-9]*}} : index
+// CHECK: %[[ROUNDED:.*]] = arith.addi %[[WSTEPS]], %c7{{[_0-9]*}} : index
+// CHECK: %[[SHARE:.*]] = arith.divui %[[ROUNDED]], %c8{{[_0-9]*}} : index
+// CHECK: %[[SHAREWORDS:.*]] = arith.muli %[[SHARE]], %c32{{[_0-9]*}} : index
+// CHECK: %[[FIRST:.*]] = arith.muli %{{.*}}, %[[SHAREWORDS]] : index
+// CHECK: %[[STEPS:.*]] = arith.minui %[[SHARE]], %{{.*}} : index
 // CHECK: scf.for %[[S:.*]] = %c0 to %[[STEPS]] step %{{.*}} iter_args(%{{.*}}) -> (i32) {
 // CHECK-NEXT: %c32{{[_0-9]*}} = arith.constant 32 : index
 // CHECK-NEXT: %[[IN:.*]] = arith.muli %[[S]], %c32{{[_0-9]*}} : index
