@@ -81,7 +81,11 @@ void gsa::detail::tileIndexer(IndexerOp op, ModuleOp module, int64_t warps,
       rewriter, loc, name, numTiles, B, 1, warps * kWarpSize,
       [&](OpBuilder &b, const SharedAllocator &) {
         Emitter k(b, loc);
-        Value tile = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
+        // Longest tiles first: tile i sweeps i + 1 chunks of keys, so the
+        // last tiles are the longest, and started last they would run on
+        // alone at the end of the grid.
+        Value tile = k.sub(k.index(numTiles - 1),
+                           gpu::BlockIdOp::create(b, loc, gpu::Dimension::x));
         Value batch = gpu::BlockIdOp::create(b, loc, gpu::Dimension::y);
         Value firstQuery = k.mul(tile, k.index(T));
         auto heads = b.getI64IntegerAttr(H);

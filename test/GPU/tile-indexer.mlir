@@ -18,7 +18,10 @@
 // CHECK: %[[BI:.*]] = bufferization.to_buffer %arg3
 // CHECK: %[[OUT:.*]] = memref.alloc() : memref<2x100x100xf32>
 // CHECK: gpu.launch blocks({{.*}}) in ({{.*}} = %c7{{.*}}, {{.*}} = %c2{{.*}}, {{.*}}) threads({{.*}}) in ({{.*}} = %c128
-// CHECK: %[[TILE:.*]] = gpu.block_id x
+// The longest tiles (the last, with the most keys below their queries)
+// start first: tile 6 - block x.
+// CHECK: %[[BX:.*]] = gpu.block_id x
+// CHECK: %[[TILE:.*]] = arith.subi %c6{{[_0-9]*}}, %[[BX]] : index
 // CHECK: %[[B:.*]] = gpu.block_id y
 // CHECK: %[[T0:.*]] = arith.muli %[[TILE]], %c16
 // CHECK: %[[Q:.*]] = gsa.tile.load_queries %[[QI]][%[[B]], %[[T0]], %{{.*}}] group 4 : memref<2x100x4x64xbf16> -> tensor<64x64xbf16>
