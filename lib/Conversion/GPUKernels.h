@@ -128,8 +128,8 @@ buildNamedLaunch(mlir::OpBuilder &host, mlir::Location loc,
 /// Whether gsa-tile runs `op` (a gsa.indexer that is not fused into a
 /// selection) over query tiles of `warps` x 16 (query, head) rows:
 /// static shapes, bf16/f16 qi and ki of one type, H_I a power of two up to
-/// 16, d_I a multiple of 64 elements of 16 bits (whole 128-byte rows for
-/// the swizzled staging), f32 scores (TileIndexer.cpp).
+/// 16, d_I a multiple of 64 elements of 16 bits up to 256 (whole 128-byte
+/// rows for the swizzled staging), f32 scores (TileIndexer.cpp).
 bool indexerTileable(IndexerOp op);
 
 /// gsa-tile's indexer: one gpu.launch of (query tile, batch) blocks on

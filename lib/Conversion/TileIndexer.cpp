@@ -49,8 +49,11 @@ bool gsa::detail::indexerTileable(IndexerOp op) {
     return false;
   int64_t H = qi.getDimSize(2), DI = qi.getDimSize(3);
   // 16-bit elements: a multiple of 64 makes whole 128-byte rows (the
-  // swizzled staging) and whole 32-column k-step pairs (the product).
-  return llvm::isPowerOf2_64(H) && H <= kRowsPerWarp && DI % 64 == 0;
+  // swizzled staging) and whole 32-column k-step pairs (the product); up to
+  // 256, since each lane holds d_I / 4 registers of the query block (and a
+  // ring of 2 x 64 keys of 512 bytes still fits a block's shared memory).
+  return llvm::isPowerOf2_64(H) && H <= kRowsPerWarp && DI > 0 &&
+         DI % 64 == 0 && DI <= 256;
 }
 
 void gsa::detail::tileIndexer(IndexerOp op, ModuleOp module, int64_t warps,

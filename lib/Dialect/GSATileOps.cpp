@@ -10,6 +10,7 @@
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/Matchers.h"
 
 #include "mlir/Support/DebugStringHelper.h"
 
@@ -115,6 +116,12 @@ LogicalResult TileGatherRowsOp::verify() {
   if (failed(expectRank(*this, getTile(), "tile", 2)) ||
       failed(expectDense(*this, getSource(), "source")))
     return failure();
+  // A [B, L, d] source has one head.
+  APInt head;
+  if (sourceType.getRank() == 3 && matchPattern(getKvHead(), m_ConstantInt(&head)) &&
+      !head.isZero())
+    return emitOpError(fmt::format(
+        "a [B, L, d] source has one head, but kv_head is {}", head.getSExtValue()));
   if (getPositions() &&
       (failed(expectRank(*this, getPositions(), "positions", 1)) ||
        failed(expectElement(*this, getPositions(), "positions", isI32,

@@ -289,16 +289,21 @@ def indexer(qi, ki, wi=None, bi=None, *, scale=None, activation="sigmoid",
     options = dict(scale=scale, activation=activation, weighting=weighting)
     tensors = {"qi": qi, "ki": ki, "wi": wi, "bi": bi}
     ranks = {"qi": 4, "ki": 3, "wi": 3, "bi": 1}
-    if any(_is_torch(x) and x.is_cuda for x in (qi, ki)):
+    for name in ("qi", "ki"):
+        if tensors[name] is None:
+            raise ValueError(f"'{name}' is required")
+    on_cuda = [n for n, t in tensors.items() if _is_torch(t) and t.is_cuda]
+    if on_cuda:
         import torch
         elem_of = {torch.bfloat16: "bf16", torch.float16: "f16", torch.float32: "f32"}
-        device = qi.device
+        device = tensors[on_cuda[0]].device
         named = {}
         for name, t in tensors.items():
             if t is None:
                 continue
             if not (_is_torch(t) and t.is_cuda) or t.device != device:
-                raise ValueError(f"'{name}' must be a CUDA tensor on {device} like 'qi'")
+                raise ValueError(f"'{name}' must be a CUDA tensor on {device} like "
+                                 f"'{on_cuda[0]}': pass every input on the same CUDA device")
             if t.dim() != ranks[name]:
                 raise ValueError(f"'{name}' must have rank {ranks[name]}, got shape "
                                  f"{tuple(t.shape)}")
@@ -310,7 +315,7 @@ def indexer(qi, ki, wi=None, bi=None, *, scale=None, activation="sigmoid",
         shapes = {n: tuple(t.shape) for n, t in named.items()}
         elems = {n: elem_of[t.dtype] for n, t in named.items()}
         kernel, order = _kernel(programs.indexer, shapes, elems, options, "cuda")
-        B, L = qi.shape[:2]
+        B, L = named["qi"].shape[:2]
         scores = torch.empty((B, L, L), dtype=torch.float32, device=device)
         _launch_cuda(kernel, [named[n] for n in order], [scores], device)
         return scores

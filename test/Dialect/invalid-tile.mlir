@@ -452,3 +452,12 @@ func.func @indexer13(%s: tensor<16x32xf16>, %out: memref<1x64x64xf32>, %i: index
   gsa.tile.store_scores %s into %out[%i, %i, %i] : tensor<16x32xf16>, memref<1x64x64xf32>
   return
 }
+
+// -----
+
+func.func @indexer14(%k: memref<1x64x64xbf16>, %i: index) {
+  %c1 = arith.constant 1 : index
+  // expected-error @+1 {{a [B, L, d] source has one head, but kv_head is 1}}
+  %t = gsa.tile.gather_rows %k[%i, %c1] consecutive[%i] count %i : memref<1x64x64xbf16> -> tensor<32x64xbf16>
+  return
+}

@@ -109,17 +109,20 @@ func.func @dsa(%qi: tensor<1x40x16x128xf16>, %ki: tensor<1x40x128xf16>) -> tenso
 
 // Left for gsa-lower-selection: an indexer fused into its selection (the
 // selection's kernels recompute the scores), d_I 32 (not whole 128-byte
-// rows) and 3 heads (not a power of two).
+// rows), 3 heads (not a power of two) and d_I 320 (above 256).
 // CHECK-LABEL: func.func @left
 // CHECK-NOT: gpu.launch
 // CHECK: gsa.indexer
 // CHECK: gsa.adaptive_topk
 // CHECK: gsa.indexer
 // CHECK: gsa.indexer
+// CHECK: gsa.indexer
 func.func @left(%qi: tensor<1x64x4x64xbf16>, %ki: tensor<1x64x64xbf16>, %rv: tensor<f32>,
                 %qs: tensor<1x64x4x32xbf16>, %ks: tensor<1x64x32xbf16>,
-                %q3: tensor<1x64x3x64xbf16>)
-    -> (tensor<1x64x8xi32>, tensor<1x64xi32>, tensor<1x64x64xf32>, tensor<1x64x64xf32>) {
+                %q3: tensor<1x64x3x64xbf16>, %qw: tensor<1x64x4x320xbf16>,
+                %kw: tensor<1x64x320xbf16>)
+    -> (tensor<1x64x8xi32>, tensor<1x64xi32>, tensor<1x64x64xf32>, tensor<1x64x64xf32>,
+        tensor<1x64x64xf32>) {
   %I = gsa.indexer %qi, %ki activation {
       ^bb0(%x: f32, %j: index):
         %s = gsa.sigmoid %x : f32
@@ -138,5 +141,10 @@ func.func @left(%qi: tensor<1x64x4x64xbf16>, %ki: tensor<1x64x64xbf16>, %rv: ten
         %s = gsa.sigmoid %x : f32
         gsa.yield %s : f32
       } : (tensor<1x64x3x64xbf16>, tensor<1x64x64xbf16>) -> tensor<1x64x64xf32>
-  return %idx, %cnt, %S, %T : tensor<1x64x8xi32>, tensor<1x64xi32>, tensor<1x64x64xf32>, tensor<1x64x64xf32>
+  %W = gsa.indexer %qw, %kw activation {
+      ^bb0(%x: f32, %j: index):
+        %s = gsa.sigmoid %x : f32
+        gsa.yield %s : f32
+      } : (tensor<1x64x4x320xbf16>, tensor<1x64x320xbf16>) -> tensor<1x64x64xf32>
+  return %idx, %cnt, %S, %T, %W : tensor<1x64x8xi32>, tensor<1x64xi32>, tensor<1x64x64xf32>, tensor<1x64x64xf32>, tensor<1x64x64xf32>
 }

@@ -350,6 +350,14 @@ def test_functional_indexer_on_cuda_matches_the_reference(H_I, d_I, tiles, monke
 
 
 @cuda
+def test_functional_indexer_refuses_mixed_devices():
+    qi = np.zeros((1, 8, 4, 64), np.float32)
+    ki = torch.zeros((1, 8, 64), dtype=torch.bfloat16, device="cuda")
+    with pytest.raises(ValueError, match="'qi' must be a CUDA tensor on cuda:0 like 'ki'"):
+        gsa.functional.indexer(qi, ki)
+
+
+@cuda
 def test_layer_on_cuda_tensors():
     layer = make_layer(10, head_dim=32).train()   # the GPU kernel takes d_k % 32 == 0
     x = hidden(12)

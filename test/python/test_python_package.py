@@ -196,5 +196,7 @@ def test_indexer_bad_inputs_name_the_argument():
         gsa.functional.indexer(x["qi"], x["ki"][None])
     with pytest.raises(ValueError, match="activation must be one of"):
         gsa.functional.indexer(x["qi"], x["ki"], activation="tanh")
+    with pytest.raises(ValueError, match="'ki' is required"):
+        gsa.functional.indexer(x["qi"], None)
     with pytest.raises(gsa.GsaError, match="'gsa.indexer' op scale must be a finite number"):
         gsa.functional.indexer(x["qi"], x["ki"], scale=float("inf"))
