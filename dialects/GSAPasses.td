@@ -233,8 +233,8 @@ def GSATile : Pass<"gsa-tile", "::mlir::ModuleOp"> {
 
     With `indexers`, every `gsa.indexer` whose scores the program keeps
     (not fused into a `gsa.adaptive_topk`) and whose shapes allow it
-    (bf16/f16 qi and ki, H_I a power of two up to 16, d_I a multiple of 64,
-    static shapes) becomes a `gpu.launch` of one block per (query tile,
+    (bf16/f16 qi and ki, H_I a power of two up to 16, d_I a multiple of 64
+    up to 256, static shapes) becomes a `gpu.launch` of one block per (query tile,
     batch): a tile is `warps` x 16 (query, indexer head) rows, i.e.
     16 * warps / H_I queries. Its body loads the queries' qi block and the
     head weights and biases (`gsa.tile.indexer_heads`, the `weighting`

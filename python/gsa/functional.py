@@ -283,7 +283,7 @@ def indexer(qi, ki, wi=None, bi=None, *, scale=None, activation="sigmoid",
 
     CUDA torch tensors (bf16/fp16/fp32, contiguous, one device) run on the
     GPU (bf16/fp16 with a power-of-two H_I up to 16 and d_I a multiple of 64
-    on the tensor cores); NumPy arrays on the CPU. scale: default
+    up to 256 on the tensor cores); NumPy arrays on the CPU. scale: default
     1/sqrt(d_I). activation, weighting: "sigmoid", "relu", "identity" or a
     Python function (x, head) -> float (weighting only applies with wi)."""
     options = dict(scale=scale, activation=activation, weighting=weighting)
