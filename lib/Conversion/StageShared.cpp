@@ -244,15 +244,16 @@ LogicalResult LoopStager::issue(OpBuilder &b, Value iv, Value slot,
         Value j = arith::DivUIOp::create(b, loc, p, e.index(pieces));
         Value piece = arith::RemUIOp::create(b, loc, p, e.index(pieces));
         Value inRange = e.cmpi(arith::CmpIPredicate::slt, j, *count);
+        // Entry j of the chunk, or its first past the count: consecutive
+        // rows are that key itself, listed rows read it from their list.
+        auto entry = [&]() { return e.add(*offset, e.select(inRange, j, zero)); };
         Value key32;
         if (group.consecutive()) {
-          // Row j is key offset + j; past the count, the chunk's first.
-          key32 = e.indexToI32(e.add(*offset, e.select(inRange, j, zero)));
+          key32 = e.indexToI32(entry());
         } else {
           key32 = fromRing
                       ? e.load(group.positionRing, {e.add(positionBase, j)})
-                      : e.load(positions,
-                               {e.add(*offset, e.select(inRange, j, zero))});
+                      : e.load(positions, {entry()});
           key32 = e.select(inRange, key32, e.i32(0));
         }
         Value swizzled = swizzledPieceOffset(e, j, piece, rows, perPiece);

@@ -2,6 +2,7 @@
 
 #include "gsa/Runtime/Runtime.h"
 
+#include "gsa/Conversion/LaunchOperands.h"
 #include "gsa/Conversion/Passes.h"
 #include "gsa/Dialect/GSADialect.h"
 #include "gsa/InitAll.h"
@@ -1324,38 +1325,15 @@ Runtime::compile(StringRef program, ArrayRef<TensorSpec> inputs,
     // What a launch operand is: follow the views and the tensor/buffer
     // conversions back to an entry argument, a buffer returned by the
     // entry, or a buffer that only kernels see (scratch).
-    auto resolve = [&](Value v) -> std::optional<Param> {
-      for (;;) {
-        if (auto collapse = v.getDefiningOp<memref::CollapseShapeOp>()) {
-          v = collapse.getSrc();
-          continue;
-        }
-        if (auto toBuffer = v.getDefiningOp<bufferization::ToBufferOp>()) {
-          Value tensor = toBuffer.getTensor();
-          if (auto arg = dyn_cast<BlockArgument>(tensor))
-            return Param{ParamKind::Input, arg.getArgNumber()};
-          if (auto toTensor = tensor.getDefiningOp<bufferization::ToTensorOp>()) {
-            v = toTensor.getBuffer();
-            continue;
-          }
-          return std::nullopt;
-        }
-        break;
-      }
-      for (Operation *user : v.getUsers())
-        if (auto toTensor = dyn_cast<bufferization::ToTensorOp>(user))
-          for (OpOperand &use : toTensor.getResult().getUses()) {
-            Operation *owner = use.getOwner();
-            unsigned number = use.getOperandNumber();
-            if (auto cast = dyn_cast<tensor::CastOp>(owner))
-              for (OpOperand &castUse : cast.getResult().getUses())
-                if (isa<func::ReturnOp>(castUse.getOwner())) {
-                  owner = castUse.getOwner();
-                  number = castUse.getOperandNumber();
-                }
-            if (isa<func::ReturnOp>(owner))
-              return Param{ParamKind::Result, number};
-          }
+    auto resolve = [&](Value operand) -> std::optional<Param> {
+      LaunchOperandSource source = traceLaunchOperand(operand);
+      if (source.kind == LaunchOperandSource::Argument)
+        return Param{ParamKind::Input, source.number};
+      if (source.kind == LaunchOperandSource::Result)
+        return Param{ParamKind::Result, source.number};
+      if (source.kind == LaunchOperandSource::Unknown)
+        return std::nullopt;
+      Value v = source.buffer;
       auto alloc = v.getDefiningOp<memref::AllocOp>();
       if (!alloc || !alloc.getType().hasStaticShape())
         return std::nullopt;

@@ -12,6 +12,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "gsa/Conversion/LaunchOperands.h"
 #include "gsa/Conversion/Passes.h"
 #include "gsa/InitAll.h"
 
@@ -64,34 +65,14 @@ namespace {
   std::exit(1);
 }
 
-/// What a launch operand is: an argument or a result of the entry.
+/// What a launch operand is: an argument or a result of the entry, or a
+/// buffer the kernels alone use.
 llvm::json::Value describeOperand(Value operand) {
-  Value v = operand;
-  // Through views and tensor / buffer round trips (a kernel reading what
-  // an earlier one wrote: a returned score matrix a selection reads), as
-  // the runtime's plan does.
-  for (;;) {
-    if (auto collapse = v.getDefiningOp<memref::CollapseShapeOp>()) {
-      v = collapse.getSrc();
-      continue;
-    }
-    auto toBuffer = v.getDefiningOp<bufferization::ToBufferOp>();
-    if (!toBuffer)
-      break;
-    if (auto arg = dyn_cast<BlockArgument>(toBuffer.getTensor()))
-      return llvm::json::Object{{"arg", int64_t(arg.getArgNumber())}};
-    auto toTensor =
-        toBuffer.getTensor().getDefiningOp<bufferization::ToTensorOp>();
-    if (!toTensor)
-      break;
-    v = toTensor.getBuffer();
-  }
-  for (Operation *user : v.getUsers())
-    if (auto toTensor = dyn_cast<bufferization::ToTensorOp>(user))
-      for (OpOperand &use : toTensor.getResult().getUses())
-        if (isa<func::ReturnOp>(use.getOwner()))
-          return llvm::json::Object{
-              {"result", int64_t(use.getOperandNumber())}};
+  gsa::LaunchOperandSource source = gsa::traceLaunchOperand(operand);
+  if (source.kind == gsa::LaunchOperandSource::Argument)
+    return llvm::json::Object{{"arg", int64_t(source.number)}};
+  if (source.kind == gsa::LaunchOperandSource::Result)
+    return llvm::json::Object{{"result", int64_t(source.number)}};
   return llvm::json::Object{{"internal", true}};
 }
 
