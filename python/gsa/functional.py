@@ -172,24 +172,22 @@ def gated_sparse_attention(q, k, v, qi, ki, wi=None, bi=None, gv=None, go=None, 
 _RANKS = {"q": 4, "k": 4, "v": 4, "qi": 4, "ki": 3, "wi": 3, "bi": 1, "gv": 4, "go": 4}
 
 
-def _gated_sparse_attention_cuda(tensors, running_var, options):
-    """The core on CUDA torch tensors: the outputs are CUDA tensors; the
-    updated running variance (training) comes back as a float, which waits
-    for the kernels."""
+def _cuda_inputs(tensors, lead):
+    """The given (not None) CUDA inputs by name, checked against `lead`, the
+    input whose device they must share: device, rank, dtype, contiguity.
+    Returns (named tensors, their element names, the device)."""
     import torch
     elem_of = {torch.bfloat16: "bf16", torch.float16: "f16", torch.float32: "f32"}
-    torch_of = {"bf16": torch.bfloat16, "f16": torch.float16, "f32": torch.float32,
-                "i32": torch.int32}
-    device = tensors["q"].device
+    device = tensors[lead].device
     named = {}
     for name, t in tensors.items():
         if t is None:
             continue
         if not (_is_torch(t) and t.is_cuda):
-            raise ValueError(f"'{name}' is not a CUDA tensor but 'q' is one: pass every input "
-                             "on the same CUDA device")
+            raise ValueError(f"'{name}' is not a CUDA tensor but '{lead}' is one: pass every "
+                             "input on the same CUDA device")
         if t.device != device:
-            raise ValueError(f"'{name}' is on {t.device} but 'q' is on {device}")
+            raise ValueError(f"'{name}' is on {t.device} but '{lead}' is on {device}")
         if t.dim() != _RANKS[name]:
             raise ValueError(f"'{name}' must have rank {_RANKS[name]}, got shape {tuple(t.shape)}")
         if t.dtype not in elem_of or not t.is_contiguous():
@@ -197,7 +195,21 @@ def _gated_sparse_attention_cuda(tensors, running_var, options):
                              f"fp32, got {t.dtype}" + ("" if t.is_contiguous()
                                                        else " (not contiguous)"))
         named[name] = t
+    return named, {n: elem_of[t.dtype] for n, t in named.items()}, device
+
+
+def _gated_sparse_attention_cuda(tensors, running_var, options):
+    """The core on CUDA torch tensors: the outputs are CUDA tensors; the
+    updated running variance (training) comes back as a float, which waits
+    for the kernels."""
+    import torch
+    torch_of = {"bf16": torch.bfloat16, "f16": torch.float16, "f32": torch.float32,
+                "i32": torch.int32}
+    # (Checked against the first CUDA input: 'q' unless it is on the host.)
+    lead = next(n for n, t in tensors.items() if _is_torch(t) and t.is_cuda)
+    named, elems, device = _cuda_inputs(tensors, lead)
     if running_var is not None:
+        elems["running_var"] = "f32"
         if _is_torch(running_var):
             if not (running_var.is_cuda and running_var.device == device
                     and running_var.dim() == 0 and running_var.dtype == torch.float32):
@@ -213,7 +225,6 @@ def _gated_sparse_attention_cuda(tensors, running_var, options):
             named["running_var"] = torch.full((), float(running_var), dtype=torch.float32,
                                               device=device)
     shapes = {n: tuple(t.shape) for n, t in named.items()}
-    elems = {n: elem_of[t.dtype] for n, t in named.items()}
     kernel, order = _kernel(programs.gated_sparse_attention, shapes, elems, options, "cuda")
     outputs = [torch.empty(shape, dtype=torch_of[dtype], device=device)
                for dtype, shape in kernel.results]
@@ -288,38 +299,20 @@ def indexer(qi, ki, wi=None, bi=None, *, scale=None, activation="sigmoid",
     Python function (x, head) -> float (weighting only applies with wi)."""
     options = dict(scale=scale, activation=activation, weighting=weighting)
     tensors = {"qi": qi, "ki": ki, "wi": wi, "bi": bi}
-    ranks = {"qi": 4, "ki": 3, "wi": 3, "bi": 1}
     for name in ("qi", "ki"):
         if tensors[name] is None:
             raise ValueError(f"'{name}' is required")
     on_cuda = [n for n, t in tensors.items() if _is_torch(t) and t.is_cuda]
     if on_cuda:
         import torch
-        elem_of = {torch.bfloat16: "bf16", torch.float16: "f16", torch.float32: "f32"}
-        device = tensors[on_cuda[0]].device
-        named = {}
-        for name, t in tensors.items():
-            if t is None:
-                continue
-            if not (_is_torch(t) and t.is_cuda) or t.device != device:
-                raise ValueError(f"'{name}' must be a CUDA tensor on {device} like "
-                                 f"'{on_cuda[0]}': pass every input on the same CUDA device")
-            if t.dim() != ranks[name]:
-                raise ValueError(f"'{name}' must have rank {ranks[name]}, got shape "
-                                 f"{tuple(t.shape)}")
-            if t.dtype not in elem_of or not t.is_contiguous():
-                raise ValueError(f"'{name}' must be a contiguous CUDA tensor of bf16, fp16 or "
-                                 f"fp32, got {t.dtype}" + ("" if t.is_contiguous()
-                                                           else " (not contiguous)"))
-            named[name] = t
+        named, elems, device = _cuda_inputs(tensors, on_cuda[0])
         shapes = {n: tuple(t.shape) for n, t in named.items()}
-        elems = {n: elem_of[t.dtype] for n, t in named.items()}
         kernel, order = _kernel(programs.indexer, shapes, elems, options, "cuda")
         B, L = named["qi"].shape[:2]
         scores = torch.empty((B, L, L), dtype=torch.float32, device=device)
         _launch_cuda(kernel, [named[n] for n in order], [scores], device)
         return scores
-    named = {n: _host(n, t, ranks[n]) for n, t in tensors.items() if t is not None}
+    named = {n: _host(n, t, _RANKS[n]) for n, t in tensors.items() if t is not None}
     shapes = {n: a.shape for n, a in named.items()}
     elems = {n: _NUMPY_ELEMS[a.dtype] for n, a in named.items()}
     kernel, order = _kernel(programs.indexer, shapes, elems, options)

@@ -68,6 +68,15 @@ def policy_name(policy):
                      f"got {type(policy).__name__}")
 
 
+def _indexer_regions(shapes, activation, weighting):
+    """The indexer's region clauses: the activation, and the weighting where
+    there are head weights (the op takes none without them)."""
+    regions = [f"activation {region('activation', activation, 'activation')}"]
+    if "wi" in shapes:
+        regions.append(f"weighting {region('weighting', weighting, 'weighting')}")
+    return regions
+
+
 def gated_sparse_attention(shapes, elems, *, k_base, k_min, k_max, policy, training,
                            momentum=None, scale=None, index_scale=None,
                            activation="sigmoid", weighting="sigmoid", score_mod=None):
@@ -79,9 +88,7 @@ def gated_sparse_attention(shapes, elems, *, k_base, k_min, k_max, policy, train
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise ValueError(f"{name} must be an integer, got {value!r}")
     policy_keyword = policy_name(policy)
-    regions = [f"activation {region('activation', activation, 'activation')}"]
-    if "wi" in shapes:
-        regions.append(f"weighting {region('weighting', weighting, 'weighting')}")
+    regions = _indexer_regions(shapes, activation, weighting)
     if policy_keyword == "custom":
         regions.append(f"policy_fn {region('policy_fn', policy, 'policy')}")
     if score_mod is not None:
@@ -150,9 +157,7 @@ def indexer(shapes, elems, *, scale=None, activation="sigmoid", weighting="sigmo
     operands = "".join(f" {name}(%{key})" for name, key in (("weights", "wi"), ("bias", "bi"))
                        if key in shapes)
     scale_text = f" scale({_float(scale)})" if scale is not None else ""
-    regions = [f"activation {region('activation', activation, 'activation')}"]
-    if "wi" in shapes:
-        regions.append(f"weighting {region('weighting', weighting, 'weighting')}")
+    regions = _indexer_regions(shapes, activation, weighting)
     params = ", ".join(f"%{n}: {types[n]}" for n in order)
     return (f"func.func @indexer({params}) -> {result} {{\n"
             f"  %scores = gsa.indexer %qi, %ki{operands}{scale_text}\n"
