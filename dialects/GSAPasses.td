@@ -235,14 +235,15 @@ def GSATile : Pass<"gsa-tile", "::mlir::ModuleOp"> {
     (not fused into a `gsa.adaptive_topk`) and whose shapes allow it
     (bf16/f16 qi and ki, H_I a power of two up to 16, d_I a multiple of 64
     up to 256, static shapes) becomes a `gpu.launch` of one block per (query tile,
-    batch): a tile is `warps` x 16 (query, indexer head) rows, i.e.
-    16 * warps / H_I queries. Its body loads the queries' qi block and the
+    key span, batch): a tile is `warps` x 16 (query, indexer head) rows, i.e.
+    16 * warps / H_I queries, a span `indexer-key-span` keys of their rows.
+    Its body loads the queries' qi block and the
     head weights and biases (`gsa.tile.indexer_heads`, the `weighting`
-    region inlined), loops over chunks of `key-chunk` consecutive keys up
+    region inlined), loops over the span's chunks of `key-chunk` consecutive keys up
     to the tile's last query (`gsa.tile.gather_rows consecutive`,
     `gsa.tile.dot`, `gsa.tile.indexer_scores` with the `activation`
     region and the causal mask, `gsa.tile.store_scores`), then writes -inf
-    for the keys past the chunks. Other indexers are left for
+    for the span's keys past the chunks. Other indexers are left for
     `gsa-lower-selection`.
   }];
   let options = [
@@ -270,6 +271,10 @@ def GSATile : Pass<"gsa-tile", "::mlir::ModuleOp"> {
            "tile the gsa.sparse_attention ops">,
     Option<"indexers", "indexers", "bool", /*default=*/"true",
            "tile the standalone gsa.indexer ops">,
+    Option<"indexerKeySpan", "indexer-key-span", "int64_t",
+           /*default=*/"1024",
+           "keys of a row per thread block of a standalone indexer, rounded "
+           "up to whole key chunks (0: the whole row)">,
     Option<"unionStream", "union-stream", "bool", /*default=*/"false",
            "the union kernel streams each query's ascending selection list "
            "once over its windows (a tile with a list out of order is "

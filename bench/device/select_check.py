@@ -592,7 +592,7 @@ def main():
         # The CUDA-core kernel stages H_I x d_I x 8 f32 queries in 24 KiB:
         # H_I 8 at d_I 128 and H_I 16 run over query tiles only.
         both = [I(1, 1024, bf), I(2, 4096, fp), I(1, 5000, bf), I(1, 999, fp, H=2, dsa=True),
-                I(1, 8192, bf)]
+                I(1, 8192, bf), I(1, 16384, bf)]
         cases = [dict(c, it=on) for c in both for on in (True, False)]
         cases += [I(1, 777, bf, H=8, DI=128), I(2, 1000, bf, H=16), I(1, 3000, fp, H=1)]
     if args.first:

@@ -132,12 +132,13 @@ buildNamedLaunch(mlir::OpBuilder &host, mlir::Location loc,
 /// rows for the swizzled staging), f32 scores (TileIndexer.cpp).
 bool indexerTileable(IndexerOp op);
 
-/// gsa-tile's indexer: one gpu.launch of (query tile, batch) blocks on
-/// gsa.tile ops, its key loop over chunks of `keyChunk` consecutive keys
-/// up to the tile's last query, then -inf for the keys past it
-/// (TileIndexer.cpp).
+/// gsa-tile's indexer: one gpu.launch of ((query tile, key span), batch)
+/// blocks on gsa.tile ops, each block's key loop over chunks of `keyChunk`
+/// consecutive keys of its span (`keySpan` keys rounded up to whole
+/// chunks; 0: the whole row) up to the tile's last query, then -inf for
+/// the span's keys past it (TileIndexer.cpp).
 void tileIndexer(IndexerOp op, mlir::ModuleOp module, int64_t warps,
-                 int64_t keyChunk);
+                 int64_t keyChunk, int64_t keySpan);
 
 /// The module's gpu.module @gsa_kernels (created if missing), the module
 /// marked as a GPU container.

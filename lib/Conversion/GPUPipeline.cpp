@@ -117,6 +117,7 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
     tile.maxRegisters = options.attentionMaxRegisters;
     tile.attention = options.attentionQueryTiles;
     tile.indexers = options.indexerQueryTiles;
+    tile.indexerKeySpan = options.indexerKeySpan;
     pm.addPass(createGSATile(tile));
     GSAStageSharedOptions staging;
     staging.stages = options.attentionStages;

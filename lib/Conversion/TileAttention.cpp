@@ -375,6 +375,13 @@ struct GSATilePass : gsa::impl::GSATileBase<GSATilePass> {
           int64_t(maxRegisters)));
       return signalPassFailure();
     }
+    if (indexerKeySpan < 0) {
+      module.emitError(fmt::format(
+          "gsa-tile: indexer-key-span must be 0 (whole rows) or a number "
+          "of keys, but is {}",
+          int64_t(indexerKeySpan)));
+      return signalPassFailure();
+    }
     if (warps < 1 || warps > 8) {
       module.emitError(fmt::format(
           "gsa-tile: warps must be 1 to 8, but is {}", int64_t(warps)));
@@ -410,7 +417,7 @@ struct GSATilePass : gsa::impl::GSATileBase<GSATilePass> {
           indexerOps.push_back(op);
       });
     for (IndexerOp op : indexerOps)
-      tileIndexer(op, module, warps, keyChunk);
+      tileIndexer(op, module, warps, keyChunk, indexerKeySpan);
   }
 };
 

@@ -13,10 +13,15 @@
 // the chunk's key rows, and the head sum is a reduction inside each
 // query's rows (gsa.tile.indexer_scores).
 //
-// The key loop stops at the tile's last query (keys past it are masked for
-// every query of the tile), and the rest of each row is written -inf by
-// plain stores: half the L x L products of a causal matrix are never
-// computed.
+// A block takes one span of `keySpan` keys of its tile's rows (a grid of
+// (query tile, key span) x batch blocks): its key loop stops at the span's
+// end or the tile's last query (keys past it are masked for every query of
+// the tile), and it writes -inf to the rest of its span, so that half the
+// L x L products of a causal matrix are never computed. Spans rather than
+// whole rows: a row's blocks are independent (each writes its own keys'
+// scores), and the grid of whole rows was one wave whose time was its
+// longest tile's chain of chunks (L / 16 tiles of 4 warps fit the SMs at
+// once; the last tile sweeps every chunk of its row).
 //===----------------------------------------------------------------------===//
 
 #include "gsa/Dialect/GSADialect.h"
@@ -57,7 +62,7 @@ bool gsa::detail::indexerTileable(IndexerOp op) {
 }
 
 void gsa::detail::tileIndexer(IndexerOp op, ModuleOp module, int64_t warps,
-                              int64_t keyChunk) {
+                              int64_t keyChunk, int64_t keySpan) {
   Location loc = op.getLoc();
   IRRewriter rewriter(op.getContext());
   rewriter.setInsertionPoint(op);
@@ -67,6 +72,10 @@ void gsa::detail::tileIndexer(IndexerOp op, ModuleOp module, int64_t warps,
           H = qiType.getDimSize(2), DI = qiType.getDimSize(3);
   int64_t rows = warps * kRowsPerWarp, T = rows / H;
   int64_t numTiles = (L + T - 1) / T;
+  // Whole chunks per span (0: the whole row).
+  int64_t span = keySpan > 0 ? llvm::divideCeil(keySpan, keyChunk) * keyChunk
+                             : llvm::divideCeil(L, keyChunk) * keyChunk;
+  int64_t spans = llvm::divideCeil(L, span);
   Type elem = qiType.getElementType();
   auto parent = op->getParentOfType<FunctionOpInterface>();
   std::string name = freeKernelName(
@@ -81,14 +90,20 @@ void gsa::detail::tileIndexer(IndexerOp op, ModuleOp module, int64_t warps,
   float scale = op.getScaleOrDefault();
 
   buildNamedLaunch(
-      rewriter, loc, name, numTiles, B, 1, warps * kWarpSize,
+      rewriter, loc, name, numTiles * spans, B, 1, warps * kWarpSize,
       [&](OpBuilder &b, const SharedAllocator &) {
         Emitter k(b, loc);
-        // Longest tiles first: tile i sweeps i + 1 chunks of keys, so the
-        // last tiles are the longest, and started last they would run on
-        // alone at the end of the grid.
-        Value tile = k.sub(k.index(numTiles - 1),
-                           gpu::BlockIdOp::create(b, loc, gpu::Dimension::x));
+        // Block x is (tile, span), the spans of a tile adjacent; the
+        // longest tiles first (with whole-row spans, the last tiles have
+        // the most keys below their queries, and started last they would
+        // run on alone at the end of the grid).
+        Value bx = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
+        Value tile = k.sub(
+            k.index(numTiles - 1),
+            arith::DivUIOp::create(b, loc, bx, k.index(spans)));
+        Value spanStart = k.mul(
+            arith::RemUIOp::create(b, loc, bx, k.index(spans)), k.index(span));
+        Value spanEnd = k.minui(k.add(spanStart, k.index(span)), k.index(L));
         Value batch = gpu::BlockIdOp::create(b, loc, gpu::Dimension::y);
         Value firstQuery = k.mul(tile, k.index(T));
         auto heads = b.getI64IntegerAttr(H);
@@ -102,12 +117,15 @@ void gsa::detail::tileIndexer(IndexerOp op, ModuleOp module, int64_t warps,
           IRMapping mapping;
           op.getWeighting().cloneInto(&headTerms.getWeighting(), mapping);
         }
-        // Chunks up to the tile's last query (its causal limit).
-        Value keyEnd = k.minui(k.add(firstQuery, k.index(T)), k.index(L));
-        Value chunks =
-            arith::CeilDivUIOp::create(b, loc, keyEnd, k.index(keyChunk));
+        // Chunks from the span's start up to its end or the tile's last
+        // query (its causal limit), none for a span past that query.
+        Value keyEnd = k.minui(
+            spanEnd, k.minui(k.add(firstQuery, k.index(T)), k.index(L)));
+        Value chunks = arith::CeilDivUIOp::create(
+            b, loc, k.sub(k.maxui(keyEnd, spanStart), spanStart),
+            k.index(keyChunk));
         k.loopStep(k.index(0), chunks, k.index(1), [&](Value chunk) {
-          Value start = k.mul(chunk, k.index(keyChunk));
+          Value start = k.add(spanStart, k.mul(chunk, k.index(keyChunk)));
           Value count = k.sub(k.index(L), start);
           Value keys = TileGatherRowsOp::create(
               b, loc, RankedTensorType::get({keyChunk, DI}, elem), ki, batch,
@@ -126,18 +144,29 @@ void gsa::detail::tileIndexer(IndexerOp op, ModuleOp module, int64_t warps,
           TileStoreScoresOp::create(b, loc, scores.getResult(), out, batch,
                                     firstQuery, start);
         });
-        // The keys past the loop's chunks: -inf in every row of the tile,
-        // consecutive keys on consecutive threads.
+        // The span's keys past the loop's chunks: -inf in every row of the
+        // tile, consecutive keys on consecutive threads; 16-byte stores
+        // when L % 4 == 0 (the rows start, and the spans and chunks end, on
+        // multiples of 4 keys).
         Value tid = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
-        Value fillFrom = k.mul(chunks, k.index(keyChunk));
+        Value fillFrom = k.add(spanStart, k.mul(chunks, k.index(keyChunk)));
         Value cL = k.index(L);
+        int64_t vec = L % 4 == 0 ? 4 : 1;
+        Value flat = vec > 1 ? collapse(b, loc, out) : Value();
+        SmallVector<Value> negInf(vec, k.f32(-kInf));
         k.loopStep(k.index(0), k.index(T), k.index(1), [&](Value r) {
           Value t = k.add(firstQuery, r);
           k.ifThen(k.cmpi(arith::CmpIPredicate::ult, t, cL), [&]() {
-            k.loopStep(k.add(fillFrom, tid), cL, k.index(warps * kWarpSize),
-                       [&](Value s) {
-                         k.store(k.f32(-kInf), out, {batch, t, s});
-                       });
+            k.loopStep(
+                k.add(fillFrom, k.mul(tid, k.index(vec))), spanEnd,
+                k.index(warps * kWarpSize * vec), [&](Value s) {
+                  if (vec == 1) {
+                    k.store(negInf[0], out, {batch, t, s});
+                    return;
+                  }
+                  Value at = k.add(k.mul(k.add(k.mul(batch, cL), t), cL), s);
+                  storeLaneRow(b, loc, negInf, flat, at);
+                });
           });
         });
       });

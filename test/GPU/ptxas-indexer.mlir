@@ -3,6 +3,8 @@
 // RUN: %ptxas -arch=sm_90a -v %t.ptx -o %t.cubin 2>&1 | FileCheck %s --check-prefix=PTXAS
 // RUN: FileCheck %s --input-file=%t.ptx --check-prefix=PTX
 // RUN: FileCheck %s --input-file=%t.json --check-prefix=MANIFEST
+// RUN: gsa-compile %s --indexer-key-span=0 -o %t.rows.ptx --manifest %t.rows.json
+// RUN: FileCheck %s --input-file=%t.rows.json --check-prefix=ROWS
 // RUN: gsa-compile %s --indexer-query-tiles=false -o %t.old.ptx
 // RUN: FileCheck %s --input-file=%t.old.ptx --check-prefix=OLD
 // RUN: %ptxas -arch=sm_90a %t.old.ptx -o %t.old.cubin
@@ -13,7 +15,8 @@
 // 64-key chunk's product is four m64n64k16 wgmma steps from a staged,
 // swizzled key ring (two 8 KiB slots of shared memory fed by
 // cp.async), the sigmoids are tanh.approx, the head sum two shuffles per
-// value, and the scores leave as 8-byte stores. No spills.
+// value, the scores leave as 8-byte stores and the -inf past a tile's last
+// query as 16-byte ones (L % 4 == 0). No spills.
 // PTXAS: Compiling entry function 'scores_indexer_0' for 'sm_90a'
 // PTXAS-NEXT: Function properties
 // PTXAS-NEXT: 0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
@@ -23,10 +26,16 @@
 // PTX: shfl.sync.bfly.b32 {{.*}}, 4, 31, -1;
 // PTX: shfl.sync.bfly.b32 {{.*}}, 8, 31, -1;
 // PTX: st.global.v2.{{[bf]}}32
-// The grid: 5000 / 16 queries = 313 tiles of 128 threads.
+// PTX: st.global.v4.{{[bf]}}32 {{.*}}{0fFF800000, 0fFF800000, 0fFF800000, 0fFF800000};
+// The grid: 5000 / 16 queries = 313 tiles of 128 threads, each row in 5
+// spans of 1024 keys.
 // MANIFEST: "grid": [
-// MANIFEST-NEXT: 313,
+// MANIFEST-NEXT: 1565,
 // MANIFEST-NEXT: 1,
+// Whole rows: 313 blocks.
+// ROWS: "grid": [
+// ROWS-NEXT: 313,
+// ROWS-NEXT: 1,
 // MANIFEST: "kernel": "scores_indexer_0"
 // Without the query tiles: gsa-lower-selection's CUDA-core kernel.
 // OLD: .entry scores_0_indexer(

@@ -2,14 +2,19 @@
 // RUN: gsa-opt %s --gsa-tile="key-chunk=64 warps=2" -split-input-file | FileCheck %s --check-prefix=OPTS
 // RUN: gsa-opt %s --gsa-tile="indexers=0" -split-input-file | FileCheck %s --check-prefix=OFF
 // RUN: gsa-opt %s --gsa-tile="attention=0" -split-input-file | FileCheck %s --check-prefix=NOATT
+// RUN: gsa-opt %s --gsa-tile="indexer-key-span=40" -split-input-file | FileCheck %s --check-prefix=SPAN
+// RUN: gsa-opt %s --gsa-tile="indexer-key-span=0" -split-input-file | FileCheck %s --check-prefix=ROWS
+// RUN: not gsa-opt %s --gsa-tile="indexer-key-span=-64" -split-input-file 2>&1 | FileCheck %s --check-prefix=BADSPAN
 
 // gsa-tile on a standalone indexer (its scores returned): H_I = 4 heads,
-// so a tile of 4 warps x 16 rows holds 16 queries (L = 100 -> 7 tiles, a
-// (tiles, batch) grid). The body: the tile's qi block (the indexer heads
-// as the group), the head weights through the weighting region and the
-// biases, the loop over 32-key chunks of consecutive keys up to the tile's
-// last query (min(first + 16, L)), each chunk's product, head sum and
-// store; then -inf for the keys past the chunks.
+// so a tile of 4 warps x 16 rows holds 16 queries (L = 100 -> 7 tiles; one
+// span of 1024 keys covers the rows: a (tiles x 1, batch) grid). The body:
+// the tile's qi block (the indexer heads as the group), the head weights
+// through the weighting region and the biases, the loop over 32-key chunks
+// of consecutive keys from the span's start up to the span's end or the
+// tile's last query (min(first + 16, L)), each chunk's product, head sum
+// and store; then -inf for the span's keys past the chunks, four per
+// 16-byte store (L % 4 == 0).
 
 // CHECK-LABEL: func.func @scores
 // CHECK: %[[QI:.*]] = bufferization.to_buffer %arg0
@@ -18,10 +23,15 @@
 // CHECK: %[[BI:.*]] = bufferization.to_buffer %arg3
 // CHECK: %[[OUT:.*]] = memref.alloc() : memref<2x100x100xf32>
 // CHECK: gpu.launch blocks({{.*}}) in ({{.*}} = %c7{{.*}}, {{.*}} = %c2{{.*}}, {{.*}}) threads({{.*}}) in ({{.*}} = %c128
-// The longest tiles (the last, with the most keys below their queries)
-// start first: tile 6 - block x.
+// Block x is (tile, span); the longest tiles (the last, with the most keys
+// below their queries) start first: tile 6 - block x / spans.
 // CHECK: %[[BX:.*]] = gpu.block_id x
-// CHECK: %[[TILE:.*]] = arith.subi %c6{{[_0-9]*}}, %[[BX]] : index
+// CHECK: %[[PAIR:.*]] = arith.divui %[[BX]], %c1
+// CHECK: %[[TILE:.*]] = arith.subi %c6{{[_0-9]*}}, %[[PAIR]] : index
+// CHECK: %[[PART:.*]] = arith.remui %[[BX]], %c1
+// CHECK: %[[S0:.*]] = arith.muli %[[PART]], %c1024
+// CHECK: %[[S1:.*]] = arith.addi %[[S0]], %c1024
+// CHECK: %[[SEND:.*]] = arith.minui %[[S1]], %c100
 // CHECK: %[[B:.*]] = gpu.block_id y
 // CHECK: %[[T0:.*]] = arith.muli %[[TILE]], %c16
 // CHECK: %[[Q:.*]] = gsa.tile.load_queries %[[QI]][%[[B]], %[[T0]], %{{.*}}] group 4 : memref<2x100x4x64xbf16> -> tensor<64x64xbf16>
@@ -30,9 +40,13 @@
 // CHECK: } : tensor<64xf32>
 // CHECK: %[[END:.*]] = arith.addi %[[T0]], %c16
 // CHECK: %[[LAST:.*]] = arith.minui %[[END]], %c100
-// CHECK: %[[CHUNKS:.*]] = arith.ceildivui %[[LAST]], %c32
+// CHECK: %[[KEND:.*]] = arith.minui %[[SEND]], %[[LAST]]
+// CHECK: %[[CLAMP:.*]] = arith.maxui %[[KEND]], %[[S0]]
+// CHECK: %[[KEYS:.*]] = arith.subi %[[CLAMP]], %[[S0]]
+// CHECK: %[[CHUNKS:.*]] = arith.ceildivui %[[KEYS]], %c32
 // CHECK: scf.for %[[C:.*]] = %{{.*}} to %[[CHUNKS]] step
-// CHECK: %[[START:.*]] = arith.muli %[[C]], %c32
+// CHECK: %[[STEP:.*]] = arith.muli %[[C]], %c32
+// CHECK: %[[START:.*]] = arith.addi %[[S0]], %[[STEP]]
 // CHECK: %[[COUNT:.*]] = arith.subi %c100{{.*}}, %[[START]]
 // CHECK: %[[KT:.*]] = gsa.tile.gather_rows %[[KI]][%[[B]], %{{.*}}] consecutive[%[[START]]] count %[[COUNT]] : memref<2x100x64xbf16> -> tensor<32x64xbf16>
 // CHECK: %[[S:.*]] = gsa.tile.dot %[[Q]], %[[KT]] transpose_rhs : tensor<64x64xbf16>, tensor<32x64xbf16> -> tensor<64x32xf32>
@@ -41,15 +55,46 @@
 // CHECK: } : tensor<64x32xf32>, tensor<64xf32> -> tensor<16x32xf32>
 // CHECK: gsa.tile.store_scores %[[SC]] into %[[OUT]][%[[B]], %[[T0]], %[[START]]] : tensor<16x32xf32>, memref<2x100x100xf32>
 // CHECK: }
-// CHECK: %[[FROM:.*]] = arith.muli %[[CHUNKS]], %c32
+// CHECK: %[[TID:.*]] = gpu.thread_id x
+// CHECK: %[[DONE:.*]] = arith.muli %[[CHUNKS]], %c32
+// CHECK: %[[FROM:.*]] = arith.addi %[[S0]], %[[DONE]]
+// CHECK: %[[FLAT:.*]] = memref.collapse_shape %[[OUT]] {{.*}} into memref<20000xf32>
+// CHECK: %[[NEGINF:.*]] = arith.constant 0xFF800000 : f32
 // CHECK: scf.for %[[R:.*]] = %{{.*}} to %c16
 // CHECK: %[[T:.*]] = arith.addi %[[T0]], %[[R]]
 // CHECK: arith.cmpi ult, %[[T]], %c100
-// CHECK: scf.for %[[K:.*]] = %{{.*}} to %c100{{.*}} step %c128
-// CHECK: memref.store %{{.*}}, %[[OUT]][%[[B]], %[[T]], %[[K]]]
+// CHECK: %[[LANE:.*]] = arith.muli %[[TID]], %c4
+// CHECK: %[[K0:.*]] = arith.addi %[[FROM]], %[[LANE]]
+// CHECK: scf.for %[[K:.*]] = %[[K0]] to %[[SEND]] step %c512
+// CHECK: vector.insert %[[NEGINF]], {{.*}} [3] : f32 into vector<4xf32>
+// CHECK: vector.store %{{.*}}, %[[FLAT]][%{{.*}}] {alignment = 16 : i64} : memref<20000xf32>, vector<4xf32>
 // CHECK: } {gsa.kernel = "scores_indexer_0"}
 // CHECK: bufferization.to_tensor %[[OUT]]
 // CHECK-NOT: gsa.indexer
+
+// Spans of 40 keys, rounded up to two 32-key chunks: 2 spans per row, a
+// grid of 7 x 2 blocks; block x's tile is x / 2, its span x % 2 (keys
+// [64 x % 2, min(64 x % 2 + 64, 100))).
+// SPAN-LABEL: func.func @scores
+// SPAN: gpu.launch blocks({{.*}}) in ({{.*}} = %c14{{.*}}, {{.*}} = %c2{{.*}}, {{.*}})
+// SPAN: %[[BX:.*]] = gpu.block_id x
+// SPAN: arith.divui %[[BX]], %c2
+// SPAN: %[[PART:.*]] = arith.remui %[[BX]], %c2
+// SPAN: %[[S0:.*]] = arith.muli %[[PART]], %c64
+// SPAN: %[[S1:.*]] = arith.addi %[[S0]], %c64
+// SPAN: %[[SEND:.*]] = arith.minui %[[S1]], %c100
+// SPAN: arith.ceildivui %{{.*}}, %c32
+// SPAN: gsa.tile.gather_rows
+// SPAN: scf.for %{{.*}} = %{{.*}} to %[[SEND]] step %c512
+// SPAN: vector.store
+
+// Whole rows (indexer-key-span=0): one span of 128 keys (100 rounded up
+// to whole chunks).
+// ROWS-LABEL: func.func @scores
+// ROWS: gpu.launch blocks({{.*}}) in ({{.*}} = %c7{{.*}}, {{.*}} = %c2{{.*}}, {{.*}})
+// ROWS: arith.muli %{{.*}}, %c128
+
+// BADSPAN: error: gsa-tile: indexer-key-span must be 0 (whole rows) or a number of keys, but is -64
 
 // Two warps and 64-key chunks: 32 rows = 8 queries per tile (13 tiles).
 // OPTS-LABEL: func.func @scores
