@@ -1573,8 +1573,12 @@ constexpr int64_t kSampleStride = 16;
 /// the tail): the range's largest key needs only to lie above the goal's
 /// keys, and a sample of 1 in 128 still holds a row's top ~32 of 128K
 /// (every 4th round -> every 8th: sample -6% at 128K, H200, perf-log
-/// eleventh session).
+/// eleventh session). The fixed policy keeps every 4th: with every 8th,
+/// some rows of 128K structured inputs overflowed their candidates and
+/// took the radix fallback (0.53 ms; sample +0.22 ms with every 4th, H100,
+/// perf-log twelfth session).
 constexpr int64_t kRangeRoundStep = 8;
+constexpr int64_t kFixedRangeRoundStep = 4;
 
 /// The sample's histograms: 2^11 bins per row (in dynamic shared memory:
 /// 96 KiB for the 12 rows of long L, two CTAs per SM as its registers
@@ -1643,8 +1647,9 @@ TopBin warpTopBin(Emitter &e, Value hist, Value base, int64_t bins, Value lane,
 }
 
 /// Tensor cores only (8-key n-tiles per warp). Per row of the tile: the
-/// smallest and largest key of a quarter of the sample (one sweep, see
-/// kRangeRoundStep), then a kSampleBins-bin histogram of the sample over
+/// smallest and largest key of every `rangeRoundStep`-th round of the
+/// sample (one sweep, see kRangeRoundStep), then a kSampleBins-bin
+/// histogram of the sample over
 /// that key range, keys outside it in the end bins (a second sweep,
 /// weighted), and the bin where the weighted count from the top reaches
 /// `target`: its lower edge is the cut. Where that bin alone holds more
@@ -1655,7 +1660,7 @@ TopBin warpTopBin(Emitter &e, Value hist, Value base, int64_t bins, Value lane,
 /// most `capacity` visible keys or the sample holds fewer than `target`.
 void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
                        int64_t L, int64_t rows, int cutArg, int64_t target,
-                       int64_t capacity) {
+                       int64_t capacity, int64_t rangeRoundStep) {
   Location loc = kernel.getLoc();
   Block &entry = kernel.getBody().front();
   Value cutOut = entry.getArgument(cutArg);
@@ -1814,7 +1819,7 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
         state[2 * m + 1] =
             e.select(visible, e.maxui(state[2 * m + 1], key), state[2 * m + 1]);
       },
-      kRangeRoundStep);
+      rangeRoundStep);
   Value rangeLeader = source.isRowLeader();
   for (int64_t m = 0; m < source.slots(); ++m) {
     Value mn = range[2 * m], mx = range[2 * m + 1];
@@ -1859,7 +1864,7 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     rowMins.push_back(e.load(minShared, {source.slotRow(m)}));
     rowShifts.push_back(shiftOf(source.slotRow(m)));
   }
-  // The range came from a sparser sample (kRangeRoundStep): a key below
+  // The range came from a sparser sample (rangeRoundStep): a key below
   // its smallest counts in bin 0, one above its largest in the last bin.
   forEachSampled([&](const Visit &v, Value visible, Value weight, int64_t m) {
     e.ifThen(visible, [&]() {
@@ -3138,11 +3143,14 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
     budgetBound = std::clamp<int64_t>(op.getKBase(), op.getKMin(), K);
     // The fixed policy's k is known: 1.5 k + 128 measured best at 128K
     // (with k + k/8 + 128 the fallback took 40 ms; k_max's sizes, 2.3 k,
-    // 2 ms more than 1.5 k). Capacity 2 target + 256: with target +
-    // target/3 + 256 rows overflowed (the fallback took 1.6 ms at 128K
-    // structured), with target + target/2 + 256 still 1.1 ms.
+    // 2 ms more than 1.5 k). Capacity 4 k, at least 2 target + 256: with
+    // target + target/3 + 256 rows overflowed (the fallback took 1.6 ms
+    // at 128K structured), with target + target/2 + 256 still 1.1 ms, and
+    // 4 k (8192) rather than 2 target + 256 (6656) took the 128K random
+    // select stage 25.06 -> 23.74 ms for 1.6 GB more workspace (H100,
+    // docs/perf-log.md twelfth session).
     target = budgetBound + budgetBound / 2 + 128;
-    capacity = 2 * target + 256;
+    capacity = std::max(2 * target + 256, 4 * budgetBound);
   }
   bool sampled = sampledSelection && fused && tensorCores &&
                  TileScores::usable(fused, rows) &&
@@ -3163,7 +3171,10 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
     if (maxRegisters == 0)
       kernel->setAttr(NVVM::NVVMDialect::getMaxnregAttrName(),
                       rewriter.getI32IntegerAttr(kSampleRegisters));
-    buildSampleKernel(kernel, fused, src, L, rows, cutArg, target, capacity);
+    buildSampleKernel(kernel, fused, src, L, rows, cutArg, target, capacity,
+                      op.getPolicy() == SelectionPolicy::fixed
+                          ? kFixedRangeRoundStep
+                          : kRangeRoundStep);
     launchKernel(host, kernel, args.operands(), tiles, B, 1, kThreads,
                  sampleHistogramBytes(rows));
   }

@@ -756,31 +756,58 @@ LogicalResult LaunchMapper::storeScores(TileStoreScoresOp op) {
   auto rows = rowsOf(b, loc, op.getBatch(), op.getFirstQuery(), e.index(0),
                      heads, L);
   Value cL = e.index(L);
+  // Every lane of a query's heads holds the query's sums of all n-tiles,
+  // so its `slots` head lanes share the stores: the lane of head h stores
+  // n-tiles h, h + slots, ... (picked from its values by selects), and a
+  // warp's store writes whole 128-byte lines (H_I 4: a query's 16 lanes,
+  // 8 bytes each, one line per two queries of the warp's 8 rows) rather
+  // than one lane in H_I writing 32 bytes per query. H_I 16 spreads a
+  // query over both row halves: the lanes of heads 8-15 only add.
+  int64_t tiles = N / 8, slots = std::min(heads, tiles);
   for (int64_t r = 0; r < 2; ++r) {
-    // The lane of the query's head 0 stores (every lane of its heads holds
-    // the sum).
+    int64_t lowestHead = heads > 8 ? (8 * r) % heads : 0;
+    if (lowestHead >= slots)
+      continue;
+    Value slot = rows[r].head;
     Value storing = e.andi(
         rows[r].valid,
-        e.cmpi(arith::CmpIPredicate::eq, rows[r].head, e.index(0)));
+        e.cmpi(arith::CmpIPredicate::ult, slot, e.index(slots)));
     e.ifThen(storing, [&]() {
       Value rowBase = e.mul(
           e.add(e.mul(op.getBatch(), cL), rows[r].query), cL);
-      for (int64_t nt = 0; nt < N / 8; ++nt) {
-        Value key = e.add(op.getFirstKey(), e.add(e.index(nt * 8), col));
-        Value pair[2] = {(*tile)->values[nt * 4 + 2 * r],
-                         (*tile)->values[nt * 4 + 2 * r + 1]};
+      for (int64_t first = 0; first < tiles; first += slots) {
+        // This lane's n-tile first + slot (none past the chunk's last).
+        int64_t here = std::min(slots, tiles - first);
+        auto pick = [&](int64_t x) {
+          Value v = (*tile)->values[first * 4 + 2 * r + x];
+          for (int64_t s = 1; s < here; ++s)
+            v = e.select(e.cmpi(arith::CmpIPredicate::eq, slot, e.index(s)),
+                         (*tile)->values[(first + s) * 4 + 2 * r + x], v);
+          return v;
+        };
+        Value pair[2] = {pick(0), pick(1)};
+        Value nt = e.add(e.index(first), slot);
+        Value key =
+            e.add(op.getFirstKey(), e.add(e.mul(nt, e.index(8)), col));
+        Value inChunk =
+            here == slots
+                ? Value()
+                : e.cmpi(arith::CmpIPredicate::ult, slot, e.index(here));
+        auto guarded = [&](Value k) {
+          Value inRow = e.cmpi(arith::CmpIPredicate::ult, k, cL);
+          return inChunk ? e.andi(inChunk, inRow) : inRow;
+        };
         Value at = e.add(rowBase, key);
         if (L % 2 == 0) {
           // key is even, so are the row starts: one 8-byte store, both
           // keys inside the row or both past it.
-          e.ifThen(e.cmpi(arith::CmpIPredicate::ult, key, cL), [&]() {
-            storeLaneRow(b, loc, pair, scores, at);
-          });
+          e.ifThen(guarded(key),
+                   [&]() { storeLaneRow(b, loc, pair, scores, at); });
           continue;
         }
         for (int64_t x = 0; x < 2; ++x) {
           Value k = e.add(key, e.index(x));
-          e.ifThen(e.cmpi(arith::CmpIPredicate::ult, k, cL), [&]() {
+          e.ifThen(guarded(k), [&]() {
             e.store(pair[x], scores, {e.add(at, e.index(x))});
           });
         }

@@ -7,8 +7,11 @@
 // biases are loaded once, before the key loop. Per product of a chunk:
 // one fma (scale x product + bias), the activation region, the weight;
 // then the head sum over the query's four lanes (xor 4 and 8: heads 1 and 2
-// apart), the causal mask (key <= query, else -inf), and the lane of head
-// 0 stores its query's pair of keys with one 8-byte store (L is even).
+// apart) and the causal mask (key <= query, else -inf). Each of a query's
+// four head lanes then holds the sums of all four 8-key n-tiles of the
+// chunk: the lane of head h stores n-tile h (its pair of keys picked by
+// three selects, one 8-byte store: L is even), so the query's 16 lanes
+// write its 32 keys at once.
 
 // CHECK-LABEL: func.func @scores
 // CHECK: gpu.launch
@@ -30,12 +33,24 @@
 // CHECK-NOT: gpu.shuffle  xor %[[H2]]
 // CHECK: %[[VIS:.*]] = arith.cmpi ule, %{{.*}}, %{{.*}} : index
 // CHECK: %[[V:.*]] = arith.select %[[VIS]], %[[H2]], %{{.*}} : f32
-// The store: head 0's lane, rows inside the sequence, keys inside it.
-// CHECK: %[[HEAD0:.*]] = arith.cmpi eq, %{{.*}}, %c0{{.*}} : index
-// CHECK: %[[STORING:.*]] = arith.andi %{{.*}}, %[[HEAD0]] : i1
+// The store: a head lane with an n-tile to store (heads 0-3: all of them),
+// rows inside the sequence, keys inside it.
+// CHECK: %[[SLOT:.*]] = arith.cmpi ult, %[[HEAD:.*]], %c4{{.*}} : index
+// CHECK: %[[STORING:.*]] = arith.andi %{{.*}}, %[[SLOT]] : i1
 // CHECK: scf.if %[[STORING]] {
-// CHECK: %[[FIRST:.*]] = vector.insert %[[V]], %{{.*}} [0] : f32 into vector<2xf32>
-// CHECK: %[[PAIR:.*]] = vector.insert %{{.*}}, %[[FIRST]] [1] : f32 into vector<2xf32>
+// CHECK: %[[IS1:.*]] = arith.cmpi eq, %[[HEAD]], %c1{{.*}} : index
+// CHECK: %[[P1:.*]] = arith.select %[[IS1]], %{{.*}}, %[[V]] : f32
+// CHECK: %[[IS2:.*]] = arith.cmpi eq, %[[HEAD]], %c2{{.*}} : index
+// CHECK: %[[P2:.*]] = arith.select %[[IS2]], %{{.*}}, %[[P1]] : f32
+// CHECK: %[[IS3:.*]] = arith.cmpi eq, %[[HEAD]], %c3{{.*}} : index
+// CHECK: %[[LO:.*]] = arith.select %[[IS3]], %{{.*}}, %[[P2]] : f32
+// CHECK: %[[Q1:.*]] = arith.select %{{.*}}, %{{.*}}, %{{.*}} : f32
+// CHECK: %[[Q2:.*]] = arith.select %{{.*}}, %{{.*}}, %[[Q1]] : f32
+// CHECK: %[[HI:.*]] = arith.select %{{.*}}, %{{.*}}, %[[Q2]] : f32
+// CHECK: %[[NT:.*]] = arith.addi %c0{{.*}}, %[[HEAD]] : index
+// CHECK: %[[KOFF:.*]] = arith.muli %[[NT]], %c8{{.*}} : index
+// CHECK: %[[FIRST:.*]] = vector.insert %[[LO]], %{{.*}} [0] : f32 into vector<2xf32>
+// CHECK: %[[PAIR:.*]] = vector.insert %[[HI]], %[[FIRST]] [1] : f32 into vector<2xf32>
 // CHECK: vector.store %[[PAIR]], %{{.*}}[%{{.*}}] {alignment = 8 : i64} : memref<20000xf32>, vector<2xf32>
 // CHECK-NOT: gsa.tile.
 // CHECK: } {gsa.kernel = "scores_indexer_0"}
@@ -66,7 +81,8 @@ func.func @scores(%qi: tensor<2x100x4x64xbf16>, %ki: tensor<2x100x64xbf16>,
 // 16 heads (DSA's relu, no weights or bias) and an odd L: a warp's 16 rows
 // are one query, so the head sum is xor 4, 8, 16 and then the lane's two
 // rows; with L odd a pair of keys can straddle the row's end, so each key
-// is its own store.
+// is its own store. Heads 0-3 (of the first row half) store the four
+// n-tiles; the lanes of heads 8-15 store nothing.
 // CHECK-LABEL: func.func @dsa
 // CHECK: scf.for
 // CHECK: %[[X0:.*]] = llvm.intr.fma
