@@ -326,7 +326,17 @@ def GSAStageShared : Pass<"gsa-stage-shared"> {
     that issues the rows `stages` chunks before theirs (the prologue's first
     group also copies chunk stages - 1's, and the prologue waits for it),
     and the per-key words by zero-filling 4-byte `cp.async` (source size 0
-    past the chunk's count). Fails, located, when the rings
+    past the chunk's count). With `tma`, a `consecutive` gather of a
+    [B, L, D] source with 16-bit elements, D a multiple of 64 and at most
+    256 rows per chunk arrives by TMA instead: the host builds the source's
+    tensor map (`gsa.tensor_map`, box [1, rows, 64], 128-byte swizzle: the
+    same layout as the swizzled copies), thread 0 arms the slot's mbarrier
+    with the chunk's bytes and issues one `cp.async.bulk.tensor.3d` per
+    128-byte column block, and every thread waits on the barrier's phase
+    (chunk ordinal / stages, mod 2) before the loop's barrier; rows past L
+    arrive as zeros (the readers mask rows past the count either way), and
+    a chunk is issued only below the loop's bound, so no copy is left in
+    flight when the block exits. Fails, located, when the rings
     exceed the 48 KiB of static shared memory (without `dynamic-shared`)
     or the 227 KiB a block may use.
   }];
@@ -342,11 +352,18 @@ def GSAStageShared : Pass<"gsa-stage-shared"> {
            "copy the rows' positions into a small shared ring by cp.async, "
            "`stages` chunks ahead of their rows, and the per-key words by "
            "zero-filling cp.async: issuing a chunk then waits on no global "
-           "load">
+           "load">,
+    Option<"tma", "tma", "bool", /*default=*/"false",
+           "copy consecutive row chunks of [B, L, D] sources (16-bit "
+           "elements, D a multiple of 64, at most 256 rows) by TMA: one "
+           "thread issues a chunk as one cp.async.bulk.tensor box per "
+           "128-byte column block (a tensor map per source, gsa.tensor_map) "
+           "onto the slot's mbarrier (sm_90)">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
     "::mlir::gpu::GPUDialect",
+    "::mlir::LLVM::LLVMDialect",
     "::mlir::memref::MemRefDialect",
     "::mlir::NVVM::NVVMDialect",
     "::mlir::scf::SCFDialect",

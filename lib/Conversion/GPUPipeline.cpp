@@ -123,6 +123,11 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
     staging.stages = options.attentionStages;
     staging.dynamicShared = options.attentionDynamicShared;
     staging.asyncPositions = options.attentionAsyncPositions;
+    // TMA needs sm_90: a chunk of consecutive key rows is one box per
+    // 128-byte column block issued by one thread, instead of a 16-byte
+    // cp.async per thread and piece.
+    staging.tma = options.indexerTma >= 0 ? options.indexerTma != 0
+                                          : options.chip == "sm_90a";
     pm.addPass(createGSAStageShared(staging));
     GSAMapTensorCoresOptions mapping;
     mapping.wgmma = wgmma;

@@ -3143,15 +3143,21 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
     budgetBound = std::clamp<int64_t>(op.getKBase(), op.getKMin(), K);
     // The fixed policy's k is known: 1.5 k + 128 measured best at 128K
     // (with k + k/8 + 128 the fallback took 40 ms; k_max's sizes, 2.3 k,
-    // 2 ms more than 1.5 k). Capacity 4 k, at least 2 target + 256: with
-    // target + target/3 + 256 rows overflowed (the fallback took 1.6 ms
-    // at 128K structured), with target + target/2 + 256 still 1.1 ms, and
-    // 4 k (8192) rather than 2 target + 256 (6656) took the 128K random
+    // 2 ms more than 1.5 k). Capacity 2 target + 256 and 3/4 of k up to
+    // 2048 more: with target + target/3 + 256 rows overflowed (the fallback
+    // took 1.6 ms at 128K structured), with target + target/2 + 256 still
+    // 1.1 ms, and 8192 rather than 6656 at k = 2048 took the 128K random
     // select stage 25.06 -> 23.74 ms for 1.6 GB more workspace (H100,
-    // docs/perf-log.md twelfth session).
+    // docs/perf-log.md twelfth session). (Only measured at k = 2048: the
+    // extra stops there, as a larger k's sample holds more keys above its
+    // cut, and at k = 8192 the candidates of 128K rows take 26 GB.)
     target = budgetBound + budgetBound / 2 + 128;
-    capacity = std::max(2 * target + 256, 4 * budgetBound);
+    capacity = 2 * target + 256 + 3 * std::min<int64_t>(budgetBound, 2048) / 4;
   }
+  // A row never has more candidates than keys: nothing beyond L is needed
+  // (every row then takes the cut 0, all its keys, as rows of at most
+  // `capacity` keys do).
+  capacity = std::min(capacity, L);
   bool sampled = sampledSelection && fused && tensorCores &&
                  TileScores::usable(fused, rows) &&
                  budgetBound <= kMaxSampledBudget;

@@ -82,6 +82,15 @@ struct GSAOutlineKernelsPass
                       UnitAttr::get(ctx));
       if (auto cap = launch->getAttrOfType<IntegerAttr>(kMaxRegistersAttr))
         kernel->setAttr(NVVM::NVVMDialect::getMaxnregAttrName(), cap);
+      // The tensor maps the launch reads (gsa-stage-shared's TMA copies)
+      // are passed by value (gsa-grid-constant-params).
+      SmallVector<int32_t> maps;
+      for (auto [i, operand] : llvm::enumerate(operands))
+        if (operand.getDefiningOp<TensorMapOp>())
+          maps.push_back(int32_t(i));
+      if (!maps.empty())
+        kernel->setAttr(kTensorMapArgsAttr,
+                        DenseI32ArrayAttr::get(ctx, maps));
       // 16-byte aligned, for the 16-byte cp.async / vector accesses; the
       // rows rings of gsa-stage-shared (stages x rows x columns) 1024-byte
       // aligned, where wgmma's 128-byte swizzle atoms must start.

@@ -16,6 +16,7 @@
 #include "gsa/Transforms/Passes.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
@@ -51,6 +52,11 @@ int64_t bytesOf(MemRefType type) {
 struct RowsGroup {
   SmallVector<TileGatherRowsOp> gathers;
   SmallVector<Value> rings;
+  /// With tma (consecutive rows only): each gather's tensor map (built on
+  /// the host before the launch) and the group's per-slot mbarriers.
+  SmallVector<Value> maps;
+  Value barriers;
+  bool byTma() { return barriers != nullptr; }
   /// With async-positions: the group's positions, `stages` chunks ahead of
   /// its rows (positionSlots x rows i32).
   Value positionRing;
@@ -68,9 +74,11 @@ struct WordsGroup {
 class LoopStager {
 public:
   LoopStager(scf::ForOp loop, gpu::LaunchOp launch, int64_t threads,
-             int64_t stages, bool dynamicShared, bool asyncPositions)
+             int64_t stages, bool dynamicShared, bool asyncPositions,
+             bool tma)
       : loop(loop), launch(launch), threads(threads), stages(stages),
-        dynamicShared(dynamicShared), asyncPositions(asyncPositions) {}
+        dynamicShared(dynamicShared), asyncPositions(asyncPositions),
+        tma(tma) {}
 
   LogicalResult run();
 
@@ -102,7 +110,7 @@ private:
   scf::ForOp loop;
   gpu::LaunchOp launch;
   int64_t threads, stages;
-  bool dynamicShared, asyncPositions;
+  bool dynamicShared, asyncPositions, tma;
   /// Whether the rows' positions go through rings (async-positions, and
   /// some gather reads its rows from a list).
   bool positionRings = false;
@@ -211,6 +219,32 @@ LogicalResult LoopStager::issue(OpBuilder &b, Value iv, Value slot,
     if (failed(offset) || failed(count) || failed(batch) || failed(kvHead))
       return notMovable(first);
     auto tile = first.getTile().getType();
+    if (group.byTma()) {
+      // Thread 0 arms the slot's barrier with the chunk's bytes and issues
+      // one box per 128-byte column block of each gather; only for a chunk
+      // below the loop's bound (every such chunk is waited for, so no copy
+      // is in flight when the block exits).
+      int64_t rows = tile.getDimSize(0), D = tile.getDimSize(1);
+      int64_t chunkBytes = rows * D * tile.getElementTypeBitWidth() / 8;
+      Value issuing = e.andi(
+          e.cmpi(arith::CmpIPredicate::eq, tid, zero),
+          e.cmpi(arith::CmpIPredicate::slt, iv, loop.getUpperBound()));
+      e.ifThen(issuing, [&]() {
+        Value bar = sharedAddress(e, group.barriers, slot);
+        mbarrierArriveExpectTx(b, loc, bar,
+                               chunkBytes * int64_t(group.gathers.size()));
+        Value slotElems = e.mul(slot, e.index(rows * D));
+        for (auto [ring, map] : llvm::zip(group.rings, group.maps))
+          for (int64_t block = 0; block < D / 64; ++block)
+            tmaLoad3d(b, loc,
+                      sharedAddress(e, ring,
+                                    e.add(slotElems,
+                                          e.index(block * rows * 64))),
+                      map, e.i32(int32_t(block * 64)), e.indexToI32(*offset),
+                      e.indexToI32(*batch), bar);
+      });
+      continue;
+    }
     auto source = first.getSource().getType();
     int64_t rows = tile.getDimSize(0), D = tile.getDimSize(1);
     int64_t perPiece = 128 / tile.getElementTypeBitWidth(); // 16 bytes
@@ -405,6 +439,37 @@ LogicalResult LoopStager::run() {
           "bytes",
           tile.getDimSize(0), rowBytes));
   }
+  // TMA groups: consecutive rows of a [B, L, D] source defined outside the
+  // launch (its tensor map is built on the host), 16-bit elements, whole
+  // 64-element column blocks and at most 256 rows (a box dimension's
+  // limit). The barriers are workgroup memory too (counted below).
+  if (tma)
+    for (RowsGroup &group : rowsGroups) {
+      TileGatherRowsOp first = group.gathers.front();
+      auto tile = first.getTile().getType();
+      auto source = first.getSource().getType();
+      bool fits = group.consecutive() && source.getRank() == 3 &&
+                  tile.getElementTypeBitWidth() == 16 &&
+                  tile.getDimSize(1) % 64 == 0 && tile.getDimSize(0) <= 256;
+      for (TileGatherRowsOp gather : group.gathers)
+        fits = fits && !launch.getBody().isAncestor(
+                           gather.getSource().getParentRegion());
+      if (!fits)
+        continue;
+      OpBuilder host(launch);
+      for (TileGatherRowsOp gather : group.gathers) {
+        auto type = gather.getSource().getType();
+        group.maps.push_back(TensorMapOp::create(
+            host, gather.getLoc(), LLVM::LLVMPointerType::get(ctx),
+            gather.getSource(), host.getDenseI64ArrayAttr(type.getShape()),
+            host.getDenseI64ArrayAttr({1, tile.getDimSize(0), 64}),
+            host.getI64IntegerAttr(128)));
+      }
+      group.barriers = launch.addWorkgroupAttribution(
+          MemRefType::get({stages}, IntegerType::get(ctx, 64),
+                          MemRefLayoutAttrInterface(), workgroup),
+          loc);
+    }
   // The rings' bytes. Everything fits the 48 KiB of static shared memory,
   // or, with dynamic-shared, the rows' rings move to dynamic shared memory
   // (up to 227 KiB per block with the static part); otherwise the short
@@ -531,6 +596,21 @@ LogicalResult LoopStager::run() {
   Emitter e(b, loc);
   Value lb = loop.getLowerBound(), ub = loop.getUpperBound(),
         step = loop.getStep();
+  // TMA groups: thread 0 initialises each slot's barrier (one arrival per
+  // phase, its own, plus the chunk's bytes); the block's barrier publishes
+  // them before any chunk is issued.
+  if (llvm::any_of(rowsGroups, [](RowsGroup &g) { return g.byTma(); })) {
+    Value tid = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
+    e.ifThen(e.cmpi(arith::CmpIPredicate::eq, tid, e.index(0)), [&]() {
+      for (RowsGroup &group : rowsGroups)
+        if (group.byTma())
+          for (int64_t slot = 0; slot < stages; ++slot)
+            mbarrierInit(b, loc,
+                         sharedAddress(e, group.barriers, e.index(slot)), 1);
+      mbarrierInitFence(b, loc);
+    });
+    gpu::BarrierOp::create(b, loc);
+  }
   auto chunkAt = [&](Value from, int64_t n) {
     return e.add(from, e.mul(step, e.index(n)));
   };
@@ -579,6 +659,15 @@ LogicalResult LoopStager::run() {
     return failure();
   NVVM::CpAsyncCommitGroupOp::create(b, loc);
   NVVM::CpAsyncWaitGroupOp::create(b, loc, stages - 1);
+  // TMA groups: chunk i has landed when its slot's barrier completes the
+  // phase of its fill (ordinal / stages, mod 2).
+  for (RowsGroup &group : rowsGroups)
+    if (group.byTma()) {
+      Value fill = arith::DivUIOp::create(b, loc, ordinal, e.index(stages));
+      Value parity = e.indexToI32(
+          arith::AndIOp::create(b, loc, fill, e.index(1)));
+      mbarrierWait(b, loc, sharedAddress(e, group.barriers, slot), parity);
+    }
   gpu::BarrierOp::create(b, loc);
 
   for (RowsGroup &group : rowsGroups)
@@ -647,7 +736,7 @@ struct GSAStageSharedPass
         return signalPassFailure();
       }
       if (failed(LoopStager(loop, launch, x.value(), stages, dynamicShared,
-                            asyncPositions)
+                            asyncPositions, tma)
                      .run()))
         return signalPassFailure();
     }

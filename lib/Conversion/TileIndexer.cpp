@@ -72,9 +72,10 @@ void gsa::detail::tileIndexer(IndexerOp op, ModuleOp module, int64_t warps,
           H = qiType.getDimSize(2), DI = qiType.getDimSize(3);
   int64_t rows = warps * kRowsPerWarp, T = rows / H;
   int64_t numTiles = (L + T - 1) / T;
-  // Whole chunks per span (0: the whole row).
-  int64_t span = keySpan > 0 ? llvm::divideCeil(keySpan, keyChunk) * keyChunk
-                             : llvm::divideCeil(L, keyChunk) * keyChunk;
+  // Whole chunks per span (0, or more than L: the whole row).
+  int64_t span = llvm::divideCeil(keySpan > 0 ? std::min(keySpan, L) : L,
+                                  keyChunk) *
+                 keyChunk;
   int64_t spans = llvm::divideCeil(L, span);
   Type elem = qiType.getElementType();
   auto parent = op->getParentOfType<FunctionOpInterface>();

@@ -3,11 +3,13 @@
 // RUN: gsa-opt %s --gsa-lower-selection="select-max-registers=96" | FileCheck %s --check-prefix=CAP
 // RUN: gsa-opt %s --gsa-lower-selection | FileCheck %s --check-prefix=FIXED
 // RUN: gsa-opt %s --gsa-lower-selection="select-sampled=0 select-wgmma-stages=4" | FileCheck %s --check-prefix=WGRADIX
+// RUN: gsa-opt %s --gsa-lower-selection | FileCheck %s --check-prefix=SIZES
 
 // The sampled selection (the default with the tensor-core indexer): B = 2,
 // L = 100, k_max = 32, so the sample aims at 32 + 8 + 128 = 168 candidates
-// per row and a row keeps at most 32 + 24 + 256 = 312 (62400 for the 200
-// rows). The sample kernel writes each row's
+// per row and a row would keep at most 32 + 24 + 256 = 312 - but has no
+// more than L = 100 keys: 100 per row (20000 for the 200 rows). The sample
+// kernel writes each row's
 // cut; the stats kernel reads it and collects candidate keys, positions and
 // counts; after V_bar the finish kernel (one CTA per row: a 100 x 2 grid)
 // selects among them and marks the rows it finished, which the radix topk
@@ -15,8 +17,8 @@
 // CHECK-LABEL: func.func @select
 // CHECK: memref.alloc() : memref<2x100xi32>
 // CHECK: %[[CUTS:.*]] = memref.alloc() : memref<200xi32>
-// CHECK: %[[KEYS:.*]] = memref.alloc() : memref<62400xi32>
-// CHECK: %[[POS:.*]] = memref.alloc() : memref<62400xi32>
+// CHECK: %[[KEYS:.*]] = memref.alloc() : memref<20000xi32>
+// CHECK: %[[POS:.*]] = memref.alloc() : memref<20000xi32>
 // CHECK: %[[COUNTS:.*]] = memref.alloc() : memref<200xi32>
 // CHECK: %[[DONE:.*]] = memref.alloc() : memref<200xi32>
 // The sample's histograms (8 rows x 2048 bins of i32) are the launch's
@@ -25,10 +27,10 @@
 // CHECK-SAME: dynamic_shared_memory_size %c65536_i32
 // CHECK-SAME: %[[CUTS]] : memref<200xi32>)
 // CHECK: gpu.launch_func @gsa_kernels::@select_1_select_stats
-// CHECK-SAME: %[[CUTS]] : memref<200xi32>, %[[KEYS]] : memref<62400xi32>, %[[POS]] : memref<62400xi32>, %[[COUNTS]] : memref<200xi32>)
+// CHECK-SAME: %[[CUTS]] : memref<200xi32>, %[[KEYS]] : memref<20000xi32>, %[[POS]] : memref<20000xi32>, %[[COUNTS]] : memref<200xi32>)
 // CHECK: gpu.launch_func @gsa_kernels::@select_1_select_vbar
 // CHECK: gpu.launch_func @gsa_kernels::@select_1_select_finish blocks in (%c100, %c2
-// CHECK-SAME: %[[KEYS]] : memref<62400xi32>, %[[POS]] : memref<62400xi32>, %[[COUNTS]] : memref<200xi32>, %[[DONE]] : memref<200xi32>
+// CHECK-SAME: %[[KEYS]] : memref<20000xi32>, %[[POS]] : memref<20000xi32>, %[[COUNTS]] : memref<200xi32>, %[[DONE]] : memref<200xi32>
 // CHECK: gpu.launch_func @gsa_kernels::@select_1_select_topk
 // CHECK-SAME: %[[DONE]] : memref<200xi32>)
 
@@ -133,7 +135,7 @@
 // CHECK: memref.store %c-1_i32{{[_0-9]*}}, %{{.*}}[%c0{{[_0-9]*}}] : memref<4xi32, #gpu.address_space<workgroup>>
 // CHECK: gpu.barrier
 // CHECK: scf.for %{{.*}} = %thread_id_x to %{{.*}} step %c2048
-// CHECK-COUNT-8: memref.load %{{.*}} : memref<62400xi32>
+// CHECK-COUNT-8: memref.load %{{.*}} : memref<20000xi32>
 // The bin of key - cut (a key below the cut, which the stats sweep never
 // takes, would count in bin 0, not wrap around), clamped to the last.
 // CHECK: %[[ATLEAST:.*]] = arith.maxui %{{.*}}, %[[CUT:.*]] : i32
@@ -276,14 +278,15 @@ func.func @select(%qi: tensor<2x100x4x64xbf16>, %ki: tensor<2x100x64xbf16>,
 
 // The fixed policy's budget is known (clamp(8, 4, 32) = 8): the candidates
 // are sized for it, the sample kernel's target 8 + 8/2 + 128 = 140 and the
-// capacity 2 x 140 + 256 = 536 per row (107200 for the 200 rows).
+// capacity 2 x 140 + 256 + 3 x 8 / 4 = 542 per row - but no row has more
+// than L = 100 keys: 100 per row (20000 for the 200 rows).
 // FIXED-LABEL: func.func @select_fixed
-// FIXED: %[[FKEYS:.*]] = memref.alloc() : memref<107200xi32>
-// FIXED: memref.alloc() : memref<107200xi32>
+// FIXED: %[[FKEYS:.*]] = memref.alloc() : memref<20000xi32>
+// FIXED: memref.alloc() : memref<20000xi32>
 // FIXED: gpu.launch_func @gsa_kernels::@select_fixed_3_select_sample
 // FIXED-SAME: : memref<200xi32>)
 // FIXED: gpu.launch_func @gsa_kernels::@select_fixed_3_select_stats
-// FIXED-SAME: %[[FKEYS]] : memref<107200xi32>
+// FIXED-SAME: %[[FKEYS]] : memref<20000xi32>
 // Collecting, the stats sweep keeps the row's largest key by a shared
 // atomic on the taken branch: no smallest / largest key per visit (RADIX,
 // above, carries them). The fixed policy's budget reads no mean or
@@ -326,4 +329,39 @@ func.func @select_fixed(%qi: tensor<2x100x4x64xbf16>, %ki: tensor<2x100x64xbf16>
   %idx, %cnt = gsa.adaptive_topk %I policy = fixed k = 8 in [4, 32]
       : (tensor<2x100x100xf32>) -> (tensor<2x100x32xi32>, tensor<2x100xi32>)
   return %idx, %cnt : tensor<2x100x32xi32>, tensor<2x100xi32>
+}
+
+// The fixed policy's candidate sizes where L does not cap them: k = 1024,
+// target 1024 + 512 + 128 = 1664 and capacity 2 x 1664 + 256 + 3 x 1024 / 4
+// = 4352 per row (35651584 for 8192 rows); k = 2048 (measured at 128K),
+// target 3200 and capacity 6656 + 1536 = 8192 (134217728 for 16384 rows).
+// SIZES-LABEL: func.func @select_fixed_sizes(
+// SIZES: memref.alloc() : memref<35651584xi32>
+// SIZES-LABEL: func.func @select_fixed_sizes_2048(
+// SIZES: memref.alloc() : memref<134217728xi32>
+// SIZES: gpu.func @select_fixed_sizes_{{[0-9]+}}_select_sample
+// SIZES: arith.constant 1664 : i32
+// SIZES: gpu.func @select_fixed_sizes_2048_{{[0-9]+}}_select_sample
+// SIZES: arith.constant 3200 : i32
+func.func @select_fixed_sizes(%qi: tensor<1x8192x4x64xbf16>, %ki: tensor<1x8192x64xbf16>)
+    -> (tensor<1x8192x2048xi32>, tensor<1x8192xi32>) {
+  %I = gsa.indexer %qi, %ki activation {
+      ^bb0(%x: f32, %j: index):
+        %s = gsa.sigmoid %x : f32
+        gsa.yield %s : f32
+      } : (tensor<1x8192x4x64xbf16>, tensor<1x8192x64xbf16>) -> tensor<1x8192x8192xf32>
+  %idx, %cnt = gsa.adaptive_topk %I policy = fixed k = 1024 in [256, 2048]
+      : (tensor<1x8192x8192xf32>) -> (tensor<1x8192x2048xi32>, tensor<1x8192xi32>)
+  return %idx, %cnt : tensor<1x8192x2048xi32>, tensor<1x8192xi32>
+}
+func.func @select_fixed_sizes_2048(%qi: tensor<1x16384x4x64xbf16>, %ki: tensor<1x16384x64xbf16>)
+    -> (tensor<1x16384x2048xi32>, tensor<1x16384xi32>) {
+  %I = gsa.indexer %qi, %ki activation {
+      ^bb0(%x: f32, %j: index):
+        %s = gsa.sigmoid %x : f32
+        gsa.yield %s : f32
+      } : (tensor<1x16384x4x64xbf16>, tensor<1x16384x64xbf16>) -> tensor<1x16384x16384xf32>
+  %idx, %cnt = gsa.adaptive_topk %I policy = fixed k = 2048 in [256, 2048]
+      : (tensor<1x16384x16384xf32>) -> (tensor<1x16384x2048xi32>, tensor<1x16384xi32>)
+  return %idx, %cnt : tensor<1x16384x2048xi32>, tensor<1x16384xi32>
 }

@@ -49,10 +49,11 @@
 // (16-byte aligned spans), before the first barrier.
 // CHECK: gpu.func @select_1_select_finish(
 // CHECK-NOT: gpu.barrier
-// The span [row x 560, + count) of the keys, count clamped to the
-// capacity (560), both ends rounded down to 16 bytes.
-// CHECK: %[[COUNT:.*]] = arith.minui %{{.*}}, %c560{{[_0-9]*}} : index
-// CHECK: %[[FIRST:.*]] = arith.muli %{{.*}}, %c560{{[_0-9]*}} : index
+// The span [row x 300, + count) of the keys, count clamped to the
+// capacity (2 x 152 + 256 + 12 = 572, but at most L = 300 keys), both ends
+// rounded down to 16 bytes.
+// CHECK: %[[COUNT:.*]] = arith.minui %{{.*}}, %c300{{[_0-9]*}} : index
+// CHECK: %[[FIRST:.*]] = arith.muli %{{.*}}, %c300{{[_0-9]*}} : index
 // CHECK: %[[M16:.*]] = arith.constant -16 : i64
 // CHECK: %[[END:.*]] = arith.addi %[[FIRST]], %[[COUNT]] : index
 // CHECK: %[[FROM:.*]] = arith.andi %{{.*}}, %[[M16]] : i64

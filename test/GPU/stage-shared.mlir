@@ -3,6 +3,14 @@
 // RUN: not gsa-opt %s --gsa-stage-shared=stages=5 2>&1 | FileCheck %s --check-prefix=BADSTAGES
 // RUN: gsa-opt %s --gsa-stage-shared=async-positions=1 --canonicalize | FileCheck %s --check-prefix=ASYNC
 // RUN: gsa-opt %s '--gsa-stage-shared=async-positions=1 stages=3' --canonicalize | FileCheck %s --check-prefix=ASYNC3
+// RUN: gsa-opt %s --gsa-stage-shared=tma=1 --canonicalize | FileCheck %s --check-prefix=LISTED
+
+// tma takes consecutive rows only: rows gathered by position stay 16-byte
+// cp.async copies, with no tensor map and no barrier.
+// LISTED-NOT: gsa.tensor_map
+// LISTED: nvvm.inline_ptx "cp.async.cg.shared.global [$0], [$1], 16;"
+// LISTED-NOT: mbarrier
+// LISTED-NOT: cp.async.bulk.tensor
 
 // gsa-stage-shared on a tile loop (as gsa-tile writes it; 64-column bf16
 // rows = 8 pieces of 16 bytes, 32-row chunks, 128 threads). Each gather

@@ -7,8 +7,9 @@
 // RUN: not gsa-opt %s --gsa-tile="indexer-key-span=-64" -split-input-file 2>&1 | FileCheck %s --check-prefix=BADSPAN
 
 // gsa-tile on a standalone indexer (its scores returned): H_I = 4 heads,
-// so a tile of 4 warps x 16 rows holds 16 queries (L = 100 -> 7 tiles; one
-// span of 1024 keys covers the rows: a (tiles x 1, batch) grid). The body:
+// so a tile of 4 warps x 16 rows holds 16 queries (L = 100 -> 7 tiles; a
+// span of 1024 keys is more than a row: one span of the row's 100 keys
+// rounded up to whole chunks, 128, and a (tiles x 1, batch) grid). The body:
 // the tile's qi block (the indexer heads as the group), the head weights
 // through the weighting region and the biases, the loop over 32-key chunks
 // of consecutive keys from the span's start up to the span's end or the
@@ -29,8 +30,8 @@
 // CHECK: %[[PAIR:.*]] = arith.divui %[[BX]], %c1
 // CHECK: %[[TILE:.*]] = arith.subi %c6{{[_0-9]*}}, %[[PAIR]] : index
 // CHECK: %[[PART:.*]] = arith.remui %[[BX]], %c1
-// CHECK: %[[S0:.*]] = arith.muli %[[PART]], %c1024
-// CHECK: %[[S1:.*]] = arith.addi %[[S0]], %c1024
+// CHECK: %[[S0:.*]] = arith.muli %[[PART]], %c128
+// CHECK: %[[S1:.*]] = arith.addi %[[S0]], %c128
 // CHECK: %[[SEND:.*]] = arith.minui %[[S1]], %c100
 // CHECK: %[[B:.*]] = gpu.block_id y
 // CHECK: %[[T0:.*]] = arith.muli %[[TILE]], %c16

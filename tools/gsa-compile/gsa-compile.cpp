@@ -13,6 +13,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "gsa/Conversion/LaunchOperands.h"
+#include "gsa/Dialect/GSADialect.h"
 #include "gsa/Conversion/Passes.h"
 #include "gsa/InitAll.h"
 
@@ -65,9 +66,12 @@ namespace {
   std::exit(1);
 }
 
-/// What a launch operand is: an argument or a result of the entry, or a
-/// buffer the kernels alone use.
+/// What a launch operand is: an argument or a result of the entry, a
+/// buffer the kernels alone use, or the TMA tensor map of one of these
+/// (which the launcher encodes: {"tensor_map": <its source>}).
 llvm::json::Value describeOperand(Value operand) {
+  if (auto map = operand.getDefiningOp<gsa::TensorMapOp>())
+    return llvm::json::Object{{"tensor_map", describeOperand(map.getSource())}};
   gsa::LaunchOperandSource source = gsa::traceLaunchOperand(operand);
   if (source.kind == gsa::LaunchOperandSource::Argument)
     return llvm::json::Object{{"arg", int64_t(source.number)}};
