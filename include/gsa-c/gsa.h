@@ -63,7 +63,9 @@ GSA_API int gsa_kernel_result(const gsa_kernel *kernel, int32_t i, gsa_tensor_de
 /* Runs the kernel on row-major contiguous buffers: device pointers on
  * `stream` (a CUstream; NULL = the default stream) for CUDA kernels, host
  * pointers for CPU kernels. Outputs are allocated by the caller with the
- * shapes of gsa_kernel_result. Returns 0 on success. */
+ * shapes of gsa_kernel_result. CUDA buffers must be 16-byte aligned (the
+ * kernels copy and store 16-byte pieces; a misaligned one is refused with
+ * an error naming it). Returns 0 on success. */
 GSA_API int gsa_launch(gsa_kernel *kernel, void *const *inputs,
                        void *const *outputs, void *stream);
 

@@ -591,6 +591,27 @@ public:
       if (!p)
         return makeError(fmt::format("input #{} ('{}') is a null pointer", i,
                                      inputNames_[i]));
+    // The kernels copy 16-byte pieces of their inputs (cp.async, TMA) and
+    // store up to 16 bytes at once: a misaligned buffer would fault on the
+    // device (and poison the caller's CUDA context) rather than fail here.
+    auto misaligned = [](void *p) {
+      return reinterpret_cast<uintptr_t>(p) % kBufferAlign != 0;
+    };
+    for (auto [i, p] : llvm::enumerate(inputs))
+      if (misaligned(p))
+        return makeError(fmt::format(
+            "input #{} ('{}') starts at {}, which is not {}-byte aligned (the "
+            "kernels copy {}-byte pieces; cudaMalloc and torch allocations "
+            "are aligned, a view at an offset may not be)",
+            i, inputNames_[i], p, kBufferAlign, kBufferAlign));
+    for (auto [i, p] : llvm::enumerate(outputs))
+      if (!p || misaligned(p))
+        return makeError(fmt::format(
+            "output #{} {}", i,
+            p ? fmt::format("starts at {}, which is not {}-byte aligned (the "
+                            "kernels store up to {} bytes at once)",
+                            p, kBufferAlign, kBufferAlign)
+              : std::string("is a null pointer")));
     auto driver = cuda::Driver::get();
     if (!driver)
       return driver.takeError();
@@ -1009,6 +1030,8 @@ private:
   /// Where each scratch buffer sits in a caller's workspace (256-byte
   /// aligned), and the workspace's size.
   static constexpr uint64_t kWorkspaceAlign = 256;
+  /// The alignment every input and output buffer must have.
+  static constexpr uint64_t kBufferAlign = 16;
   std::vector<uint64_t> scratchOffsets;
   uint64_t workspaceSize_ = 0;
   std::mutex mutex;

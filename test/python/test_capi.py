@@ -183,6 +183,17 @@ def test_cuda_indexer_of_16_heads_compiles_over_query_tiles(lib, tmp_path, monke
     out = Desc()
     assert lib.gsa_kernel_result(kernel, 0, ctypes.byref(out)) == 0
     assert (out.dtype, out.rank, list(out.shape[:3])) == (GSA_F32, 3, [1, L, L])
+    # Misaligned device buffers are refused before anything reaches the
+    # driver (on a GPU they would fault in the kernels' 16-byte copies).
+    ins = (ctypes.c_void_p * 2)(0x1008, 0x1000)
+    outs = (ctypes.c_void_p * 1)(0x2000)
+    assert lib.gsa_launch(kernel, ins, outs, None) != 0
+    assert b"input #0 ('qi') starts at 0x1008, which is not 16-byte aligned" \
+        in lib.gsa_last_error()
+    ins = (ctypes.c_void_p * 2)(0x1000, 0x1000)
+    outs = (ctypes.c_void_p * 1)(0x2004)
+    assert lib.gsa_launch(kernel, ins, outs, None) != 0
+    assert b"output #0 starts at 0x2004, which is not 16-byte aligned" in lib.gsa_last_error()
     lib.gsa_kernel_release(kernel)
     monkeypatch.setenv("GSA_GPU_OPTIONS", "indexer-query-tiles=0")
     assert not lib.gsa_compile(ctx, program, None, 1, 2, inputs())

@@ -268,7 +268,8 @@ TEST_F(CUDARuntimeTest, LaunchWithoutADriverSaysWhy) {
   Runtime runtime;
   auto kernel = runtime.compile(kAttention, specsFor(8), cuda());
   ASSERT_TRUE(bool(kernel));
-  std::vector<void *> in(5, reinterpret_cast<void *>(0x1000)), out(2, nullptr);
+  std::vector<void *> in(5, reinterpret_cast<void *>(0x1000)),
+      out(2, reinterpret_cast<void *>(0x2000));
   llvm::Error err = (*kernel)->launch(in, out, nullptr);
   ASSERT_TRUE(bool(err));
   std::string message = llvm::toString(std::move(err));
