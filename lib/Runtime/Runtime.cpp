@@ -333,11 +333,12 @@ std::vector<InputCheck> collectInputChecks(func::FuncOp fn) {
   std::vector<InputCheck> checks;
   auto addFor = [&](Value runningVar, bool training,
                     SelectionPolicy policy) {
-    if (!runningVar || training || !policyNeedsReferenceVariance(policy))
+    if (!runningVar || (!training && !policyNeedsReferenceVariance(policy)))
       return;
     if (auto arg = dyn_cast<BlockArgument>(runningVar))
       if (arg.getOwner() == &fn.getBody().front())
-        checks.push_back({InputCheck::PositiveReferenceVariance,
+        checks.push_back({training ? InputCheck::FiniteRunningVariance
+                                   : InputCheck::PositiveReferenceVariance,
                           arg.getArgNumber()});
   };
   fn.walk([&](Operation *op) {
@@ -1156,6 +1157,16 @@ Error Kernel::validate(ArrayRef<const Tensor *> inputs) const {
             "input #{} ('{}') is {}: in inference mode the running variance "
             "is the reference V_bar and must be finite and positive (run in "
             "training mode first, or pass the trained value)",
+            check.argument, inputNames_[check.argument], v));
+      break;
+    }
+    case InputCheck::FiniteRunningVariance: {
+      double v = t->get(0);
+      if (!(v >= 0.0) || !std::isfinite(v))
+        return makeError(fmt::format(
+            "input #{} ('{}') is {}: in training mode the running variance is "
+            "updated from each batch's and must be finite and not negative "
+            "(NaN or infinity would stay so through every update)",
             check.argument, inputNames_[check.argument], v));
       break;
     }

@@ -11,6 +11,7 @@ The variable parts are names or Python functions traced by gsa.dsl:
 -> k_base * r_t, and `score_mod` (score, b, h, q_idx, kv_idx) -> float.
 """
 
+import math
 import os
 import threading
 from collections import OrderedDict
@@ -218,6 +219,17 @@ def _gated_sparse_attention_cuda(tensors, running_var, options):
                                  f"{tuple(running_var.shape)} on {running_var.device}")
             named["running_var"] = running_var
         else:
+            # The runtime checks host values only (a device value would have
+            # to be read back): a number is checked here as it checks them.
+            v, training = float(running_var), options["training"]
+            reads_v_bar = programs.policy_name(options["policy"]) != "fixed"
+            if training and not (math.isfinite(v) and v >= 0.0):
+                raise ValueError(f"running_var is {v}: in training mode the running variance "
+                                 "is updated from each batch's and must be finite and not "
+                                 "negative")
+            if not training and reads_v_bar and not (math.isfinite(v) and v > 0.0):
+                raise ValueError(f"running_var is {v}: in inference mode the running variance "
+                                 "is the reference V_bar and must be finite and positive")
             # torch.full, not torch.tensor: a host value copied into a new
             # CUDA tensor waits for the device (a pageable copy), which made
             # every call wait for the kernels queued before it

@@ -358,6 +358,20 @@ def test_functional_indexer_refuses_mixed_devices():
 
 
 @cuda
+def test_functional_core_on_cuda_checks_a_number_running_var():
+    # The runtime checks host values only; a number is checked in Python.
+    rng = np.random.default_rng(21)
+    x = checks.random_core_inputs(rng, B=1, L=64, n_h=4, n_kv=1, d=64, H_I=4, d_I=64)
+    dev = {n: torch.from_numpy(a).to(device="cuda", dtype=torch.bfloat16) for n, a in x.items()}
+    kw = dict(k_base=8, k_min=4, k_max=16, policy="inverse")
+    with pytest.raises(ValueError, match="in training mode the running variance"):
+        gsa.functional.gated_sparse_attention(**dev, **kw, training=True,
+                                              running_var=float("nan"))
+    with pytest.raises(ValueError, match="must be finite and positive"):
+        gsa.functional.gated_sparse_attention(**dev, **kw, running_var=0.0)
+
+
+@cuda
 def test_layer_on_cuda_tensors():
     layer = make_layer(10, head_dim=32).train()   # the GPU kernel takes d_k % 32 == 0
     x = hidden(12)

@@ -157,6 +157,13 @@ def test_bad_inputs_name_the_argument():
     with pytest.raises(gsa.GsaError, match="must be finite and positive"):
         gsa.functional.gated_sparse_attention(**x, policy="inverse", running_var=0.0,
                                               k_base=4, k_min=4, k_max=8)
+    # Training updates the running variance: NaN, infinity or a negative
+    # value would stay wrong through every update.
+    for bad in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(gsa.GsaError, match="in training mode the running variance is "
+                                               "updated from each batch's and must be finite"):
+            gsa.functional.gated_sparse_attention(**x, policy="inverse", running_var=bad,
+                                                  training=True, k_base=4, k_min=4, k_max=8)
     with pytest.raises(ValueError, match="k_base must be an integer, got 4.5"):
         gsa.functional.gated_sparse_attention(**x, policy="fixed", k_base=4.5, k_min=4, k_max=8)
     # NumPy integers are integers.

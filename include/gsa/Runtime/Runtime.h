@@ -38,6 +38,9 @@ struct InputCheck {
     /// A running variance read as V_bar in inference mode: must be finite
     /// and positive (SPEC 2: a zero or missing V_run is an error).
     PositiveReferenceVariance,
+    /// A running variance that training mode updates: must be finite and
+    /// not negative (NaN or infinity would stay so through every update).
+    FiniteRunningVariance,
   };
   Kind kind;
   unsigned argument;
