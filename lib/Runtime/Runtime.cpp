@@ -1149,28 +1149,21 @@ Error Kernel::validate(ArrayRef<const Tensor *> inputs) const {
   }
   for (const InputCheck &check : checks_) {
     const Tensor *t = inputs[check.argument];
-    switch (check.kind) {
-    case InputCheck::PositiveReferenceVariance: {
-      double v = t->get(0);
-      if (!(v > 0.0) || !std::isfinite(v))
-        return makeError(fmt::format(
-            "input #{} ('{}') is {}: in inference mode the running variance "
-            "is the reference V_bar and must be finite and positive (run in "
-            "training mode first, or pass the trained value)",
-            check.argument, inputNames_[check.argument], v));
-      break;
-    }
-    case InputCheck::FiniteRunningVariance: {
-      double v = t->get(0);
-      if (!(v >= 0.0) || !std::isfinite(v))
-        return makeError(fmt::format(
-            "input #{} ('{}') is {}: in training mode the running variance is "
-            "updated from each batch's and must be finite and not negative "
-            "(NaN or infinity would stay so through every update)",
-            check.argument, inputNames_[check.argument], v));
-      break;
-    }
-    }
+    // Both kinds read a running variance: V_bar in inference (positive),
+    // the value training updates (not negative); finite either way.
+    bool inference = check.kind == InputCheck::PositiveReferenceVariance;
+    double v = t->get(0);
+    if (!std::isfinite(v) || !(inference ? v > 0.0 : v >= 0.0))
+      return makeError(fmt::format(
+          "input #{} ('{}') is {}: {}", check.argument,
+          inputNames_[check.argument], v,
+          inference
+              ? "in inference mode the running variance is the reference "
+                "V_bar and must be finite and positive (run in training "
+                "mode first, or pass the trained value)"
+              : "in training mode the running variance is updated from "
+                "each batch's and must be finite and not negative (NaN or "
+                "infinity would stay so through every update)"));
   }
   return Error::success();
 }
