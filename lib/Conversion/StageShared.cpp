@@ -440,7 +440,7 @@ LogicalResult LoopStager::run() {
           tile.getDimSize(0), rowBytes));
   }
   // TMA groups: consecutive rows of a [B, L, D] source defined outside the
-  // launch (its tensor map is built on the host), 16-bit elements, whole
+  // launch (its tensor map is built on the host), bf16 / f16 elements, whole
   // 64-element column blocks and at most 256 rows (a box dimension's
   // limit). The barriers are workgroup memory too (counted below).
   if (tma)
@@ -448,8 +448,12 @@ LogicalResult LoopStager::run() {
       TileGatherRowsOp first = group.gathers.front();
       auto tile = first.getTile().getType();
       auto source = first.getSource().getType();
+      // (bf16 / f16: the element types the runtime encodes a map for; an
+      // identity layout: the map's strides are the shape's.)
       bool fits = group.consecutive() && source.getRank() == 3 &&
-                  tile.getElementTypeBitWidth() == 16 &&
+                  source.getLayout().isIdentity() &&
+                  (tile.getElementType().isBF16() ||
+                   tile.getElementType().isF16()) &&
                   tile.getDimSize(1) % 64 == 0 && tile.getDimSize(0) <= 256;
       for (TileGatherRowsOp gather : group.gathers)
         fits = fits && !launch.getBody().isAncestor(
