@@ -77,6 +77,24 @@ def _indexer_regions(shapes, activation, weighting):
     return regions
 
 
+def _arguments(names, shapes, elems):
+    """The arguments among `names` that `shapes` has, in that order, and
+    their tensor types."""
+    order = [n for n in names if n in shapes]
+    return order, {n: _tensor(shapes[n], elems[n]) for n in order}
+
+
+def _one_op_function(name, order, types, values, results, op):
+    """func.func @name over the arguments in `order` whose body is one op,
+    `values = op : (argument types) -> results`, returned as it is."""
+    params = ", ".join(f"%{n}: {types[n]}" for n in order)
+    result_list = results[0] if len(results) == 1 else f"({', '.join(results)})"
+    return (f"func.func @{name}({params}) -> {result_list} {{\n"
+            f"  {', '.join(values)} = {op}\n"
+            f"  : ({', '.join(types[n] for n in order)}) -> {result_list}\n"
+            f"  return {', '.join(values)} : {', '.join(results)}\n}}\n")
+
+
 def gated_sparse_attention(shapes, elems, *, k_base, k_min, k_max, policy, training,
                            momentum=None, scale=None, index_scale=None,
                            activation="sigmoid", weighting="sigmoid", score_mod=None):
@@ -94,9 +112,8 @@ def gated_sparse_attention(shapes, elems, *, k_base, k_min, k_max, policy, train
     if score_mod is not None:
         regions.append(f"score_mod {region('score_mod', score_mod, 'score_mod')}")
 
-    order = [n for n in ("q", "k", "v", "qi", "ki", "wi", "bi", "gv", "go", "running_var")
-             if n in shapes]
-    types = {n: _tensor(shapes[n], elems[n]) for n in order}
+    order, types = _arguments(("q", "k", "v", "qi", "ki", "wi", "bi", "gv", "go", "running_var"),
+                              shapes, elems)
     B, L, NH, D = shapes["q"]
     results = [_tensor((B, L, NH, D), elems["q"]), _tensor((B, L, NH), "f32"),
                _tensor((B, L, k_max), "i32"), _tensor((B, L), "i32")]
@@ -118,49 +135,35 @@ def gated_sparse_attention(shapes, elems, *, k_base, k_min, k_max, policy, train
         operands.append(f"scale({_float(scale)})")
     if index_scale is not None:
         operands.append(f"index_scale({_float(index_scale)})")
-    params = ", ".join(f"%{n}: {types[n]}" for n in order)
-    result_list = ", ".join(results)
-    return (f"func.func @gsa_core({params}) -> ({result_list}) {{\n"
-            f"  {', '.join(names)} = gsa.gated_sparse_attention {' '.join(operands)}\n"
-            f"  {' '.join(regions)}\n"
-            f"  : ({', '.join(types[n] for n in order)}) -> ({result_list})\n"
-            f"  return {', '.join(names)} : {result_list}\n}}\n"), order
+    op = f"gsa.gated_sparse_attention {' '.join(operands)}\n  {' '.join(regions)}"
+    return _one_op_function("gsa_core", order, types, names, results, op), order
 
 
 def sparse_attention(shapes, elems, *, scale=None, score_mod=None):
     """shapes/elems: dicts over q k v indices counts [gv go].
     Returns (program text, argument order)."""
-    order = [n for n in ("q", "k", "v", "indices", "counts", "gv", "go") if n in shapes]
-    types = {n: _tensor(shapes[n], elems[n]) for n in order}
+    order, types = _arguments(("q", "k", "v", "indices", "counts", "gv", "go"), shapes, elems)
     B, L, NH, D = shapes["q"]
-    results = f"{_tensor((B, L, NH, D), elems['q'])}, {_tensor((B, L, NH), 'f32')}"
+    results = [_tensor((B, L, NH, D), elems["q"]), _tensor((B, L, NH), "f32")]
     gates = "".join(f" {name}(%{key})" for name, key in (("value_gate", "gv"),
                                                          ("output_gate", "go")) if key in shapes)
     scale_text = f" scale({_float(scale)})" if scale is not None else ""
     mod_text = (f"\n  score_mod {region('score_mod', score_mod, 'score_mod')}"
                 if score_mod is not None else "")
-    params = ", ".join(f"%{n}: {types[n]}" for n in order)
-    return (f"func.func @attend({params}) -> ({results}) {{\n"
-            f"  %o, %lse = gsa.sparse_attention %q, %k, %v select(%indices, %counts)"
-            f"{gates}{scale_text}{mod_text}\n"
-            f"  : ({', '.join(types[n] for n in order)}) -> ({results})\n"
-            f"  return %o, %lse : {results}\n}}\n"), order
+    op = (f"gsa.sparse_attention %q, %k, %v select(%indices, %counts)"
+          f"{gates}{scale_text}{mod_text}")
+    return _one_op_function("attend", order, types, ["%o", "%lse"], results, op), order
 
 
 def indexer(shapes, elems, *, scale=None, activation="sigmoid", weighting="sigmoid"):
     """shapes/elems: dicts over qi ki [wi bi]. The program returns the causal
     score matrix [B, L, L] (f32). Returns (program text, argument order)."""
-    order = [n for n in ("qi", "ki", "wi", "bi") if n in shapes]
-    types = {n: _tensor(shapes[n], elems[n]) for n in order}
+    order, types = _arguments(("qi", "ki", "wi", "bi"), shapes, elems)
     B, L = shapes["qi"][:2]
     result = _tensor((B, L, L), "f32")
     operands = "".join(f" {name}(%{key})" for name, key in (("weights", "wi"), ("bias", "bi"))
                        if key in shapes)
     scale_text = f" scale({_float(scale)})" if scale is not None else ""
     regions = _indexer_regions(shapes, activation, weighting)
-    params = ", ".join(f"%{n}: {types[n]}" for n in order)
-    return (f"func.func @indexer({params}) -> {result} {{\n"
-            f"  %scores = gsa.indexer %qi, %ki{operands}{scale_text}\n"
-            f"  {' '.join(regions)}\n"
-            f"  : ({', '.join(types[n] for n in order)}) -> {result}\n"
-            f"  return %scores : {result}\n}}\n"), order
+    op = f"gsa.indexer %qi, %ki{operands}{scale_text}\n  {' '.join(regions)}"
+    return _one_op_function("indexer", order, types, ["%scores"], [result], op), order
