@@ -219,12 +219,12 @@ LogicalResult LoopStager::issue(OpBuilder &b, Value iv, Value slot,
     if (failed(offset) || failed(count) || failed(batch) || failed(kvHead))
       return notMovable(first);
     auto tile = first.getTile().getType();
+    int64_t rows = tile.getDimSize(0), D = tile.getDimSize(1);
     if (group.byTma()) {
       // Thread 0 arms the slot's barrier with the chunk's bytes and issues
       // one box per 128-byte column block of each gather; only for a chunk
       // below the loop's bound (every such chunk is waited for, so no copy
       // is in flight when the block exits).
-      int64_t rows = tile.getDimSize(0), D = tile.getDimSize(1);
       int64_t chunkBytes = rows * D * tile.getElementTypeBitWidth() / 8;
       Value issuing = e.andi(
           e.cmpi(arith::CmpIPredicate::eq, tid, zero),
@@ -246,7 +246,6 @@ LogicalResult LoopStager::issue(OpBuilder &b, Value iv, Value slot,
       continue;
     }
     auto source = first.getSource().getType();
-    int64_t rows = tile.getDimSize(0), D = tile.getDimSize(1);
     int64_t perPiece = 128 / tile.getElementTypeBitWidth(); // 16 bytes
     int64_t pieces = D / perPiece;
     // ([B, L, D] sources have one head.)

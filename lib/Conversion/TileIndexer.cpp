@@ -120,8 +120,7 @@ void gsa::detail::tileIndexer(IndexerOp op, ModuleOp module, int64_t warps,
         }
         // Chunks from the span's start up to its end or the tile's last
         // query (its causal limit), none for a span past that query.
-        Value keyEnd = k.minui(
-            spanEnd, k.minui(k.add(firstQuery, k.index(T)), k.index(L)));
+        Value keyEnd = k.minui(spanEnd, k.add(firstQuery, k.index(T)));
         Value chunks = arith::CeilDivUIOp::create(
             b, loc, k.sub(k.maxui(keyEnd, spanStart), spanStart),
             k.index(keyChunk));

@@ -588,10 +588,6 @@ public:
       return makeError(fmt::format(
           "expected {} inputs and {} outputs, got {} and {}", inputs_.size(),
           results_.size(), inputs.size(), outputs.size()));
-    for (auto [i, p] : llvm::enumerate(inputs))
-      if (!p)
-        return makeError(fmt::format("input #{} ('{}') is a null pointer", i,
-                                     inputNames_[i]));
     // The kernels copy 16-byte pieces of their inputs (cp.async, TMA) and
     // store up to 16 bytes at once: a misaligned buffer would fault on the
     // device (and poison the caller's CUDA context) rather than fail here.
@@ -599,7 +595,10 @@ public:
       return reinterpret_cast<uintptr_t>(p) % kBufferAlign != 0;
     };
     for (auto [i, p] : llvm::enumerate(inputs))
-      if (misaligned(p))
+      if (!p)
+        return makeError(fmt::format("input #{} ('{}') is a null pointer", i,
+                                     inputNames_[i]));
+      else if (misaligned(p))
         return makeError(fmt::format(
             "input #{} ('{}') starts at {}, which is not {}-byte aligned (the "
             "kernels copy {}-byte pieces; cudaMalloc and torch allocations "

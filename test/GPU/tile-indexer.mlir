@@ -13,9 +13,9 @@
 // the tile's qi block (the indexer heads as the group), the head weights
 // through the weighting region and the biases, the loop over 32-key chunks
 // of consecutive keys from the span's start up to the span's end or the
-// tile's last query (min(first + 16, L)), each chunk's product, head sum
-// and store; then -inf for the span's keys past the chunks, four per
-// 16-byte store (L % 4 == 0).
+// tile's last query (min(span end, first + 16); a span ends by L), each
+// chunk's product, head sum and store; then -inf for the span's keys past
+// the chunks, four per 16-byte store (L % 4 == 0).
 
 // CHECK-LABEL: func.func @scores
 // CHECK: %[[QI:.*]] = bufferization.to_buffer %arg0
@@ -40,8 +40,7 @@
 // CHECK: gsa.sigmoid
 // CHECK: } : tensor<64xf32>
 // CHECK: %[[END:.*]] = arith.addi %[[T0]], %c16
-// CHECK: %[[LAST:.*]] = arith.minui %[[END]], %c100
-// CHECK: %[[KEND:.*]] = arith.minui %[[SEND]], %[[LAST]]
+// CHECK: %[[KEND:.*]] = arith.minui %[[SEND]], %[[END]]
 // CHECK: %[[CLAMP:.*]] = arith.maxui %[[KEND]], %[[S0]]
 // CHECK: %[[KEYS:.*]] = arith.subi %[[CLAMP]], %[[S0]]
 // CHECK: %[[CHUNKS:.*]] = arith.ceildivui %[[KEYS]], %c32

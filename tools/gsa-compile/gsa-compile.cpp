@@ -13,8 +13,8 @@
 //===----------------------------------------------------------------------===//
 
 #include "gsa/Conversion/LaunchOperands.h"
-#include "gsa/Dialect/GSADialect.h"
 #include "gsa/Conversion/Passes.h"
+#include "gsa/Dialect/GSADialect.h"
 #include "gsa/InitAll.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
