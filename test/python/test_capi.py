@@ -11,7 +11,8 @@ import pytest
 import gsa_harness as h
 import gsa_reference as ref
 
-LIB = Path(os.environ.get("GSA_LIBGSA", h.BUILD / "lib" / "libgsa.so"))
+# The same variable the package reads (the device machine's unpacked libgsa).
+LIB = Path(os.environ.get("GSA_LIBRARY", h.BUILD / "lib" / "libgsa.so"))
 GSA_F32, GSA_BF16, GSA_I32 = 2, 1, 4
 
 
