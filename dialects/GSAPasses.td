@@ -62,7 +62,8 @@ def GSALowerSelection : Pass<"gsa-lower-selection", "::mlir::ModuleOp"> {
     an inner loop over key chunks up to the tile's last row (the causal
     limit; ragged tiles and chunks masked), the tile's queries staged in
     shared memory or held as tensor-core fragments. With the tensor-core
-    indexer (bf16/f16, H_I = 4) and k_max <= 8192 the selection is sampled:
+    indexer (bf16/f16, H_I 1 to 16: its heads in groups of 4, one product
+    each) and k_max <= 8192 the selection is sampled:
     - `sample`: a 2048-bin histogram per row of a sample of its scores
       gives each row a cut key;
     - `stats`: one sweep over every key computes the row's moments (the
@@ -90,7 +91,8 @@ def GSALowerSelection : Pass<"gsa-lower-selection", "::mlir::ModuleOp"> {
            /*default=*/"8",
            "query rows per thread block of the indexer / selection kernels "
            "(1 to 16; each key row read serves that many queries; -1: 12 "
-           "from L = 98304 on, else 8)">,
+           "from L = 98304 on, else 8; 4 with more than 4 indexer heads on "
+           "the tensor cores)">,
     Option<"selectMaxRegisters", "select-max-registers", "int64_t",
            /*default=*/"0",
            "register cap (ptxas .maxnreg) of the selection's sweep kernels "
@@ -131,7 +133,7 @@ def GSALowerSelection : Pass<"gsa-lower-selection", "::mlir::ModuleOp"> {
     Option<"selectTensorCores", "select-tensor-cores", "bool",
            /*default=*/"true",
            "compute the fused indexer's qi . ki products of the selection "
-           "with mma.sync (bf16/f16 inputs, H_I = 4, d_I a multiple of 16, "
+           "with mma.sync (bf16/f16 inputs, H_I 1 to 16, d_I a multiple of 16, "
            "rows per tile a multiple of 4; other shapes use CUDA cores)">
   ];
   let dependentDialects = [

@@ -273,7 +273,8 @@ def run_case(rt, case, gen, log):
                                      f" {os.environ.get('GSA_CHECK_OPTIONS', '')}")
     B, L, dtype, policy, training, whole = (case["B"], case["L"], case["dtype"], case["policy"],
                                             case["training"], case["whole"])
-    NH, NKV, D, H, DI = 32, 8, 128, 4, 64
+    NH, NKV, D = 32, 8, 128
+    H, DI = case.get("H", 4), case.get("DI", 64)
     k_base, k_min, k_max = case.get("k", (2048, 256, 4096))
     dev = torch.device("cuda")
     rnd = lambda *s: torch.randn(*s, device=dev, generator=gen).to(dtype)
@@ -455,7 +456,9 @@ def case_name(c):
     qt = " [per-query attention]" if not c.get("qt", True) else ""
     ss = " [radix only]" if not c.get("ss", True) else ""
     qs = f" [qi x{c['qscale']}]" if "qscale" in c else ""
-    return (f"{what} B{c['B']} L{c['L']} {dt} {c['policy']} {mode}"
+    heads = (f" H_I {c.get('H', 4)}x{c.get('DI', 64)}"
+             if (c.get("H", 4), c.get("DI", 64)) != (4, 64) else "")
+    return (f"{what} B{c['B']} L{c['L']} {dt} {c['policy']} {mode}{heads}"
             f"{cores}{rif}{atc}{pg}{qt}{ss}{qs}")
 
 
@@ -476,6 +479,9 @@ def main():
                         help="attention over query tiles vs per query, side by side")
     parser.add_argument("--sampled", action="store_true",
                         help="sampled selection vs the radix passes alone, side by side")
+    parser.add_argument("--heads", action="store_true",
+                        help="fused selections of 1-16 indexer heads (tensor-core head "
+                             "groups), d_I 64/128; two side by side with CUDA cores")
     parser.add_argument("--indexer", action="store_true",
                         help="the standalone indexer over query tiles vs its CUDA-core "
                              "kernel, side by side (H_I 2-16, d_I 64/128, GSA and DSA)")
@@ -595,6 +601,17 @@ def main():
                 I(1, 8192, bf), I(1, 16384, bf)]
         cases = [dict(c, it=on) for c in both for on in (True, False)]
         cases += [I(1, 777, bf, H=8, DI=128), I(2, 1000, bf, H=16), I(1, 3000, fp, H=1)]
+    if args.heads:
+        Hc = lambda B, L, dt, pol, H, DI=64, train=False, whole=False, **kw: dict(
+            B=B, L=L, dtype=dt, policy=pol, training=train, whole=whole, H=H, DI=DI, **kw)
+        cases = [Hc(1, 4096, bf, "fixed", 8), Hc(2, 5000, fp, "inverse", 8, train=True),
+                 Hc(1, 4096, bf, "inverse", 8, whole=True), Hc(1, 3000, bf, "fixed", 2),
+                 Hc(1, 2048, fp, "inverse", 1, **small), Hc(1, 4096, bf, "inverse", 3),
+                 Hc(1, 4096, bf, "fixed", 16), Hc(1, 2048, bf, "inverse", 8, 128),
+                 Hc(1, 2048, bf, "fixed", 12, qscale=16)]
+        # Side by side with the CUDA-core form it replaces (a smaller k:
+        # the radix selection's time is its sweeps, not the budget).
+        cases += [Hc(1, 16384, bf, "fixed", 8, tc=tc) for tc in (True, False)]
     if args.first:
         cases = cases[:args.first]
     if args.last:

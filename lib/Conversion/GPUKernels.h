@@ -21,12 +21,18 @@ namespace gsa::detail {
 
 /// Checks the static-shape and size limits of the indexer / selection
 /// kernels (located errors on `op`).
-/// `rows` is the selection tile's number of query rows (a pass option).
-mlir::LogicalResult checkIndexerForGPU(IndexerOp op, int64_t rows);
+/// `rows` is the selection tile's number of query rows (a pass option);
+/// `tensorCores`: the selection's tensor-core forms are allowed.
+mlir::LogicalResult checkIndexerForGPU(IndexerOp op, int64_t rows,
+                                       bool tensorCores);
 mlir::LogicalResult checkSelectionForGPU(AdaptiveTopKOp op, int64_t rows);
+/// The groups of 4 indexer heads the selection's tensor-core forms take
+/// (H_I / 4 rounded up; each group is one more product per key).
+int64_t selectionHeadGroups(IndexerOp op);
 
 /// gsa.adaptive_topk as kernels. `tensorCores`: the fused score products
-/// on mma.sync where the shapes allow it (bf16/f16, H_I = 4, d_I % 16 = 0).
+/// on mma.sync where the shapes allow it (bf16/f16, H_I 1 to 16, d_I % 16
+/// = 0).
 /// With `fused` (the gsa.indexer whose only
 /// user is `op`) the kernels recompute the scores from qi/ki in every pass
 /// and the L x L matrix never exists; `fused` is erased. Otherwise they read

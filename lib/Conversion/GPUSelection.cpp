@@ -52,6 +52,8 @@ constexpr int64_t kWarps = kThreads / kWarpSize;
 constexpr int64_t kRadixBits = 8;
 constexpr int64_t kBins = int64_t(1) << kRadixBits;
 constexpr int64_t kMaxIndexerDim = 128; // ki row in registers
+/// Indexer heads the tensor-core forms take (4 head groups of 4).
+constexpr int64_t kMaxTensorCoreHeads = 16;
 /// Keys per chunk of the warpgroup (wgmma) sweep: the N of its products.
 constexpr int64_t kWarpgroupKeys = 64;
 /// The wgmma statistics kernel's register cap: 3 CTAs per SM with 16
@@ -147,7 +149,7 @@ struct Visit {
 /// pre-scaled, in shared memory): `rows` visits per thread; all lanes of a
 /// warp hold the same rows.
 ///
-/// Tensor cores (bf16/f16, H_I = 4, d_I % 16 == 0, rows % 4 == 0): the
+/// Tensor cores (bf16/f16, H_I 1 to 16, d_I % 16 == 0, rows % 4 == 0): the
 /// products qi . ki are m16n8k16 mma tiles, M = 4 queries x 4 heads (row
 /// 4j + q), N = 8 keys, K = 16 of d_I, fp32 accumulators. An iteration
 /// covers 64 keys, 8 per warp. Lane (g = lane/4, c = lane%4) holds heads
@@ -155,7 +157,10 @@ struct Visit {
 /// one xor-16 shuffle adds the other two heads, after which lanes < 16 take
 /// key 2c and lanes >= 16 key 2c+1: rows/4 visits per thread (rows 4m +
 /// g%4), each (row, key) held by exactly one lane. The A fragments (the
-/// tile's queries) stay in registers for the whole kernel.
+/// tile's queries) stay in registers for the whole kernel. Other head
+/// counts than 4 go in groups of 4 heads in this layout (the last padded
+/// with heads of weight 0): one mma chain per group, the groups' sums
+/// added in the lane before the shuffle (addHeadPairs, finishVisit).
 ///
 /// Warpgroup form (the stats kernel on sm_90a, 32 rows per tile): each
 /// warpgroup's 16 queries x 4 heads are the M = 64 of wgmma m64n64k16,
@@ -185,6 +190,11 @@ public:
     DI = qiType.getDimSize(3);
     elem = qiType.getElementType();
     mma = tensorCores && usable(fused, rows);
+    // The tensor-core forms take the heads in groups of 4 (the M = 16 of an
+    // mma tile is 4 queries x 4 heads); a last group of fewer heads is
+    // padded with heads of weight 0, bias 0 and zero queries.
+    groups = mma ? (H + 3) / 4 : 1;
+    stagedHeads = mma ? 4 * groups : H;
     if (warpgroupStages > 0 && warpgroupUsable(fused, rows)) {
       warpgroup = true;
       headPairs = rows == 8 * kWarps;
@@ -213,26 +223,36 @@ public:
     Type f32 = e.builder().getF32Type();
     if (!mma)
       qiShared = sharedBuffer(kernel, f32, rows * H * DI);
-    weightShared = sharedBuffer(kernel, f32, rows * H);
-    biasShared = sharedBuffer(kernel, f32, H);
+    weightShared = sharedBuffer(kernel, f32, rows * stagedHeads);
+    biasShared = sharedBuffer(kernel, f32, stagedHeads);
   }
 
-  /// Whether the tensor-core form applies to this indexer and tile.
+  /// Whether the tensor-core form applies to this indexer and tile: 16-bit
+  /// inputs, H_I up to kMaxTensorCoreHeads (in groups of 4 heads, see
+  /// groups), d_I whole k-steps, whole 4-query mma tiles.
   static bool usable(IndexerOp op, int64_t rows) {
     auto qiType = op.getQi().getType();
     Type elem = qiType.getElementType();
+    int64_t H = qiType.getDimSize(2);
     return (elem.isBF16() || elem.isF16()) &&
-           op.getKi().getType().getElementType() == elem &&
-           qiType.getDimSize(2) == 4 && qiType.getDimSize(3) % 16 == 0 &&
+           op.getKi().getType().getElementType() == elem && H >= 1 &&
+           H <= kMaxTensorCoreHeads && qiType.getDimSize(3) % 16 == 0 &&
            rows % 4 == 0;
+  }
+
+  /// Head groups of the tensor-core forms (4 heads each, the last padded).
+  static int64_t headGroups(IndexerOp op) {
+    return (op.getQi().getType().getDimSize(2) + 3) / 4;
   }
 
   /// Whether the warpgroup form applies: the tensor-core form's shapes,
   /// d_I whole 128-byte rows (64 16-bit elements) for the swizzled slots,
-  /// and 4 queries per warp.
+  /// and 4 queries per warp (one product per head group and key chunk),
+  /// or 8 with exactly 4 heads (the head-pairs form).
   static bool warpgroupUsable(IndexerOp op, int64_t rows) {
+    int64_t H = op.getQi().getType().getDimSize(2);
     return usable(op, rows) && op.getQi().getType().getDimSize(3) % 64 == 0 &&
-           (rows == 4 * kWarps || rows == 8 * kWarps);
+           (rows == 4 * kWarps || (rows == 8 * kWarps && H == 4));
   }
 
   /// Whether scale and bias can move into the products exactly: the
@@ -348,19 +368,32 @@ public:
             qi, {e.add(e.mul(e.add(rowOf, t), e.mul(cH, cDI)), rest)});
         e.store(e.mul(x, e.f32(scale)), qiShared, {i});
       });
-    e.loopStep(ids.tid, e.index(rows * H), nt, [&](Value i) {
-      Value r = e.div(i, cH);
-      Value j = arith::RemUIOp::create(e.builder(), e.location(), i, cH);
+    // Padding heads (j >= H, tensor-core head groups) weigh 0 and have
+    // bias 0; their loads read head H - 1.
+    Value cStaged = e.index(stagedHeads);
+    auto padded = [&](Value j, Value x) {
+      if (stagedHeads == H)
+        return x;
+      return e.select(e.cmpi(arith::CmpIPredicate::ult, j, cH), x, e.f32(0.0));
+    };
+    auto realHead = [&](Value j) {
+      return stagedHeads == H ? j : e.minui(j, e.index(H - 1));
+    };
+    e.loopStep(ids.tid, e.index(rows * stagedHeads), nt, [&](Value i) {
+      Value r = e.div(i, cStaged);
+      Value j = arith::RemUIOp::create(e.builder(), e.location(), i, cStaged);
       Value w = e.f32(1.0);
       if (wi) {
         Value t = e.minui(e.add(ids.t0, r), lastRow);
-        Value raw = e.loadF32(wi, {e.add(e.mul(e.add(rowOf, t), cH), j)});
-        w = e.inlineRegion(fused.getWeighting(), {raw, j});
+        Value raw =
+            e.loadF32(wi, {e.add(e.mul(e.add(rowOf, t), cH), realHead(j))});
+        w = e.inlineRegion(fused.getWeighting(), {raw, realHead(j)});
       }
-      e.store(w, weightShared, {i});
+      e.store(padded(j, w), weightShared, {i});
     });
-    e.loopStep(ids.tid, cH, nt, [&](Value j) {
-      e.store(bi ? e.loadF32(bi, {j}) : e.f32(0.0), biasShared, {j});
+    e.loopStep(ids.tid, cStaged, nt, [&](Value j) {
+      e.store(padded(j, bi ? e.loadF32(bi, {realHead(j)}) : e.f32(0.0)),
+              biasShared, {j});
     });
     if (ones) {
       // Key row r of the block: d = 0 (its first 16-byte piece, stored at
@@ -391,22 +424,32 @@ public:
     Value c = arith::AndIOp::create(b, loc, ids.lane, e.index(3));
     Value j0 = arith::ShRUIOp::create(b, loc, g, e.index(2));
     Value j2 = e.add(j0, e.index(2));
-    heads = {j0, j2};
+    // Per head group: the lane's two heads (4 group + j0, 4 group + j2),
+    // their biases and, per slot, their weights, flattened [group][2].
     // The accumulators start at a 0.0 that is not a constant op.
     zeroAccumulator = arith::BitcastOp::create(
         b, loc, b.getF32Type(), opaqueZeroI32(b, loc, ids.lane));
-    bias = {e.load(biasShared, {j0}), e.load(biasShared, {j2})};
     sigmoidActivation = isSigmoid(fused.getActivation());
+    for (int64_t group = 0; group < groups; ++group)
+      for (Value j : {j0, j2}) {
+        heads.push_back(group == 0 ? j : e.add(e.index(4 * group), j));
+        bias.push_back(e.load(biasShared, {heads.back()}));
+      }
     if (sigmoidActivation)
-      bias = {e.mul(bias[0], e.f32(0.5)), e.mul(bias[1], e.f32(0.5))};
+      for (Value &x : bias)
+        x = e.mul(x, e.f32(0.5));
     Value slice = e.mul(c, e.index(DI / 4));
     Value pairColumn = e.mul(c, e.index(2));
+    Value zeroReg = opaqueZeroI32(b, loc, ids.lane);
+    Value cStaged = e.index(stagedHeads);
     for (int64_t m = 0; m < slots(); ++m) {
       Value r = slotRow(m);
       Value t = e.minui(e.add(ids.t0, r), e.index(L - 1));
       Value row = e.add(e.mul(ids.batch, e.index(L)), t);
-      weights.push_back({e.load(weightShared, {e.add(e.mul(r, e.index(H)), j0)}),
-                         e.load(weightShared, {e.add(e.mul(r, e.index(H)), j2)})});
+      SmallVector<Value> w;
+      for (Value head : heads)
+        w.push_back(e.load(weightShared, {e.add(e.mul(r, cStaged), head)}));
+      weights.push_back(w);
       if (sigmoidActivation) {
         // sum_h w_h sigmoid(x_h) = sum_h (w_h/2) tanh(x_h/2) + sum_h w_h/2:
         // per head one fma, one tanh, one fma instead of five operations.
@@ -414,50 +457,64 @@ public:
         Value constant = e.f32(0.0);
         for (int64_t j = 0; j < H; ++j)
           constant = e.add(constant, e.load(weightShared,
-                                            {e.add(e.mul(r, e.index(H)), e.index(j))}));
+                                            {e.add(e.mul(r, cStaged), e.index(j))}));
         // Half of it to each of the two lanes whose head pairs make up a
-        // score (visitOf): added by the fma of the lane's second head.
+        // score (finishVisit): added by the fma of the first group's
+        // second head (addHeadPairs).
         rowConstant.push_back(e.mul(constant, e.f32(0.25)));
-        weights.back() = {e.mul(weights.back()[0], half),
-                          e.mul(weights.back()[1], half)};
+        for (Value &x : weights.back())
+          x = e.mul(x, half);
       }
       // The d_I dimension in the lane-contiguous order of keyFragments:
       // k-step ks's pairs at ks * 4 and ks * 4 + 2 of lane c's slice.
+      // Per head group, then k-step (a padding head's registers are 0).
       SmallVector<SmallVector<Value>> frags;
-      for (int64_t ks = 0; ks < DI / 16; ++ks) {
-        auto at = [&](Value j, int64_t extra) {
-          Value base = e.mul(e.add(e.mul(row, e.index(H)), j), e.index(DI));
-          // wgmma reads the keys from shared memory in d order: the A
-          // fragments' k is d (columns 2c, 2c+1 and 2c+8, 2c+9 of k-step
-          // ks); the mma.sync form permutes d (see keyFragments).
-          if (warpgroup)
-            return loadPair(
-                b, loc, qi,
-                e.add(base, e.add(pairColumn, e.index(ks * 16 + 4 * extra))));
-          return loadPair(b, loc, qi,
-                          e.add(base, e.add(slice, e.index(ks * 4 + extra))));
-        };
-        frags.push_back({at(j0, 0), at(j2, 0), at(j0, 2), at(j2, 2)});
-      }
+      for (int64_t group = 0; group < groups; ++group)
+        for (int64_t ks = 0; ks < DI / 16; ++ks) {
+          auto at = [&](Value head, int64_t extra) {
+            Value real = H % 4 == 0 ? head : e.minui(head, e.index(H - 1));
+            Value base =
+                e.mul(e.add(e.mul(row, e.index(H)), real), e.index(DI));
+            // wgmma reads the keys from shared memory in d order: the A
+            // fragments' k is d (columns 2c, 2c+1 and 2c+8, 2c+9 of k-step
+            // ks); the mma.sync form permutes d (see keyFragments).
+            Value reg =
+                warpgroup
+                    ? loadPair(b, loc, qi,
+                               e.add(base, e.add(pairColumn,
+                                                 e.index(ks * 16 + 4 * extra))))
+                    : loadPair(b, loc, qi,
+                               e.add(base, e.add(slice, e.index(ks * 4 + extra))));
+            if (H % 4 == 0)
+              return reg;
+            return e.select(e.cmpi(arith::CmpIPredicate::ult, head, e.index(H)),
+                            reg, zeroReg);
+          };
+          Value h0 = heads[2 * group], h2 = heads[2 * group + 1];
+          frags.push_back({at(h0, 0), at(h2, 0), at(h0, 2), at(h2, 2)});
+        }
       aFrags.push_back(frags);
     }
     if (affineInProducts) {
-      // The queries times scale / 2 (a power of two: exact), and the bias
-      // step's A: row g (head j0) and row g + 8 (head j2) hold bias / 2 at
-      // k = 0, i.e. in the low half of registers 0 and 1 of lanes c = 0.
+      // The queries times scale / 2 (a power of two: exact), and per head
+      // group the bias step's A: row g (head j0) and row g + 8 (head j2)
+      // hold bias / 2 at k = 0, i.e. in the low half of registers 0 and 1
+      // of lanes c = 0.
       float half = 0.5f * fused.getScaleOrDefault();
       for (auto &frags : aFrags)
         for (auto &regs : frags)
           for (Value &reg : regs)
             reg = scaledPair(reg, half);
       if (ones) {
-        Value zeroReg = opaqueZeroI32(b, loc, ids.lane);
         Value first = e.cmpi(arith::CmpIPredicate::eq, c, e.index(0));
         auto biasReg = [&](Value x) {
           return e.select(first, packPair(b, loc, elem, x, e.f32(0.0)),
                           zeroReg);
         };
-        biasFrags = {biasReg(bias[0]), biasReg(bias[1]), zeroReg, zeroReg};
+        for (int64_t group = 0; group < groups; ++group)
+          biasFrags.push_back({biasReg(bias[2 * group]),
+                               biasReg(bias[2 * group + 1]), zeroReg,
+                               zeroReg});
       }
     }
   }
@@ -727,11 +784,17 @@ public:
     StringRef kind = elem.isBF16() ? "bf16" : "f16";
     Value s = visitKey(warpBase);
     SmallVector<Visit> out;
+    int64_t steps = DI / 16;
     for (int64_t m = 0; m < slots(); ++m) {
-      SmallVector<Value> acc(4, zeroAccumulator);
-      for (int64_t ks = 0; ks < DI / 16; ++ks)
-        acc = mmaSync(b, loc, kind, aFrags[m][ks], bFrags[ks], acc);
-      out.push_back(visitOf(m, acc, s));
+      std::array<Value, 2> sums;
+      for (int64_t group = 0; group < groups; ++group) {
+        SmallVector<Value> acc(4, zeroAccumulator);
+        for (int64_t ks = 0; ks < steps; ++ks)
+          acc = mmaSync(b, loc, kind, aFrags[m][group * steps + ks],
+                        bFrags[ks], acc);
+        sums = addHeadPairs(m, group, acc, sums);
+      }
+      out.push_back(finishVisit(m, sums, s));
     }
     return out;
   }
@@ -803,10 +866,11 @@ public:
                    e.cmpi(arith::CmpIPredicate::eq, ids.lane, e.index(0)));
   }
 
-  /// Warpgroup form: the visits of chunk `index` from its landed slot: one
-  /// wgmma m64n64k16 chain per warpgroup (its 16 queries x 4 heads against
-  /// the chunk's 64 keys), then per 8-key n-tile the mma.sync epilogue
-  /// (visitOf): 8 visits per thread, all of its one row.
+  /// Warpgroup form: the visits of chunk `index` from its landed slot: per
+  /// head group one wgmma m64n64k16 chain per warpgroup (its 16 queries x 4
+  /// heads against the chunk's 64 keys), then per 8-key n-tile the mma.sync
+  /// epilogue (addHeadPairs, finishVisit): 8 visits per thread, all of its
+  /// one row.
   SmallVector<Visit> warpgroupVisits(Value index, int64_t part) {
     if (headPairs)
       return headPairVisits(index, part);
@@ -824,42 +888,52 @@ public:
     // (biasFrags) against the ones block's first 16 columns (none without a
     // bias).
     int64_t products = steps + (ones ? 1 : 0);
-    SmallVector<Value> operands;
-    int64_t flag = products * 5;
-    std::string code = fmt::format(
-        "{{\n.reg .pred p, q;\nsetp.ne.b32 p, ${0}, 0;\nsetp.eq.b32 q, "
-        "${0}, 0;\nwgmma.fence.sync.aligned;\n",
-        accN + flag);
     // The k-steps' descriptors: the first one's plus each offset
     // (offsetDescriptor).
     Value firstDescriptor = matrixDescriptor(e, slotAddress, 16, 1024);
-    for (int64_t ks = 0; ks < products; ++ks) {
-      if (ks == steps) {
-        llvm::append_range(operands, biasFrags);
-        operands.push_back(
-            matrixDescriptor(e, sharedAddress(e, ones, e.index(0)), 16, 1024));
-      } else {
-        int64_t offset = (ks / 4) * blockBytes + (ks % 4) * 32;
-        llvm::append_range(operands, aFrags[0][ks]);
-        operands.push_back(offsetDescriptor(e, firstDescriptor, offset));
-      }
-      int64_t first = accN + ks * 5;
-      code += wgmmaLine(kWarpgroupKeys, kind, accN, first, ks == 0 ? "p" : "q",
-                        /*transposeB=*/0);
-    }
-    code += "wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned "
-            "0;\n}";
-    operands.push_back(e.i32(0));
-    SmallVector<Value> acc = warpgroupProductBlock(
-        b, loc, code, operands, accN, products, /*extraI32=*/1, /*tied=*/{});
-    releaseChunk(index);
-    Value s0 = e.mul(index, e.index(kWarpgroupKeys));
+    // One product per head group, each consumed into the lanes' head-pair
+    // sums before the next (one set of accumulators live).
+    SmallVector<std::array<Value, 2>> sums(kWarpgroupKeys / 8);
     SmallVector<Visit> out;
-    for (int64_t n = 0; n < kWarpgroupKeys / 8; ++n) {
-      Visit v = visitOf(0, ArrayRef<Value>(acc).slice(4 * n, 4),
-                        visitKey(e.add(s0, e.index(8 * n))));
-      v.slot = 0;
-      out.push_back(v);
+    for (int64_t group = 0; group < groups; ++group) {
+      SmallVector<Value> operands;
+      int64_t flag = products * 5;
+      std::string code = fmt::format(
+          "{{\n.reg .pred p, q;\nsetp.ne.b32 p, ${0}, 0;\nsetp.eq.b32 q, "
+          "${0}, 0;\nwgmma.fence.sync.aligned;\n",
+          accN + flag);
+      for (int64_t ks = 0; ks < products; ++ks) {
+        if (ks == steps) {
+          llvm::append_range(operands, biasFrags[group]);
+          operands.push_back(matrixDescriptor(
+              e, sharedAddress(e, ones, e.index(0)), 16, 1024));
+        } else {
+          int64_t offset = (ks / 4) * blockBytes + (ks % 4) * 32;
+          llvm::append_range(operands, aFrags[0][group * steps + ks]);
+          operands.push_back(offsetDescriptor(e, firstDescriptor, offset));
+        }
+        int64_t first = accN + ks * 5;
+        code += wgmmaLine(kWarpgroupKeys, kind, accN, first,
+                          ks == 0 ? "p" : "q", /*transposeB=*/0);
+      }
+      code += "wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync."
+              "aligned 0;\n}";
+      operands.push_back(e.i32(0));
+      SmallVector<Value> acc = warpgroupProductBlock(
+          b, loc, code, operands, accN, products, /*extraI32=*/1, /*tied=*/{});
+      bool last = group == groups - 1;
+      if (last)
+        releaseChunk(index);
+      Value s0 = last ? e.mul(index, e.index(kWarpgroupKeys)) : Value();
+      for (int64_t n = 0; n < kWarpgroupKeys / 8; ++n) {
+        sums[n] = addHeadPairs(0, group, ArrayRef<Value>(acc).slice(4 * n, 4),
+                               sums[n]);
+        if (!last)
+          continue;
+        Visit v = finishVisit(0, sums[n], visitKey(e.add(s0, e.index(8 * n))));
+        v.slot = 0;
+        out.push_back(v);
+      }
     }
     return out;
   }
@@ -920,40 +994,53 @@ private:
     return e.mul(slot, e.index(kWarpgroupKeys * DI));
   }
 
-  /// The visit of slot m's row at key s from the 4 accumulators of one
-  /// m16n8 tile: (head j0, key 2c), (j0, 2c+1), (j0+2, 2c), (j0+2, 2c+1).
-  Visit visitOf(int64_t m, ArrayRef<Value> acc, Value s) {
+  /// Adds head group `group`'s part of slot m's scores at the lane's two
+  /// keys to `sums` (empty before the first group) from the 4 accumulators
+  /// of one m16n8 tile: (head j0, key 2c), (j0, 2c+1), (j0+2, 2c), (j0+2,
+  /// 2c+1); returns {key 2c, key 2c+1}.
+  std::array<Value, 2> addHeadPairs(int64_t m, int64_t group,
+                                    ArrayRef<Value> acc,
+                                    std::array<Value, 2> sums) {
     OpBuilder &b = e.builder();
     Location loc = e.location();
-    Value hi = e.cmpi(arith::CmpIPredicate::uge, ids.lane, e.index(16));
     float scale = fused.getScaleOrDefault();
-    auto headScore = [&](Value dot, int h) {
+    int64_t h0 = 2 * group, h2 = h0 + 1;
+    auto headScore = [&](Value dot, int64_t h) {
       Value x = fusedMulAdd(e, dot, e.f32(scale), bias[h]);
       Value act = e.inlineRegion(fused.getActivation(), {x, heads[h]});
       return e.mul(weights[m][h], act);
     };
     // Sigmoid activation: weights and bias pre-halved (prepare), the
-    // row's constant added after the head sum.
-    auto headPair = [&](Value dot0, Value dot2) {
-      if (!sigmoidActivation)
-        return e.add(headScore(dot0, 0), headScore(dot2, 1));
-      auto halfTanh = [&](Value dot, int h) {
+    // row's constant added once, by the first group.
+    auto headPair = [&](Value dot0, Value dot2, Value sum) {
+      if (!sigmoidActivation) {
+        Value pair = e.add(headScore(dot0, h0), headScore(dot2, h2));
+        return sum ? e.add(sum, pair) : pair;
+      }
+      auto halfTanh = [&](Value dot, int64_t h) {
         if (affineInProducts)
           return ptxUnary(b, loc, "tanh.approx.f32", dot);
         return ptxUnary(b, loc, "tanh.approx.f32",
                         fusedMulAdd(e, dot, e.f32(0.5f * scale), bias[h]));
       };
-      Value second =
-          fusedMulAdd(e, weights[m][1], halfTanh(dot2, 1), rowConstant[m]);
-      return fusedMulAdd(e, weights[m][0], halfTanh(dot0, 0), second);
+      Value second = fusedMulAdd(e, weights[m][h2], halfTanh(dot2, h2),
+                                 sum ? sum : rowConstant[m]);
+      return fusedMulAdd(e, weights[m][h0], halfTanh(dot0, h0), second);
     };
-    Value even = headPair(acc[0], acc[2]);
-    Value odd = headPair(acc[1], acc[3]);
-    // Lane ^ 16 holds the other two heads of the same two keys: each lane
-    // keeps its key's pair (the odd key in the upper half) and sends the
-    // other one: one shuffle per visit, not two.
-    Value mine = e.select(hi, odd, even);
-    Value theirs = e.select(hi, even, odd);
+    return {headPair(acc[0], acc[2], sums[0]), headPair(acc[1], acc[3], sums[1])};
+  }
+
+  /// The visit of slot m's row at key s from the lane's head-pair sums of
+  /// its two keys (addHeadPairs, every group added).
+  Visit finishVisit(int64_t m, std::array<Value, 2> sums, Value s) {
+    OpBuilder &b = e.builder();
+    Location loc = e.location();
+    Value hi = e.cmpi(arith::CmpIPredicate::uge, ids.lane, e.index(16));
+    // Lane ^ 16 holds the other two heads of each group for the same two
+    // keys: each lane keeps its key's pair (the odd key in the upper half)
+    // and sends the other one: one shuffle per visit, not two.
+    Value mine = e.select(hi, sums[1], sums[0]);
+    Value theirs = e.select(hi, sums[0], sums[1]);
     return {slotRow(m), s, e.add(mine, shuffleXor(b, loc, theirs, 16))};
   }
 
@@ -1013,8 +1100,12 @@ private:
   bool mma = false;
   Value qi, ki, wi, bi, scores;
   Value qiShared, weightShared, biasShared;
-  // Tensor-core registers: per slot, per k-step, the 4 A registers; the
-  // lane's two heads, their biases and per slot their weights.
+  // Tensor-core forms: the heads in `groups` groups of 4, staged as
+  // stagedHeads (the padding heads weigh 0).
+  int64_t groups = 1, stagedHeads = 0;
+  // Tensor-core registers: per slot, per head group and k-step, the 4 A
+  // registers; per head group the lane's two heads, their biases and per
+  // slot their weights ([group][2], flattened).
   SmallVector<SmallVector<SmallVector<Value>>> aFrags;
   SmallVector<Value> heads, bias;
   SmallVector<SmallVector<Value>> weights;
@@ -1039,7 +1130,7 @@ private:
   // tanh arguments x_h / 2 themselves.
   bool affineInProducts = false;
   Value ones;
-  SmallVector<Value> biasFrags;
+  SmallVector<SmallVector<Value>> biasFrags;
   // Warpgroup form by TMA (tmaMode > 0): ki's tensor map (a grid-constant
   // kernel argument) and per slot a "full" barrier and, mode 2, an "empty"
   // one.
@@ -3062,7 +3153,12 @@ LogicalResult checkSelectionTiling(Operation *op, int64_t rows) {
   return success();
 }
 
-LogicalResult checkIndexerForGPU(IndexerOp op, int64_t rows) {
+int64_t selectionHeadGroups(IndexerOp op) {
+  return TileScores::headGroups(op);
+}
+
+LogicalResult checkIndexerForGPU(IndexerOp op, int64_t rows,
+                                 bool tensorCores) {
   if (failed(checkSelectionTiling(op, rows)))
     return failure();
   if (failed(checkStaticOperands(op)))
@@ -3074,7 +3170,11 @@ LogicalResult checkIndexerForGPU(IndexerOp op, int64_t rows) {
         "GPU indexer keeps a key's indexer row in registers and supports "
         "d_I <= {}, but d_I = {}",
         kMaxIndexerDim, DI));
-  if (H * DI * rows * 4 > 24 * 1024)
+  // (Only the CUDA-core form stages the queries: a fused indexer on the
+  // tensor cores holds them as mma fragments.)
+  bool fragments =
+      tensorCores && isFusedIntoSelection(op) && TileScores::usable(op, rows);
+  if (!fragments && H * DI * rows * 4 > 24 * 1024)
     return op.emitOpError(fmt::format(
         "GPU indexer stages {} rows of H_I x d_I = {} x {} f32 queries in at "
         "most 24 KiB of shared memory: too large (use fewer rows per tile)",
@@ -3232,8 +3332,9 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
     if (statsStages > 0 && maxRegisters == 0)
       kernel->setAttr(NVVM::NVVMDialect::getMaxnregAttrName(),
                       rewriter.getI32IntegerAttr(
-                          wgmmaQueries == 32 ? kWarpgroupPairStatsRegisters
-                                             : kWarpgroupStatsRegisters));
+                          wgmmaQueries == 32 || TileScores::headGroups(fused) > 1
+                              ? kWarpgroupPairStatsRegisters
+                              : kWarpgroupStatsRegisters));
     buildStatsKernel(kernel, fused, src, L, statsRows, tensorCores, moments,
                      first, sampled ? &collect : nullptr, statsStages,
                      tmaMode);

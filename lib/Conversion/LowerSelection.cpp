@@ -58,9 +58,19 @@ struct GSALowerSelectionPass
   /// Taller tiles serve more rows per key fragment but give fewer CTAs: on
   /// the H200, 12 rows beat 8 at 128K (whole call 61.6 -> 58.9 ms), were
   /// mixed at 64K and lost at 16K (select 2.5 -> 2.7 ms; perf-log).
+  /// More than 4 indexer heads (a fused indexer on the tensor cores): 4
+  /// rows, one mma tile of queries, since each head group adds a tile's A
+  /// fragments to every thread's registers (the sample kernel runs at its
+  /// 128-register cap with 3 tiles of one group).
   int64_t rowsPerTileOf(Operation *op) {
     if (selectRowsPerTile != -1)
       return selectRowsPerTile;
+    IndexerOp fused = isa<AdaptiveTopKOp>(op)
+                          ? fusedIndexer(cast<AdaptiveTopKOp>(op))
+                          : dyn_cast<IndexerOp>(op);
+    if (selectTensorCores && fused && isFusedIntoSelection(fused) &&
+        selectionHeadGroups(fused) > 1)
+      return 4;
     auto type = dyn_cast<ShapedType>(op->getOperand(0).getType());
     bool longRows = type && type.hasRank() && type.getRank() > 1 &&
                     type.getDimSize(1) >= 98304;
@@ -107,7 +117,7 @@ struct GSALowerSelectionPass
     for (Operation *op : ops) {
       LogicalResult ok = success();
       if (auto o = dyn_cast<IndexerOp>(op)) {
-        ok = checkIndexerForGPU(o, rowsPerTileOf(o));
+        ok = checkIndexerForGPU(o, rowsPerTileOf(o), selectTensorCores);
       } else if (auto o = dyn_cast<AdaptiveTopKOp>(op)) {
         ok = checkSelectionForGPU(o, rowsPerTileOf(op));
         if (!firstSelection)
