@@ -482,6 +482,9 @@ def main():
     parser.add_argument("--heads", action="store_true",
                         help="fused selections of 1-16 indexer heads (tensor-core head "
                              "groups), d_I 64/128; two side by side with CUDA cores")
+    parser.add_argument("--wide", action="store_true",
+                        help="timings of wider indexers in the fused selection (d_I 128, "
+                             "H_I 8) at 16K-64K, beside H_I 4 x d_I 64")
     parser.add_argument("--indexer", action="store_true",
                         help="the standalone indexer over query tiles vs its CUDA-core "
                              "kernel, side by side (H_I 2-16, d_I 64/128, GSA and DSA)")
@@ -612,6 +615,11 @@ def main():
         # Side by side with the CUDA-core form it replaces (a smaller k:
         # the radix selection's time is its sweeps, not the budget).
         cases += [Hc(1, 16384, bf, "fixed", 8, tc=tc) for tc in (True, False)]
+    if args.wide:
+        W = lambda L, pol, H, DI: dict(B=1, L=L, dtype=bf, policy=pol, training=False,
+                                       whole=False, H=H, DI=DI)
+        cases = [W(65536, "fixed", 4, 64), W(65536, "fixed", 4, 128), W(65536, "inverse", 4, 128),
+                 W(65536, "fixed", 8, 64), W(16384, "fixed", 8, 128), W(16384, "inverse", 8, 128)]
     if args.first:
         cases = cases[:args.first]
     if args.last:

@@ -26,9 +26,10 @@ namespace gsa::detail {
 mlir::LogicalResult checkIndexerForGPU(IndexerOp op, int64_t rows,
                                        bool tensorCores);
 mlir::LogicalResult checkSelectionForGPU(AdaptiveTopKOp op, int64_t rows);
-/// The groups of 4 indexer heads the selection's tensor-core forms take
-/// (H_I / 4 rounded up; each group is one more product per key).
-int64_t selectionHeadGroups(IndexerOp op);
+/// The A-fragment registers per mma tile of the selection's tensor-core
+/// forms, in units of 16 (4 heads of d_I 64): head groups (H_I / 4 rounded
+/// up, one product each) x d_I / 64 rounded up.
+int64_t selectionFragmentUnits(IndexerOp op);
 
 /// gsa.adaptive_topk as kernels. `tensorCores`: the fused score products
 /// on mma.sync where the shapes allow it (bf16/f16, H_I 1 to 16, d_I % 16

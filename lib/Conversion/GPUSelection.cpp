@@ -3153,8 +3153,9 @@ LogicalResult checkSelectionTiling(Operation *op, int64_t rows) {
   return success();
 }
 
-int64_t selectionHeadGroups(IndexerOp op) {
-  return TileScores::headGroups(op);
+int64_t selectionFragmentUnits(IndexerOp op) {
+  return TileScores::headGroups(op) *
+         llvm::divideCeil(op.getQi().getType().getDimSize(3), 64);
 }
 
 LogicalResult checkIndexerForGPU(IndexerOp op, int64_t rows,
@@ -3328,11 +3329,13 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
     // 16 queries per warpgroup: three CTAs of 256 threads per SM need at
     // most 80 registers (ptxas chose 90 for two; 80 spills nothing at d_I
     // 64). 32: the second product's A fragments and four heads' weights
-    // take ~40 more, two CTAs per SM.
+    // take ~40 more, two CTAs per SM; so do more head groups or a wider d_I
+    // (16 A registers per unit, selectionFragmentUnits: at 80, H_I 4 x d_I
+    // 128 spilled 144-244 bytes).
     if (statsStages > 0 && maxRegisters == 0)
       kernel->setAttr(NVVM::NVVMDialect::getMaxnregAttrName(),
                       rewriter.getI32IntegerAttr(
-                          wgmmaQueries == 32 || TileScores::headGroups(fused) > 1
+                          wgmmaQueries == 32 || selectionFragmentUnits(fused) > 1
                               ? kWarpgroupPairStatsRegisters
                               : kWarpgroupStatsRegisters));
     buildStatsKernel(kernel, fused, src, L, statsRows, tensorCores, moments,

@@ -58,10 +58,13 @@ struct GSALowerSelectionPass
   /// Taller tiles serve more rows per key fragment but give fewer CTAs: on
   /// the H200, 12 rows beat 8 at 128K (whole call 61.6 -> 58.9 ms), were
   /// mixed at 64K and lost at 16K (select 2.5 -> 2.7 ms; perf-log).
-  /// More than 4 indexer heads (a fused indexer on the tensor cores): 4
-  /// rows, one mma tile of queries, since each head group adds a tile's A
-  /// fragments to every thread's registers (the sample kernel runs at its
-  /// 128-register cap with 3 tiles of one group).
+  /// A fused indexer on the tensor cores with more than one unit of A
+  /// fragments per mma tile (4 heads of d_I 64; more heads or a wider d_I):
+  /// 4 rows, one mma tile of queries, since each unit adds 16 registers
+  /// per tile to every thread (the sample kernel runs at its 128-register
+  /// cap with 3 tiles of one unit). H_I 4 x d_I 128 at 64K, H100: fixed
+  /// selection 19.8 -> 16.5-16.9 ms, inverse 21.1 -> 16.4-18.2 (8 / 12 rows
+  /// had spilled in the sample and stats kernels; docs/perf-log.md).
   int64_t rowsPerTileOf(Operation *op) {
     if (selectRowsPerTile != -1)
       return selectRowsPerTile;
@@ -69,7 +72,7 @@ struct GSALowerSelectionPass
                           ? fusedIndexer(cast<AdaptiveTopKOp>(op))
                           : dyn_cast<IndexerOp>(op);
     if (selectTensorCores && fused && isFusedIntoSelection(fused) &&
-        selectionHeadGroups(fused) > 1)
+        selectionFragmentUnits(fused) > 1)
       return 4;
     auto type = dyn_cast<ShapedType>(op->getOperand(0).getType());
     bool longRows = type && type.hasRank() && type.getRank() > 1 &&

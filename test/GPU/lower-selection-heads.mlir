@@ -112,3 +112,26 @@ func.func @two_heads(%qi: tensor<1x100x2x64xbf16>, %ki: tensor<1x100x64xbf16>,
     : (tensor<1x100x100xf32>) -> (tensor<1x100x32xi32>, tensor<1x100xi32>)
   return %idx, %cnt : tensor<1x100x32xi32>, tensor<1x100xi32>
 }
+
+// -----
+
+// H_I 4 at d_I 128: one head group, but 32 A registers per mma tile (two
+// units of 16): the automatic tiles take 4 rows as well (at 8 and 12 the
+// sample and stats kernels spilled); 8 rows when asked for.
+// AUTO-LABEL: func.func @wide_heads
+// AUTO: gpu.launch_func @gsa_kernels::@wide_heads_1_select_sample blocks in (%c25,
+// CHECK-LABEL: func.func @wide_heads
+// CHECK: gpu.launch_func @gsa_kernels::@wide_heads_1_select_sample blocks in (%c13,
+func.func @wide_heads(%qi: tensor<1x100x4x128xbf16>, %ki: tensor<1x100x128xbf16>)
+    -> (tensor<1x100x32xi32>, tensor<1x100xi32>) {
+  %s = gsa.indexer %qi, %ki
+    activation {
+    ^bb0(%x: f32, %h: index):
+      %y = gsa.sigmoid %x : f32
+      gsa.yield %y : f32
+    }
+    : (tensor<1x100x4x128xbf16>, tensor<1x100x128xbf16>) -> tensor<1x100x100xf32>
+  %idx, %cnt = gsa.adaptive_topk %s policy = fixed k = 16 in [4, 32]
+    : (tensor<1x100x100xf32>) -> (tensor<1x100x32xi32>, tensor<1x100xi32>)
+  return %idx, %cnt : tensor<1x100x32xi32>, tensor<1x100xi32>
+}
