@@ -1010,11 +1010,18 @@ private:
       Value act = e.inlineRegion(fused.getActivation(), {x, heads[h]});
       return e.mul(weights[m][h], act);
     };
+    // The lane's second head (j0 + 2 of the group, j0 < 2) is padding in
+    // every lane when the group's heads 2 and 3 are: its term (weight 0)
+    // is left out, not computed (H_I 1, 2, 5, 6, ...: half the group's
+    // activations).
+    bool secondPadded = 4 * group + 2 >= H;
     // Sigmoid activation: weights and bias pre-halved (prepare), the
     // row's constant added once, by the first group.
     auto headPair = [&](Value dot0, Value dot2, Value sum) {
       if (!sigmoidActivation) {
-        Value pair = e.add(headScore(dot0, h0), headScore(dot2, h2));
+        Value pair = headScore(dot0, h0);
+        if (!secondPadded)
+          pair = e.add(pair, headScore(dot2, h2));
         return sum ? e.add(sum, pair) : pair;
       }
       auto halfTanh = [&](Value dot, int64_t h) {
@@ -1023,8 +1030,9 @@ private:
         return ptxUnary(b, loc, "tanh.approx.f32",
                         fusedMulAdd(e, dot, e.f32(0.5f * scale), bias[h]));
       };
-      Value second = fusedMulAdd(e, weights[m][h2], halfTanh(dot2, h2),
-                                 sum ? sum : rowConstant[m]);
+      Value second = sum ? sum : rowConstant[m];
+      if (!secondPadded)
+        second = fusedMulAdd(e, weights[m][h2], halfTanh(dot2, h2), second);
       return fusedMulAdd(e, weights[m][h0], halfTanh(dot0, h0), second);
     };
     return {headPair(acc[0], acc[2], sums[0]), headPair(acc[1], acc[3], sums[1])};
