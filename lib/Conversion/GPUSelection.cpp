@@ -459,8 +459,8 @@ public:
           constant = e.add(constant, e.load(weightShared,
                                             {e.add(e.mul(r, cStaged), e.index(j))}));
         // Half of it to each of the two lanes whose head pairs make up a
-        // score (finishVisit): added by the fma of the first group's
-        // second head (addHeadPairs).
+        // score (finishVisit): the first group's chain of fmas starts from
+        // it (addHeadPairs).
         rowConstant.push_back(e.mul(constant, e.f32(0.25)));
         for (Value &x : weights.back())
           x = e.mul(x, half);
@@ -1007,8 +1007,17 @@ private:
     int64_t h0 = 2 * group, h2 = h0 + 1;
     auto headScore = [&](Value dot, int64_t h) {
       Value x = fusedMulAdd(e, dot, e.f32(scale), bias[h]);
-      Value act = e.inlineRegion(fused.getActivation(), {x, heads[h]});
-      return e.mul(weights[m][h], act);
+      if (H % 4 == 0) {
+        Value act = e.inlineRegion(fused.getActivation(), {x, heads[h]});
+        return e.mul(weights[m][h], act);
+      }
+      // A padding head in some lanes: the user's activation sees a real
+      // head index, and the term is 0 there whatever it returns (weight 0
+      // times an infinite or NaN activation would not be).
+      Value real = e.cmpi(arith::CmpIPredicate::ult, heads[h], e.index(H));
+      Value act = e.inlineRegion(fused.getActivation(),
+                                 {x, e.minui(heads[h], e.index(H - 1))});
+      return e.select(real, e.mul(weights[m][h], act), e.f32(0.0));
     };
     // The lane's second head (j0 + 2 of the group, j0 < 2) is padding in
     // every lane when the group's heads 2 and 3 are: its term (weight 0)

@@ -141,3 +141,32 @@ func.func @wide_heads(%qi: tensor<1x100x4x128xbf16>, %ki: tensor<1x100x128xbf16>
     : (tensor<1x100x100xf32>) -> (tensor<1x100x32xi32>, tensor<1x100xi32>)
   return %idx, %cnt : tensor<1x100x32xi32>, tensor<1x100xi32>
 }
+
+// -----
+
+// H_I 3 with a user activation (not the sigmoid): head 3 is padding in
+// the lanes whose second head it is, so the activation region sees a real
+// head index (min(head, 2)) and the term is selected to 0 there - weight 0
+// times an infinite or NaN activation would not be 0.
+// CHECK-LABEL: func.func @three_relu
+// CHECK: gpu.func @three_relu_1_select_sample
+// CHECK: mma.sync.aligned.m16n8k16
+// CHECK: %[[REAL:.*]] = arith.cmpi ult, %[[HEAD:.*]], %c3
+// CHECK: arith.minui %[[HEAD]], %c2
+// CHECK: %[[ACT:.*]] = arith.maximumf
+// CHECK: %[[TERM:.*]] = arith.mulf %{{.*}}, %[[ACT]] : f32
+// CHECK: arith.select %[[REAL]], %[[TERM]], %{{.*}} : f32
+func.func @three_relu(%qi: tensor<1x100x3x64xbf16>, %ki: tensor<1x100x64xbf16>)
+    -> (tensor<1x100x32xi32>, tensor<1x100xi32>) {
+  %s = gsa.indexer %qi, %ki
+    activation {
+    ^bb0(%x: f32, %h: index):
+      %z = arith.constant 0.0 : f32
+      %y = arith.maximumf %x, %z : f32
+      gsa.yield %y : f32
+    }
+    : (tensor<1x100x3x64xbf16>, tensor<1x100x64xbf16>) -> tensor<1x100x100xf32>
+  %idx, %cnt = gsa.adaptive_topk %s policy = fixed k = 16 in [4, 32]
+    : (tensor<1x100x100xf32>) -> (tensor<1x100x32xi32>, tensor<1x100xi32>)
+  return %idx, %cnt : tensor<1x100x32xi32>, tensor<1x100xi32>
+}
