@@ -522,6 +522,8 @@ def main():
         dict(B=2, L=4096, dtype=fp, policy="inverse", training=False, whole=True),
         dict(B=1, L=8192, dtype=bf, policy="fixed", training=False, whole=False, qscale=16),
         dict(B=2, L=6000, dtype=bf, policy="inverse", training=False, whole=False, qscale=16),
+        # Two head groups on the tensor cores (H_I 8), training (V_bar).
+        dict(B=1, L=3000, dtype=bf, policy="inverse", training=True, whole=True, H=8),
     ]
     if not args.quick:
         cases += [dict(B=1, L=16384, dtype=bf, policy="inverse", training=True, whole=True),
