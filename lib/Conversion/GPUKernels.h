@@ -28,7 +28,8 @@ mlir::LogicalResult checkIndexerForGPU(IndexerOp op, int64_t rows,
 mlir::LogicalResult checkSelectionForGPU(AdaptiveTopKOp op, int64_t rows);
 /// The A-fragment registers per mma tile of the selection's tensor-core
 /// forms, in units of 16 (4 heads of d_I 64): head groups (H_I / 4 rounded
-/// up, one product each) x d_I / 64 rounded up.
+/// up, one product each) x d_I / 64, rounded up; 0 for an indexer those
+/// forms do not take.
 int64_t selectionFragmentUnits(IndexerOp op);
 
 /// gsa.adaptive_topk as kernels. `tensorCores`: the fused score products

@@ -1007,7 +1007,10 @@ private:
     int64_t h0 = 2 * group, h2 = h0 + 1;
     auto headScore = [&](Value dot, int64_t h) {
       Value x = fusedMulAdd(e, dot, e.f32(scale), bias[h]);
-      if (H % 4 == 0) {
+      // (The first head, 4 group + j0 with j0 < 2, can be padding from
+      // 4 group + 1 on; the second, 4 group + 2 + j0, from 4 group + 3.)
+      bool mayPad = 4 * group + (h == h0 ? 1 : 3) >= H;
+      if (!mayPad) {
         Value act = e.inlineRegion(fused.getActivation(), {x, heads[h]});
         return e.mul(weights[m][h], act);
       }
@@ -3171,8 +3174,11 @@ LogicalResult checkSelectionTiling(Operation *op, int64_t rows) {
 }
 
 int64_t selectionFragmentUnits(IndexerOp op) {
-  return TileScores::headGroups(op) *
-         llvm::divideCeil(op.getQi().getType().getDimSize(3), 64);
+  // (Shapes outside the tensor-core forms have no fragments: 0.)
+  if (!TileScores::usable(op, 4))
+    return 0;
+  return llvm::divideCeil(
+      TileScores::headGroups(op) * op.getQi().getType().getDimSize(3), 64);
 }
 
 LogicalResult checkIndexerForGPU(IndexerOp op, int64_t rows,

@@ -147,10 +147,13 @@ func.func @wide_heads(%qi: tensor<1x100x4x128xbf16>, %ki: tensor<1x100x128xbf16>
 // H_I 3 with a user activation (not the sigmoid): head 3 is padding in
 // the lanes whose second head it is, so the activation region sees a real
 // head index (min(head, 2)) and the term is selected to 0 there - weight 0
-// times an infinite or NaN activation would not be 0.
+// times an infinite or NaN activation would not be 0. The first head
+// (0 or 1) is never padding: no guard before its activation.
 // CHECK-LABEL: func.func @three_relu
 // CHECK: gpu.func @three_relu_1_select_sample
 // CHECK: mma.sync.aligned.m16n8k16
+// CHECK-NOT: arith.cmpi ult, %{{.*}}, %c3
+// CHECK: arith.maximumf
 // CHECK: %[[REAL:.*]] = arith.cmpi ult, %[[HEAD:.*]], %c3
 // CHECK: arith.minui %[[HEAD]], %c2
 // CHECK: %[[ACT:.*]] = arith.maximumf
@@ -166,6 +169,29 @@ func.func @three_relu(%qi: tensor<1x100x3x64xbf16>, %ki: tensor<1x100x64xbf16>)
       gsa.yield %y : f32
     }
     : (tensor<1x100x3x64xbf16>, tensor<1x100x64xbf16>) -> tensor<1x100x100xf32>
+  %idx, %cnt = gsa.adaptive_topk %s policy = fixed k = 16 in [4, 32]
+    : (tensor<1x100x100xf32>) -> (tensor<1x100x32xi32>, tensor<1x100xi32>)
+  return %idx, %cnt : tensor<1x100x32xi32>, tensor<1x100xi32>
+}
+
+// -----
+
+// f32 inputs of 8 heads take the CUDA-core form (no fragments): the
+// automatic tiles stay 8 rows there (13 tiles of L = 100), no mma.
+// AUTO-LABEL: func.func @eight_heads_f32
+// AUTO-NOT: select_sample
+// AUTO: gpu.launch_func @gsa_kernels::@eight_heads_f32_1_select_stats blocks in (%c13,
+// AUTO-NOT: mma.sync
+// AUTO: gpu.func @eight_heads_f32_1_select_topk
+func.func @eight_heads_f32(%qi: tensor<1x100x8x16xf32>, %ki: tensor<1x100x16xf32>)
+    -> (tensor<1x100x32xi32>, tensor<1x100xi32>) {
+  %s = gsa.indexer %qi, %ki
+    activation {
+    ^bb0(%x: f32, %h: index):
+      %y = gsa.sigmoid %x : f32
+      gsa.yield %y : f32
+    }
+    : (tensor<1x100x8x16xf32>, tensor<1x100x16xf32>) -> tensor<1x100x100xf32>
   %idx, %cnt = gsa.adaptive_topk %s policy = fixed k = 16 in [4, 32]
     : (tensor<1x100x100xf32>) -> (tensor<1x100x32xi32>, tensor<1x100xi32>)
   return %idx, %cnt : tensor<1x100x32xi32>, tensor<1x100xi32>

@@ -2,6 +2,7 @@
 // RUN: gsa-compile %s -o %t.ptx
 // RUN: %ptxas -arch=sm_90a -v %t.ptx -o %t.cubin 2>&1 | FileCheck %s
 // RUN: %ptxas -arch=sm_90a -v %t.ptx -o %t.cubin 2>&1 | FileCheck %s --check-prefix=SPILL
+// RUN: %ptxas -arch=sm_90a -v %t.ptx -o %t.cubin 2>&1 | FileCheck %s --check-prefix=REGS
 // RUN: FileCheck %s --input-file=%t.ptx --check-prefix=WGMMA
 
 // A selection whose fused indexer has 8 heads (two head groups on the
@@ -14,6 +15,11 @@
 // CHECK-DAG: Compiling entry function 'eight_heads_1_select_finish' for 'sm_90a'
 // CHECK-DAG: Compiling entry function 'eight_heads_1_select_topk' for 'sm_90a'
 // SPILL-NOT: {{[1-9][0-9]*}} bytes spill
+// The stats kernel at its 128-register cap (two units of A fragments).
+// REGS: Compiling entry function 'eight_heads_1_select_stats'
+// REGS-NEXT: Function properties
+// REGS-NEXT: bytes spill
+// REGS-NEXT: Used 128 registers
 // The stats sweep's chunk: one wgmma product per head group before the
 // chunk's first score is completed (the xor-16 shuffle).
 // WGMMA-LABEL: .entry eight_heads_1_select_stats
