@@ -606,9 +606,10 @@ def main():
                 I(1, 8192, bf), I(1, 16384, bf)]
         cases = [dict(c, it=on) for c in both for on in (True, False)]
         cases += [I(1, 777, bf, H=8, DI=128), I(2, 1000, bf, H=16), I(1, 3000, fp, H=1)]
+    # A selection (or core) case with H heads of d_I DI.
+    Hc = lambda B, L, dt, pol, H, DI=64, train=False, whole=False, **kw: dict(
+        B=B, L=L, dtype=dt, policy=pol, training=train, whole=whole, H=H, DI=DI, **kw)
     if args.heads:
-        Hc = lambda B, L, dt, pol, H, DI=64, train=False, whole=False, **kw: dict(
-            B=B, L=L, dtype=dt, policy=pol, training=train, whole=whole, H=H, DI=DI, **kw)
         cases = [Hc(1, 4096, bf, "fixed", 8), Hc(2, 5000, fp, "inverse", 8, train=True),
                  Hc(1, 4096, bf, "inverse", 8, whole=True), Hc(1, 3000, bf, "fixed", 2),
                  Hc(1, 2048, fp, "inverse", 1, **small), Hc(1, 4096, bf, "inverse", 3),
@@ -618,8 +619,7 @@ def main():
         # the radix selection's time is its sweeps, not the budget).
         cases += [Hc(1, 16384, bf, "fixed", 8, tc=tc) for tc in (True, False)]
     if args.wide:
-        W = lambda L, pol, H, DI: dict(B=1, L=L, dtype=bf, policy=pol, training=False,
-                                       whole=False, H=H, DI=DI)
+        W = lambda L, pol, H, DI: Hc(1, L, bf, pol, H, DI)
         cases = [W(65536, "fixed", 4, 64), W(65536, "fixed", 4, 128), W(65536, "inverse", 4, 128),
                  W(65536, "fixed", 8, 64), W(16384, "fixed", 8, 128), W(16384, "inverse", 8, 128)]
     if args.first:

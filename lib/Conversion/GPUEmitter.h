@@ -592,6 +592,33 @@ inline void tmaLoad3d(OpBuilder &b, Location loc, Value dst, Value map,
             {dst, map, x, y, z, bar});
 }
 
+/// A ring slot's copy of `rows` consecutive rows of a [B, L, D] 16-bit
+/// source by TMA: one box [1, rows, 64] of its tensor map `map` per 128-byte
+/// column block, from row `firstRow` of batch `batch` (i32 coordinates),
+/// column block k to element slotElems + k x rows x 64 of `ring` (the
+/// 128-byte swizzle layout of the swizzled copies), completing on the
+/// mbarrier at shared address `bar`.
+inline void tmaLoadRowChunk(Emitter &e, Value ring, Value slotElems,
+                            int64_t rows, int64_t D, Value map, Value firstRow,
+                            Value batch, Value bar) {
+  for (int64_t block = 0; block < D / 64; ++block)
+    tmaLoad3d(e.builder(), e.location(),
+              sharedAddress(e, ring, e.add(slotElems, e.index(block * rows * 64))),
+              map, e.i32(int32_t(block * 64)), firstRow, batch, bar);
+}
+
+/// The parity (i32) of the phase that chunk `ordinal`'s fill of its ring
+/// slot completes on the slot's mbarrier (one phase per fill: fill
+/// ordinal / stages), or of the fill `back` before that.
+inline Value slotFillParity(Emitter &e, Value ordinal, int64_t stages,
+                            int64_t back = 0) {
+  Value fill = e.div(ordinal, e.index(stages));
+  if (back)
+    fill = e.add(fill, e.index(back));
+  return e.indexToI32(
+      arith::AndIOp::create(e.builder(), e.location(), fill, e.index(1)));
+}
+
 /// Asks for the 4-byte elements [first, first + count) of a global buffer
 /// in L2 (sm_90 `cp.async.bulk.prefetch.L2`: one instruction, no registers,
 /// nothing to wait for). The bulk copy engine takes 16-byte aligned spans

@@ -348,6 +348,16 @@ public:
     return arith::ShLIOp::create(b, loc, e.ori(pairs, sameC), base);
   }
 
+  /// A staged head index (index) as one of the indexer's: a padding head
+  /// of the tensor-core head groups (>= H_I) reads head H_I - 1.
+  Value realHead(Value head) {
+    return stagedHeads == H ? head : e.minui(head, e.index(H - 1));
+  }
+  /// Whether a staged head index is one of the indexer's heads (i1).
+  Value isRealHead(Value head) {
+    return e.cmpi(arith::CmpIPredicate::ult, head, e.index(H));
+  }
+
   /// Stages the head weights and bias (and for CUDA cores the pre-scaled
   /// queries) in shared memory; the caller places the barrier. Rows past L
   /// read row L-1 and are never visible.
@@ -374,10 +384,7 @@ public:
     auto padded = [&](Value j, Value x) {
       if (stagedHeads == H)
         return x;
-      return e.select(e.cmpi(arith::CmpIPredicate::ult, j, cH), x, e.f32(0.0));
-    };
-    auto realHead = [&](Value j) {
-      return stagedHeads == H ? j : e.minui(j, e.index(H - 1));
+      return e.select(isRealHead(j), x, e.f32(0.0));
     };
     e.loopStep(ids.tid, e.index(rows * stagedHeads), nt, [&](Value i) {
       Value r = e.div(i, cStaged);
@@ -472,9 +479,8 @@ public:
       for (int64_t group = 0; group < groups; ++group)
         for (int64_t ks = 0; ks < DI / 16; ++ks) {
           auto at = [&](Value head, int64_t extra) {
-            Value real = H % 4 == 0 ? head : e.minui(head, e.index(H - 1));
-            Value base =
-                e.mul(e.add(e.mul(row, e.index(H)), real), e.index(DI));
+            Value base = e.mul(e.add(e.mul(row, e.index(H)), realHead(head)),
+                               e.index(DI));
             // wgmma reads the keys from shared memory in d order: the A
             // fragments' k is d (columns 2c, 2c+1 and 2c+8, 2c+9 of k-step
             // ks); the mma.sync form permutes d (see keyFragments).
@@ -485,10 +491,9 @@ public:
                                                  e.index(ks * 16 + 4 * extra))))
                     : loadPair(b, loc, qi,
                                e.add(base, e.add(slice, e.index(ks * 4 + extra))));
-            if (H % 4 == 0)
+            if (stagedHeads == H)
               return reg;
-            return e.select(e.cmpi(arith::CmpIPredicate::ult, head, e.index(H)),
-                            reg, zeroReg);
+            return e.select(isRealHead(head), reg, zeroReg);
           };
           Value h0 = heads[2 * group], h2 = heads[2 * group + 1];
           frags.push_back({at(h0, 0), at(h2, 0), at(h0, 2), at(h2, 2)});
@@ -854,7 +859,7 @@ public:
     if (tmaMode == 0)
       return;
     mbarrierWait(e.builder(), e.location(), slotBarrier(fullBars, index),
-                 fillParity(index, 0));
+                 slotFillParity(e, index, stages));
   }
 
   /// TMA mode 2: this warp's products no longer read chunk `index`'s slot
@@ -893,15 +898,21 @@ public:
     Value firstDescriptor = matrixDescriptor(e, slotAddress, 16, 1024);
     // One product per head group, each consumed into the lanes' head-pair
     // sums before the next (one set of accumulators live).
+    // The product's text is the same for every head group; only its A
+    // operands differ.
+    std::string code = fmt::format(
+        "{{\n.reg .pred p, q;\nsetp.ne.b32 p, ${0}, 0;\nsetp.eq.b32 q, "
+        "${0}, 0;\nwgmma.fence.sync.aligned;\n",
+        accN + products * 5);
+    for (int64_t ks = 0; ks < products; ++ks)
+      code += wgmmaLine(kWarpgroupKeys, kind, accN, accN + ks * 5,
+                        ks == 0 ? "p" : "q", /*transposeB=*/0);
+    code += "wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync."
+            "aligned 0;\n}";
     SmallVector<std::array<Value, 2>> sums(kWarpgroupKeys / 8);
     SmallVector<Visit> out;
     for (int64_t group = 0; group < groups; ++group) {
       SmallVector<Value> operands;
-      int64_t flag = products * 5;
-      std::string code = fmt::format(
-          "{{\n.reg .pred p, q;\nsetp.ne.b32 p, ${0}, 0;\nsetp.eq.b32 q, "
-          "${0}, 0;\nwgmma.fence.sync.aligned;\n",
-          accN + flag);
       for (int64_t ks = 0; ks < products; ++ks) {
         if (ks == steps) {
           llvm::append_range(operands, biasFrags[group]);
@@ -912,12 +923,7 @@ public:
           llvm::append_range(operands, aFrags[0][group * steps + ks]);
           operands.push_back(offsetDescriptor(e, firstDescriptor, offset));
         }
-        int64_t first = accN + ks * 5;
-        code += wgmmaLine(kWarpgroupKeys, kind, accN, first,
-                          ks == 0 ? "p" : "q", /*transposeB=*/0);
       }
-      code += "wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync."
-              "aligned 0;\n}";
       operands.push_back(e.i32(0));
       SmallVector<Value> acc = warpgroupProductBlock(
           b, loc, code, operands, accN, products, /*extraI32=*/1, /*tied=*/{});
@@ -952,21 +958,17 @@ private:
         e.ifThen(e.cmpi(arith::CmpIPredicate::uge, index, e.index(stages)),
                  [&]() {
                    mbarrierWait(b, loc, slotBarrier(emptyBars, index),
-                                fillParity(index, 1));
+                                slotFillParity(e, index, stages, 1));
                  });
       Value full = slotBarrier(fullBars, index);
-      int64_t blockElems = kWarpgroupKeys * 64;
       mbarrierArriveExpectTx(b, loc, full,
                              kWarpgroupKeys * DI *
                                  (elem.getIntOrFloatBitWidth() / 8));
       Value slotBase = slotOffset(index);
       Value key0 = e.indexToI32(e.mul(index, e.index(kWarpgroupKeys)));
       Value batch = e.indexToI32(ids.batch);
-      for (int64_t block = 0; block < DI / 64; ++block)
-        tmaLoad3d(b, loc,
-                  sharedAddress(e, ring,
-                                e.add(slotBase, e.index(block * blockElems))),
-                  keyMap, e.i32(int32_t(block * 64)), key0, batch, full);
+      tmaLoadRowChunk(e, ring, slotBase, kWarpgroupKeys, DI, keyMap, key0,
+                      batch, full);
     });
   }
 
@@ -976,15 +978,6 @@ private:
         e, bars,
         arith::RemUIOp::create(e.builder(), e.location(), index,
                                e.index(stages)));
-  }
-
-  /// The parity of the phase of chunk `index`'s slot that belongs to fill
-  /// index / stages - `back` (as i32).
-  Value fillParity(Value index, int64_t back) {
-    Value fill = e.div(index, e.index(stages));
-    return e.indexToI32(arith::AndIOp::create(e.builder(), e.location(),
-                                            e.add(fill, e.index(back)),
-                                            e.index(1)));
   }
 
   /// Warpgroup form: the element offset of chunk `index`'s ring slot.
@@ -1017,9 +1010,9 @@ private:
       // A padding head in some lanes: the user's activation sees a real
       // head index, and the term is 0 there whatever it returns (weight 0
       // times an infinite or NaN activation would not be).
-      Value real = e.cmpi(arith::CmpIPredicate::ult, heads[h], e.index(H));
-      Value act = e.inlineRegion(fused.getActivation(),
-                                 {x, e.minui(heads[h], e.index(H - 1))});
+      Value real = isRealHead(heads[h]);
+      Value act =
+          e.inlineRegion(fused.getActivation(), {x, realHead(heads[h])});
       return e.select(real, e.mul(weights[m][h], act), e.f32(0.0));
     };
     // The lane's second head (j0 + 2 of the group, j0 < 2) is padding in

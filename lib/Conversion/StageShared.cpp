@@ -235,13 +235,8 @@ LogicalResult LoopStager::issue(OpBuilder &b, Value iv, Value slot,
                                chunkBytes * int64_t(group.gathers.size()));
         Value slotElems = e.mul(slot, e.index(rows * D));
         for (auto [ring, map] : llvm::zip(group.rings, group.maps))
-          for (int64_t block = 0; block < D / 64; ++block)
-            tmaLoad3d(b, loc,
-                      sharedAddress(e, ring,
-                                    e.add(slotElems,
-                                          e.index(block * rows * 64))),
-                      map, e.i32(int32_t(block * 64)), e.indexToI32(*offset),
-                      e.indexToI32(*batch), bar);
+          tmaLoadRowChunk(e, ring, slotElems, rows, D, map,
+                          e.indexToI32(*offset), e.indexToI32(*batch), bar);
       });
       continue;
     }
@@ -666,10 +661,8 @@ LogicalResult LoopStager::run() {
   // phase of its fill (ordinal / stages, mod 2).
   for (RowsGroup &group : rowsGroups)
     if (group.byTma()) {
-      Value fill = arith::DivUIOp::create(b, loc, ordinal, e.index(stages));
-      Value parity = e.indexToI32(
-          arith::AndIOp::create(b, loc, fill, e.index(1)));
-      mbarrierWait(b, loc, sharedAddress(e, group.barriers, slot), parity);
+      mbarrierWait(b, loc, sharedAddress(e, group.barriers, slot),
+                   slotFillParity(e, ordinal, stages));
     }
   gpu::BarrierOp::create(b, loc);
 
