@@ -1216,6 +1216,12 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   Type i32 = IntegerType::get(kernel.getContext(), 32);
   Value sumShared = sharedBuffer(kernel, f64, rows * kWarps);
   Value sqShared = sharedBuffer(kernel, f64, rows * kWarps);
+  // Collecting, a tile whose rows all see at most `capacity` keys (the
+  // sample gave them the cut 0) stores every visible key at its own
+  // position's slot: no atomics, the count t + 1; the finish kernel finds
+  // such a row's key range itself (a min / max carried through this sweep
+  // spilled under its register cap).
+  bool denseRows = collect;
   Value minShared =
       collect ? Value() : sharedBuffer(kernel, i32, rows * kWarps);
   Value maxShared =
@@ -1236,6 +1242,11 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
                     warpgroupStages, tmaMode);
   bool warpgroup = source.warpgroupProducts();
   bool byTma = warpgroup && source.byTma();
+  // (The sample kernel's rule for the cut 0, t + 1 <= capacity, holds for
+  // every real row of such a tile, whatever the sample's tiles are.)
+  Value denseTile = denseRows ? e.cmpi(arith::CmpIPredicate::ule, ids.keyEnd,
+                                       e.index(collect->capacity))
+                              : Value();
   source.stage();
   if (collect)
     e.ifThen(e.cmpi(arith::CmpIPredicate::ult, ids.tid, e.index(rows)),
@@ -1287,7 +1298,9 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   // the f32 it stands for: score >= cut decides as key >= cut key does for
   // every non-NaN score (cutFloat; the sample stores no +0.0 cut), one
   // float compare per visit; the key itself is formed where a candidate is
-  // taken. A NaN score is never a candidate.
+  // taken. A NaN score is never a candidate here; a dense tile stores
+  // every key, a NaN's too (ordered by its key, as the topk kernel orders
+  // it).
   SmallVector<Value> cuts;
   if (collect)
     for (int64_t m = 0; m < source.slots(); ++m) {
@@ -1347,9 +1360,29 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
               {at});
     });
   };
-  auto sweepStep = [&](ArrayRef<Visit> visits, ValueRange carried,
-                       bool masked) {
-    SmallVector<Value> next(carried.begin(), carried.begin() + statsValues);
+  // A dense tile's visits: every visible key stored at slot s (sweepStep
+  // while the dense tile's sweep is emitted).
+  bool denseStep = false;
+  auto denseStores = [&](ArrayRef<Visit> visits, bool masked) {
+    for (const Visit &v : visits) {
+      Value key = orderKey(e, v.score);
+      Value row = e.add(e.mul(ids.batch, e.index(L)), e.add(ids.t0, v.row));
+      Value at = e.add(e.mul(row, e.index(collect->capacity)), v.s);
+      auto store = [&]() {
+        e.store(key, entry.getArgument(collect->keys), {at});
+        e.store(e.indexToI32(v.s), entry.getArgument(collect->positions),
+                {at});
+      };
+      if (masked)
+        e.ifThen(visibleFrom(e, ids, L, v), store);
+      else
+        store();
+    }
+  };
+  // The step's statistics: the moments' sums and, without candidates, the
+  // smallest and largest keys.
+  auto sweepMoments = [&](ArrayRef<Visit> visits, SmallVector<Value> next,
+                          bool masked) {
     // Unmasked (the bulk of the sweep), the step's visits of a slot are
     // summed in f32 first and the two partial sums added to the f64 totals
     // once per step: two f32 -> f64 conversions (on the XU, beside the
@@ -1360,14 +1393,6 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     // registers spill there under the 80-register cap, at no gain).
     // (Inverse stats 17.35 -> 16.42 ms at 128K, H100.)
     SmallVector<Value> partialSum(slots), partialSq(slots);
-    // A visit whose candidate test waits for its slot's group test (and
-    // is only formed inside it: no predicate held across the group's).
-    struct PendingTake {
-      Visit v;
-      int64_t m;
-    };
-    SmallVector<PendingTake> pending;
-    bool groupTakes = collect && !masked;
     for (auto [i, v] : llvm::enumerate(visits)) {
       int64_t m = v.slot >= 0 ? v.slot : int64_t(i);
       Value visible = masked ? visibleFrom(e, ids, L, v) : Value();
@@ -1381,44 +1406,13 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
         partialSq[m] = partialSq[m] ? fusedMulAdd(e, x, x, partialSq[m])
                                     : e.mul(x, x);
       }
-      if (!collect) {
-        Value key = orderKey(e, v.score);
-        Value &lo = next[perSlot * m + sums], &hi = next[perSlot * m + sums + 1];
-        Value newLo = e.minui(lo, key), newHi = e.maxui(hi, key);
-        lo = masked ? e.select(visible, newLo, lo) : newLo;
-        hi = masked ? e.select(visible, newHi, hi) : newHi;
+      if (collect)
         continue;
-      }
-      if (groupTakes) {
-        pending.push_back({v, m});
-        continue;
-      }
-      Value take = e.cmpf(arith::CmpFPredicate::OGE, v.score, cuts[m]);
-      if (masked)
-        take = e.andi(visible, take);
-      takeCandidate(v, take);
-    }
-    // Unmasked, a slot's visits are tested as one: the largest of their
-    // scores (maxnum: a NaN score is no candidate and hides none) against
-    // the cut, and only a group that holds a candidate tests its visits
-    // one by one - one branch per slot and step on the common path instead
-    // of one per visit (stats -2.5% fixed, -5.4% inverse at 128K, H100,
-    // docs/perf-log.md).
-    for (int64_t m = 0; m < slots && groupTakes; ++m) {
-      Value largest;
-      for (const PendingTake &p : pending)
-        if (p.m == m)
-          largest = largest ? arith::MaxNumFOp::create(b, loc, largest,
-                                                       p.v.score)
-                            : p.v.score;
-      if (!largest)
-        continue;
-      e.ifThen(e.cmpf(arith::CmpFPredicate::OGE, largest, cuts[m]), [&]() {
-        for (const PendingTake &p : pending)
-          if (p.m == m)
-            takeCandidate(p.v, e.cmpf(arith::CmpFPredicate::OGE, p.v.score,
-                                      cuts[m]));
-      });
+      Value key = orderKey(e, v.score);
+      Value &lo = next[perSlot * m + sums], &hi = next[perSlot * m + sums + 1];
+      Value newLo = e.minui(lo, key), newHi = e.maxui(hi, key);
+      lo = masked ? e.select(visible, newLo, lo) : newLo;
+      hi = masked ? e.select(visible, newHi, hi) : newHi;
     }
     for (int64_t m = 0; m < slots; ++m)
       if (partialSum[m]) {
@@ -1427,6 +1421,54 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
         next[perSlot * m + 1] =
             e.add(next[perSlot * m + 1], e.f32ToF64(partialSq[m]));
       }
+    return next;
+  };
+  // The step's candidates against the rows' cuts.
+  auto sparseTakes = [&](ArrayRef<Visit> visits, SmallVector<Value> next,
+                         bool masked) {
+    if (!collect)
+      return next;
+    if (masked) {
+      for (auto [i, v] : llvm::enumerate(visits)) {
+        int64_t m = v.slot >= 0 ? v.slot : int64_t(i);
+        takeCandidate(v, e.andi(visibleFrom(e, ids, L, v),
+                                e.cmpf(arith::CmpFPredicate::OGE, v.score,
+                                       cuts[m])));
+      }
+      return next;
+    }
+    // Unmasked, a slot's visits are tested as one: the largest of their
+    // scores (maxnum: a NaN score is no candidate and hides none) against
+    // the cut, and only a group that holds a candidate tests its visits
+    // one by one - one branch per slot and step on the common path instead
+    // of one per visit (stats -2.5% fixed, -5.4% inverse at 128K, H100,
+    // docs/perf-log.md). (A visit's own test is formed only inside its
+    // group's: no predicate held across the group's.)
+    for (int64_t m = 0; m < slots; ++m) {
+      Value largest;
+      for (auto [i, v] : llvm::enumerate(visits))
+        if ((v.slot >= 0 ? v.slot : int64_t(i)) == m)
+          largest = largest
+                        ? arith::MaxNumFOp::create(b, loc, largest, v.score)
+                        : v.score;
+      if (!largest)
+        continue;
+      e.ifThen(e.cmpf(arith::CmpFPredicate::OGE, largest, cuts[m]), [&]() {
+        for (auto [i, v] : llvm::enumerate(visits))
+          if ((v.slot >= 0 ? v.slot : int64_t(i)) == m)
+            takeCandidate(v, e.cmpf(arith::CmpFPredicate::OGE, v.score,
+                                    cuts[m]));
+      });
+    }
+    return next;
+  };
+  auto sweepStep = [&](ArrayRef<Visit> visits, ValueRange carried,
+                       bool masked) {
+    SmallVector<Value> next(carried.begin(), carried.begin() + statsValues);
+    next = sweepMoments(visits, next, masked);
+    if (!denseStep)
+      return sparseTakes(visits, next, masked);
+    denseStores(visits, masked);
     return next;
   };
   Value chunk = e.index(source.chunk());
@@ -1547,6 +1589,10 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
           return next;
         });
   };
+  // The tile's sweep; `dense` (a dense tile's): every chunk masked, no
+  // unmasked bulk (at most capacity / 64 chunks).
+  auto sweepTile = [&](SmallVector<Value> init,
+                       bool dense) -> SmallVector<Value> {
   Value bulkEnd = e.index(0);
   SmallVector<Value> acc;
   if (warpgroup) {
@@ -1558,7 +1604,10 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     Value bulkChunks = e.select(allReal, e.div(ids.t0, chunk), e.index(0));
     bulkChunks = e.mul(e.div(bulkChunks, e.index(perBarrier)),
                        e.index(perBarrier));
-    init = warpgroupSweep(e.index(0), bulkChunks, init, /*masked=*/false);
+    if (dense)
+      bulkChunks = e.index(0);
+    else
+      init = warpgroupSweep(e.index(0), bulkChunks, init, /*masked=*/false);
     acc = warpgroupSweep(bulkChunks, chunks, init, /*masked=*/true);
     if (!byTma)
       NVVM::CpAsyncWaitGroupOp::create(b, loc, 0);
@@ -1574,7 +1623,10 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
         e.cmpi(arith::CmpIPredicate::ule, e.add(ids.t0, e.index(rows)),
                e.index(L));
     bulkEnd = e.select(allReal, e.mul(bulkChunks, chunk), e.index(0));
-    init = e.ifElse(
+    if (dense)
+      bulkEnd = e.index(0);
+    else
+      init = e.ifElse(
         e.cmpi(arith::CmpIPredicate::ugt, bulkEnd, e.index(0)),
         [&]() { return pipelinedSweep(e.index(0), bulkEnd, init); },
         [&]() { return init; });
@@ -1583,6 +1635,23 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   }
   if (!warpgroup)
     acc = maskedSweep(bulkEnd, ids.keyEnd, init);
+  return acc;
+  };
+  SmallVector<Value> acc;
+  // (The common tile's sweep first, in the then-region.)
+  if (denseRows)
+    acc = e.ifElse(
+        e.cmpi(arith::CmpIPredicate::eq, denseTile,
+               arith::ConstantOp::create(b, loc, b.getBoolAttr(false))),
+        [&]() { return sweepTile(init, /*dense=*/false); },
+        [&]() {
+          denseStep = true;
+          SmallVector<Value> out = sweepTile(init, /*dense=*/true);
+          denseStep = false;
+          return out;
+        });
+  else
+    acc = sweepTile(init, /*dense=*/false);
 
   // Combine the lanes holding the same rows; each warp's row leader
   // publishes its warp's totals.
@@ -1630,14 +1699,22 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
       mn = e.minui(mn, e.load(minShared, {slot}));
       mx = e.maxui(mx, e.load(maxShared, {slot}));
     }
+    Value row = e.add(e.mul(ids.batch, e.index(L)), t);
     if (collect) {
       // A row without candidates has no largest candidate: its range is
       // then the whole key space (the topk kernel's passes start at the top
       // bit). With one or more, the row's largest key is a candidate.
+      // A dense row's count is its t + 1 keys and its range unknown (the
+      // whole key space for the topk kernel; the finish finds it).
+      Value count = e.load(collected, {ids.tid});
       mn = e.i32(0);
-      mx = e.select(e.cmpi(arith::CmpIPredicate::eq,
-                           e.load(collected, {ids.tid}), e.i32(0)),
+      mx = e.select(e.cmpi(arith::CmpIPredicate::eq, count, e.i32(0)),
                     e.i32(-1), e.load(largestShared, {ids.tid}));
+      if (denseRows) {
+        count = e.select(denseTile, e.indexToI32(e.add(t, e.index(1))), count);
+        mx = e.select(denseTile, e.i32(-1), mx);
+      }
+      e.store(count, entry.getArgument(collect->counts), {row});
     }
     Value n = e.indexToF64(e.add(t, e.index(1)));
     // wgmma kernels hold no div.rn (see divideF64WithoutCall).
@@ -1647,14 +1724,10 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     Value mean = divide(sum);
     Value var = e.sub(divide(sq), e.mul(mean, mean));
     var = arith::MaximumFOp::create(b, loc, var, e.f64(0.0));
-    Value row = e.add(e.mul(ids.batch, e.index(L)), t);
     e.store(mean, meanOut, {row});
     e.store(var, varOut, {row});
     e.store(mn, minOut, {row});
     e.store(mx, maxOut, {row});
-    if (collect)
-      e.store(e.load(collected, {ids.tid}), entry.getArgument(collect->counts),
-              {row});
   });
   gpu::ReturnOp::create(b, loc);
 }
@@ -1780,6 +1853,29 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   Emitter e(b, loc);
   Value hist = dynamicSharedBuffer(b, loc, i32, sampleHistogramBytes(rows) / 4);
   TileIds ids = tileIds(e, L, rows, /*longestFirst=*/true);
+  // A tile whose real rows all see at most `capacity` keys (t + 1 <=
+  // keyEnd) gives each the cut 0 (all its keys are candidates) whatever its
+  // sample holds: it stores that and skips the sweeps (every tile at L <=
+  // capacity, the shorter half of them at twice that).
+  Value sampledTile =
+      e.cmpi(arith::CmpIPredicate::ugt, ids.keyEnd, e.index(capacity));
+  e.ifThen(e.cmpi(arith::CmpIPredicate::eq, sampledTile,
+                  arith::ConstantOp::create(b, loc, b.getBoolAttr(false))),
+           [&]() {
+             Value t = e.add(ids.t0, ids.tid);
+             e.ifThen(e.andi(e.cmpi(arith::CmpIPredicate::ult, ids.tid,
+                                    e.index(rows)),
+                             e.cmpi(arith::CmpIPredicate::ult, t, e.index(L))),
+                      [&]() {
+                        e.store(e.i32(0), cutOut,
+                                {e.add(e.mul(ids.batch, e.index(L)), t)});
+                      });
+           });
+  // The sweeps below, inside the sampled tiles' branch (uniform per CTA:
+  // its barriers are reached by every thread or none).
+  auto sampled =
+      scf::IfOp::create(b, loc, sampledTile, /*withElseRegion=*/false);
+  b.setInsertionPoint(sampled.thenBlock()->getTerminator());
   TileScores source(fused, src, kernel, e, L, rows, ids, /*tensorCores=*/true);
   source.stage();
   e.ifThen(e.cmpi(arith::CmpIPredicate::ult, ids.tid, e.index(rows)), [&]() {
@@ -2077,6 +2173,7 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     e.store(e.select(e.ori(few, none), e.i32(0), cut), cutOut,
             {e.add(e.mul(ids.batch, e.index(L)), t)});
   });
+  b.setInsertionPointAfter(sampled);
   gpu::ReturnOp::create(b, loc);
 }
 
@@ -2581,7 +2678,8 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
   // bin, need, the bin's count, listed
   Value compactScalars = sharedBuffer(kernel, i32, 4);
   Value warpTotals = sharedBuffer(kernel, i32, warps);
-  // prefix, remain, equal, -, tie count, k_t
+  // prefix, remain, equal, -, tie count, k_t, a cut-0 row's smallest and
+  // largest key
   Value scalars = sharedBuffer(kernel, i32, 8);
 
   OpBuilder b = OpBuilder::atBlockBegin(&entry);
@@ -2674,14 +2772,64 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
     e.ifThen(lead, [&]() {
       e.store(e.indexToI32(k), scalars, {e.index(1)});
       e.store(e.i32(0), scalars, {e.index(4)});
+      e.store(e.i32(-1), scalars, {e.index(6)});
+      e.store(e.i32(0), scalars, {e.index(7)});
     });
+    gpu::BarrierOp::create(b, loc);
+    // A row with the cut 0 holds all its keys (at most the capacity; the
+    // stats kernel stored a dense tile's without tracking their range): its
+    // smallest and largest key by a sweep of them (8 loads in flight per
+    // thread), so that the histogram below spans the keys' range rather
+    // than the whole key space (where they would fill a few of its bins).
+    Value wholeRow = e.cmpi(arith::CmpIPredicate::eq,
+                            e.load(entry.getArgument(cand.cuts), {row}),
+                            e.i32(0));
+    e.ifThen(wholeRow, [&]() {
+      SmallVector<Value> range = e.loopStepCarry(
+          tid, count, e.index(kFinishKeyUnroll * threads),
+          ValueRange{e.i32(-1), e.i32(0)},
+          [&](Value i0, ValueRange c) -> SmallVector<Value> {
+            SmallVector<Value> keysHere, live;
+            for (int64_t u = 0; u < kFinishKeyUnroll; ++u) {
+              Value i = e.add(i0, e.index(u * threads));
+              live.push_back(e.cmpi(arith::CmpIPredicate::ult, i, count));
+              keysHere.push_back(e.load(
+                  keys, {e.add(rowBase,
+                               e.minui(i, e.index(cand.capacity - 1)))}));
+            }
+            Value lo = c[0], hi = c[1];
+            for (int64_t u = 0; u < kFinishKeyUnroll; ++u) {
+              lo = e.select(live[u], e.minui(lo, keysHere[u]), lo);
+              hi = e.select(live[u], e.maxui(hi, keysHere[u]), hi);
+            }
+            return {lo, hi};
+          });
+      Value lo = range[0], hi = range[1];
+      for (int32_t offset = 16; offset >= 1; offset /= 2) {
+        lo = e.minui(lo, shuffleXor(b, loc, lo, offset));
+        hi = e.maxui(hi, shuffleXor(b, loc, hi, offset));
+      }
+      e.ifThen(e.cmpi(arith::CmpIPredicate::eq, lane, zero), [&]() {
+        memref::AtomicRMWOp::create(b, loc, arith::AtomicRMWKind::minu, lo,
+                                    scalars, ValueRange{e.index(6)});
+        memref::AtomicRMWOp::create(b, loc, arith::AtomicRMWKind::maxu, hi,
+                                    scalars, ValueRange{e.index(7)});
+      });
+    });
+    gpu::BarrierOp::create(b, loc);
     // The row's cut and largest candidate key, loaded in each path rather
     // than held across the compact one into the radix passes (the kernel
-    // runs at its 48-register cap).
+    // runs at its 48-register cap); a cut-0 row's from the sweep above.
     auto rowCut = [&]() {
-      return e.load(entry.getArgument(cand.cuts), {row});
+      Value cut = e.load(entry.getArgument(cand.cuts), {row});
+      return e.select(e.cmpi(arith::CmpIPredicate::eq, cut, e.i32(0)),
+                      e.load(scalars, {e.index(6)}), cut);
     };
-    auto rowLargest = [&]() { return e.load(maxKeys, {row}); };
+    auto rowLargest = [&]() {
+      Value cut = e.load(entry.getArgument(cand.cuts), {row});
+      return e.select(e.cmpi(arith::CmpIPredicate::eq, cut, e.i32(0)),
+                      e.load(scalars, {e.index(7)}), e.load(maxKeys, {row}));
+    };
     // The selected positions' ascending write-out, window by window of
     // positions (taken candidates set bits of the bitmap between
     // clearWindow and writeWindow). Warp w owns an even share of the

@@ -295,23 +295,58 @@ func.func @select(%qi: tensor<2x100x4x64xbf16>, %ki: tensor<2x100x64xbf16>,
 // bulk loop (under an scf.if: only where it has chunks) is
 // software-pipelined: it also carries the two slots' scores of the chunk
 // whose candidates the next iteration takes; then the masked loop.
+// A sample tile whose real rows all see at most `capacity` keys (keyEnd =
+// min(t0 + rows, L) <= 100: the capacity is capped at L, so here every
+// tile) stores the cut 0 and skips its sweeps.
 // FIXED: gpu.func @select_fixed_3_select_sample
+// FIXED: %[[KEYEND:.*]] = arith.minui %{{.*}}, %c100{{[_0-9]*}} : index
+// FIXED: %[[SAMPLED:.*]] = arith.cmpi ugt, %[[KEYEND]], %c100{{[_0-9]*}} : index
+// FIXED: %[[WHOLE:.*]] = arith.cmpi eq, %[[SAMPLED]], %false
+// FIXED-NEXT: scf.if %[[WHOLE]] {
+// FIXED: memref.store %c0_i32, %arg4
+// FIXED: scf.if %[[SAMPLED]] {
 // FIXED: arith.constant 140 : i32
 // FIXED: gpu.func @select_fixed_3_select_stats
+// FIXED: %[[KEYEND2:.*]] = arith.minui %{{.*}}, %c100{{[_0-9]*}} : index
+// FIXED: %[[DENSE:.*]] = arith.cmpi ule, %[[KEYEND2]], %c100{{[_0-9]*}} : index
 // FIXED-NOT: f64, f64
 // FIXED: scf.for {{.*}} -> (i32, i32, i32, i32, i32, i32, i32, i32, f32, f32)
 // FIXED: scf.for {{.*}} -> (i32, i32, i32, i32, i32, i32, i32, i32)
 // FIXED: memref.atomic_rmw maxu
 // FIXED-NEXT: arith.constant 1 : i32
 // FIXED-NEXT: memref.atomic_rmw addi
+// A dense tile (the else branch) sweeps its chunks masked and stores
+// every visible key at its own position's slot: no atomics.
+// FIXED: } else {
+// FIXED: scf.for {{.*}} -> (i32, i32, i32, i32, i32, i32, i32, i32) {
+// FIXED-NOT: memref.atomic_rmw
+// FIXED: scf.if %{{.*}} {
+// FIXED-NEXT: memref.store %{{.*}}, %arg9[%[[AT:.*]]] : memref<20000xi32>
+// FIXED-NEXT: arith.index_cast
+// FIXED-NEXT: memref.store %{{.*}}, %arg10[%[[AT]]] : memref<20000xi32>
 // A row without candidates records the largest unsigned key as its largest
 // (the topk kernel then starts its radix passes at the top bit), so no
-// kernel relies on the sample's cut lying at or below one of its keys.
-// FIXED: %[[LARGEST:.*]] = memref.load %{{.*}}[%thread_id_x]
-// FIXED: %[[COUNT:.*]] = memref.load
-// FIXED-NEXT: %[[NONE:.*]] = arith.cmpi eq, %[[COUNT]], %c0_i32
-// FIXED-NEXT: arith.select %[[NONE]], %c-1_i32{{.*}}, %[[LARGEST]] : i32
+// kernel relies on the sample's cut lying at or below one of its keys; a
+// dense tile's row counts its t + 1 keys, its range unknown here (the
+// finish finds it).
+// FIXED: %[[COUNT:.*]] = memref.load %{{.*}}[%thread_id_x]
+// FIXED-NEXT: arith.constant 0 : i32
+// FIXED-NEXT: %[[LARGEST:.*]] = memref.load %{{.*}}[%thread_id_x]
+// FIXED: %[[NONE:.*]] = arith.cmpi eq, %[[COUNT]], %c0_i32
+// FIXED-NEXT: %[[MAX:.*]] = arith.select %[[NONE]], %c-1_i32{{.*}}, %[[LARGEST]] : i32
+// FIXED: %[[ALL:.*]] = arith.select %[[DENSE]], %{{.*}}, %[[COUNT]] : i32
+// FIXED: arith.select %[[DENSE]], %c-1_i32{{.*}}, %[[MAX]] : i32
+// FIXED-NEXT: memref.store %[[ALL]]
+// A row with the cut 0 gets its key range from a sweep of its keys (8
+// loads a thread and iteration) before the histogram.
 // FIXED: gpu.func @select_fixed_3_select_finish
+// FIXED: %[[CUT:.*]] = memref.load %arg4[%{{.*}}] : memref<200xi32>
+// FIXED-NEXT: %[[CUT0:.*]] = arith.cmpi eq, %[[CUT]], %c0_i32
+// FIXED-NEXT: scf.if %[[CUT0]] {
+// FIXED: scf.for {{.*}} -> (i32, i32) {
+// FIXED-COUNT-8: memref.load %arg5
+// FIXED: memref.atomic_rmw minu
+// FIXED: memref.atomic_rmw maxu
 func.func @select_fixed(%qi: tensor<2x100x4x64xbf16>, %ki: tensor<2x100x64xbf16>,
                         %wi: tensor<2x100x4xbf16>, %bi: tensor<4xbf16>)
     -> (tensor<2x100x32xi32>, tensor<2x100xi32>) {

