@@ -106,6 +106,12 @@ def GSALowerSelection : Pass<"gsa-lower-selection", "::mlir::ModuleOp"> {
            "an exact per-row select finishes the row; rows it cannot "
            "finish (too few candidates, overflow, many ties) go through "
            "the radix passes">,
+    Option<"selectDenseTiles", "select-dense-tiles", "bool",
+           /*default=*/"true",
+           "sampled selection: a tile whose rows all see at most the "
+           "candidates' capacity of keys (the cut 0) skips the sample's "
+           "sweeps and stores its keys at their positions' slots in the "
+           "statistics sweep, with no shared counter">,
     Option<"selectWgmmaStages", "select-wgmma-stages", "int64_t",
            /*default=*/"0",
            "the statistics sweep's products on wgmma (sm_90a): 32 query "

@@ -43,14 +43,17 @@ int64_t selectionFragmentUnits(IndexerOp op);
 /// (2 x `wgmmaQueries` rows per tile, 16 or 32 queries per warpgroup; the
 /// other kernels keep `rows`); `tmaMode` > 0: its key chunks by TMA (1:
 /// slots freed by the loop's CTA barrier, 2: by per-slot "empty"
-/// barriers).
+/// barriers). `denseTiles`: the sampled selection's tiles of rows that see
+/// at most the candidates' capacity skip the sample's sweeps and store
+/// their keys by position.
 void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
                          mlir::gpu::GPUModuleOp kernels,
                          mlir::IRRewriter &rewriter, llvm::StringRef prefix,
                          int64_t rows, bool tensorCores,
                          bool sampledSelection, int64_t maxRegisters = 0,
                          int64_t wgmmaStages = 0,
-                         int64_t wgmmaQueries = 16, int64_t tmaMode = 0);
+                         int64_t wgmmaQueries = 16, int64_t tmaMode = 0,
+                         bool denseTiles = true);
 
 /// gsa.indexer as a kernel writing the causal score matrix (for programs
 /// that return or reuse the scores themselves).

@@ -140,6 +140,7 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
   selection.selectRowsPerTile = options.selectRowsPerTile;
   selection.selectTensorCores = options.selectTensorCores;
   selection.selectSampled = options.selectSampled;
+  selection.selectDenseTiles = options.selectDenseTiles;
   selection.selectMaxRegisters = options.selectMaxRegisters;
   selection.selectWgmmaStages =
       options.selectWgmmaStages >= 0 ? options.selectWgmmaStages

@@ -1194,6 +1194,8 @@ int addRowStatsArgs(KernelArgs &args, ArrayRef<Value> stats) {
 struct Collect {
   int cuts = -1, keys = -1, positions = -1, counts = -1;
   int64_t capacity = 0;
+  /// Tiles of rows with at most `capacity` keys store them by position.
+  bool denseTiles = true;
 };
 
 /// `moments`: whether anything reads the rows' mean and variance (the
@@ -1221,7 +1223,7 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   // position's slot: no atomics, the count t + 1; the finish kernel finds
   // such a row's key range itself (a min / max carried through this sweep
   // spilled under its register cap).
-  bool denseRows = collect;
+  bool denseRows = collect && collect->denseTiles;
   Value minShared =
       collect ? Value() : sharedBuffer(kernel, i32, rows * kWarps);
   Value maxShared =
@@ -1837,7 +1839,8 @@ TopBin warpTopBin(Emitter &e, Value hist, Value base, int64_t bins, Value lane,
 /// most `capacity` visible keys or the sample holds fewer than `target`.
 void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
                        int64_t L, int64_t rows, int cutArg, int64_t target,
-                       int64_t capacity, int64_t rangeRoundStep) {
+                       int64_t capacity, int64_t rangeRoundStep,
+                       bool denseTiles) {
   Location loc = kernel.getLoc();
   Block &entry = kernel.getBody().front();
   Value cutOut = entry.getArgument(cutArg);
@@ -1856,9 +1859,12 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   // A tile whose real rows all see at most `capacity` keys (t + 1 <=
   // keyEnd) gives each the cut 0 (all its keys are candidates) whatever its
   // sample holds: it stores that and skips the sweeps (every tile at L <=
-  // capacity, the shorter half of them at twice that).
+  // capacity, the shorter half of them at twice that). `denseTiles` off:
+  // every tile sweeps (a constant true condition).
   Value sampledTile =
-      e.cmpi(arith::CmpIPredicate::ugt, ids.keyEnd, e.index(capacity));
+      denseTiles
+          ? e.cmpi(arith::CmpIPredicate::ugt, ids.keyEnd, e.index(capacity))
+          : arith::ConstantOp::create(b, loc, b.getBoolAttr(true)).getResult();
   e.ifThen(e.cmpi(arith::CmpIPredicate::eq, sampledTile,
                   arith::ConstantOp::create(b, loc, b.getBoolAttr(false))),
            [&]() {
@@ -3358,7 +3364,7 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
                          StringRef prefix, int64_t rows, bool tensorCores,
                          bool sampledSelection, int64_t maxRegisters,
                          int64_t wgmmaStages, int64_t wgmmaQueries,
-                         int64_t tmaMode) {
+                         int64_t tmaMode, bool denseTiles) {
   // The sweep kernels' register cap (.maxnreg), where asked for.
   auto capRegisters = [&](gpu::GPUFuncOp kernel) {
     if (maxRegisters > 0)
@@ -3445,7 +3451,8 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
     buildSampleKernel(kernel, fused, src, L, rows, cutArg, target, capacity,
                       op.getPolicy() == SelectionPolicy::fixed
                           ? kFixedRangeRoundStep
-                          : kRangeRoundStep);
+                          : kRangeRoundStep,
+                      denseTiles);
     launchKernel(host, kernel, args.operands(), tiles, B, 1, kThreads,
                  sampleHistogramBytes(rows));
   }
@@ -3467,6 +3474,7 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
       collect.positions = args.add(candPositions);
       collect.counts = args.add(candCounts);
       collect.capacity = capacity;
+      collect.denseTiles = denseTiles;
     }
     // By TMA: ki's tensor map, [B, L, d_I] in boxes of one 64-key chunk's
     // 128-byte column block.

@@ -149,7 +149,8 @@ struct GSALowerSelectionPass
         lowerSelectionToGPU(select, fusedIndexer(select), kernels, rewriter,
                             prefix, rowsPerTileOf(select), selectTensorCores,
                             selectSampled, selectMaxRegisters,
-                            selectWgmmaStages, selectWgmmaQueries, selectTma);
+                            selectWgmmaStages, selectWgmmaQueries, selectTma,
+                            selectDenseTiles);
       } else if (auto indexer = dyn_cast<IndexerOp>(op)) {
         // (A fused indexer is lowered, and erased, with its selection.)
         if (!isFusedIntoSelection(indexer))

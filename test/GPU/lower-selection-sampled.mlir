@@ -4,6 +4,7 @@
 // RUN: gsa-opt %s --gsa-lower-selection | FileCheck %s --check-prefix=FIXED
 // RUN: gsa-opt %s --gsa-lower-selection="select-sampled=0 select-wgmma-stages=4" | FileCheck %s --check-prefix=WGRADIX
 // RUN: gsa-opt %s --gsa-lower-selection | FileCheck %s --check-prefix=SIZES
+// RUN: gsa-opt %s --gsa-lower-selection="select-dense-tiles=0" | FileCheck %s --check-prefix=NODENSE
 
 // The sampled selection (the default with the tensor-core indexer): B = 2,
 // L = 100, k_max = 32, so the sample aims at 32 + 8 + 128 = 168 candidates
@@ -337,6 +338,15 @@ func.func @select(%qi: tensor<2x100x4x64xbf16>, %ki: tensor<2x100x64xbf16>,
 // FIXED: %[[ALL:.*]] = arith.select %[[DENSE]], %{{.*}}, %[[COUNT]] : i32
 // FIXED: arith.select %[[DENSE]], %c-1_i32{{.*}}, %[[MAX]] : i32
 // FIXED-NEXT: memref.store %[[ALL]]
+// select-dense-tiles=0: the sample sweeps every tile (its condition the
+// constant true) and the stats kernel has no dense sweep: one masked loop.
+// NODENSE: gpu.func @select_fixed_3_select_sample
+// NODENSE: %[[ALWAYS:.*]] = arith.constant true
+// NODENSE: scf.if %[[ALWAYS]] {
+// NODENSE: gpu.func @select_fixed_3_select_stats
+// NODENSE: scf.for {{.*}} -> (i32, i32, i32, i32, i32, i32, i32, i32) {
+// NODENSE-NOT: scf.for {{.*}} -> (i32, i32, i32, i32, i32, i32, i32, i32) {
+// NODENSE: gpu.func @select_fixed_3_select_finish
 // A row with the cut 0 gets its key range from a sweep of its keys (8
 // loads a thread and iteration) before the histogram.
 // FIXED: gpu.func @select_fixed_3_select_finish
