@@ -11,6 +11,8 @@
 
 #include "Emitter.h"
 
+#include "gsa/Dialect/GSADialect.h"
+
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
@@ -590,6 +592,19 @@ inline void tmaLoad3d(OpBuilder &b, Location loc, Value dst, Value map,
             "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::"
             "complete_tx::bytes [$0], [$1, {$2, $3, $4}], [$5];",
             {dst, map, x, y, z, bar});
+}
+
+/// The TMA tensor map (gsa.tensor_map, built on the host side of a launch)
+/// of a [B, L, D] 16-bit `source` of shape `shape`, read in boxes of
+/// [1, rows, 64] - one 128-byte column block of `rows` consecutive rows -
+/// with the 128-byte swizzle that the staged slots and wgmma's descriptors
+/// use (tmaLoadRowChunk copies with it).
+inline Value rowChunkTensorMap(OpBuilder &b, Location loc, Value source,
+                               ArrayRef<int64_t> shape, int64_t rows) {
+  return TensorMapOp::create(b, loc, LLVM::LLVMPointerType::get(b.getContext()),
+                             source, b.getDenseI64ArrayAttr(shape),
+                             b.getDenseI64ArrayAttr({1, rows, 64}),
+                             b.getI64IntegerAttr(128));
 }
 
 /// A ring slot's copy of `rows` consecutive rows of a [B, L, D] 16-bit

@@ -3482,12 +3482,8 @@ void lowerSelectionToGPU(AdaptiveTopKOp op, IndexerOp fused,
       auto kiType = fused.getKi().getType();
       int64_t DI = kiType.getDimSize(2);
       Value kiBuffer = args.operands()[src.ki];
-      Value map = TensorMapOp::create(
-          rewriter, loc, LLVM::LLVMPointerType::get(ctx), kiBuffer,
-          rewriter.getDenseI64ArrayAttr({B, L, DI}),
-          rewriter.getDenseI64ArrayAttr({1, kWarpgroupKeys, 64}),
-          rewriter.getI64IntegerAttr(128));
-      src.keyMap = args.add(map);
+      src.keyMap = args.add(rowChunkTensorMap(rewriter, loc, kiBuffer,
+                                              {B, L, DI}, kWarpgroupKeys));
     }
     auto kernel = createKernel(kernels, loc, (prefix + "_select_stats").str(),
                                args, kThreads);

@@ -457,11 +457,10 @@ LogicalResult LoopStager::run() {
       OpBuilder host(launch);
       for (TileGatherRowsOp gather : group.gathers) {
         auto type = gather.getSource().getType();
-        group.maps.push_back(TensorMapOp::create(
-            host, gather.getLoc(), LLVM::LLVMPointerType::get(ctx),
-            gather.getSource(), host.getDenseI64ArrayAttr(type.getShape()),
-            host.getDenseI64ArrayAttr({1, tile.getDimSize(0), 64}),
-            host.getI64IntegerAttr(128)));
+        group.maps.push_back(rowChunkTensorMap(host, gather.getLoc(),
+                                               gather.getSource(),
+                                               type.getShape(),
+                                               tile.getDimSize(0)));
       }
       group.barriers = launch.addWorkgroupAttribution(
           MemRefType::get({stages}, IntegerType::get(ctx, 64),
