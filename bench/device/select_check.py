@@ -524,6 +524,11 @@ def main():
         dict(B=2, L=6000, dtype=bf, policy="inverse", training=False, whole=False, qscale=16),
         # Two head groups on the tensor cores (H_I 8), training (V_bar).
         dict(B=1, L=3000, dtype=bf, policy="inverse", training=True, whole=True, H=8),
+        # The fixed policy's sampled path beside its dense tiles in one call:
+        # k 64's capacity is 752 keys, so the tiles below it store every key
+        # by position and the later ones take a sampled cut (B 2: the batch
+        # offsets of both).
+        dict(B=2, L=2000, dtype=bf, policy="fixed", training=False, whole=False, **small),
     ]
     if not args.quick:
         cases += [dict(B=1, L=16384, dtype=bf, policy="inverse", training=True, whole=True),

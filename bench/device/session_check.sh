@@ -3,7 +3,7 @@
 # device call (machine starts are scarce: a failed one costs 1-2 minutes of
 # the session's 30):
 #   bash bench/device/session_check.sh [LIB] ["AB ENTRIES"] [LENGTHS] ["RUNS"]
-# 1. select_check.py --quick (the float64 reference checks, 11 cases);
+# 1. select_check.py --quick (the float64 reference checks, 12 cases);
 # 2. select_check.py --quick --large --last 2 (L 65536 core, L 140000
 #    selection: the sampled path at scale);
 # 3. ab_profile.sh over the AB entries (default: LIB against itself with
