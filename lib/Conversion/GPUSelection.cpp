@@ -1362,9 +1362,10 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
               {at});
     });
   };
-  // A dense tile's visits: every visible key stored at slot s (sweepStep
-  // while the dense tile's sweep is emitted).
-  bool denseStep = false;
+  // The kinds of sweep step: the bulk's (no masks), the masked chunks',
+  // and a dense tile's (masked, every visible key stored at slot s).
+  enum class Step { Bulk, Masked, Dense };
+  // A dense tile's visits: every visible key stored at slot s.
   auto denseStores = [&](ArrayRef<Visit> visits, bool masked) {
     for (const Visit &v : visits) {
       Value key = orderKey(e, v.score);
@@ -1465,10 +1466,11 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
     return next;
   };
   auto sweepStep = [&](ArrayRef<Visit> visits, ValueRange carried,
-                       bool masked) {
+                       Step kind) {
+    bool masked = kind != Step::Bulk;
     SmallVector<Value> next(carried.begin(), carried.begin() + statsValues);
     next = sweepMoments(visits, next, masked);
-    if (!denseStep)
+    if (kind != Step::Dense)
       return sparseTakes(visits, next, masked);
     denseStores(visits, masked);
     return next;
@@ -1477,7 +1479,7 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   // The masked sweep over chunks [lb, ub) (the bulk before it is
   // pipelinedSweep's). Tensor cores: the next chunk's key fragments are
   // loaded (clamped) while this one computes.
-  auto maskedSweep = [&](Value lb, Value ub, ValueRange inits) {
+  auto maskedSweep = [&](Value lb, Value ub, ValueRange inits, Step kind) {
     return e.loopStepCarry(
         lb, ub, chunk, inits,
         [&](Value s0, ValueRange carried) -> SmallVector<Value> {
@@ -1491,7 +1493,7 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
           } else {
             visits = source.visits(s0);
           }
-          SmallVector<Value> next = sweepStep(visits, carried, /*masked=*/true);
+          SmallVector<Value> next = sweepStep(visits, carried, kind);
           next.append(ahead.begin(), ahead.end());
           return next;
         });
@@ -1533,7 +1535,7 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
             current.push_back({source.slotRow(m), s,
                                carried[statsValues + fragCount + m]});
           SmallVector<Value> next =
-              sweepStep(current, carried, /*masked=*/false);
+              sweepStep(current, carried, Step::Bulk);
           next.append(ahead.begin(), ahead.end());
           for (const Visit &v : upcoming)
             next.push_back(v.score);
@@ -1546,7 +1548,8 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   // stages - 2 newer groups in flight), a barrier publishes them and frees
   // the slot chunk i - 1 used, which then receives chunk i + stages - 1.
   auto warpgroupSweep = [&](Value lb, Value ub, ValueRange inits,
-                            bool masked) {
+                            Step kind) {
+    bool masked = kind != Step::Bulk;
     return e.loopStepCarry(
         lb, ub, e.index(perBarrier), inits,
         [&](Value i, ValueRange carried) -> SmallVector<Value> {
@@ -1577,7 +1580,7 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
               source.waitForChunk(index);
               for (int64_t part = 0; part < source.chunkParts(); ++part)
                 carried = sweepStep(source.warpgroupVisits(index, part),
-                                    carried, masked);
+                                    carried, kind);
               return carried;
             };
             if (!masked || p == 0) {
@@ -1595,49 +1598,51 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
   // unmasked bulk (at most capacity / 64 chunks).
   auto sweepTile = [&](SmallVector<Value> init,
                        bool dense) -> SmallVector<Value> {
-  Value bulkEnd = e.index(0);
-  SmallVector<Value> acc;
-  if (warpgroup) {
-    // Chunks wholly below t0 of a tile of real rows need no masks.
-    Value chunk = e.index(source.chunk());
-    Value allReal =
-        e.cmpi(arith::CmpIPredicate::ule, e.add(ids.t0, e.index(rows)),
-               e.index(L));
-    Value bulkChunks = e.select(allReal, e.div(ids.t0, chunk), e.index(0));
-    bulkChunks = e.mul(e.div(bulkChunks, e.index(perBarrier)),
-                       e.index(perBarrier));
-    if (dense)
-      bulkChunks = e.index(0);
-    else
-      init = warpgroupSweep(e.index(0), bulkChunks, init, /*masked=*/false);
-    acc = warpgroupSweep(bulkChunks, chunks, init, /*masked=*/true);
-    if (!byTma)
-      NVVM::CpAsyncWaitGroupOp::create(b, loc, 0);
-  } else if (prefetch) {
-    // Chunks [0, bulkEnd) lie below t0, and so do the two chunks each of
-    // them loads ahead: neither masks nor clamps. A tile with rows past L
-    // (the last, for a ragged L) takes the masked loop throughout.
-    Value below = e.div(ids.t0, chunk);
-    Value bulkChunks = e.select(
-        e.cmpi(arith::CmpIPredicate::uge, below, e.index(2)),
-        e.sub(below, e.index(2)), e.index(0));
-    Value allReal =
-        e.cmpi(arith::CmpIPredicate::ule, e.add(ids.t0, e.index(rows)),
-               e.index(L));
-    bulkEnd = e.select(allReal, e.mul(bulkChunks, chunk), e.index(0));
-    if (dense)
-      bulkEnd = e.index(0);
-    else
-      init = e.ifElse(
-        e.cmpi(arith::CmpIPredicate::ugt, bulkEnd, e.index(0)),
-        [&]() { return pipelinedSweep(e.index(0), bulkEnd, init); },
-        [&]() { return init; });
-    for (Value f : source.keyFragments(e.add(bulkEnd, warpOffset)))
-      init.push_back(f);
-  }
-  if (!warpgroup)
-    acc = maskedSweep(bulkEnd, ids.keyEnd, init);
-  return acc;
+    Step maskedKind = dense ? Step::Dense : Step::Masked;
+    Value bulkEnd = e.index(0);
+    SmallVector<Value> acc;
+    if (warpgroup) {
+      // Chunks wholly below t0 of a tile of real rows need no masks (a
+      // dense tile masks them all).
+      Value bulkChunks = e.index(0);
+      if (!dense) {
+        Value chunk = e.index(source.chunk());
+        Value allReal =
+            e.cmpi(arith::CmpIPredicate::ule, e.add(ids.t0, e.index(rows)),
+                   e.index(L));
+        bulkChunks = e.select(allReal, e.div(ids.t0, chunk), e.index(0));
+        bulkChunks = e.mul(e.div(bulkChunks, e.index(perBarrier)),
+                           e.index(perBarrier));
+        init = warpgroupSweep(e.index(0), bulkChunks, init, Step::Bulk);
+      }
+      acc = warpgroupSweep(bulkChunks, chunks, init, maskedKind);
+      if (!byTma)
+        NVVM::CpAsyncWaitGroupOp::create(b, loc, 0);
+    } else if (prefetch) {
+      // Chunks [0, bulkEnd) lie below t0, and so do the two chunks each of
+      // them loads ahead: neither masks nor clamps. A tile with rows past L
+      // (the last, for a ragged L) takes the masked loop throughout, as
+      // does a dense tile.
+      if (!dense) {
+        Value below = e.div(ids.t0, chunk);
+        Value bulkChunks = e.select(
+            e.cmpi(arith::CmpIPredicate::uge, below, e.index(2)),
+            e.sub(below, e.index(2)), e.index(0));
+        Value allReal =
+            e.cmpi(arith::CmpIPredicate::ule, e.add(ids.t0, e.index(rows)),
+                   e.index(L));
+        bulkEnd = e.select(allReal, e.mul(bulkChunks, chunk), e.index(0));
+        init = e.ifElse(
+            e.cmpi(arith::CmpIPredicate::ugt, bulkEnd, e.index(0)),
+            [&]() { return pipelinedSweep(e.index(0), bulkEnd, init); },
+            [&]() { return init; });
+      }
+      for (Value f : source.keyFragments(e.add(bulkEnd, warpOffset)))
+        init.push_back(f);
+    }
+    if (!warpgroup)
+      acc = maskedSweep(bulkEnd, ids.keyEnd, init, maskedKind);
+    return acc;
   };
   SmallVector<Value> acc;
   // (The common tile's sweep first, in the then-region.)
@@ -1646,12 +1651,7 @@ void buildStatsKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
         e.cmpi(arith::CmpIPredicate::eq, denseTile,
                arith::ConstantOp::create(b, loc, b.getBoolAttr(false))),
         [&]() { return sweepTile(init, /*dense=*/false); },
-        [&]() {
-          denseStep = true;
-          SmallVector<Value> out = sweepTile(init, /*dense=*/true);
-          denseStep = false;
-          return out;
-        });
+        [&]() { return sweepTile(init, /*dense=*/true); });
   else
     acc = sweepTile(init, /*dense=*/false);
 
@@ -2759,21 +2759,41 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
   e.ifThen(e.andi(notAll, usable), [&]() {
     // Every candidate once, `unroll` per thread and iteration with their
     // loads issued first: use(key, position, live) per candidate.
+    // With values carried through the sweep: use(key, position, live,
+    // carried) returns the next ones.
+    using CandidateFold =
+        function_ref<SmallVector<Value>(Value, Value, Value, ValueRange)>;
+    auto foldCandidates = [&](bool withPositions, ValueRange init,
+                              CandidateFold use, int64_t unroll) {
+      return e.loopStepCarry(
+          tid, count, e.index(unroll * threads), init,
+          [&](Value i0, ValueRange carried) -> SmallVector<Value> {
+            SmallVector<Value> cKey, cPos, cLive;
+            for (int64_t u = 0; u < unroll; ++u) {
+              Value i = e.add(i0, e.index(u * threads));
+              cLive.push_back(e.cmpi(arith::CmpIPredicate::ult, i, count));
+              Value at =
+                  e.add(rowBase, e.minui(i, e.index(cand.capacity - 1)));
+              cKey.push_back(e.load(keys, {at}));
+              cPos.push_back(withPositions ? e.load(positions, {at})
+                                           : Value());
+            }
+            SmallVector<Value> next(carried.begin(), carried.end());
+            for (int64_t u = 0; u < unroll; ++u)
+              next = use(cKey[u], cPos[u], cLive[u], next);
+            return next;
+          });
+    };
     auto forEachCandidate = [&](bool withPositions,
                                 function_ref<void(Value, Value, Value)> use,
                                 int64_t unroll = kFinishUnroll) {
-      e.loopStep(tid, count, e.index(unroll * threads), [&](Value i0) {
-        SmallVector<Value> cKey, cPos, cLive;
-        for (int64_t u = 0; u < unroll; ++u) {
-          Value i = e.add(i0, e.index(u * threads));
-          cLive.push_back(e.cmpi(arith::CmpIPredicate::ult, i, count));
-          Value at = e.add(rowBase, e.minui(i, e.index(cand.capacity - 1)));
-          cKey.push_back(e.load(keys, {at}));
-          cPos.push_back(withPositions ? e.load(positions, {at}) : Value());
-        }
-        for (int64_t u = 0; u < unroll; ++u)
-          use(cKey[u], cPos[u], cLive[u]);
-      });
+      foldCandidates(
+          withPositions, {},
+          [&](Value key, Value pos, Value live, ValueRange) {
+            use(key, pos, live);
+            return SmallVector<Value>{};
+          },
+          unroll);
     };
     e.ifThen(lead, [&]() {
       e.store(e.indexToI32(k), scalars, {e.index(1)});
@@ -2791,27 +2811,16 @@ void buildFinishKernel(gpu::GPUFuncOp kernel, AdaptiveTopKOp op, int64_t L,
                             e.load(entry.getArgument(cand.cuts), {row}),
                             e.i32(0));
     e.ifThen(wholeRow, [&]() {
-      SmallVector<Value> range = e.loopStepCarry(
-          tid, count, e.index(kFinishKeyUnroll * threads),
-          ValueRange{e.i32(-1), e.i32(0)},
-          [&](Value i0, ValueRange c) -> SmallVector<Value> {
-            SmallVector<Value> keysHere, live;
-            for (int64_t u = 0; u < kFinishKeyUnroll; ++u) {
-              Value i = e.add(i0, e.index(u * threads));
-              live.push_back(e.cmpi(arith::CmpIPredicate::ult, i, count));
-              keysHere.push_back(e.load(
-                  keys, {e.add(rowBase,
-                               e.minui(i, e.index(cand.capacity - 1)))}));
-            }
-            Value lo = c[0], hi = c[1];
-            for (int64_t u = 0; u < kFinishKeyUnroll; ++u) {
-              lo = e.select(live[u], e.minui(lo, keysHere[u]), lo);
-              hi = e.select(live[u], e.maxui(hi, keysHere[u]), hi);
-            }
-            return {lo, hi};
-          });
+      SmallVector<Value> range = foldCandidates(
+          false, ValueRange{e.i32(-1), e.i32(0)},
+          [&](Value key, Value, Value live, ValueRange c) {
+            return SmallVector<Value>{
+                e.select(live, e.minui(c[0], key), c[0]),
+                e.select(live, e.maxui(c[1], key), c[1])};
+          },
+          kFinishKeyUnroll);
       Value lo = range[0], hi = range[1];
-      for (int32_t offset = 16; offset >= 1; offset /= 2) {
+      for (int32_t offset = kWarpSize / 2; offset >= 1; offset /= 2) {
         lo = e.minui(lo, shuffleXor(b, loc, lo, offset));
         hi = e.maxui(hi, shuffleXor(b, loc, hi, offset));
       }
