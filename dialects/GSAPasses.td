@@ -413,13 +413,24 @@ def GSAMapTensorCores : Pass<"gsa-map-tensor-cores"> {
     orders the staged copies before the wgmma reads. Launches of other
     widths keep mma.sync.
 
+    With `shared-queries` too, a wgmma launch's query block also goes to
+    shared memory once (each warpgroup's 64 rows in the 128-byte swizzle
+    layout, 1024-byte aligned) and wgmma reads its A operand there through
+    descriptors: the 32 A registers per thread (d_k 128) are no longer live
+    across the key loop. Only where the block fits the static shared memory
+    and d_k is a multiple of 64 elements; other products read the
+    registers as before.
+
     Needs `gsa-stage-shared` first (dot operands from shared memory) and a
     tile of 16 rows per warp of the launch.
   }];
   let options = [
     Option<"wgmma", "wgmma", "bool", /*default=*/"false",
            "the products of launches of whole warpgroups on "
-           "wgmma.mma_async (sm_90a)">
+           "wgmma.mma_async (sm_90a)">,
+    Option<"sharedQueries", "shared-queries", "bool", /*default=*/"false",
+           "with wgmma: the query block's A operand from shared memory "
+           "(descriptors) instead of registers">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

@@ -25,6 +25,10 @@ namespace gsa::detail {
 constexpr int64_t kWarpSize = 32;
 /// mma.sync m16n8k16's M: the rows of a tile one warp owns.
 constexpr int64_t kRowsPerWarp = 16;
+/// Static shared memory a kernel may declare.
+constexpr int64_t kStaticSharedBytes = 48 * 1024;
+/// Shared memory a block may use on sm_90 (static plus dynamic).
+constexpr int64_t kBlockSharedBytes = 227 * 1024;
 constexpr double kLog2E = 1.4426950408889634;
 constexpr double kLn2 = 0.6931471805599453;
 
@@ -347,6 +351,11 @@ inline Value byteAddress(Emitter &e, Value buffer, Value offset, Type type) {
   Value bytes = e.mul(offset, e.index(memrefType.getElementTypeBitWidth() / 8));
   return arith::IndexCastUIOp::create(b, loc, type, e.add(base, bytes));
 }
+/// The bytes of a (shared) buffer.
+inline int64_t bytesOf(MemRefType type) {
+  return type.getNumElements() * type.getElementTypeBitWidth() / 8;
+}
+
 inline Value sharedAddress(Emitter &e, Value buffer, Value offset) {
   return byteAddress(e, buffer, offset, e.builder().getI32Type());
 }
@@ -439,6 +448,19 @@ inline std::string wgmmaLine(int64_t n, llvm::StringRef kind, int64_t accN,
                      transposeB);
 }
 
+/// One wgmma product line with both operands in shared memory: A (K-major,
+/// not transposed) by the descriptor $aDescriptor, B by $bDescriptor; the
+/// rest as wgmmaLine.
+inline std::string wgmmaSharedLine(int64_t n, llvm::StringRef kind,
+                                   int64_t accN, int64_t aDescriptor,
+                                   int64_t bDescriptor, llvm::StringRef scaleD,
+                                   int64_t transposeB) {
+  return fmt::format("wgmma.mma_async.sync.aligned.m64n{}k16.f32.{}.{} "
+                     "{}, ${}, ${}, {}, 1, 1, 0, {};\n",
+                     n, kind.str(), kind.str(), asmRegisterList(0, accN),
+                     aDescriptor, bDescriptor, scaleD.str(), transposeB);
+}
+
 /// An inline PTX block with `n` f32 results ("=f" constraints first in
 /// `constraints`, then the operands').
 inline SmallVector<Value> inlineAsmF32Results(OpBuilder &b, Location loc,
@@ -462,24 +484,23 @@ inline SmallVector<Value> inlineAsmF32Results(OpBuilder &b, Location loc,
   return out;
 }
 
-/// An inline PTX block of wgmma products (A from registers) whose text
-/// `code` issues, commits and waits: no accumulator register is read or
-/// copied while a product is in flight. Its operands: `accN` f32
-/// accumulators ($0..), per k-step 4 A registers and a B descriptor
-/// (`operands`, then any further i32 operands `extraI32`), and where
-/// `tied` holds the incoming accumulators they are tied to the outputs.
-/// Returns the accumulators.
-inline SmallVector<Value> warpgroupProductBlock(OpBuilder &b, Location loc,
-                                                StringRef code,
-                                                ArrayRef<Value> operands,
-                                                int64_t accN, int64_t steps,
-                                                int64_t extraI32,
-                                                ArrayRef<Value> tied) {
+/// An inline PTX block of wgmma products whose text `code` issues, commits
+/// and waits: no accumulator register is read or copied while a product is
+/// in flight. Its operands: `accN` f32 accumulators ($0..), per k-step 4 A
+/// registers and a B descriptor - or, with `aFromShared`, an A descriptor
+/// and a B descriptor - (`operands`, then any further i32 operands
+/// `extraI32`), and where `tied` holds the incoming accumulators they are
+/// tied to the outputs. Returns the accumulators.
+inline SmallVector<Value>
+warpgroupProductBlock(OpBuilder &b, Location loc, StringRef code,
+                      ArrayRef<Value> operands, int64_t accN, int64_t steps,
+                      int64_t extraI32, ArrayRef<Value> tied,
+                      bool aFromShared = false) {
   std::string constraints;
   for (int64_t i = 0; i < accN; ++i)
     constraints += "=f,";
   for (int64_t ks = 0; ks < steps; ++ks)
-    constraints += "r,r,r,r,l,";
+    constraints += aFromShared ? "l,l," : "r,r,r,r,l,";
   for (int64_t i = 0; i < extraI32; ++i)
     constraints += "r,";
   constraints.pop_back();

@@ -131,6 +131,7 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
     pm.addPass(createGSAStageShared(staging));
     GSAMapTensorCoresOptions mapping;
     mapping.wgmma = wgmma;
+    mapping.sharedQueries = options.attentionSharedQueries;
     pm.addPass(createGSAMapTensorCores(mapping));
   }
   pm.addPass(createGSAOutlineKernels());

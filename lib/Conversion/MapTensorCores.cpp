@@ -72,8 +72,10 @@ struct Fragment {
 
 class LaunchMapper {
 public:
-  LaunchMapper(gpu::LaunchOp launch, int64_t warps, bool wgmma)
-      : launch(launch), warps(warps), wgmma(wgmma) {}
+  LaunchMapper(gpu::LaunchOp launch, int64_t warps, bool wgmma,
+               bool sharedQueries)
+      : launch(launch), warps(warps), wgmma(wgmma),
+        sharedQueries(wgmma && sharedQueries) {}
   LogicalResult run();
 
 private:
@@ -103,6 +105,10 @@ private:
                                   Fragment &lhs, Type elem, Value slotAddress,
                                   int64_t rhsRows, int64_t N, int64_t K,
                                   bool transposed, ArrayRef<Value> acc);
+  /// gsa.tile.load_queries with shared-queries: the loaded fragments also
+  /// stored to a new shared buffer (f.ring), where they fit.
+  void stageQueries(OpBuilder &b, Location loc, Fragment &f, Type elem,
+                    int64_t D);
   /// The four A-operand registers of k-step `ks` of `lhs`.
   SmallVector<Value> aOperand(OpBuilder &b, Fragment &lhs, Type elem,
                               int64_t ks);
@@ -122,6 +128,9 @@ private:
   gpu::LaunchOp launch;
   int64_t warps;
   bool wgmma;
+  /// Whether the query block also goes to shared memory for wgmma's A
+  /// operand (the pass's shared-queries).
+  bool sharedQueries;
   /// Whether some product of the launch runs on wgmma (then the staged
   /// copies need a proxy fence before the wgmma reads them).
   bool usedWgmma = false;
@@ -270,8 +279,67 @@ LogicalResult LaunchMapper::loadQueries(TileLoadQueriesOp op) {
                      loadPair(b, loc, q, e.add(base[0], hi)),
                      loadPair(b, loc, q, e.add(base[1], hi))});
   }
+  if (sharedQueries)
+    stageQueries(b, loc, f, qType.getElementType(), D);
   fragments[op.getTile()] = std::move(f);
   return success();
+}
+
+void LaunchMapper::stageQueries(OpBuilder &b, Location loc, Fragment &f,
+                                Type elem, int64_t D) {
+  // Each warpgroup's 64 rows x D in the 128-byte swizzle layout of the
+  // staged slots (swizzledPieceOffset: 128-byte column blocks of 64 rows,
+  // pieces permuted by row % 8), so that wgmma reads them through the same
+  // kind of descriptor as a K slot. Only whole warpgroups, whole column
+  // blocks and what the static shared memory still holds (the rings may
+  // already use it; gsa-stage-shared's limit).
+  int64_t elemBytes = elem.getIntOrFloatBitWidth() / 8;
+  int64_t bytes = warps * kRowsPerWarp * D * elemBytes;
+  int64_t staticBytes = 0, dynamicBytes = 0;
+  for (BlockArgument buffer : launch.getWorkgroupAttributions())
+    staticBytes += bytesOf(cast<MemRefType>(buffer.getType()));
+  if (Value size = launch.getDynamicSharedMemorySize()) {
+    auto c = size.getDefiningOp<arith::ConstantIntOp>();
+    if (!c)
+      return;
+    dynamicBytes = c.value();
+  }
+  if (warps % 4 != 0 || (D * elemBytes) % 128 != 0 ||
+      staticBytes + bytes > kStaticSharedBytes ||
+      staticBytes + bytes + dynamicBytes > kBlockSharedBytes)
+    return;
+  Emitter e(b, loc);
+  auto workgroup = gpu::AddressSpaceAttr::get(b.getContext(),
+                                              gpu::AddressSpace::Workgroup);
+  // Rank 3, so that gsa-outline-kernels aligns it to 1024 bytes as it does
+  // the rows rings (the swizzle atoms).
+  f.ring = launch.addWorkgroupAttribution(
+      MemRefType::get({warps / 4, kRowsPerWarp * 4, D}, elem,
+                      MemRefLayoutAttrInterface(), workgroup),
+      loc);
+  f.swizzled = true;
+  int64_t perPiece = 16 / elemBytes;
+  Value groupBase = e.mul(arith::DivUIOp::create(b, loc, warp, e.index(4)),
+                          e.index(4 * kRowsPerWarp * D));
+  Value warpRow = e.mul(arith::RemUIOp::create(b, loc, warp, e.index(4)),
+                        e.index(kRowsPerWarp));
+  // f.values per k-step: (row g, k 0-7), (g + 8, 0-7), (g, 8-15),
+  // (g + 8, 8-15), each a pair at column `col` of its 8.
+  for (int64_t ks = 0; ks < D / 16; ++ks)
+    for (int64_t i = 0; i < 4; ++i) {
+      Value row = e.add(warpRow, e.add(g, e.index(8 * (i % 2))));
+      Value piece = e.index(2 * ks + i / 2);
+      Value offset = e.add(
+          groupBase,
+          e.add(swizzledPieceOffset(e, row, piece, 4 * kRowsPerWarp, perPiece),
+                col));
+      inlinePtx(b, loc, "st.shared.b32 [$0], $1;",
+                {sharedAddress(e, f.ring, offset), f.values[ks * 4 + i]});
+    }
+  // The stores (generic proxy) before wgmma's reads (async proxy), for
+  // every warp of the group.
+  asyncProxyFence(b, loc);
+  gpu::BarrierOp::create(b, loc);
 }
 
 bool LaunchMapper::useWarpgroupMma(TileDotOp op) {
@@ -306,12 +374,26 @@ SmallVector<Value> LaunchMapper::warpgroupDot(OpBuilder &b, Location loc,
   //     transposed): k-step kk starts at row 16 kk; the 64-column blocks of
   //     N are rhsRows x 128 bytes apart (leading offset), the 8-key groups
   //     1024 bytes (stride offset).
+  // With the query block in shared memory (stageQueries), A is read
+  // through descriptors too: the warpgroup's 64 rows K-major in the same
+  // swizzle layout as a K slot (k-step ks at (ks % 4) x 32 bytes into
+  // column block ks / 4, blocks 64 x 128 bytes apart).
+  bool aShared = lhs.kind == Fragment::QueryBlock && lhs.ring;
   int64_t blockBytes = rhsRows * 128;
   int64_t steps = K / 16, accN = N / 2;
+  int64_t perStep = aShared ? 2 : 5;
   SmallVector<Value> operands;
   std::string code = "{\n.reg .pred p;\nsetp.ne.b32 p, $" +
-                     std::to_string(accN + steps * 5) +
+                     std::to_string(accN + steps * perStep) +
                      ", 0;\nwgmma.fence.sync.aligned;\n";
+  Value aFirst;
+  if (aShared) {
+    int64_t groupElems = 4 * kRowsPerWarp * K;
+    Value groupBase = e.mul(arith::DivUIOp::create(b, loc, warp, e.index(4)),
+                            e.index(groupElems));
+    aFirst = matrixDescriptor(e, sharedAddress(e, lhs.ring, groupBase), 16,
+                              1024);
+  }
   // The k-steps' descriptors: the first one's plus each offset
   // (offsetDescriptor).
   Value firstDesc =
@@ -321,16 +403,24 @@ SmallVector<Value> LaunchMapper::warpgroupDot(OpBuilder &b, Location loc,
     int64_t offset = transposed ? (ks / 4) * blockBytes + (ks % 4) * 32
                                 : ks * 16 * 128;
     Value desc = offsetDescriptor(e, firstDesc, offset);
+    int64_t first = accN + ks * perStep;
+    if (aShared) {
+      operands.push_back(offsetDescriptor(
+          e, aFirst, (ks / 4) * 4 * kRowsPerWarp * 128 + (ks % 4) * 32));
+      operands.push_back(desc);
+      code += wgmmaSharedLine(N, kind, accN, first, first + 1, "p",
+                              transposed ? 0 : 1);
+      continue;
+    }
     llvm::append_range(operands, aOperand(b, lhs, elem, ks));
     operands.push_back(desc);
-    int64_t first = accN + ks * 5;
     code += wgmmaLine(N, kind, accN, first, "p", transposed ? 0 : 1);
   }
   code += "wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned "
           "0;\n}";
   operands.push_back(e.i32(1)); // scale-d: accumulate
   return warpgroupProductBlock(b, loc, code, operands, accN, steps,
-                               /*extraI32=*/1, acc);
+                               /*extraI32=*/1, acc, aShared);
 }
 
 LogicalResult LaunchMapper::dot(TileDotOp op) {
@@ -1131,7 +1221,9 @@ struct GSAMapTensorCoresPass
         return signalPassFailure();
       }
       bool useWgmma = wgmma && !dividesIntegersByAVariable(launch);
-      if (failed(LaunchMapper(launch, x.value() / kWarpSize, useWgmma).run()))
+      if (failed(LaunchMapper(launch, x.value() / kWarpSize, useWgmma,
+                              sharedQueries)
+                     .run()))
         return signalPassFailure();
     }
   }

@@ -36,15 +36,6 @@ using namespace gsa::detail;
 
 namespace {
 
-/// Static shared memory a kernel may declare.
-constexpr int64_t kStaticSharedBytes = 48 * 1024;
-/// Shared memory a block may use on sm_90 (static plus dynamic).
-constexpr int64_t kBlockSharedBytes = 227 * 1024;
-
-int64_t bytesOf(MemRefType type) {
-  return type.getNumElements() * type.getElementTypeBitWidth() / 8;
-}
-
 /// Gathers that read the same rows (same positions, offset, count, batch,
 /// KV head) from different sources share their position loads; so do the
 /// words gathers of one offset and count. Consecutive rows (no positions)

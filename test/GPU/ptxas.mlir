@@ -41,6 +41,12 @@
 // RUN: grep -c wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 %t.w8.ptx | FileCheck %s --check-prefix=WGMMA-S
 // RUN: grep -c wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 %t.w8.ptx | FileCheck %s --check-prefix=WGMMA-PV
 // RUN: FileCheck %s --check-prefix=W8PTX < %t.w8.ptx
+// RUN: gsa-compile %s --attention-shared-queries --attention-max-registers=128 -o %t.sq.ptx
+// RUN: %ptxas -arch=sm_90a -v %t.sq.ptx -o %t.sq.cubin > %t.sq.log 2>&1
+// RUN: FileCheck %s --check-prefix=SQ < %t.sq.log
+// RUN: not grep -q C7512 %t.sq.log
+// RUN: grep -c "p, 1, 1, 0, 0;" %t.sq.ptx | FileCheck %s --check-prefix=WGMMA-S
+// RUN: not grep -q "p, 1, 1, 0;" %t.sq.ptx
 
 // The emitted PTX assembles for sm_90a without spills, also with the
 // attention on tensor cores: 2 n-tiles x 8 k-steps of Q K^T and 16 d-tiles
@@ -108,6 +114,14 @@
 // W8: Compiling entry function 'attend_sparse_attention_0' for 'sm_90a'
 // W8: Used 128 registers
 
+// With `--attention-shared-queries` Q K^T reads the query block from
+// shared memory (both operands by descriptor: the 8 k-steps end in "0,
+// 0;"), and the 32 A registers it no longer holds let the kernel fit 128
+// registers (4 warps) with no spill and no wgmma serialisation (C7512).
+// SQ: Compiling entry function 'attend_sparse_attention_0' for 'sm_90a'
+// SQ-NEXT: Function properties for attend_sparse_attention_0
+// SQ-NEXT: 0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+// SQ-NEXT: Used 128 registers, used 1 barriers, 18432 bytes smem
 // TILEMMA: 64
 // LDMATRIX: 32
 // WGMMA-S: 8
