@@ -1949,19 +1949,26 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
       return e.add(head, e.add(e.mul(blk, block), e.mul(pick, e.index(8))));
     };
     // The sampled span ends at least kSampleTail - chunk keys before the
-    // tile's first row (and the n-tiles past it, at most a block, before
-    // keyEnd): every key is below L and visible from every real row, so no
-    // clamp and no causal mask. A round's key fragments are loaded a round
-    // ahead (carried), so that the loads' latency overlaps the products
-    // and histogram updates of the round before; the round after the last
-    // loads its own n-tile again (key 0 where there is no round at all).
-    // 128K structured: sample 3.78 -> 3.36 ms fixed, 3.78 -> 3.33 inverse
-    // (H100, docs/perf-log.md 2026-12-06 eighth session).
+    // tile's first row: its keys are below L and visible from every real
+    // row, so no causal mask. But the last round's warps past the span's
+    // blocks (up to 7 blocks of 128 keys past `tail`, which lies only
+    // ~kSampleTail below keyEnd) take n-tiles past keyEnd - for the last
+    // tiles up to 64 keys past L -, and so does key 0's n-tile when L < 8:
+    // their visits are masked (inSpan), their loads clamped to key L - 1
+    // (keyFragments' bounds), so that no load leaves ki (unclamped, the
+    // last tiles read 8 KiB past it: a fault wherever ki ends its
+    // allocation; gsa_bench at 64K, docs/perf-log.md fifteenth session).
+    // A round's key fragments are loaded a round ahead (carried), so that
+    // the loads' latency overlaps the products and histogram updates of
+    // the round before; the round after the last loads its own n-tile
+    // again (key 0 where there is no round at all). 128K structured:
+    // sample 3.78 -> 3.36 ms fixed, 3.78 -> 3.33 inverse (H100,
+    // docs/perf-log.md 2026-12-06 eighth session).
     Value firstBase = e.select(e.cmpi(arith::CmpIPredicate::ult, zero, rounds),
                                baseOf(zero), zero);
     SmallVector<Value> carriedInit(state.begin(), state.end());
     size_t fragsAt = carriedInit.size();
-    llvm::append_range(carriedInit, source.keyFragments(firstBase, true));
+    llvm::append_range(carriedInit, source.keyFragments(firstBase));
     SmallVector<Value> done = e.loopStepCarry(
         zero, rounds, e.index(roundStep), carriedInit,
         [&](Value i, ValueRange carried) -> SmallVector<Value> {
@@ -1972,7 +1979,7 @@ void buildSampleKernel(gpu::GPUFuncOp kernel, IndexerOp fused, SourceArgs src,
           Value nextBase =
               e.select(e.cmpi(arith::CmpIPredicate::ult, after, rounds),
                        baseOf(after), base);
-          SmallVector<Value> ahead = source.keyFragments(nextBase, true);
+          SmallVector<Value> ahead = source.keyFragments(nextBase);
           for (auto [m, v] : llvm::enumerate(source.visitsWith(frags, base))) {
             Value inSpan = e.cmpi(arith::CmpIPredicate::ult, v.s, tail);
             use(v, e.andi(realRow[m], inSpan), e.i32(kSampleStride), m, next);

@@ -5,6 +5,7 @@
 // RUN: gsa-opt %s --gsa-lower-selection="select-sampled=0 select-wgmma-stages=4" | FileCheck %s --check-prefix=WGRADIX
 // RUN: gsa-opt %s --gsa-lower-selection | FileCheck %s --check-prefix=SIZES
 // RUN: gsa-opt %s --gsa-lower-selection="select-dense-tiles=0" | FileCheck %s --check-prefix=NODENSE
+// RUN: gsa-opt %s --gsa-lower-selection | FileCheck %s --check-prefix=CLAMP
 
 // The sampled selection (the default with the tensor-core indexer): B = 2,
 // L = 100, k_max = 32, so the sample aims at 32 + 8 + 128 = 168 candidates
@@ -256,6 +257,44 @@
 // CAP-SAME: nvvm.maxnreg = 48
 // CAP: gpu.func @select_1_select_topk
 // CAP-SAME: nvvm.maxnreg = 96
+// No load of the sample kernel leaves ki (here [1, 16384, 64]): each of its
+// nine key-fragment loads (the head and tail chunks, the sampled rounds and
+// the loads a round ahead, for the histogram, range and crowded-bin sweeps)
+// reads a key clamped to L - 1 = 16383. The last round's warps past the
+// sampled span take n-tiles past keyEnd - for the last tiles past L -, whose
+// visits are masked; unclamped, those loads read up to 64 keys (8 KiB) past
+// ki, which faulted wherever ki ended its allocation (gsa_bench.py at 64K).
+// CLAMP-LABEL: gpu.func @select_fixed_sizes_2048_7_select_sample
+// CLAMP: arith.minui %{{.*}}, %c16383{{(_[0-9]+)?}} : index
+// CLAMP-NOT: vector.load %arg1[
+// CLAMP: vector.load %arg1[{{.*}} : memref<1048576xbf16>, vector<16xbf16>
+// CLAMP: arith.minui %{{.*}}, %c16383{{(_[0-9]+)?}} : index
+// CLAMP-NOT: vector.load %arg1[
+// CLAMP: vector.load %arg1[{{.*}} : memref<1048576xbf16>, vector<16xbf16>
+// CLAMP: arith.minui %{{.*}}, %c16383{{(_[0-9]+)?}} : index
+// CLAMP-NOT: vector.load %arg1[
+// CLAMP: vector.load %arg1[{{.*}} : memref<1048576xbf16>, vector<16xbf16>
+// CLAMP: arith.minui %{{.*}}, %c16383{{(_[0-9]+)?}} : index
+// CLAMP-NOT: vector.load %arg1[
+// CLAMP: vector.load %arg1[{{.*}} : memref<1048576xbf16>, vector<16xbf16>
+// CLAMP: arith.minui %{{.*}}, %c16383{{(_[0-9]+)?}} : index
+// CLAMP-NOT: vector.load %arg1[
+// CLAMP: vector.load %arg1[{{.*}} : memref<1048576xbf16>, vector<16xbf16>
+// CLAMP: arith.minui %{{.*}}, %c16383{{(_[0-9]+)?}} : index
+// CLAMP-NOT: vector.load %arg1[
+// CLAMP: vector.load %arg1[{{.*}} : memref<1048576xbf16>, vector<16xbf16>
+// CLAMP: arith.minui %{{.*}}, %c16383{{(_[0-9]+)?}} : index
+// CLAMP-NOT: vector.load %arg1[
+// CLAMP: vector.load %arg1[{{.*}} : memref<1048576xbf16>, vector<16xbf16>
+// CLAMP: arith.minui %{{.*}}, %c16383{{(_[0-9]+)?}} : index
+// CLAMP-NOT: vector.load %arg1[
+// CLAMP: vector.load %arg1[{{.*}} : memref<1048576xbf16>, vector<16xbf16>
+// CLAMP: arith.minui %{{.*}}, %c16383{{(_[0-9]+)?}} : index
+// CLAMP-NOT: vector.load %arg1[
+// CLAMP: vector.load %arg1[{{.*}} : memref<1048576xbf16>, vector<16xbf16>
+// CLAMP-NOT: vector.load %arg1[
+// CLAMP-LABEL: gpu.func @select_fixed_sizes_2048_7_select_stats
+
 func.func @select(%qi: tensor<2x100x4x64xbf16>, %ki: tensor<2x100x64xbf16>,
                   %wi: tensor<2x100x4xbf16>, %bi: tensor<4xbf16>, %rv: tensor<f32>)
     -> (tensor<2x100x32xi32>, tensor<2x100xi32>, tensor<f32>) {
