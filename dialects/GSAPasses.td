@@ -459,6 +459,37 @@ def GSAOutlineKernels : Pass<"gsa-outline-kernels", "::mlir::ModuleOp"> {
   ];
 }
 
+def GSACheckBounds : Pass<"gsa-check-bounds", "::mlir::ModuleOp"> {
+  let summary = "a bounds check before every memory access of the GPU kernels "
+                "(debugging)";
+  let description = [{
+    For debugging the kernels this compiler writes: in every `gpu.func` of
+    every `gpu.module`, each `memref.load`, `memref.store`,
+    `memref.atomic_rmw`, `vector.load` and `vector.store` first checks its
+    indices against its memref's shape (unsigned, so a negative index fails
+    too; a vector access needs its whole vector inside the last dimension)
+    and, where one is outside, prints the kernel, the access's location,
+    the dimension, the index and the extent (`gpu.printf`) and traps.
+    A load whose value is masked afterwards is checked as well: reading past
+    a buffer faults wherever the buffer ends its allocation, even if the
+    value is thrown away, and compute-sanitizer cannot see such a read
+    while the buffer lies inside a larger allocation (PyTorch's caching
+    allocator). Copies issued through computed addresses (`cp.async`,
+    TMA, inline PTX) are not checked: TMA bounds its boxes itself, and the
+    staged copies' addresses are not memref accesses.
+
+    Off in the pipeline by default (`check-bounds=1`, also through
+    `GSA_GPU_OPTIONS`): every access gains a compare and a branch.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::gpu::GPUDialect",
+    "::mlir::LLVM::LLVMDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::scf::SCFDialect",
+  ];
+}
+
 def GSAGridConstantParams : Pass<"gsa-grid-constant-params"> {
   let summary = "pass the tensor-map arguments of lowered kernels by value, "
                 "as grid constants";

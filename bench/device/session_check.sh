@@ -5,7 +5,10 @@
 #   bash bench/device/session_check.sh [LIB] ["AB ENTRIES"] [LENGTHS] ["RUNS"]
 # 1. select_check.py --quick (the float64 reference checks, 12 cases);
 # 2. select_check.py --quick --large --last 2 (L 65536 core, L 140000
-#    selection: the sampled path at scale);
+#    selection: the sampled path at scale), with every kernel access
+#    bounds-checked (check-bounds=1: an access outside its buffer prints
+#    and traps, also where its value would be masked - what memcheck
+#    cannot see inside PyTorch's larger allocations);
 # 3. ab_profile.sh over the AB entries (default: LIB against itself with
 #    GSA_GPU_OPTIONS=select-dense-tiles=0; entries as ab_profile.sh takes
 #    them), LENGTHS (default 4096,16384,65536,131072) and RUNS (default
@@ -27,8 +30,8 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$DIR/gpu
 timeout "$QUICK_S" python3 bench/device/select_check.py --lib "$LIB" --quick \
   > "$DIR/quick.txt" 2>&1
 echo "quick: rc $?" > "$DIR/summary.txt"
-timeout "$LARGE_S" python3 bench/device/select_check.py --lib "$LIB" --quick --large \
-  --last 2 > "$DIR/large.txt" 2>&1
+GSA_CHECK_OPTIONS="check-bounds=1" timeout "$LARGE_S" python3 bench/device/select_check.py \
+  --lib "$LIB" --quick --large --last 2 > "$DIR/large.txt" 2>&1
 echo "large: rc $?" >> "$DIR/summary.txt"
 OUT="$DIR" timeout "$AB_S" bash bench/device/ab_profile.sh "$AB" "$LENGTHS" "$RUNS" \
   > "$DIR/ab.txt" 2>&1
@@ -43,7 +46,7 @@ done > "$DIR/ab-summary.txt"
 (cd "$DIR" && [ -d ab ] && tar czf ab.tgz ab && rm -rf ab)
 echo "== select_check --quick =="
 grep -E "^(case|select|core) " "$DIR/quick.txt" | cut -c1-110
-echo "== select_check --quick --large --last 2 =="
+echo "== select_check --quick --large --last 2 (check-bounds=1) =="
 grep -E "^(select|core) " "$DIR/large.txt" | cut -c1-110
 echo "== side by side (ms) =="
 cat "$DIR/ab-summary.txt"

@@ -163,6 +163,9 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
   lowering.attentionTensorCores = options.attentionTensorCores;
   lowering.attentionPregateValues = options.attentionPregateValues;
   pm.addPass(createConvertGSAToGPU(lowering));
+  // Debugging: a bounds check before every access of every kernel.
+  if (options.checkBounds)
+    pm.addPass(createGSACheckBounds());
   // One module per kernel: the nested pipeline below lowers them in
   // parallel (gsa-serialize-kernels joins them into one binary again).
   pm.addPass(createGSASplitKernelModules());

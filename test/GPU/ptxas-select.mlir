@@ -1,5 +1,9 @@
 // REQUIRES: ptxas
 // RUN: gsa-compile %s -o %t.ptx
+// RUN: gsa-compile %s --check-bounds -o %t.bounds.ptx
+// RUN: %ptxas -arch=sm_90a %t.bounds.ptx -o %t.bounds.cubin
+// RUN: FileCheck %s --input-file=%t.bounds.ptx --check-prefix=BOUNDS
+// RUN: not grep -q vprintf %t.ptx
 // RUN: %ptxas -arch=sm_90a -v %t.ptx -o %t.cubin 2>&1 | FileCheck %s
 // RUN: %ptxas -arch=sm_90a -v %t.ptx -o %t.cubin 2>&1 | FileCheck %s --check-prefix=TCSPILL
 // RUN: %ptxas -arch=sm_90a -v %t.ptx -o %t.cubin 2>&1 | FileCheck %s --check-prefix=SAMPLED
@@ -10,6 +14,14 @@
 // RUN: %ptxas -arch=sm_90a -v %t.cuda-cores.ptx -o %t.cubin 2>&1 | FileCheck %s --check-prefix=SPILL
 // RUN: not grep -q mma.sync %t.cuda-cores.ptx
 // RUN: not grep -q select_sample %t.cuda-cores.ptx
+// With --check-bounds (gsa-check-bounds, a debugging option) every kernel
+// prints and traps on an access outside its buffer: the PTX calls vprintf
+// with the message's format and traps, and still assembles.
+// BOUNDS: printfFormat_{{[0-9]+}}__gsa_kernels__{{.*}}_select_sample
+// BOUNDS: .entry {{.*}}_select_sample(
+// BOUNDS: trap;
+// BOUNDS: call.uni{{.*}}vprintf
+
 // RUN: gsa-compile %s --select-tma=0 -o %t.cp-async.ptx
 // RUN: %ptxas -arch=sm_90a -v %t.cp-async.ptx -o %t.cubin 2>&1 | FileCheck %s
 // RUN: FileCheck %s --input-file=%t.cp-async.ptx --check-prefix=CPASYNC
