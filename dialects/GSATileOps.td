@@ -48,7 +48,11 @@ def GSA_TileGatherRowsOp : GSA_TileOp<"gather_rows",
     offset + j, kv_head, :]` (a chunk of keys in sequence order: the
     indexer's sweep). Rows at or past `count` read the chunk's first row
     (position 0 with a list, `offset` without one): finite values that the
-    consumer's masks exclude.
+    consumer's masks exclude. So `positions[offset]` (with a list) or row
+    `offset` (without one) must lie inside its buffer even where `count` is
+    0 or the loop runs no chunk: `gsa-stage-shared`'s prologue issues the
+    loop's first chunk unconditionally (the builders keep it so: a tile's
+    union region starts inside the union buffer, an indexer span below L).
   }];
   let arguments = (ins AnyStaticShapeMemRef:$source, Index:$batch,
                        Index:$kv_head,
