@@ -467,7 +467,8 @@ def GSACheckBounds : Pass<"gsa-check-bounds", "::mlir::ModuleOp"> {
     every `gpu.module`, each `memref.load`, `memref.store`,
     `memref.atomic_rmw`, `vector.load` and `vector.store` first checks its
     indices against its memref's shape (unsigned, so a negative index fails
-    too; a vector access needs its whole vector inside the last dimension)
+    too; a vector access needs its whole vector inside the dimensions it
+    spans)
     and, where one is outside, prints the kernel, the access's location,
     the dimension, the index and the extent (`gpu.printf`) and traps.
     A load whose value is masked afterwards is checked as well: reading past

@@ -33,11 +33,17 @@ using namespace mlir;
 namespace {
 
 /// The access's memref, indices and, for a vector access, the vector's
-/// length along the last dimension (1 otherwise); null for other ops.
+/// shape (its dimensions along the memref's innermost ones; none for a
+/// scalar access); nullopt for other ops.
 struct Access {
   Value memref;
   ValueRange indices;
-  int64_t span = 1;
+  ArrayRef<int64_t> vector = {};
+  /// Elements the access covers along memref dimension `d` from its index.
+  int64_t span(int64_t d, int64_t rank) const {
+    int64_t first = rank - int64_t(vector.size());
+    return d >= first ? vector[d - first] : 1;
+  }
 };
 
 std::optional<Access> accessOf(Operation *op) {
@@ -49,10 +55,10 @@ std::optional<Access> accessOf(Operation *op) {
     return Access{rmw.getMemref(), rmw.getIndices()};
   if (auto load = dyn_cast<vector::LoadOp>(op))
     return Access{load.getBase(), load.getIndices(),
-                  load.getVectorType().getShape().back()};
+                  load.getVectorType().getShape()};
   if (auto store = dyn_cast<vector::StoreOp>(op))
     return Access{store.getBase(), store.getIndices(),
-                  store.getVectorType().getShape().back()};
+                  store.getVectorType().getShape()};
   return std::nullopt;
 }
 
@@ -70,8 +76,8 @@ std::string describe(Location loc) {
   return "unknown location";
 }
 
-/// Before `op`: per dimension, index + span - 1 < extent (unsigned), else
-/// print and trap.
+/// Before `op`: per dimension, index < extent and index + span - 1 <
+/// extent (unsigned), else print and trap.
 void checkAccess(Operation *op, const Access &access, StringRef kernel) {
   auto type = cast<MemRefType>(access.memref.getType());
   OpBuilder b(op);
@@ -80,7 +86,7 @@ void checkAccess(Operation *op, const Access &access, StringRef kernel) {
   int64_t rank = type.getRank();
   for (int64_t d = 0; d < rank; ++d) {
     Value index = access.indices[d];
-    int64_t span = d == rank - 1 ? access.span : 1;
+    int64_t span = access.span(d, rank);
     Value extent =
         type.isDynamicDim(d)
             ? memref::DimOp::create(b, loc, access.memref, d).getResult()

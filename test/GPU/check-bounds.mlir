@@ -19,7 +19,7 @@
 // CHECK-NEXT: scf.if %[[OUT]] {
 // CHECK: %[[IDX:.*]] = arith.index_cast %[[I]] : index to i64
 // CHECK-NEXT: %[[EXT:.*]] = arith.index_cast %[[C100]] : index to i64
-// CHECK-NEXT: gpu.printf "gsa-check-bounds: kernel kern, memref.load at {{.*}}check-bounds.mlir:[[@LINE+36]]:10: index %lld (+ 0 elements) of dimension 0 outside [0, %lld) (block %u, thread %u)\0A", %[[IDX]], %[[EXT]], %{{.*}}, %{{.*}} : i64, i64, i32, i32
+// CHECK-NEXT: gpu.printf "gsa-check-bounds: kernel kern, memref.load at {{.*}}check-bounds.mlir:[[@LINE+46]]:10: index %lld (+ 0 elements) of dimension 0 outside [0, %lld) (block %u, thread %u)\0A", %[[IDX]], %[[EXT]], %{{.*}}, %{{.*}} : i64, i64, i32, i32
 // CHECK-NEXT: llvm.intr.trap
 // CHECK-NEXT: }
 // CHECK-NEXT: memref.load %[[A]][%[[I]]] : memref<100xf32>
@@ -38,6 +38,16 @@
 // CHECK-NEXT: arith.andi %[[FIRST]], %[[LASTIN]] : i1
 // CHECK: gpu.printf "gsa-check-bounds: kernel kern, vector.load at {{.*}}: index %lld (+ 1 elements) of dimension 1 outside
 // CHECK: vector.load %[[B]][%[[I]], %[[J]]]
+// A 3 x 4 vector spans both dimensions: j + 2 < dim 0, i + 3 < 8.
+// CHECK: %[[DIM2:.*]] = memref.dim %[[B]], %{{.*}} : memref<?x8xbf16>
+// CHECK-NEXT: %[[F0:.*]] = arith.cmpi ult, %[[J]], %[[DIM2]] : index
+// CHECK-NEXT: %[[C2:.*]] = arith.constant 2 : index
+// CHECK-NEXT: %[[L0:.*]] = arith.addi %[[J]], %[[C2]] : index
+// CHECK: gpu.printf "gsa-check-bounds: kernel kern, vector.load at {{.*}}: index %lld (+ 2 elements) of dimension 0 outside
+// CHECK: %[[C3:.*]] = arith.constant 3 : index
+// CHECK-NEXT: arith.addi %[[I]], %[[C3]] : index
+// CHECK: gpu.printf "gsa-check-bounds: kernel kern, vector.load at {{.*}}: index %lld (+ 3 elements) of dimension 1 outside
+// CHECK: vector.load %[[B]][%[[J]], %[[I]]] : memref<?x8xbf16>, vector<3x4xbf16>
 // The atomic on shared memory.
 // CHECK: arith.constant 32 : index
 // CHECK: gpu.printf "gsa-check-bounds: kernel kern, memref.atomic_rmw at
@@ -58,6 +68,7 @@ gpu.module @k {
     %x = memref.load %a[%i] : memref<100xf32>
     memref.store %x, %a[%j] : memref<100xf32>
     %v = vector.load %b[%i, %j] : memref<?x8xbf16>, vector<2xbf16>
+    %w = vector.load %b[%j, %i] : memref<?x8xbf16>, vector<3x4xbf16>
     %one = arith.constant 1 : i32
     %old = memref.atomic_rmw addi %one, %s[%j] : (i32, memref<32xi32, #gpu.address_space<workgroup>>) -> i32
     gpu.return
