@@ -295,9 +295,14 @@ void LaunchMapper::stageQueries(OpBuilder &b, Location loc, Fragment &f,
   // already use it; gsa-stage-shared's limit).
   int64_t elemBytes = elem.getIntOrFloatBitWidth() / 8;
   int64_t bytes = warps * kRowsPerWarp * D * elemBytes;
-  int64_t staticBytes = 0, dynamicBytes = 0;
-  for (BlockArgument buffer : launch.getWorkgroupAttributions())
-    staticBytes += bytesOf(cast<MemRefType>(buffer.getType()));
+  // (Each attribution counted with up to 1 KiB of padding in front of it:
+  // gsa-outline-kernels aligns the rank-3 ones, this buffer among them, to
+  // 1024 bytes.)
+  int64_t staticBytes = 1024, dynamicBytes = 0;
+  for (BlockArgument buffer : launch.getWorkgroupAttributions()) {
+    auto type = cast<MemRefType>(buffer.getType());
+    staticBytes += bytesOf(type) + (type.getRank() == 3 ? 1024 : 0);
+  }
   if (Value size = launch.getDynamicSharedMemorySize()) {
     auto c = size.getDefiningOp<arith::ConstantIntOp>();
     if (!c)
