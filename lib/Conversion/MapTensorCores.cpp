@@ -61,6 +61,8 @@ struct Fragment {
   /// the one fma in front of each exp2 (no other op reads such a tile).
   float scale = 1.0f;
   /// Shared: the ring, its slot, whether the pieces are swizzled.
+  /// QueryBlock with shared-queries (stageQueries): its buffer and, as the
+  /// slot, the element offset of this warp's warpgroup block in it.
   Value ring, stage;
   bool swizzled = false;
   /// GlobalWords (an unstaged gsa.tile.gather_words): its list, offset and
@@ -324,8 +326,8 @@ void LaunchMapper::stageQueries(OpBuilder &b, Location loc, Fragment &f,
       loc);
   f.swizzled = true;
   int64_t perPiece = 16 / elemBytes;
-  Value groupBase = e.mul(arith::DivUIOp::create(b, loc, warp, e.index(4)),
-                          e.index(4 * kRowsPerWarp * D));
+  f.stage = e.mul(arith::DivUIOp::create(b, loc, warp, e.index(4)),
+                  e.index(4 * kRowsPerWarp * D));
   Value warpRow = e.mul(arith::RemUIOp::create(b, loc, warp, e.index(4)),
                         e.index(kRowsPerWarp));
   // f.values per k-step: (row g, k 0-7), (g + 8, 0-7), (g, 8-15),
@@ -335,7 +337,7 @@ void LaunchMapper::stageQueries(OpBuilder &b, Location loc, Fragment &f,
       Value row = e.add(warpRow, e.add(g, e.index(8 * (i % 2))));
       Value piece = e.index(2 * ks + i / 2);
       Value offset = e.add(
-          groupBase,
+          f.stage,
           e.add(swizzledPieceOffset(e, row, piece, 4 * kRowsPerWarp, perPiece),
                 col));
       inlinePtx(b, loc, "st.shared.b32 [$0], $1;",
@@ -391,14 +393,10 @@ SmallVector<Value> LaunchMapper::warpgroupDot(OpBuilder &b, Location loc,
   std::string code = "{\n.reg .pred p;\nsetp.ne.b32 p, $" +
                      std::to_string(accN + steps * perStep) +
                      ", 0;\nwgmma.fence.sync.aligned;\n";
-  Value aFirst;
-  if (aShared) {
-    int64_t groupElems = 4 * kRowsPerWarp * K;
-    Value groupBase = e.mul(arith::DivUIOp::create(b, loc, warp, e.index(4)),
-                            e.index(groupElems));
-    aFirst = matrixDescriptor(e, sharedAddress(e, lhs.ring, groupBase), 16,
-                              1024);
-  }
+  Value aFirst =
+      aShared ? matrixDescriptor(e, sharedAddress(e, lhs.ring, lhs.stage), 16,
+                                 1024)
+              : Value();
   // The k-steps' descriptors: the first one's plus each offset
   // (offsetDescriptor).
   Value firstDesc =
