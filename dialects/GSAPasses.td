@@ -569,10 +569,18 @@ def GSASerializeKernels
     one module-level symbol, the dynamic shared memory array, is an
     `.extern` declaration, which PTX accepts once per part.
     Other compilation targets fall back to one module on one thread.
+
+    With `report-times`, each part's time (on its thread) goes to stderr,
+    longest first, as `gsa-serialize-kernels: <ms> ms <kernel>`: the
+    longest part bounds the pass's wall time (the runtime's
+    `GSA_COMPILE_TIMES`).
   }];
   let options = [
     Option<"compilationTarget", "format", "std::string", /*default=*/"\"isa\"",
-           "isa (PTX text), bin or fatbin">
+           "isa (PTX text), bin or fatbin">,
+    Option<"reportTimes", "report-times", "bool", /*default=*/"false",
+           "print each part's serialisation time (LLVM's optimiser and "
+           "NVPTX back end) to stderr, longest first">
   ];
   let dependentDialects = [
     "::mlir::gpu::GPUDialect",

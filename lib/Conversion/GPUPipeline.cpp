@@ -200,6 +200,7 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
   // Kernel by kernel on the context's threads (gsa-serialize-kernels).
   GSASerializeKernelsOptions binary;
   binary.compilationTarget = "isa";
+  binary.reportTimes = options.reportTimes;
   pm.addPass(createGSASerializeKernels(binary));
 }
 

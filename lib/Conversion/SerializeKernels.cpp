@@ -24,6 +24,11 @@
 #include "llvm/ADT/MapVector.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringSwitch.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <chrono>
+#include <numeric>
 
 namespace gsa {
 #define GEN_PASS_DEF_GSASERIALIZEKERNELS
@@ -147,6 +152,26 @@ gpu::TargetAttrInterface withoutUnusedLibraries(gpu::GPUModuleOp part,
 struct GSASerializeKernelsPass
     : gsa::impl::GSASerializeKernelsBase<GSASerializeKernelsPass> {
   using Base::Base;
+
+  /// report-times: each part's time on its thread, longest first (read
+  /// before the clones are erased: a part is named by its kernels).
+  static void reportPartTimes(ArrayRef<gpu::GPUModuleOp> parts,
+                              ArrayRef<double> seconds) {
+    SmallVector<size_t> order(parts.size());
+    std::iota(order.begin(), order.end(), 0);
+    llvm::stable_sort(order,
+                      [&](size_t a, size_t b) { return seconds[a] > seconds[b]; });
+    for (size_t i : order) {
+      std::string names;
+      gpu::GPUModuleOp part = parts[i];
+      for (LLVM::LLVMFuncOp kernel : kernelsOf(part))
+        names += (names.empty() ? "" : ",") + kernel.getSymName().str();
+      llvm::errs() << llvm::format("gsa-serialize-kernels: %7.1f ms ",
+                                   seconds[i] * 1e3)
+                   << (names.empty() ? part.getName().str() : names)
+                   << "\n";
+    }
+  }
 
   void runOnOperation() override {
     ModuleOp top = getOperation();
@@ -277,11 +302,18 @@ struct GSASerializeKernelsPass
     }
 
     SmallVector<std::optional<SmallVector<char, 0>>> texts(parts.size());
+    SmallVector<double> seconds(parts.size(), 0.0);
     LogicalResult status = failableParallelForEachN(
         first.getContext(), 0, parts.size(), [&](size_t i) {
+          auto started = std::chrono::steady_clock::now();
           texts[i] = partTargets[i].serializeToObject(parts[i], options);
+          seconds[i] = std::chrono::duration<double>(
+                           std::chrono::steady_clock::now() - started)
+                           .count();
           return success(texts[i].has_value());
         });
+    if (reportTimes)
+      reportPartTimes(parts, seconds);
     std::string joined;
     for (auto [i, text] : llvm::enumerate(texts)) {
       if (!text)

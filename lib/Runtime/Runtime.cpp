@@ -38,6 +38,7 @@
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/TargetSelect.h"
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <atomic>
@@ -63,6 +64,24 @@ void maybeDumpIR(PassManager &pm) {
       /*shouldPrintAfterPass=*/[](Pass *, Operation *) { return true; },
       /*printModuleScope=*/true, /*printAfterOnlyOnChange=*/true,
       /*printAfterOnlyOnFailure=*/false, llvm::errs());
+}
+
+/// GSA_COMPILE_TIMES: 1 prints where a CUDA compilation's time went to
+/// stderr - the front end (parse, specialise, verify), the GPU pipeline with
+/// each kernel's LLVM / NVPTX time (gsa-serialize-kernels, in parallel:
+/// the longest bounds the pipeline), ptxas; 2 also MLIR's pass timing.
+int compileTimesLevel() {
+  const char *level = std::getenv("GSA_COMPILE_TIMES");
+  if (!level || !*level)
+    return 0;
+  return std::max(0, std::atoi(level));
+}
+
+/// Seconds since `start`.
+double secondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                       start)
+      .count();
 }
 
 Error makeError(const std::string &message) {
@@ -1256,6 +1275,7 @@ Runtime::compile(StringRef program, ArrayRef<TensorSpec> inputs,
       }
   }
 
+  auto started = std::chrono::steady_clock::now();
   initializeLLVMOnce();
   auto ctx = makeContext();
   llvm::SourceMgr sourceMgr;
@@ -1325,16 +1345,24 @@ Runtime::compile(StringRef program, ArrayRef<TensorSpec> inputs,
   }
 
   if (options.backend == Backend::CUDA) {
+    int timesLevel = compileTimesLevel();
+    double frontSeconds = secondsSince(started);
+    auto pipelineStarted = std::chrono::steady_clock::now();
     PassManager gpm(ctx.get());
+    // MLIR's pass timing: reported to stderr when the pass manager goes.
+    if (timesLevel >= 2)
+      gpm.enableTiming();
     auto gpuOptionsOr = gpuOptionsFromEnvironment();
     if (!gpuOptionsOr)
       return gpuOptionsOr.takeError();
     GPUPipelineOptions gpuOptions = *gpuOptionsOr;
+    gpuOptions.reportTimes = timesLevel >= 1;
     buildGPUPipeline(gpm, gpuOptions);
     maybeDumpIR(gpm);
     if (failed(gpm.run(*module)))
       return makeError("compiling the program for the GPU failed:\n" +
                        diagnostics.take());
+    double pipelineSeconds = secondsSince(pipelineStarted);
     auto binary = module->lookupSymbol<gpu::BinaryOp>("gsa_kernels");
     if (!binary)
       return makeError("the program has no GPU kernel: the CUDA backend "
@@ -1441,6 +1469,7 @@ Runtime::compile(StringRef program, ArrayRef<TensorSpec> inputs,
     // cache keeps it); a ptxas that fails leaves the PTX to the driver's
     // JIT, which reports any real problem in the PTX when the module loads.
     std::string cubin;
+    auto ptxasStarted = std::chrono::steady_clock::now();
     if (std::string ptxas = ptxasForCubins(); !ptxas.empty()) {
       auto image = assembleCubin(ptxas, ptx, gpuOptions.chip);
       if (image)
@@ -1448,6 +1477,12 @@ Runtime::compile(StringRef program, ArrayRef<TensorSpec> inputs,
       else
         llvm::consumeError(image.takeError());
     }
+    if (timesLevel >= 1)
+      llvm::errs() << fmt::format(
+          "gsa: compiled '@{}' for the GPU in {:.3f} s: front end {:.3f} s, "
+          "GPU pipeline {:.3f} s (kernels above), ptxas {:.3f} s{}\n",
+          entry, secondsSince(started), frontSeconds, pipelineSeconds,
+          secondsSince(ptxasStarted), cubin.empty() ? " (no cubin)" : "");
     auto kernel = std::make_shared<CUDAKernel>(
         std::move(ptx), std::move(cubin), std::move(steps),
         std::move(scratchBytes), std::move(tensorMaps), std::move(inputSpecs),

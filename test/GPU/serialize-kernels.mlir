@@ -1,5 +1,17 @@
 // RUN: gsa-opt %s --gsa-serialize-kernels | FileCheck %s
 // RUN: gsa-opt %s --gsa-serialize-kernels --mlir-disable-threading | FileCheck %s
+// RUN: gsa-opt %s --gsa-serialize-kernels=report-times=1 -o /dev/null 2>&1 | FileCheck %s --check-prefix=TIMES
+// RUN: gsa-opt %s --gsa-serialize-kernels=report-times=1 -o /dev/null 2>&1 | count 6
+// RUN: gsa-opt %s --gsa-serialize-kernels -o /dev/null 2>&1 | count 0
+
+// report-times: one line per serialised part (a kernel, or a module kept
+// whole with its kernels), its time on its thread; nothing without it.
+// TIMES-DAG: gsa-serialize-kernels: {{ *[0-9]+\.[0-9]}} ms first{{$}}
+// TIMES-DAG: gsa-serialize-kernels: {{ *[0-9]+\.[0-9]}} ms second{{$}}
+// TIMES-DAG: gsa-serialize-kernels: {{ *[0-9]+\.[0-9]}} ms third,fourth{{$}}
+// TIMES-DAG: gsa-serialize-kernels: {{ *[0-9]+\.[0-9]}} ms fifth{{$}}
+// TIMES-DAG: gsa-serialize-kernels: {{ *[0-9]+\.[0-9]}} ms sixth{{$}}
+// TIMES-DAG: gsa-serialize-kernels: {{ *[0-9]+\.[0-9]}} ms seventh{{$}}
 
 // gsa-serialize-kernels: each kernel of a module compiled on its own (in
 // parallel where the context has threads), the PTX texts joined into the

@@ -109,6 +109,35 @@ def test_cuda_kernel_compiles_without_a_gpu(lib, tmp_path, monkeypatch):
     lib.gsa_context_destroy(ctx)
 
 
+def test_compile_times_report_each_phase(lib, tmp_path, monkeypatch, capfd):
+    """GSA_COMPILE_TIMES=1: the front end, the GPU pipeline with each
+    kernel's serialisation and ptxas, on stderr; nothing without it."""
+    import re
+    for level in ("1", ""):
+        monkeypatch.setenv("GSA_CACHE_DIR", str(tmp_path / f"cache{level}"))
+        monkeypatch.setenv("GSA_COMPILE_TIMES", level)
+        ctx = lib.gsa_context_create()
+        kernel = lib.gsa_compile(ctx, PROGRAM.format(t="bf16").encode(), b"attend", 1, 5,
+                                 specs(40, GSA_BF16))
+        assert kernel, lib.gsa_last_error()
+        lib.gsa_kernel_release(kernel)
+        lib.gsa_context_destroy(ctx)
+        err = capfd.readouterr().err
+        summary = re.findall(r"gsa: compiled '@attend' for the GPU in ([0-9.]+) s: front end "
+                             r"([0-9.]+) s, GPU pipeline ([0-9.]+) s \(kernels above\), "
+                             r"ptxas ([0-9.]+) s", err)
+        kernels = re.findall(r"gsa-serialize-kernels: +([0-9.]+) ms (\S+)", err)
+        if not level:
+            assert not summary and not kernels, err
+            continue
+        assert len(summary) == 1, err
+        total, front, pipeline, ptxas = map(float, summary[0])
+        assert 0 < front + pipeline + ptxas <= total + 1e-3
+        # Every kernel of the plan, each serialised within the pipeline.
+        assert kernels and all(name.startswith("attend") for _, name in kernels), err
+        assert all(float(ms) / 1e3 <= pipeline for ms, _ in kernels)
+
+
 SELECTION = """
 func.func @select(%qi: tensor<1x{L}x4x64xbf16>, %ki: tensor<1x{L}x64xbf16>, %rv: tensor<f32>)
     -> (tensor<1x{L}x16xi32>, tensor<1x{L}xi32>) {{

@@ -30,6 +30,10 @@ struct GPUPipelineOptions {
   /// libdevice bitcode, linked when user regions call math functions that
   /// NVVM lowers to __nv_* (tanh, log, ...). Empty: not linked.
   std::string libdevice;
+  /// gsa-serialize-kernels' report-times: each kernel's LLVM / NVPTX time
+  /// to stderr (the runtime's GSA_COMPILE_TIMES; not a lowering choice, so
+  /// not in the cache key).
+  bool reportTimes = false;
   /// The lowering's switches, one field per line of
   /// GPUPipelineOptions.def (defaults, ranges and meaning there).
 #define GSA_GPU_OPTION(Field, Name, Type, Default, Lowest, Highest, Help)     \
