@@ -8,9 +8,9 @@ Compiles issue 6's core program (B = 1, 32/8 heads, d_k 128, H_I 4, d_I 64,
 bf16, k 2048 in [256, 4096], inference) for the GPU, each time in a fresh
 runtime with the disk cache off, with GSA_COMPILE_TIMES=1, and reads the
 runtime's report from its stderr: the front end, the GPU pipeline and each
-kernel's LLVM / NVPTX time in it (in parallel: the longest bounds it), and
-ptxas (the module's kernels in parallel, `-split-compile 0`). No GPU is
-needed. Prints one row per compile and, last, the median per phase; the
+kernel's LLVM / NVPTX time in it (in parallel: the longest bounds it; its
+LLVM optimiser and NVPTX back end apart), and ptxas (the module's kernels in
+parallel, `-split-compile 0`). No GPU is needed. Prints one row per compile and, last, the median per phase; the
 raw reports go to $OUT/compile_times.txt.
 """
 
@@ -29,7 +29,8 @@ sys.path.insert(0, str(HERE.parents[1] / "python"))
 
 SUMMARY = re.compile(r"gsa: compiled '@\w+' for the GPU in ([0-9.]+) s: front end ([0-9.]+) s, "
                      r"GPU pipeline ([0-9.]+) s \(kernels above\), ptxas ([0-9.]+) s")
-KERNEL = re.compile(r"gsa-serialize-kernels: +([0-9.]+) ms (\S+)")
+KERNEL = re.compile(r"gsa-serialize-kernels: +([0-9.]+) ms (\S+) \(to LLVM IR ([0-9.]+), "
+                    r"link ([0-9.]+), optimise ([0-9.]+), back end ([0-9.]+)\)")
 
 
 def compile_once(text, specs):
@@ -78,24 +79,28 @@ def main():
                     wall, err = compile_once(text, specs)
                     log.write(f"== L {L} {policy} #{rep}: wall {wall:.3f} s\n{err}\n")
                     summary = SUMMARY.search(err)
-                    kernels = [(float(ms), name) for ms, name in KERNEL.findall(err)]
+                    kernels = [(float(k[0]), k[1], float(k[4]), float(k[5]))
+                               for k in KERNEL.findall(err)]
                     if not summary or not kernels:
                         print(f"L {L} {policy} #{rep}: no report in stderr:\n{err}")
                         return 1
                     total, front, pipeline, ptxas = map(float, summary.groups())
-                    longest_ms, longest = max(kernels)
+                    longest_ms, longest, opt_ms, back_ms = max(kernels)
                     rows.append(dict(L=L, policy=policy, wall=wall, total=total, front=front,
                                      pipeline=pipeline, longest=longest, longest_s=longest_ms / 1e3,
-                                     kernels_s=sum(ms for ms, _ in kernels) / 1e3, ptxas=ptxas))
+                                     longest_opt_s=opt_ms / 1e3, longest_back_s=back_ms / 1e3,
+                                     kernels_s=sum(k[0] for k in kernels) / 1e3, ptxas=ptxas))
     print(f"{'L':>7} {'policy':>8} {'wall s':>7} {'front':>6} {'pipeline':>8} "
-          f"{'longest kernel (LLVM)':>36} {'sum':>6} {'ptxas':>6}")
+          f"{'longest kernel (LLVM)':>36} {'opt':>6} {'back':>6} {'sum':>6} {'ptxas':>6}")
     for r in rows:
         print(f"{r['L']:7d} {r['policy']:>8} {r['wall']:7.3f} {r['front']:6.3f} "
               f"{r['pipeline']:8.3f} {r['longest']:>29} {r['longest_s']:6.3f} "
+              f"{r['longest_opt_s']:6.3f} {r['longest_back_s']:6.3f} "
               f"{r['kernels_s']:6.3f} {r['ptxas']:6.3f}")
     med = lambda k: statistics.median(r[k] for r in rows)
     print(f"median over {len(rows)}: wall {med('wall'):.3f} s = front {med('front'):.3f} + "
-          f"pipeline {med('pipeline'):.3f} (longest kernel {med('longest_s'):.3f}, all kernels "
+          f"pipeline {med('pipeline'):.3f} (longest kernel {med('longest_s'):.3f}: optimise "
+          f"{med('longest_opt_s'):.3f}, back end {med('longest_back_s'):.3f}; all kernels "
           f"{med('kernels_s'):.3f} on their threads) + ptxas {med('ptxas'):.3f}")
     return 0
 

@@ -27,6 +27,7 @@
 #include "llvm/Support/Format.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <array>
 #include <chrono>
 #include <numeric>
 
@@ -153,23 +154,43 @@ struct GSASerializeKernelsPass
     : gsa::impl::GSASerializeKernelsBase<GSASerializeKernelsPass> {
   using Base::Base;
 
-  /// report-times: each part's time on its thread, longest first (read
-  /// before the clones are erased: a part is named by its kernels).
+  /// A part's serialisation: started, translated to LLVM IR, linked,
+  /// optimised, ISA printed, done (a phase the target skips keeps the
+  /// previous stamp).
+  using Stamps = std::array<std::chrono::steady_clock::time_point, 6>;
+  /// The stamps of the part this thread serialises (report-times).
+  static thread_local Stamps *currentStamps;
+
+  /// report-times: each part's time on its thread and its phases, longest
+  /// first (read before the clones are erased: a part is named by its
+  /// kernels).
   static void reportPartTimes(ArrayRef<gpu::GPUModuleOp> parts,
-                              ArrayRef<double> seconds) {
+                              ArrayRef<Stamps> stamps) {
+    auto ms = [](Stamps::value_type from, Stamps::value_type to) {
+      return std::chrono::duration<double, std::milli>(to - from).count();
+    };
     SmallVector<size_t> order(parts.size());
     std::iota(order.begin(), order.end(), 0);
+    auto total = [&](size_t i) { return ms(stamps[i][0], stamps[i][5]); };
     llvm::stable_sort(order,
-                      [&](size_t a, size_t b) { return seconds[a] > seconds[b]; });
+                      [&](size_t a, size_t b) { return total(a) > total(b); });
     for (size_t i : order) {
       std::string names;
       gpu::GPUModuleOp part = parts[i];
       for (LLVM::LLVMFuncOp kernel : kernelsOf(part))
         names += (names.empty() ? "" : ",") + kernel.getSymName().str();
-      llvm::errs() << llvm::format("gsa-serialize-kernels: %7.1f ms ",
-                                   seconds[i] * 1e3)
-                   << (names.empty() ? part.getName().str() : names)
-                   << "\n";
+      // A phase the target skipped carries the stamp before it.
+      Stamps s = stamps[i];
+      for (int p = 1; p < 5; ++p)
+        if (s[p] < s[p - 1])
+          s[p] = s[p - 1];
+      llvm::errs() << llvm::format(
+                          "gsa-serialize-kernels: %7.1f ms %s (to LLVM IR "
+                          "%.1f, link %.1f, optimise %.1f, back end %.1f)\n",
+                          total(i),
+                          (names.empty() ? part.getName().str() : names).c_str(),
+                          ms(s[0], s[1]), ms(s[1], s[2]), ms(s[2], s[3]),
+                          ms(s[3], s[4]));
     }
   }
 
@@ -266,9 +287,24 @@ struct GSASerializeKernelsPass
                 "only PTX (isa) can join into one object";
     if (failed(renameRepeatedLocals(members)))
       return failure();
-    gpu::TargetOptions options(/*toolkitPath=*/{}, /*librariesToLink=*/{},
-                               /*cmdOptions=*/{}, /*elfSection=*/{}, format,
-                               symbolTable);
+    // report-times: the target's callbacks stamp the phases of the part
+    // this thread serialises (translated to LLVM IR, linked, optimised,
+    // ISA printed).
+    auto stamp = [](int phase) {
+      if (currentStamps)
+        (*currentStamps)[phase] = std::chrono::steady_clock::now();
+    };
+    auto translated = [&](llvm::Module &) { stamp(1); };
+    auto linked = [&](llvm::Module &) { stamp(2); };
+    auto optimised = [&](llvm::Module &) { stamp(3); };
+    auto printed = [&](StringRef) { stamp(4); };
+    gpu::TargetOptions options(
+        /*toolkitPath=*/{}, /*librariesToLink=*/{}, /*cmdOptions=*/{},
+        /*elfSection=*/{}, format, symbolTable,
+        reportTimes ? function_ref<void(llvm::Module &)>(translated) : nullptr,
+        reportTimes ? function_ref<void(llvm::Module &)>(linked) : nullptr,
+        reportTimes ? function_ref<void(llvm::Module &)>(optimised) : nullptr,
+        reportTimes ? function_ref<void(StringRef)>(printed) : nullptr);
     // One part per kernel: a module of one kernel as it is, a module of
     // several one clone per kernel (the other kernels erased; a binary
     // format cannot be joined: one module, one thread).
@@ -302,18 +338,19 @@ struct GSASerializeKernelsPass
     }
 
     SmallVector<std::optional<SmallVector<char, 0>>> texts(parts.size());
-    SmallVector<double> seconds(parts.size(), 0.0);
+    SmallVector<Stamps> stamps(parts.size());
     LogicalResult status = failableParallelForEachN(
         first.getContext(), 0, parts.size(), [&](size_t i) {
-          auto started = std::chrono::steady_clock::now();
+          Stamps &mine = stamps[i];
+          mine.fill(std::chrono::steady_clock::now());
+          currentStamps = &mine;
           texts[i] = partTargets[i].serializeToObject(parts[i], options);
-          seconds[i] = std::chrono::duration<double>(
-                           std::chrono::steady_clock::now() - started)
-                           .count();
+          currentStamps = nullptr;
+          mine[5] = std::chrono::steady_clock::now();
           return success(texts[i].has_value());
         });
     if (reportTimes)
-      reportPartTimes(parts, seconds);
+      reportPartTimes(parts, stamps);
     std::string joined;
     for (auto [i, text] : llvm::enumerate(texts)) {
       if (!text)
@@ -366,5 +403,8 @@ struct GSASerializeKernelsPass
     return success();
   }
 };
+
+thread_local GSASerializeKernelsPass::Stamps
+    *GSASerializeKernelsPass::currentStamps = nullptr;
 
 } // namespace

@@ -5,13 +5,14 @@
 // RUN: gsa-opt %s --gsa-serialize-kernels -o /dev/null 2>&1 | count 0
 
 // report-times: one line per serialised part (a kernel, or a module kept
-// whole with its kernels), its time on its thread; nothing without it.
-// TIMES-DAG: gsa-serialize-kernels: {{ *[0-9]+\.[0-9]}} ms first{{$}}
-// TIMES-DAG: gsa-serialize-kernels: {{ *[0-9]+\.[0-9]}} ms second{{$}}
-// TIMES-DAG: gsa-serialize-kernels: {{ *[0-9]+\.[0-9]}} ms third,fourth{{$}}
-// TIMES-DAG: gsa-serialize-kernels: {{ *[0-9]+\.[0-9]}} ms fifth{{$}}
-// TIMES-DAG: gsa-serialize-kernels: {{ *[0-9]+\.[0-9]}} ms sixth{{$}}
-// TIMES-DAG: gsa-serialize-kernels: {{ *[0-9]+\.[0-9]}} ms seventh{{$}}
+// whole with its kernels), its time on its thread and the phases of it
+// (the target's callbacks); nothing without it.
+// TIMES-DAG: gsa-serialize-kernels: {{ *[0-9]+\.[0-9]}} ms first (to LLVM IR {{[0-9.]+}}, link {{[0-9.]+}}, optimise {{[0-9.]+}}, back end {{[0-9.]+}}){{$}}
+// TIMES-DAG: gsa-serialize-kernels: {{ *[0-9]+\.[0-9]}} ms second (to LLVM IR {{[0-9.]+}}, link {{[0-9.]+}}, optimise {{[0-9.]+}}, back end {{[0-9.]+}}){{$}}
+// TIMES-DAG: gsa-serialize-kernels: {{ *[0-9]+\.[0-9]}} ms third,fourth (to LLVM IR {{[0-9.]+}}, link {{[0-9.]+}}, optimise {{[0-9.]+}}, back end {{[0-9.]+}}){{$}}
+// TIMES-DAG: gsa-serialize-kernels: {{ *[0-9]+\.[0-9]}} ms fifth (to LLVM IR {{[0-9.]+}}, link {{[0-9.]+}}, optimise {{[0-9.]+}}, back end {{[0-9.]+}}){{$}}
+// TIMES-DAG: gsa-serialize-kernels: {{ *[0-9]+\.[0-9]}} ms sixth (to LLVM IR {{[0-9.]+}}, link {{[0-9.]+}}, optimise {{[0-9.]+}}, back end {{[0-9.]+}}){{$}}
+// TIMES-DAG: gsa-serialize-kernels: {{ *[0-9]+\.[0-9]}} ms seventh (to LLVM IR {{[0-9.]+}}, link {{[0-9.]+}}, optimise {{[0-9.]+}}, back end {{[0-9.]+}}){{$}}
 
 // gsa-serialize-kernels: each kernel of a module compiled on its own (in
 // parallel where the context has threads), the PTX texts joined into the
