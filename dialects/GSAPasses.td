@@ -421,17 +421,6 @@ def GSAMapTensorCores : Pass<"gsa-map-tensor-cores"> {
     and d_k is a multiple of 64 elements; other products read the
     registers as before.
 
-    With `rescale-slack` 0 or more, `gsa.tile.rescale` multiplies a warp's
-    accumulators only when a factor of one of its lanes differs from 1
-    (a warp-wide vote; skipping a product by exactly 1 changes nothing).
-    With N > 0, `gsa.tile.online_softmax` also keeps a row's running
-    maximum until a chunk's maximum exceeds it by more than N log2 units
-    (N ln 2 in score units), so that later chunks rarely move it: the
-    probabilities are then taken against a maximum up to N log2 units
-    below the true one (at most 2^N, far inside f32 and bf16), and the
-    sum, the output and the lse use the same maximum, so the result is the
-    same softmax up to rounding.
-
     Needs `gsa-stage-shared` first (dot operands from shared memory) and a
     tile of 16 rows per warp of the launch.
   }];
@@ -441,12 +430,7 @@ def GSAMapTensorCores : Pass<"gsa-map-tensor-cores"> {
            "wgmma.mma_async (sm_90a)">,
     Option<"sharedQueries", "shared-queries", "bool", /*default=*/"false",
            "with wgmma: the query block's A operand from shared memory "
-           "(descriptors) instead of registers">,
-    Option<"rescaleSlack", "rescale-slack", "int64_t", /*default=*/"-1",
-           "online softmax: -1 rescales the accumulators every chunk; 0 "
-           "skips a warp's rescale when none of its rows' maxima moved; "
-           "N > 0 also keeps a row's maximum until it grows by more than N "
-           "(log2 units: probabilities up to 2^N)">
+           "(descriptors) instead of registers">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

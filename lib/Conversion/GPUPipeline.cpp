@@ -132,7 +132,6 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
     GSAMapTensorCoresOptions mapping;
     mapping.wgmma = wgmma;
     mapping.sharedQueries = options.attentionSharedQueries;
-    mapping.rescaleSlack = options.attentionRescaleSlack;
     pm.addPass(createGSAMapTensorCores(mapping));
   }
   pm.addPass(createGSAOutlineKernels());

@@ -75,9 +75,9 @@ struct Fragment {
 class LaunchMapper {
 public:
   LaunchMapper(gpu::LaunchOp launch, int64_t warps, bool wgmma,
-               bool sharedQueries, int64_t rescaleSlack)
+               bool sharedQueries)
       : launch(launch), warps(warps), wgmma(wgmma),
-        sharedQueries(wgmma && sharedQueries), rescaleSlack(rescaleSlack) {}
+        sharedQueries(wgmma && sharedQueries) {}
   LogicalResult run();
 
 private:
@@ -133,10 +133,6 @@ private:
   /// Whether the query block also goes to shared memory for wgmma's A
   /// operand (the pass's shared-queries).
   bool sharedQueries;
-  /// The pass's rescale-slack: -1 rescales every chunk; 0 or more skips a
-  /// warp's rescale by factors that are all 1; N > 0 also keeps a row's
-  /// maximum until it grows by more than N log2 units.
-  int64_t rescaleSlack;
   /// Whether some product of the launch runs on wgmma (then the staged
   /// copies need a proxy fence before the wgmma reads them).
   bool usedWgmma = false;
@@ -644,23 +640,8 @@ LogicalResult LaunchMapper::softmax(TileOnlineSoftmaxOp op) {
     if (scale != 1.0f)
       mx = e.mul(mx, e.f32(scale));
     Value mNew = arith::MaximumFOp::create(b, loc, m[r], mx);
-    // With a slack, the running maximum moves only when the chunk's
-    // exceeds it by more than slack log2 units (a row without members,
-    // m = -inf, takes any finite maximum): later chunks then rarely move
-    // it, and the accumulators' rescale is skipped (rescale()).
-    if (rescaleSlack > 0) {
-      Value bar = e.add(m[r], e.f32(float(rescaleSlack / kLog2E)));
-      Value grows = e.cmpf(arith::CmpFPredicate::OGT, mNew, bar);
-      mNew = e.select(grows, mNew, m[r]);
-    }
     Value empty = e.cmpf(arith::CmpFPredicate::OEQ, mNew, negInf);
-    // A maximum that did not move gives the factor exactly 1 (the skipped
-    // rescale relies on it, whatever ex2.approx makes of 0); m = -inf is
-    // then mNew = -inf too, the empty row's 1.
-    Value unmoved = rescaleSlack < 0
-                        ? empty
-                        : e.cmpf(arith::CmpFPredicate::OEQ, mNew, m[r]);
-    Value alpha = e.select(unmoved, e.f32(1.0),
+    Value alpha = e.select(empty, e.f32(1.0),
                            exp2Approx(b, loc, e.mul(e.sub(m[r], mNew), log2e)));
     Value negMaxLog2e =
         e.select(empty, e.f32(0.0), e.mul(mNew, e.f32(-kLog2E)));
@@ -692,37 +673,9 @@ LogicalResult LaunchMapper::rescale(TileRescaleOp op) {
   if (failed(acc) || failed(factor))
     return failure();
   SmallVector<Value> rowFactor = fullRows(b, op.getLoc(), **factor);
-  auto scaled = [&](OpBuilder &builder) {
-    Emitter inner(builder, op.getLoc());
-    SmallVector<Value> values;
-    for (auto [i, x] : llvm::enumerate((*acc)->values))
-      values.push_back(inner.mul(x, rowFactor[(i % 4) / 2]));
-    return values;
-  };
   Fragment f;
-  if (rescaleSlack < 0) {
-    f.values = scaled(b);
-  } else {
-    // The warp multiplies only when a lane's factor differs from 1: a
-    // product by exactly 1 changes nothing, and once the rows' maxima
-    // settle most chunks move none (a vote, a branch the warp takes as
-    // one, instead of 64 multiplies per lane at d_k 128).
-    Value one = e.f32(1.0);
-    Value moved = arith::OrIOp::create(
-        b, op.getLoc(), e.cmpf(arith::CmpFPredicate::UNE, rowFactor[0], one),
-        e.cmpf(arith::CmpFPredicate::UNE, rowFactor[1], one));
-    Value anyMoved = e.cmpi(arith::CmpIPredicate::ne,
-                            warpBallot(b, op.getLoc(), moved), e.i32(0));
-    auto branch = scf::IfOp::create(
-        b, op.getLoc(), anyMoved,
-        [&](OpBuilder &then, Location loc) {
-          scf::YieldOp::create(then, loc, scaled(then));
-        },
-        [&](OpBuilder &otherwise, Location loc) {
-          scf::YieldOp::create(otherwise, loc, (*acc)->values);
-        });
-    f.values.assign(branch.getResults().begin(), branch.getResults().end());
-  }
+  for (auto [i, x] : llvm::enumerate((*acc)->values))
+    f.values.push_back(e.mul(x, rowFactor[(i % 4) / 2]));
   fragments[op.getResult()] = std::move(f);
   return success();
 }
@@ -1272,7 +1225,7 @@ struct GSAMapTensorCoresPass
       }
       bool useWgmma = wgmma && !dividesIntegersByAVariable(launch);
       if (failed(LaunchMapper(launch, x.value() / kWarpSize, useWgmma,
-                              sharedQueries, rescaleSlack)
+                              sharedQueries)
                      .run()))
         return signalPassFailure();
     }

@@ -1,6 +1,4 @@
 // RUN: gsa-opt %s --gsa-map-tensor-cores --canonicalize | FileCheck %s
-// RUN: gsa-opt %s --gsa-map-tensor-cores=rescale-slack=0 --canonicalize | FileCheck %s --check-prefixes=LAZY,SKIP
-// RUN: gsa-opt %s --gsa-map-tensor-cores=rescale-slack=8 --canonicalize | FileCheck %s --check-prefixes=LAZY,SLACK
 
 // gsa-map-tensor-cores on a staged tile loop of one warp (16 rows: 4
 // queries x G = 4 heads; d_k 64; 32-key chunks from shared rings). The
@@ -54,8 +52,6 @@
 // CHECK-NEXT: arith.addf
 // P V: probabilities packed as bf16 pairs (the A operand), V's B
 // fragments by transposed ldmatrix.
-// The default rescales every chunk: no ballot, no branch.
-// CHECK-NOT: nvvm.vote.sync
 // CHECK: arith.truncf %{{.*}} : f32 to bf16
 // CHECK: vector.bitcast %{{.*}} : vector<2xbf16> to vector<1xi32>
 // CHECK: nvvm.inline_ptx "ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16
@@ -72,35 +68,6 @@
 // CHECK: nvvm.inline_ptx "lg2.approx.ftz.f32 $0, $1;"
 // CHECK: memref.store %{{.*}} : memref<512xf32>
 // CHECK-NOT: gsa.tile
-
-// rescale-slack 0: the factor is exactly 1 where a row's maximum did not
-// move, and the warp multiplies its accumulators only when a lane's factor
-// is not 1 (a ballot); otherwise the loop's accumulators go on as they are.
-// rescale-slack 8: the maximum moves only when the chunk's exceeds it by
-// more than 8 log2 units (8 ln 2 = 5.545 in score units).
-// SLACK-DAG: %[[SLACK:[^ ]+]] = arith.constant 5.54517746 : f32
-// LAZY-DAG: %[[ONE:[^ ]+]] = arith.constant 1.000000e+00 : f32
-// LAZY: scf.for
-// LAZY: %[[MNEW:[^ ]+]] = arith.maximumf %[[M:arg[0-9]+]], %{{.*}} : f32
-// SKIP-NOT: arith.addf %[[M]],
-// SKIP: %[[UNMOVED:[^ ]+]] = arith.cmpf oeq, %[[MNEW]], %[[M]] : f32
-// SLACK-NEXT: %[[BAR:[^ ]+]] = arith.addf %[[M]], %[[SLACK]] : f32
-// SLACK-NEXT: %[[GROWS:[^ ]+]] = arith.cmpf ogt, %[[MNEW]], %[[BAR]] : f32
-// SLACK-NEXT: %[[MKEPT:[^ ]+]] = arith.select %[[GROWS]], %[[MNEW]], %[[M]] : f32
-// SLACK: %[[UNMOVED:[^ ]+]] = arith.cmpf oeq, %[[MKEPT]], %[[M]] : f32
-// LAZY: %[[ALPHA:[^ ]+]] = arith.select %[[UNMOVED]], %[[ONE]], %{{.*}} : f32
-// LAZY: %[[MOVED:[^ ]+]] = arith.cmpf une, %[[ALPHA]], %[[ONE]] : f32
-// LAZY-NEXT: %[[EITHER:[^ ]+]] = arith.ori %[[MOVED]], %{{.*}} : i1
-// LAZY-NEXT: %[[BALLOT:[^ ]+]] = nvvm.vote.sync  ballot %{{.*}}, %[[EITHER]] -> i32
-// LAZY-NEXT: %[[ANY:[^ ]+]] = arith.cmpi ne, %[[BALLOT]], %c0_i32 : i32
-// LAZY-NEXT: %[[RESCALED:[^ ]+]]:32 = scf.if %[[ANY]] -> ({{(f32, ){31}f32}}) {
-// LAZY-COUNT-32: arith.mulf %arg{{[0-9]+}}, %{{[0-9]+}} : f32
-// LAZY-NEXT: scf.yield
-// LAZY-NEXT: } else {
-// LAZY-NEXT: scf.yield %arg{{[0-9]+}}, %arg{{[0-9]+}},
-// LAZY-NEXT: }
-// The P V products accumulate onto the branch's results.
-// LAZY: nvvm.inline_ptx "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {{.*}}%[[RESCALED]]#0,
 func.func @staged(%q: memref<1x64x8x64xbf16>, %sizes: memref<16xi32>,
                   %go: memref<1x64x8x64xbf16>, %out: memref<1x64x8x64xbf16>,
                   %lse: memref<1x64x8xf32>) {
