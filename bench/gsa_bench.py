@@ -10,11 +10,21 @@ Per L and input kind it compiles three programs through libgsa (CUDA):
   attend  gated sparse attention on the selected sets
   core    the whole gated_sparse_attention op
 and times each with CUDA events (warm-up, then the median), beside PyTorch
-SDPA with the cuDNN backend (dense causal GQA) in the same run. Floors:
+SDPA with the cuDNN backend (dense causal GQA), the whole forward in eager
+PyTorch chunked over queries (bench/eager_gsa.py; --no-eager skips it) and,
+with --triton, the Triton peer, in the same run. Floors:
   indexer  FLOPs / measured bf16 GEMM rate, and sigmoids / MUFU rate
   attend   FLOPs / GEMM rate, and the K/V/gate bytes one query's kernel
            block gathers (k_t rows x 3 x d_k x 2 bytes per KV head) /
            measured copy bandwidth
+  tile     the distinct K / v' bytes each 16-query tile must read (its
+           union's rows, per KV head) / copy bandwidth, and the products
+           over the union / GEMM rate: the query-tile kernel's floor
+           without L2 reuse between tiles (issue 6's "distinct key/value
+           bytes each tile must read")
+Rates achieved: select TFLOP/s (indexer FLOPs), attend TFLOP/s (the
+selected sets' FLOPs) and GB/s (the tiles' distinct bytes).
+`--table FILE.jsonl ...` prints the table again from saved rows (no GPU).
 Sanity checks on every run: outputs finite, selections causal and -1 padded
 (correctness proper is bench/device/select_check.py's job).
 
@@ -36,14 +46,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:  # --table needs neither
+    torch = F = None
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "bench" / "device"))
-
-from device_check import time_ms  # noqa: E402 (after the path)
+sys.path.insert(0, str(ROOT / "bench"))
 
 NH, NKV, D, H, DI = 32, 8, 128, 4, 64
 K_BASE, K_MIN, K_MAX = 2048, 256, 4096
@@ -52,6 +64,7 @@ MUFU_PER_S = 16 * 132 * 1.755e9  # H100 SXM: 16 MUFU ops/clk/SM, 132 SMs, boost 
 
 def timed(fn, warmup=2, repeat=5):
     """Median CUDA-event time in ms."""
+    from device_check import time_ms
     return time_ms(fn, warmup, repeat)[0]
 
 
@@ -164,6 +177,36 @@ def union_stats(idx, cnt, T=16, samples=256):
     return total / len(sizes), selected / max(total, 1)
 
 
+def print_table(rows):
+    """One line per run: stages, floors, rates, peers and their ratios."""
+    nan = float("nan")
+    print(f"{'L':>7} {'inputs':>10} {'policy':>7} {'mean k':>6} "
+          f"{'select ms':>9} {'(floor)':>7} {'TF/s':>5} "
+          f"{'attend ms':>9} {'(tile)':>7} {'(gather)':>8} {'TF/s':>5} {'GB/s':>6} "
+          f"{'union':>6} {'share':>5} {'core ms':>8} {'pool ms':>8} "
+          f"{'cuDNN ms':>8} {'vs cuDNN':>8} {'eager ms':>9} {'vs eager':>8} "
+          f"{'Tr sel':>7} {'Tr core':>7} {'vs Tr':>6} {'agree':>6} {'ws GB':>6} {'cold s':>6} ok")
+    for r in rows:
+        # Rows saved before the eager peer and the tile bytes were recorded.
+        union_bytes = r.get("attend_union_bytes") or \
+            (r["L"] + 15) // 16 * r["union_per_tile"] * NKV * 2 * D * 2
+        eager = r.get("eager_ms")
+        print(f"{r['L']:>7} {r['inputs']:>10} {r['policy']:>7} {r['mean_k']:6.0f} "
+              f"{r['select_ms']:9.2f} {r['select_floor_ms']:7.2f} {r['select_tflops']:5.0f} "
+              f"{r['attend_ms']:9.2f} {r['attend_union_floor_ms']:7.2f} "
+              f"{r['attend_floor_ms']:8.1f} {r['attend_tflops']:5.0f} "
+              f"{union_bytes / r['attend_ms'] / 1e6:6.0f} "
+              f"{r['union_per_tile']:6.0f} {r['union_share']:5.1f} "
+              f"{r['core_ms']:8.2f} {r['core_pool_ms']:8.2f} {r['cudnn_ms']:8.2f} "
+              f"{r['vs_cudnn']:7.2f}x "
+              f"{eager or nan:9.1f} {(eager / r['core_ms']) if eager else nan:7.1f}x "
+              f"{r['select_triton_ms'] or nan:7.1f} {r['core_triton_ms'] or nan:7.1f} "
+              f"{r['core_vs_triton'] or nan:5.2f}x "
+              f"{(r['triton_select_agreement'] or (nan,))[0]:6.3f} "
+              f"{r['workspace_bytes'] / 1e9:6.2f} "
+              f"{r['cold_compile_s'] or nan:6.2f} {'yes' if r['sane'] else 'NO'}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--lib", default=str(ROOT / "dist" / "libgsa.so.xz"))
@@ -180,7 +223,15 @@ def main():
     parser.add_argument("--per-query", action="store_true",
                         help="also time the per-query attention kernel "
                              "(attention-query-tiles=0) side by side")
+    parser.add_argument("--no-eager", action="store_true",
+                        help="skip the eager PyTorch peer (bench/eager_gsa.py)")
+    parser.add_argument("--table", nargs="+", metavar="JSONL",
+                        help="print the table from saved gsa_bench.jsonl rows and stop")
     args = parser.parse_args()
+    if args.table:
+        rows = [json.loads(line) for f in args.table for line in open(f) if line.strip()]
+        print_table(rows)
+        return 0
     out_dir = Path(os.environ.get("OUT", tempfile.mkdtemp()))
     from select_check import gsa_program, use_libgsa
     use_libgsa(args.lib, "libgsa-bench.so")
@@ -273,6 +324,19 @@ def main():
                     tr_diff = ((o_tr.float() - o.float()).norm() / o.float().norm()).item()
                     tr_ms = timed(run_tr)
                     del o_tr
+                eager_ms, eager_diff = None, None
+                if not args.no_eager:
+                    from eager_gsa import gsa_forward_eager
+                    run_eager = lambda: gsa_forward_eager(
+                        q, k, v, x["qi"], x["ki"], x["wi"], x["bi"], gv, go,
+                        float(feed["rv"]), policy=policy, k_base=K_BASE, k_min=K_MIN,
+                        k_max=K_MAX)
+                    o_eager = run_eager()[0]
+                    torch.cuda.synchronize()
+                    eager_diff = ((o_eager.float() - o.float()).norm()
+                                  / o.float().norm()).item()
+                    del o_eager
+                    eager_ms = timed(run_eager, 0, 1)
                 pq_ms, pq_diff = None, None
                 if args.per_query:
                     os.environ["GSA_GPU_OPTIONS"] = "attention-query-tiles=0"
@@ -344,6 +408,8 @@ def main():
                          select_triton_ms=trs_ms, triton_select_agreement=trs_agree,
                          core_triton_ms=(trs_ms + tr_ms) if tr_ms else None,
                          core_vs_triton=(trs_ms + tr_ms) / core_ms if tr_ms else None,
+                         eager_ms=eager_ms, eager_rel_diff=eager_diff,
+                         attend_union_bytes=union_bytes,
                          core_ms=core_ms, cudnn_ms=cudnn_ms,
                          cudnn_tflops=dense_flops / cudnn_ms / 1e9,
                          vs_cudnn=cudnn_ms / core_ms, cold_compile_s=core_cold_s,
@@ -360,25 +426,7 @@ def main():
         del q, k, v, gv, go, qt, kt, vt
         torch.cuda.empty_cache()
     print()
-    print(f"{'L':>7} {'inputs':>10} {'policy':>7} {'mean k':>7} {'select ms':>10} {'(floor)':>8} "
-          f"{'attend ms':>10} {'(floor)':>8} {'per-query':>9} {'triton':>8} {'union':>7} {'share':>6} "
-          f"{'core ms':>9} {'pool ms':>8} {'cuDNN ms':>9} {'vs cuDNN':>9} {'ws GB':>6} "
-          f"{'Tr sel':>8} {'Tr core':>8} {'vs Tr':>6} {'agree':>6} {'cold s':>6} ok")
-    for r in rows:
-        print(f"{r['L']:>7} {r['inputs']:>10} {r['policy']:>7} {r['mean_k']:7.0f} "
-              f"{r['select_ms']:10.2f} {r['select_floor_ms']:8.2f} {r['attend_ms']:10.2f} "
-              f"{r['attend_floor_ms']:8.2f} "
-              f"{r['attend_per_query_ms'] if r['attend_per_query_ms'] else float('nan'):9.2f} "
-              f"{r['attend_triton_ms'] if r['attend_triton_ms'] else float('nan'):8.2f} "
-              f"{r['union_per_tile']:7.0f} {r['union_share']:6.1f} "
-              f"{r['core_ms']:9.2f} {r['core_pool_ms']:8.2f} {r['cudnn_ms']:9.2f} "
-              f"{r['vs_cudnn']:8.2f}x {r['workspace_bytes'] / 1e9:6.2f} "
-              f"{r['select_triton_ms'] or float('nan'):8.1f} "
-              f"{r['core_triton_ms'] or float('nan'):8.1f} "
-              f"{r['core_vs_triton'] or float('nan'):5.2f}x "
-              f"{(r['triton_select_agreement'] or (float('nan'),))[0]:6.3f} "
-              f"{r['cold_compile_s'] or float('nan'):6.2f} "
-              f"{'yes' if r['sane'] else 'NO'}")
+    print_table(rows)
     return 0 if all(r["sane"] for r in rows) else 1
 
 
