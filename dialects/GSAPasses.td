@@ -554,6 +554,14 @@ def GSASerializeKernels
     `.extern` declaration, which PTX accepts once per part.
     Other compilation targets fall back to one module on one thread.
 
+    With `ptxas` (a path), each part's PTX is also assembled for its
+    chip on the part's thread right after LLVM made it - one kernel's
+    ptxas then runs while others are still in LLVM, instead of one ptxas
+    over the joined module after every kernel - and the gpu.binary gets
+    `gsa.cubins`: one `{kernels = [...], image = "..."}` per part, each a
+    module the runtime loads on its own; only when every part assembled
+    (else the PTX object alone).
+
     With `report-times`, each part's time (on its thread) goes to stderr,
     longest first, as `gsa-serialize-kernels: <ms> ms <kernel>`: the
     longest part bounds the pass's wall time (the runtime's
@@ -562,6 +570,9 @@ def GSASerializeKernels
   let options = [
     Option<"compilationTarget", "format", "std::string", /*default=*/"\"isa\"",
            "isa (PTX text), bin or fatbin">,
+    Option<"ptxas", "ptxas", "std::string", /*default=*/"\"\"",
+           "a ptxas path: each part's PTX assembled on its thread as soon "
+           "as LLVM made it, the cubins in gsa.cubins on the gpu.binary">,
     Option<"reportTimes", "report-times", "bool", /*default=*/"false",
            "print each part's serialisation time (LLVM's optimiser and "
            "NVPTX back end) to stderr, longest first">

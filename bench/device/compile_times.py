@@ -10,7 +10,9 @@ runtime with the disk cache off, with GSA_COMPILE_TIMES=1, and reads the
 runtime's report from its stderr: the front end, the GPU pipeline and each
 kernel's LLVM / NVPTX time in it (in parallel: the longest bounds it; its
 LLVM optimiser and NVPTX back end apart), and ptxas (the module's kernels in
-parallel, `-split-compile 0`). No GPU is needed. Prints one row per compile and, last, the median per phase; the
+parallel, `-split-compile 0`; with GSA_PTXAS_PER_KERNEL=1 each kernel's ptxas
+runs on its thread right after its LLVM, inside the kernel's time). No GPU is
+needed. Prints one row per compile and, last, the median per phase; the
 raw reports go to $OUT/compile_times.txt.
 """
 
@@ -30,7 +32,8 @@ sys.path.insert(0, str(HERE.parents[1] / "python"))
 SUMMARY = re.compile(r"gsa: compiled '@\w+' for the GPU in ([0-9.]+) s: front end ([0-9.]+) s, "
                      r"GPU pipeline ([0-9.]+) s \(kernels above\), ptxas ([0-9.]+) s")
 KERNEL = re.compile(r"gsa-serialize-kernels: +([0-9.]+) ms (\S+) \(to LLVM IR ([0-9.]+), "
-                    r"link ([0-9.]+), optimise ([0-9.]+), back end ([0-9.]+)\)")
+                    r"link ([0-9.]+), optimise ([0-9.]+), back end ([0-9.]+)"
+                    r"(?:, ptxas ([0-9.]+))?\)")
 
 
 def compile_once(text, specs):

@@ -200,6 +200,7 @@ void gsa::buildGPUPipeline(OpPassManager &pm,
   GSASerializeKernelsOptions binary;
   binary.compilationTarget = "isa";
   binary.reportTimes = options.reportTimes;
+  binary.ptxas = options.ptxas;
   pm.addPass(createGSASerializeKernels(binary));
 }
 

@@ -21,6 +21,7 @@
 #include "mlir/IR/Threading.h"
 
 #include "GPUKernels.h"
+#include "gsa/Conversion/Ptxas.h"
 #include "llvm/ADT/MapVector.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringSwitch.h"
@@ -155,9 +156,9 @@ struct GSASerializeKernelsPass
   using Base::Base;
 
   /// A part's serialisation: started, translated to LLVM IR, linked,
-  /// optimised, ISA printed, done (a phase the target skips keeps the
-  /// previous stamp).
-  using Stamps = std::array<std::chrono::steady_clock::time_point, 6>;
+  /// optimised, ISA printed, serialised, assembled by ptxas (a phase the
+  /// target skips keeps the previous stamp).
+  using Stamps = std::array<std::chrono::steady_clock::time_point, 7>;
   /// The stamps of the part this thread serialises (report-times).
   static thread_local Stamps *currentStamps;
 
@@ -165,13 +166,13 @@ struct GSASerializeKernelsPass
   /// first (read before the clones are erased: a part is named by its
   /// kernels).
   static void reportPartTimes(ArrayRef<gpu::GPUModuleOp> parts,
-                              ArrayRef<Stamps> stamps) {
+                              ArrayRef<Stamps> stamps, bool assembled) {
     auto ms = [](Stamps::value_type from, Stamps::value_type to) {
       return std::chrono::duration<double, std::milli>(to - from).count();
     };
     SmallVector<size_t> order(parts.size());
     std::iota(order.begin(), order.end(), 0);
-    auto total = [&](size_t i) { return ms(stamps[i][0], stamps[i][5]); };
+    auto total = [&](size_t i) { return ms(stamps[i][0], stamps[i][6]); };
     llvm::stable_sort(order,
                       [&](size_t a, size_t b) { return total(a) > total(b); });
     for (size_t i : order) {
@@ -186,11 +187,14 @@ struct GSASerializeKernelsPass
           s[p] = s[p - 1];
       llvm::errs() << llvm::format(
                           "gsa-serialize-kernels: %7.1f ms %s (to LLVM IR "
-                          "%.1f, link %.1f, optimise %.1f, back end %.1f)\n",
+                          "%.1f, link %.1f, optimise %.1f, back end %.1f",
                           total(i),
                           (names.empty() ? part.getName().str() : names).c_str(),
                           ms(s[0], s[1]), ms(s[1], s[2]), ms(s[2], s[3]),
                           ms(s[3], s[4]));
+      if (assembled)
+        llvm::errs() << llvm::format(", ptxas %.1f", ms(s[5], s[6]));
+      llvm::errs() << ")\n";
     }
   }
 
@@ -339,6 +343,11 @@ struct GSASerializeKernelsPass
 
     SmallVector<std::optional<SmallVector<char, 0>>> texts(parts.size());
     SmallVector<Stamps> stamps(parts.size());
+    // With `ptxas`, each part's PTX is assembled on the part's thread as
+    // soon as LLVM made it, so that one kernel's ptxas runs while other
+    // kernels are still in LLVM (PTX only: a binary format has its own).
+    bool assemble = !ptxas.empty() && format == gpu::CompilationTarget::Assembly;
+    SmallVector<std::optional<std::string>> cubins(parts.size());
     LogicalResult status = failableParallelForEachN(
         first.getContext(), 0, parts.size(), [&](size_t i) {
           Stamps &mine = stamps[i];
@@ -346,11 +355,28 @@ struct GSASerializeKernelsPass
           currentStamps = &mine;
           texts[i] = partTargets[i].serializeToObject(parts[i], options);
           currentStamps = nullptr;
-          mine[5] = std::chrono::steady_clock::now();
+          mine[5] = mine[6] = std::chrono::steady_clock::now();
+          if (assemble && texts[i]) {
+            auto nvvm = dyn_cast<NVVM::NVVMTargetAttr>(Attribute(partTargets[i]));
+            auto image = gsa::assembleCubin(
+                ptxas, StringRef(texts[i]->data(), texts[i]->size()),
+                nvvm ? nvvm.getChip() : StringRef("sm_90a"),
+                /*splitCompile=*/false);
+            if (image)
+              cubins[i] = std::move(*image);
+            else
+              llvm::consumeError(image.takeError());
+            mine[6] = std::chrono::steady_clock::now();
+          }
           return success(texts[i].has_value());
         });
     if (reportTimes)
-      reportPartTimes(parts, stamps);
+      reportPartTimes(parts, stamps, assemble);
+    // The parts' kernels, for the cubins' attribute (before the clones go).
+    SmallVector<SmallVector<StringRef>> partKernels(parts.size());
+    for (auto [i, part] : llvm::enumerate(parts))
+      for (LLVM::LLVMFuncOp kernel : kernelsOf(part))
+        partKernels[i].push_back(kernel.getSymName());
     std::string joined;
     for (auto [i, text] : llvm::enumerate(texts)) {
       if (!text)
@@ -395,9 +421,24 @@ struct GSASerializeKernelsPass
       });
     OpBuilder builder(first);
     builder.setInsertionPointAfter(first);
-    gpu::BinaryOp::create(builder, first.getLoc(), name,
-                          first.getOffloadingHandlerAttr(),
-                          builder.getArrayAttr({object}));
+    auto binary = gpu::BinaryOp::create(builder, first.getLoc(), name,
+                                        first.getOffloadingHandlerAttr(),
+                                        builder.getArrayAttr({object}));
+    // gsa.cubins: one module image per part with its kernels - only when
+    // every part assembled (else the PTX object alone, for the caller's
+    // ptxas or the driver's JIT).
+    if (assemble && llvm::all_of(cubins, [](auto &c) { return c.has_value(); })) {
+      SmallVector<Attribute> images;
+      for (auto [i, cubin] : llvm::enumerate(cubins)) {
+        SmallVector<Attribute> names;
+        for (StringRef kernel : partKernels[i])
+          names.push_back(builder.getStringAttr(kernel));
+        images.push_back(builder.getDictionaryAttr(
+            {builder.getNamedAttr("kernels", builder.getArrayAttr(names)),
+             builder.getNamedAttr("image", builder.getStringAttr(*cubin))}));
+      }
+      binary->setAttr(gsa::kCubinsAttr, builder.getArrayAttr(images));
+    }
     for (gpu::GPUModuleOp member : members)
       member.erase();
     return success();

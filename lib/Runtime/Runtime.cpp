@@ -4,6 +4,7 @@
 
 #include "gsa/Conversion/LaunchOperands.h"
 #include "gsa/Conversion/Passes.h"
+#include "gsa/Conversion/Ptxas.h"
 #include "gsa/Dialect/GSADialect.h"
 #include "gsa/InitAll.h"
 
@@ -92,57 +93,6 @@ Error makeError(const std::string &message) {
 /// process compiles, as "name=integer" words
 /// (include/gsa/Conversion/GPUPipelineOptions.def): an A/B switch for users
 /// and benchmarks. The text is part of the cache key.
-/// The ptxas that assembles kernels into cubins at compile time: $GSA_PTXAS
-/// (a path; "0" for none), else ptxas on PATH or in /usr/local/cuda/bin.
-/// Empty: none, and the driver JIT-compiles the PTX at load time.
-std::string ptxasForCubins() {
-  if (const char *env = std::getenv("GSA_PTXAS")) {
-    if (StringRef(env) == "0" || StringRef(env).empty())
-      return "";
-    return env;
-  }
-  auto found = llvm::sys::findProgramByName("ptxas");
-  if (!found)
-    found = llvm::sys::findProgramByName("ptxas", {"/usr/local/cuda/bin"});
-  return found ? *found : "";
-}
-
-/// `ptx` assembled by `ptxas` for `chip` into a cubin (the module image the
-/// driver loads without JIT), or the reason it could not be.
-Expected<std::string> assembleCubin(StringRef ptxas, StringRef ptx,
-                                    StringRef chip) {
-  SmallString<128> in, out;
-  int fd = -1;
-  if (std::error_code ec =
-          llvm::sys::fs::createTemporaryFile("gsa-kernel", "ptx", fd, in))
-    return makeError("ptxas: cannot create a temporary file: " + ec.message());
-  {
-    llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);
-    os << ptx;
-  }
-  if (std::error_code ec =
-          llvm::sys::fs::createTemporaryFile("gsa-kernel", "cubin", out)) {
-    llvm::sys::fs::remove(in);
-    return makeError("ptxas: cannot create a temporary file: " + ec.message());
-  }
-  std::string message;
-  // -split-compile 0: the kernels of the module assembled on all cores
-  // (the module holds ten or so independent kernels; 1.5x on 2 cores).
-  SmallVector<StringRef> args = {ptxas, "-arch", chip, "-split-compile", "0",
-                                 in, "-o", out};
-  int rc = llvm::sys::ExecuteAndWait(ptxas, args, std::nullopt, {}, 0, 0,
-                                     &message);
-  auto image = llvm::MemoryBuffer::getFile(out, /*IsText=*/false);
-  llvm::sys::fs::remove(in);
-  llvm::sys::fs::remove(out);
-  if (rc != 0)
-    return makeError(fmt::format("ptxas ({}) failed with status {}: {}",
-                                 ptxas.str(), rc, message));
-  if (!image)
-    return makeError("ptxas wrote no cubin: " + image.getError().message());
-  return (*image)->getBuffer().str();
-}
-
 Expected<GPUPipelineOptions> gpuOptionsFromEnvironment() {
   GPUPipelineOptions options;
   options.libdevice = defaultLibdevicePath();
@@ -562,14 +512,44 @@ StringRef paramKindName(ParamKind kind) {
   return "?";
 }
 
+/// A cubin and the kernels it holds (none listed: every kernel of the
+/// program - ptxas over the whole module).
+struct ModuleImage {
+  std::vector<std::string> kernels;
+  std::string cubin;
+};
+
+/// The per-kernel cubins gsa-serialize-kernels attached to `binary`
+/// (gsa.cubins, with its `ptxas` option); none where it did not.
+std::vector<ModuleImage> cubinsOf(gpu::BinaryOp binary) {
+  std::vector<ModuleImage> images;
+  auto array = binary->getAttrOfType<ArrayAttr>(kCubinsAttr);
+  if (!array)
+    return images;
+  for (Attribute entry : array) {
+    auto dict = dyn_cast<DictionaryAttr>(entry);
+    auto kernels = dict ? dict.getAs<ArrayAttr>("kernels") : ArrayAttr();
+    auto image = dict ? dict.getAs<StringAttr>("image") : StringAttr();
+    if (!kernels || !image)
+      return {};
+    ModuleImage out;
+    out.cubin = image.getValue().str();
+    for (Attribute name : kernels)
+      if (auto s = dyn_cast<StringAttr>(name))
+        out.kernels.push_back(s.getValue().str());
+    images.push_back(std::move(out));
+  }
+  return images;
+}
+
 class CUDAKernel : public Kernel {
 public:
-  CUDAKernel(std::string ptx, std::string cubin,
+  CUDAKernel(std::string ptx, std::vector<ModuleImage> images,
              std::vector<LaunchStep> steps, std::vector<uint64_t> scratchBytes,
              std::vector<TensorMapSpec> tensorMaps,
              std::vector<TensorSpec> inputs, std::vector<TensorSpec> results,
              std::vector<std::string> names)
-      : ptx(std::move(ptx)), cubin(std::move(cubin)), steps(std::move(steps)),
+      : ptx(std::move(ptx)), images(std::move(images)), steps(std::move(steps)),
         scratchBytes(std::move(scratchBytes)),
         tensorMaps(std::move(tensorMaps)) {
     // Scratch buffer i at scratchOffsets[i] of a caller's workspace.
@@ -848,7 +828,7 @@ public:
                                                {"names", std::move(names)},
                                                {"launches", std::move(plan)},
                                                {"ptx", ptx},
-                                               {"cubin", llvm::encodeBase64(cubin)}});
+                                               {"images", imagesJson()}});
     return out;
   }
 
@@ -964,14 +944,31 @@ public:
       }
       steps.push_back(std::move(step));
     }
-    std::vector<char> cubin;
-    if (auto encoded = obj->getString("cubin"))
-      if (llvm::Error err = llvm::decodeBase64(*encoded, cubin)) {
-        llvm::consumeError(std::move(err));
-        return nullptr; // a damaged entry is rebuilt
+    std::vector<ModuleImage> images;
+    if (auto *array = obj->getArray("images"))
+      for (const llvm::json::Value &v : *array) {
+        auto *io = v.getAsObject();
+        auto encoded = io ? io->getString("cubin") : std::nullopt;
+        auto *kernels = io ? io->getArray("kernels") : nullptr;
+        std::vector<char> bytes;
+        if (!encoded || !kernels)
+          return nullptr;
+        if (llvm::Error err = llvm::decodeBase64(*encoded, bytes)) {
+          llvm::consumeError(std::move(err));
+          return nullptr; // a damaged entry is rebuilt
+        }
+        ModuleImage image;
+        image.cubin.assign(bytes.begin(), bytes.end());
+        for (const llvm::json::Value &k : *kernels) {
+          auto name = k.getAsString();
+          if (!name)
+            return nullptr;
+          image.kernels.push_back(name->str());
+        }
+        images.push_back(std::move(image));
       }
     return std::make_shared<CUDAKernel>(
-        ptx->str(), std::string(cubin.begin(), cubin.end()), std::move(steps),
+        ptx->str(), std::move(images), std::move(steps),
         std::move(scratchBytes), std::move(maps), std::move(ins),
         std::move(outs),
         std::move(names));
@@ -1022,13 +1019,32 @@ private:
           "the kernels were compiled for sm_90a (compute capability 9.0), "
           "but the current device has compute capability {}.{}",
           *cc / 10, *cc % 10));
-    // The cubin ptxas made at compile time, else the PTX through the
-    // driver's JIT.
-    auto module = cubin.empty() ? driver.loadPTX(ptx) : driver.loadCubin(cubin);
-    if (!module)
-      return module.takeError();
+    // The cubins ptxas made at compile time (one for the whole module, or
+    // one per kernel), else the PTX through the driver's JIT.
+    std::optional<cuda::CUmodule> whole;
+    llvm::StringMap<cuda::CUmodule> moduleOf;
+    for (const ModuleImage &image : images) {
+      auto module = driver.loadCubin(image.cubin);
+      if (!module)
+        return module.takeError();
+      if (image.kernels.empty())
+        whole = *module;
+      for (const std::string &kernel : image.kernels)
+        moduleOf[kernel] = *module;
+    }
+    if (images.empty()) {
+      auto module = driver.loadPTX(ptx);
+      if (!module)
+        return module.takeError();
+      whole = *module;
+    }
     for (const LaunchStep &step : steps) {
-      auto fn = driver.function(*module, step.kernel);
+      auto it = moduleOf.find(step.kernel);
+      if (it == moduleOf.end() && !whole)
+        return makeError(fmt::format("no module image holds kernel '{}'",
+                                     step.kernel));
+      auto fn = driver.function(it != moduleOf.end() ? it->second : *whole,
+                                step.kernel);
       if (!fn)
         return fn.takeError();
       // Static plus dynamic shared memory beyond 48 KiB needs the kernel's
@@ -1041,8 +1057,19 @@ private:
     return Error::success();
   }
 
+  /// The images as the disk cache keeps them (cubins in base64).
+  llvm::json::Array imagesJson() const {
+    llvm::json::Array out;
+    for (const ModuleImage &image : images)
+      out.push_back(llvm::json::Object{
+          {"kernels", llvm::json::Array(image.kernels)},
+          {"cubin", llvm::encodeBase64(image.cubin)}});
+    return out;
+  }
+
   std::string ptx;
-  std::string cubin; // empty: none (no ptxas at compile time)
+  /// Empty: none (no ptxas at compile time; the driver's JIT).
+  std::vector<ModuleImage> images;
   std::vector<LaunchStep> steps;
   std::vector<uint64_t> scratchBytes;
   std::vector<TensorMapSpec> tensorMaps;
@@ -1357,6 +1384,13 @@ Runtime::compile(StringRef program, ArrayRef<TensorSpec> inputs,
       return gpuOptionsOr.takeError();
     GPUPipelineOptions gpuOptions = *gpuOptionsOr;
     gpuOptions.reportTimes = timesLevel >= 1;
+    // GSA_PTXAS_PER_KERNEL=1: each kernel assembled on its serialising
+    // thread right after LLVM (one module per kernel) instead of one
+    // ptxas over the joined module afterwards.
+    std::string ptxas = findPtxas();
+    if (const char *perKernel = std::getenv("GSA_PTXAS_PER_KERNEL");
+        perKernel && StringRef(perKernel) == "1")
+      gpuOptions.ptxas = ptxas;
     buildGPUPipeline(gpm, gpuOptions);
     maybeDumpIR(gpm);
     if (failed(gpm.run(*module)))
@@ -1468,12 +1502,14 @@ Runtime::compile(StringRef program, ArrayRef<TensorSpec> inputs,
     // A cubin where ptxas is at hand (no JIT at load time, and the disk
     // cache keeps it); a ptxas that fails leaves the PTX to the driver's
     // JIT, which reports any real problem in the PTX when the module loads.
-    std::string cubin;
+    std::vector<ModuleImage> images = cubinsOf(binary);
     auto ptxasStarted = std::chrono::steady_clock::now();
-    if (std::string ptxas = ptxasForCubins(); !ptxas.empty()) {
-      auto image = assembleCubin(ptxas, ptx, gpuOptions.chip);
+    if (images.empty() && !ptxas.empty()) {
+      // -split-compile 0: the module's kernels assembled on all cores.
+      auto image = assembleCubin(ptxas, ptx, gpuOptions.chip,
+                                 /*splitCompile=*/true);
       if (image)
-        cubin = std::move(*image);
+        images.push_back(ModuleImage{{}, std::move(*image)});
       else
         llvm::consumeError(image.takeError());
     }
@@ -1482,9 +1518,12 @@ Runtime::compile(StringRef program, ArrayRef<TensorSpec> inputs,
           "gsa: compiled '@{}' for the GPU in {:.3f} s: front end {:.3f} s, "
           "GPU pipeline {:.3f} s (kernels above), ptxas {:.3f} s{}\n",
           entry, secondsSince(started), frontSeconds, pipelineSeconds,
-          secondsSince(ptxasStarted), cubin.empty() ? " (no cubin)" : "");
+          secondsSince(ptxasStarted),
+          images.empty()             ? " (no cubin)"
+          : images[0].kernels.empty() ? ""
+                                      : " (each kernel's with its LLVM, above)");
     auto kernel = std::make_shared<CUDAKernel>(
-        std::move(ptx), std::move(cubin), std::move(steps),
+        std::move(ptx), std::move(images), std::move(steps),
         std::move(scratchBytes), std::move(tensorMaps), std::move(inputSpecs),
         std::move(staticResults), std::move(names));
     DiskCache disk = DiskCache::fromEnvironment();

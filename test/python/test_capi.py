@@ -138,6 +138,41 @@ def test_compile_times_report_each_phase(lib, tmp_path, monkeypatch, capfd):
         assert all(float(ms) / 1e3 <= pipeline for ms, _ in kernels)
 
 
+@pytest.mark.skipif(not (os.environ.get("GSA_PTXAS") or any(
+    (Path(d) / "ptxas").exists() for d in os.environ.get("PATH", "").split(os.pathsep)
+    + ["/usr/local/cuda/bin"])), reason="needs ptxas")
+def test_cuda_kernels_assembled_per_kernel(lib, tmp_path, monkeypatch):
+    """GSA_PTXAS_PER_KERNEL=1: one cubin per kernel, each listing its
+    kernel, made on the kernels' serialising threads; by default one cubin
+    for the module (no kernel list). The disk-cache entry keeps them."""
+    import json
+    plans = {}
+    for per_kernel in ("1", "0"):
+        cache = tmp_path / per_kernel
+        monkeypatch.setenv("GSA_CACHE_DIR", str(cache))
+        monkeypatch.setenv("GSA_PTXAS_PER_KERNEL", per_kernel)
+        ctx = lib.gsa_context_create()
+        L = 256  # the selection's several kernels
+        inputs = (Desc * 3)(desc(GSA_BF16, (1, L, 4, 64)), desc(GSA_BF16, (1, L, 64)),
+                            desc(GSA_F32, ()))
+        kernel = lib.gsa_compile(ctx, SELECTION.format(L=L).encode(), None, 1, 3, inputs)
+        assert kernel, lib.gsa_last_error()
+        lib.gsa_kernel_release(kernel)
+        lib.gsa_context_destroy(ctx)
+        (entry,) = [p for p in cache.rglob("*") if p.is_file()]
+        payload = json.loads(entry.read_bytes().split(b"\n", 1)[1])
+        plans[per_kernel] = payload
+    launched = {step["kernel"] for step in plans["1"]["launches"]}
+    images = plans["1"]["images"]
+    assert len(images) >= 2 and all(len(i["kernels"]) == 1 for i in images)
+    assert {i["kernels"][0] for i in images} == launched
+    assert all(i["cubin"] for i in images)
+    (whole,) = plans["0"]["images"]
+    assert whole["kernels"] == [] and whole["cubin"]
+    # The same PTX either way.
+    assert plans["0"]["ptx"] == plans["1"]["ptx"]
+
+
 SELECTION = """
 func.func @select(%qi: tensor<1x{L}x4x64xbf16>, %ki: tensor<1x{L}x64xbf16>, %rv: tensor<f32>)
     -> (tensor<1x{L}x16xi32>, tensor<1x{L}xi32>) {{

@@ -34,6 +34,9 @@ struct GPUPipelineOptions {
   /// to stderr (the runtime's GSA_COMPILE_TIMES; not a lowering choice, so
   /// not in the cache key).
   bool reportTimes = false;
+  /// gsa-serialize-kernels' ptxas: each kernel assembled on its thread
+  /// right after LLVM (cubins in gsa.cubins); empty: none.
+  std::string ptxas;
   /// The lowering's switches, one field per line of
   /// GPUPipelineOptions.def (defaults, ranges and meaning there).
 #define GSA_GPU_OPTION(Field, Name, Type, Default, Lowest, Highest, Help)     \
