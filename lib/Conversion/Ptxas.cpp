@@ -61,5 +61,9 @@ Expected<std::string> gsa::assembleCubin(StringRef ptxas, StringRef ptx,
                    ": " + message);
   if (!image)
     return failure("ptxas wrote no cubin: " + image.getError().message());
+  // An empty output file (a ptxas that exited 0 without writing) is no
+  // module image: the caller falls back to the PTX.
+  if (!(*image)->getBuffer().starts_with("\x7f" "ELF"))
+    return failure("ptxas (" + ptxas + ") wrote no ELF image");
   return (*image)->getBuffer().str();
 }

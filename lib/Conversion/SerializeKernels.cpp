@@ -364,6 +364,9 @@ struct GSASerializeKernelsPass
                 /*splitCompile=*/false);
             if (image)
               cubins[i] = std::move(*image);
+            else if (reportTimes) // the runtime then assembles the module
+              llvm::errs() << "gsa-serialize-kernels: "
+                           << llvm::toString(image.takeError()) << "\n";
             else
               llvm::consumeError(image.takeError());
             mine[6] = std::chrono::steady_clock::now();
@@ -430,6 +433,10 @@ struct GSASerializeKernelsPass
     if (assemble && llvm::all_of(cubins, [](auto &c) { return c.has_value(); })) {
       SmallVector<Attribute> images;
       for (auto [i, cubin] : llvm::enumerate(cubins)) {
+        // An empty list means "every kernel" to the runtime: a part
+        // without kernels has nothing to offer.
+        if (partKernels[i].empty())
+          continue;
         SmallVector<Attribute> names;
         for (StringRef kernel : partKernels[i])
           names.push_back(builder.getStringAttr(kernel));

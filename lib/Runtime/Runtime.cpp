@@ -534,9 +534,14 @@ std::vector<ModuleImage> cubinsOf(gpu::BinaryOp binary) {
       return {};
     ModuleImage out;
     out.cubin = image.getValue().str();
-    for (Attribute name : kernels)
-      if (auto s = dyn_cast<StringAttr>(name))
-        out.kernels.push_back(s.getValue().str());
+    for (Attribute name : kernels) {
+      auto s = dyn_cast<StringAttr>(name);
+      if (!s)
+        return {};
+      out.kernels.push_back(s.getValue().str());
+    }
+    if (out.kernels.empty() || out.cubin.empty())
+      return {};
     images.push_back(std::move(out));
   }
   return images;
@@ -957,6 +962,8 @@ public:
           llvm::consumeError(std::move(err));
           return nullptr; // a damaged entry is rebuilt
         }
+        if (bytes.empty())
+          return nullptr; // a damaged entry is rebuilt
         ModuleImage image;
         image.cubin.assign(bytes.begin(), bytes.end());
         for (const llvm::json::Value &k : *kernels) {

@@ -3,6 +3,9 @@
 // RUN: gsa-opt %s "--gsa-serialize-kernels=ptxas=%ptxas report-times=1" -o /dev/null 2>&1 | FileCheck %s --check-prefix=TIMES
 // RUN: gsa-opt %s "--gsa-serialize-kernels=ptxas=/bin/false" | FileCheck %s --check-prefix=FAILED
 // RUN: gsa-opt %s --gsa-serialize-kernels | FileCheck %s --check-prefix=FAILED
+// RUN: gsa-opt %s "--gsa-serialize-kernels=ptxas=/bin/true" | FileCheck %s --check-prefix=FAILED
+// RUN: gsa-opt %s "--gsa-serialize-kernels=ptxas=/bin/false report-times=1" -o /dev/null 2>&1 | FileCheck %s --check-prefix=WHY
+// RUN: gsa-opt %s "--gsa-serialize-kernels=ptxas=/bin/true report-times=1" -o /dev/null 2>&1 | FileCheck %s --check-prefix=EMPTY
 
 // gsa-serialize-kernels with `ptxas`: each kernel's PTX assembled on its
 // thread right after LLVM; the binary keeps the joined PTX and gets one
@@ -16,10 +19,13 @@
 // TIMES-DAG: gsa-serialize-kernels: {{ *[0-9]+\.[0-9]}} ms first ({{.*}}, back end {{[0-9.]+}}, ptxas {{[0-9.]+}}){{$}}
 // TIMES-DAG: gsa-serialize-kernels: {{ *[0-9]+\.[0-9]}} ms second ({{.*}}, back end {{[0-9.]+}}, ptxas {{[0-9.]+}}){{$}}
 
-// A ptxas that fails (or none): the PTX alone, for the runtime's ptxas or
-// the driver's JIT.
+// A ptxas that fails, or writes no ELF image (/bin/true exits 0 and leaves
+// its output file empty), or none: the PTX alone, for the runtime's ptxas
+// or the driver's JIT; with report-times, why.
 // FAILED: gpu.binary @gsa_kernels
 // FAILED-NOT: gsa.cubins
+// WHY: gsa-serialize-kernels: ptxas (/bin/false) failed with status 1
+// EMPTY: gsa-serialize-kernels: ptxas (/bin/true) wrote no ELF image
 
 module attributes {gpu.container_module} {
   gpu.module @gsa_kernels [#nvvm.target<chip = "sm_90a", features = "+ptx80">] {
