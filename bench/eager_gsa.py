@@ -10,8 +10,9 @@ sigmoid(dot(qi[t, j], ki[s]) / sqrt(d_I) + bi[j]) for s <= t, the budget k_t
 from the row's population variance (fixed, inverse or proportional policy),
 the k_t largest scores, the value gate sigmoid(gv) on v, softmax attention
 over the set, the output gate sigmoid(go). Chunks keep memory O(chunk x L)
-for the scores and O(chunk x k_max) for the gathered rows; the L x L score
-matrix never exists. Scores and softmax in float32. One difference from the
+for the scores and O(chunk x k_t) for the gathered rows (K and v' kept once
+per batch in float32, heads first); the L x L score matrix never exists.
+Scores, v' and the softmax in float32. One difference from the
 compiler: ties between equal indexer scores are broken by torch.topk, not
 towards the later position (SPEC's rule) - a timing peer, not a reference
 for the selected sets (bench/device/select_check.py checks those against
@@ -47,13 +48,19 @@ def gsa_forward_eager(q, k, v, qi, ki, wi, bi, gv, go, running_var, *, policy="i
     dev = q.device
     scale_i, scale = DI ** -0.5, D ** -0.5
     v_bar = float(running_var)
-    gated_v = (v.float() * torch.sigmoid(gv.float())).to(q.dtype)
+    if policy != "fixed" and not v_bar > 0:
+        raise ValueError(f"the {policy} policy needs a positive running variance "
+                         f"(SPEC: a zero V_run in inference mode is an error), got {v_bar}")
     o = torch.empty_like(q)
     lse = torch.empty(B, L, NH, dtype=torch.float32, device=dev)
     indices = torch.full((B, L, k_max), -1, dtype=torch.int32, device=dev)
     counts = torch.empty(B, L, dtype=torch.int32, device=dev)
     weights = torch.sigmoid(wi.float())                                   # [B, L, H_I]
     for b in range(B):
+        # K and the gated v' once per batch in float32, heads first: each
+        # chunk's gather is then one index per head into a [L, D] slab.
+        kf = k[b].float().permute(1, 0, 2).contiguous()                    # [NKV, L, D]
+        vf = (v[b].float() * torch.sigmoid(gv[b].float())).permute(1, 0, 2).contiguous()
         for t0 in range(0, L, index_chunk):
             t1 = min(L, t0 + index_chunk)
             T, S = t1 - t0, t1
@@ -69,7 +76,8 @@ def gsa_forward_eager(q, k, v, qi, ki, wi, bi, gv, go, running_var, *, policy="i
             dev2 = torch.where(visible, (scores - mean[:, None]) ** 2, torch.zeros_like(scores))
             var = dev2.sum(1) / n
             k_t = _budgets(var, t + 1, policy, k_base, k_min, k_max, v_bar)
-            kk = min(k_max, S)
+            # No wider than the chunk's largest budget (one host sync).
+            kk = max(1, min(k_max, S, int(k_t.max())))
             top = torch.topk(torch.where(visible, scores, torch.full_like(scores, float("-inf"))),
                              kk, dim=1).indices                             # [T, kk], best first
             keep = torch.arange(kk, device=dev)[None, :] < k_t[:, None]
@@ -79,17 +87,19 @@ def gsa_forward_eager(q, k, v, qi, ki, wi, bi, gv, go, running_var, *, policy="i
             # Sparse attention with the gates, attend_chunk queries at a time.
             for a0 in range(0, T, attend_chunk):
                 a1 = min(T, a0 + attend_chunk)
-                sel = top[a0:a1].clamp(min=0)                               # [A, kk]
-                live = keep[a0:a1]
-                ks = k[b][sel]                                              # [A, kk, NKV, D]
-                vs = gated_v[b][sel]
-                qs = q[b, t0 + a0:t0 + a1].view(a1 - a0, NKV, G, D)
-                logit = torch.einsum("angd,aknd->angk", qs.float(), ks.float()) * scale
-                logit = logit.masked_fill(~live[:, None, None, :], float("-inf"))
-                row_lse = torch.logsumexp(logit, dim=-1)                    # [A, NKV, G]
+                A, rows = a1 - a0, slice(t0 + a0, t0 + a1)
+                ka = max(1, int(k_t[a0:a1].max()))
+                sel = top[a0:a1, :ka].clamp(min=0)                          # [A, ka]
+                live = keep[a0:a1, :ka]
+                ks = kf[:, sel]                                             # [NKV, A, ka, D]
+                vs = vf[:, sel]
+                qs = q[b, rows].float().reshape(A, NKV, G, D).transpose(0, 1)  # [NKV, A, G, D]
+                logit = torch.matmul(qs, ks.transpose(-1, -2)) * scale      # [NKV, A, G, ka]
+                logit = logit.masked_fill(~live[None, :, None, :], float("-inf"))
+                row_lse = torch.logsumexp(logit, dim=-1)                    # [NKV, A, G]
                 p = torch.exp(logit - row_lse[..., None])
-                out = torch.einsum("angk,aknd->angd", p, vs.float())
-                gate = torch.sigmoid(go[b, t0 + a0:t0 + a1].float()).view(a1 - a0, NKV, G, D)
-                o[b, t0 + a0:t0 + a1] = (out * gate).reshape(a1 - a0, NH, D).to(q.dtype)
-                lse[b, t0 + a0:t0 + a1] = row_lse.reshape(a1 - a0, NH)
+                out = torch.matmul(p, vs)                                   # [NKV, A, G, D]
+                gate = torch.sigmoid(go[b, rows].float()).reshape(A, NKV, G, D)
+                o[b, rows] = (out.transpose(0, 1) * gate).reshape(A, NH, D).to(q.dtype)
+                lse[b, rows] = row_lse.transpose(0, 1).reshape(A, NH)
     return o, lse, indices, counts

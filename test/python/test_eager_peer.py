@@ -33,3 +33,15 @@ def test_eager_peer_matches_the_reference(policy, chunks):
     assert (idx.numpy() >= 0).sum() == want["counts"].sum(), "-1 beyond each count"
     assert ref.relative_error(o.numpy(), want["o"]) < 1e-5
     assert ref.relative_error(lse.numpy(), want["lse"]) < 1e-5
+
+
+def test_eager_peer_refuses_a_zero_running_variance():
+    """SPEC: a zero V_run in inference mode is an error (the fixed policy
+    does not read it)."""
+    t = {n: torch.randn(*s) for n, s in dict(
+        q=(1, 8, 2, 4), k=(1, 8, 1, 4), v=(1, 8, 1, 4), qi=(1, 8, 1, 4), ki=(1, 8, 4),
+        wi=(1, 8, 1), bi=(1,), gv=(1, 8, 1, 4), go=(1, 8, 2, 4)).items()}
+    with pytest.raises(ValueError, match="positive running variance"):
+        gsa_forward_eager(**t, running_var=0.0, policy="inverse", k_base=4, k_min=1, k_max=8)
+    o, *_ = gsa_forward_eager(**t, running_var=0.0, policy="fixed", k_base=4, k_min=1, k_max=8)
+    assert torch.isfinite(o).all()
