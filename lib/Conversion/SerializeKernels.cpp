@@ -163,9 +163,9 @@ struct GSASerializeKernelsPass
   static thread_local Stamps *currentStamps;
 
   /// report-times: each part's time on its thread and its phases, longest
-  /// first (read before the clones are erased: a part is named by its
-  /// kernels).
+  /// first; a part is named by its kernels (`kernels`), else its module.
   static void reportPartTimes(ArrayRef<gpu::GPUModuleOp> parts,
+                              ArrayRef<SmallVector<StringRef>> kernels,
                               ArrayRef<Stamps> stamps, bool assembled) {
     auto ms = [](Stamps::value_type from, Stamps::value_type to) {
       return std::chrono::duration<double, std::milli>(to - from).count();
@@ -176,10 +176,8 @@ struct GSASerializeKernelsPass
     llvm::stable_sort(order,
                       [&](size_t a, size_t b) { return total(a) > total(b); });
     for (size_t i : order) {
-      std::string names;
       gpu::GPUModuleOp part = parts[i];
-      for (LLVM::LLVMFuncOp kernel : kernelsOf(part))
-        names += (names.empty() ? "" : ",") + kernel.getSymName().str();
+      std::string names = llvm::join(kernels[i], ",");
       // A phase the target skipped carries the stamp before it.
       Stamps s = stamps[i];
       for (int p = 1; p < 5; ++p)
@@ -373,13 +371,14 @@ struct GSASerializeKernelsPass
           }
           return success(texts[i].has_value());
         });
-    if (reportTimes)
-      reportPartTimes(parts, stamps, assemble);
-    // The parts' kernels, for the cubins' attribute (before the clones go).
+    // The parts' kernels, for the report and the cubins' attribute (read
+    // before the clones go).
     SmallVector<SmallVector<StringRef>> partKernels(parts.size());
     for (auto [i, part] : llvm::enumerate(parts))
       for (LLVM::LLVMFuncOp kernel : kernelsOf(part))
         partKernels[i].push_back(kernel.getSymName());
+    if (reportTimes)
+      reportPartTimes(parts, partKernels, stamps, assemble);
     std::string joined;
     for (auto [i, text] : llvm::enumerate(texts)) {
       if (!text)
