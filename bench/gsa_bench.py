@@ -177,25 +177,32 @@ def union_stats(idx, cnt, T=16, samples=256):
     return total / len(sizes), selected / max(total, 1)
 
 
+def tile_bytes(L, union_per_tile):
+    """The distinct K and v' bytes the 16-query tiles read: each union row
+    once per tile and KV head."""
+    return (L + 15) // 16 * union_per_tile * NKV * 2 * D * 2
+
+
 def print_table(rows):
     """One line per run: stages, floors, rates, peers and their ratios."""
     nan = float("nan")
     print(f"{'L':>7} {'inputs':>10} {'policy':>7} {'mean k':>6} "
           f"{'select ms':>9} {'(floor)':>7} {'TF/s':>5} "
           f"{'attend ms':>9} {'(tile)':>7} {'(gather)':>8} {'TF/s':>5} {'GB/s':>6} "
+          f"{'per-query':>9} {'Tr att':>7} "
           f"{'union':>6} {'share':>5} {'core ms':>8} {'pool ms':>8} "
           f"{'cuDNN ms':>8} {'vs cuDNN':>8} {'eager ms':>9} {'vs eager':>8} "
           f"{'Tr sel':>7} {'Tr core':>7} {'vs Tr':>6} {'agree':>6} {'ws GB':>6} {'cold s':>6} ok")
     for r in rows:
         # Rows saved before the eager peer and the tile bytes were recorded.
-        union_bytes = r.get("attend_union_bytes") or \
-            (r["L"] + 15) // 16 * r["union_per_tile"] * NKV * 2 * D * 2
+        union_bytes = r.get("attend_union_bytes") or tile_bytes(r["L"], r["union_per_tile"])
         eager = r.get("eager_ms")
         print(f"{r['L']:>7} {r['inputs']:>10} {r['policy']:>7} {r['mean_k']:6.0f} "
               f"{r['select_ms']:9.2f} {r['select_floor_ms']:7.2f} {r['select_tflops']:5.0f} "
               f"{r['attend_ms']:9.2f} {r['attend_union_floor_ms']:7.2f} "
               f"{r['attend_floor_ms']:8.1f} {r['attend_tflops']:5.0f} "
               f"{union_bytes / r['attend_ms'] / 1e6:6.0f} "
+              f"{r['attend_per_query_ms'] or nan:9.2f} {r['attend_triton_ms'] or nan:7.2f} "
               f"{r['union_per_tile']:6.0f} {r['union_share']:5.1f} "
               f"{r['core_ms']:8.2f} {r['core_pool_ms']:8.2f} {r['cudnn_ms']:8.2f} "
               f"{r['vs_cudnn']:7.2f}x "
@@ -389,7 +396,7 @@ def main():
                 # per tile and KV head, and computes every union row for all
                 # T x G rows of the tile (masked where not selected).
                 tiles = (L + 15) // 16
-                union_bytes = tiles * union[0] * NKV * 2 * D * 2
+                union_bytes = tile_bytes(L, union[0])
                 union_flops = tiles * union[0] * NKV * 16 * (NH // NKV) * 4 * D
                 union_floor = max(union_flops / gemm, union_bytes / copy) * 1e3
                 r = dict(L=L, inputs=kind, policy=policy, mean_k=kt_total / L,

@@ -17,7 +17,8 @@ def test_table_from_saved_rows():
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     header = lines[0].split()
-    for column in ("(floor)", "(tile)", "TF/s", "GB/s", "vs", "eager", "cuDNN"):
+    for column in ("(floor)", "(tile)", "TF/s", "GB/s", "per-query", "att", "vs", "eager",
+                   "cuDNN"):
         assert column in header, column
     assert len(lines) == 1 + len(rows)
     for r, line in zip(rows, lines[1:]):
@@ -28,6 +29,7 @@ def test_table_from_saved_rows():
         assert float(cells[6]) == round(r["select_tflops"])
         assert float(cells[7]) == round(r["attend_ms"], 2)
         assert float(cells[8]) == round(r["attend_union_floor_ms"], 2)
+        assert float(cells[13]) == round(r["attend_triton_ms"], 2)
         # the ratios to cuDNN and to the Triton peer are the saved times' quotients
-        assert cells[17] == f"{r['cudnn_ms'] / r['core_ms']:.2f}x"
-        assert cells[22] == f"{r['core_triton_ms'] / r['core_ms']:.2f}x"
+        assert cells[19] == f"{r['cudnn_ms'] / r['core_ms']:.2f}x"
+        assert cells[24] == f"{r['core_triton_ms'] / r['core_ms']:.2f}x"
